@@ -1,0 +1,232 @@
+//! Command-line definitions: clap types and their conversion into library requests.
+//!
+//! No flag has a clap default that stands for a configuration value: a flag that is not given
+//! is `None` and leaves the manifest's value (or the library's default) in place.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use cargo_lambda_image::config::{BuildOptions, Overrides, PlanRequest, Selection};
+use cargo_lambda_image::target::{Arch, Compiler, Libc};
+
+/// Build, test and deploy Rust AWS Lambda functions as container images.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-lambda-image",
+    bin_name = "cargo lambda-image",
+    version,
+    about,
+    long_about = "Build, test and deploy Rust AWS Lambda functions as container images.\n\n\
+        Settings come from [package.metadata.lambda] (defaults in [workspace.metadata.lambda]), \
+        CARGO_LAMBDA_IMAGE_* environment variables and these flags, in that order of precedence.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// How results are printed on stdout: `human` or `json` (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    /// Show more detail on stderr (the commands being run).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print nothing on stderr but errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Coloring of stderr: auto, always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// Output format of results on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MessageFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line, each with a `reason`.
+    Json,
+}
+
+/// Terminal coloring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Color when stderr is a terminal.
+    Auto,
+    /// Always color.
+    Always,
+    /// Never color.
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Cross-compile functions into target/lambda-image/<function>/<arch>/bootstrap.
+    Build(BuildArgs),
+}
+
+/// Which packages and binaries.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Package selection")]
+pub struct SelectionArgs {
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Package(s) to work on.
+    #[arg(short, long = "package", value_name = "SPEC")]
+    pub packages: Vec<String>,
+    /// Every function crate of the workspace.
+    #[arg(long)]
+    pub workspace: bool,
+    /// Packages to leave out (with --workspace).
+    #[arg(long, value_name = "SPEC", requires = "workspace")]
+    pub exclude: Vec<String>,
+    /// Only these binaries.
+    #[arg(long = "bin", value_name = "NAME")]
+    pub bins: Vec<String>,
+}
+
+/// Target and compiler choices; each overrides the manifest when given.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Target")]
+pub struct TargetArgs {
+    /// Architectures, comma separated: x86_64, arm64 [default: x86_64, or `arch` from metadata].
+    #[arg(long, value_delimiter = ',', value_name = "ARCH")]
+    pub arch: Option<Vec<Arch>>,
+    /// C library: musl (static) or gnu [default: musl].
+    #[arg(long, value_name = "LIBC")]
+    pub libc: Option<Libc>,
+    /// Compiler backend: cargo, zigbuild or cross [default: cargo].
+    #[arg(long, value_name = "BACKEND")]
+    pub compiler: Option<Compiler>,
+    /// Base image reference, or `scratch` [default: public.ecr.aws/lambda/provided:al2].
+    #[arg(long, value_name = "IMAGE")]
+    pub base_image: Option<String>,
+}
+
+/// Compile options.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Compilation")]
+pub struct CompileArgs {
+    /// Build with the release profile (the default; accepted for cargo-lambda compatibility).
+    #[arg(long, conflicts_with = "profile")]
+    pub release: bool,
+    /// Cargo profile to build with [default: release].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Features to enable, comma or space separated.
+    #[arg(short = 'F', long, value_delimiter = ',', value_name = "FEATURES")]
+    pub features: Vec<String>,
+    /// Enable all features.
+    #[arg(long)]
+    pub all_features: bool,
+    /// Do not enable the default features.
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Require Cargo.lock to be up to date.
+    #[arg(long)]
+    pub locked: bool,
+    /// Fail instead of running `rustup target add` for a missing target.
+    #[arg(long)]
+    pub no_install_targets: bool,
+}
+
+/// `build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub compile: CompileArgs,
+    /// Print the plan (and the compiler commands) without building anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl BuildArgs {
+    /// The library request for these flags.
+    pub fn plan_request(&self) -> PlanRequest {
+        PlanRequest {
+            selection: Selection {
+                manifest_path: self.selection.manifest_path.clone(),
+                packages: self.selection.packages.clone(),
+                workspace: self.selection.workspace,
+                exclude: self.selection.exclude.clone(),
+                bins: self.selection.bins.clone(),
+            },
+            build: BuildOptions {
+                profile: self.compile.profile.clone(),
+                features: self
+                    .compile
+                    .features
+                    .iter()
+                    .flat_map(|f| f.split_whitespace())
+                    .map(str::to_string)
+                    .collect(),
+                all_features: self.compile.all_features,
+                no_default_features: self.compile.no_default_features,
+                locked: self.compile.locked,
+            },
+            overrides: Overrides {
+                arch: self.target.arch.clone(),
+                libc: self.target.libc,
+                compiler: self.target.compiler,
+                base_image: self.target.base_image.clone(),
+            },
+            env: Default::default(),
+        }
+        .with_process_env()
+    }
+}
+
+/// The arguments without the `lambda-image` that cargo inserts when it runs a subcommand.
+pub fn args_from_env() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "lambda-image") {
+        args.remove(1);
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unset_flags_stay_none_so_metadata_wins() {
+        let cli = Cli::try_parse_from(["cargo-lambda-image", "build"]).unwrap();
+        let Commands::Build(b) = cli.command;
+        let r = b.plan_request();
+        assert!(r.overrides.arch.is_none() && r.overrides.libc.is_none());
+        assert!(r.overrides.compiler.is_none() && r.build.profile.is_none());
+    }
+
+    #[test]
+    fn arch_list_and_aliases_parse() {
+        let cli = Cli::try_parse_from(["x", "build", "--arch", "x86_64,aarch64", "--libc", "gnu"]).unwrap();
+        let Commands::Build(b) = cli.command;
+        assert_eq!(b.target.arch, Some(vec![Arch::X86_64, Arch::Arm64]));
+        assert_eq!(b.target.libc, Some(Libc::Gnu));
+    }
+
+    #[test]
+    fn bad_arch_flag_is_rejected_by_name() {
+        let err = Cli::try_parse_from(["x", "build", "--arch", "x86"]).unwrap_err().to_string();
+        assert!(err.contains("--arch") && err.contains("x86_64"), "{err}");
+    }
+}

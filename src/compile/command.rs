@@ -1,0 +1,264 @@
+//! Pure construction of the compiler command lines, one per backend, tested on their arguments.
+
+use std::collections::BTreeMap;
+
+use cargo_metadata::camino::Utf8PathBuf;
+use serde::Serialize;
+
+use crate::config::BuildOptions;
+use crate::target::{Arch, Compiler, GlibcVersion, Libc, Target};
+
+/// A command to run, fully described, so it can be printed, tested and executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildCommand {
+    /// The program.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+}
+
+impl BuildCommand {
+    /// A shell-like rendering for messages (`KEY=value program args...`).
+    pub fn display(&self) -> String {
+        let mut parts: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        parts.push(self.program.clone());
+        parts.extend(self.args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }));
+        parts.join(" ")
+    }
+}
+
+/// One compiler invocation: some binaries of one package for one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CompileUnit {
+    /// The package.
+    pub package: String,
+    /// Its binaries to build.
+    pub bins: Vec<String>,
+    /// The target.
+    pub target: Target,
+    /// The backend.
+    pub compiler: Compiler,
+    /// The glibc to pin gnu builds to (zigbuild only), from the base image.
+    pub glibc: Option<GlibcVersion>,
+}
+
+/// Everything a command needs besides the unit.
+#[derive(Debug, Clone)]
+pub struct CommandContext<'a> {
+    /// The workspace manifest.
+    pub workspace_manifest: &'a Utf8PathBuf,
+    /// The profile.
+    pub profile: &'a str,
+    /// Feature flags and `--locked`.
+    pub build: &'a BuildOptions,
+    /// `--color` for cargo (`always`, `never`), if any.
+    pub color: Option<&'a str>,
+    /// The architecture of this machine.
+    pub host: Option<Arch>,
+    /// The user's environment, consulted so that a linker they set is never overridden.
+    pub user_env: &'a BTreeMap<String, String>,
+}
+
+/// The environment variable cargo reads a target's linker from.
+pub fn linker_var(triple: &str) -> String {
+    format!(
+        "CARGO_TARGET_{}_LINKER",
+        triple.to_uppercase().replace(['-', '.'], "_")
+    )
+}
+
+/// Builds the command for a unit.
+pub fn build_command(unit: &CompileUnit, ctx: &CommandContext<'_>) -> BuildCommand {
+    let triple = unit.target.triple();
+    let (program, subcommand, target_arg) = match unit.compiler {
+        Compiler::Cargo => ("cargo", "build", triple.clone()),
+        // zigbuild takes the glibc version as a suffix of the triple, e.g.
+        // `x86_64-unknown-linux-gnu.2.26`, and links against that version's symbols.
+        Compiler::Zigbuild => match (unit.target.libc, unit.glibc) {
+            (Libc::Gnu, Some(v)) => ("cargo", "zigbuild", format!("{triple}.{v}")),
+            _ => ("cargo", "zigbuild", triple.clone()),
+        },
+        Compiler::Cross => ("cross", "build", triple.clone()),
+    };
+    let mut args = vec![
+        subcommand.to_string(),
+        "--manifest-path".to_string(),
+        ctx.workspace_manifest.to_string(),
+        "--package".to_string(),
+        unit.package.clone(),
+    ];
+    for bin in &unit.bins {
+        args.push("--bin".into());
+        args.push(bin.clone());
+    }
+    args.extend([
+        "--target".to_string(),
+        target_arg,
+        "--profile".to_string(),
+        ctx.profile.to_string(),
+        "--message-format=json-render-diagnostics".to_string(),
+    ]);
+    if !ctx.build.features.is_empty() {
+        args.push("--features".into());
+        args.push(ctx.build.features.join(","));
+    }
+    if ctx.build.all_features {
+        args.push("--all-features".into());
+    }
+    if ctx.build.no_default_features {
+        args.push("--no-default-features".into());
+    }
+    if ctx.build.locked {
+        args.push("--locked".into());
+    }
+    if let Some(color) = ctx.color {
+        args.push("--color".into());
+        args.push(color.to_string());
+    }
+
+    let mut env = BTreeMap::new();
+    if unit.compiler == Compiler::Cargo && Some(unit.target.arch) != ctx.host {
+        // Plain cargo needs a linker for the foreign architecture. rustc ships rust-lld and the
+        // musl targets carry their own C runtime, so musl needs nothing else; glibc needs the
+        // cross gcc from the distribution (its libc and crt files).
+        let linker = match unit.target.libc {
+            Libc::Musl => "rust-lld".to_string(),
+            Libc::Gnu => format!("{}-linux-gnu-gcc", unit.target.arch.triple_prefix()),
+        };
+        let var = linker_var(&triple);
+        if !ctx.user_env.contains_key(&var) {
+            env.insert(var, linker);
+        }
+    }
+    BuildCommand {
+        program: program.to_string(),
+        args,
+        env,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx<'a>(manifest: &'a Utf8PathBuf, build: &'a BuildOptions, env: &'a BTreeMap<String, String>) -> CommandContext<'a> {
+        CommandContext {
+            workspace_manifest: manifest,
+            profile: "release",
+            build,
+            color: None,
+            host: Some(Arch::X86_64),
+            user_env: env,
+        }
+    }
+
+    fn unit(compiler: Compiler, arch: Arch, libc: Libc) -> CompileUnit {
+        CompileUnit {
+            package: "echo".into(),
+            bins: vec!["a".into(), "b".into()],
+            target: Target { arch, libc },
+            compiler,
+            glibc: Some(GlibcVersion { major: 2, minor: 26 }),
+        }
+    }
+
+    /// Every backend for every target, on an x86_64 host: the full expected command line.
+    #[test]
+    fn all_backends_for_all_targets() {
+        let manifest = Utf8PathBuf::from("/ws/Cargo.toml");
+        let build = BuildOptions::default();
+        let env = BTreeMap::new();
+        let ctx = ctx(&manifest, &build, &env);
+        let common = |sub: &str, target: &str| {
+            format!("{sub} --manifest-path /ws/Cargo.toml --package echo --bin a --bin b --target {target} --profile release --message-format=json-render-diagnostics")
+        };
+        let cases = [
+            (Compiler::Cargo, Arch::X86_64, Libc::Musl, "cargo", common("build", "x86_64-unknown-linux-musl"), None),
+            (Compiler::Cargo, Arch::X86_64, Libc::Gnu, "cargo", common("build", "x86_64-unknown-linux-gnu"), None),
+            (Compiler::Cargo, Arch::Arm64, Libc::Musl, "cargo", common("build", "aarch64-unknown-linux-musl"),
+                Some(("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld"))),
+            (Compiler::Cargo, Arch::Arm64, Libc::Gnu, "cargo", common("build", "aarch64-unknown-linux-gnu"),
+                Some(("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc"))),
+            (Compiler::Zigbuild, Arch::X86_64, Libc::Musl, "cargo", common("zigbuild", "x86_64-unknown-linux-musl"), None),
+            (Compiler::Zigbuild, Arch::X86_64, Libc::Gnu, "cargo", common("zigbuild", "x86_64-unknown-linux-gnu.2.26"), None),
+            (Compiler::Zigbuild, Arch::Arm64, Libc::Musl, "cargo", common("zigbuild", "aarch64-unknown-linux-musl"), None),
+            (Compiler::Zigbuild, Arch::Arm64, Libc::Gnu, "cargo", common("zigbuild", "aarch64-unknown-linux-gnu.2.26"), None),
+            (Compiler::Cross, Arch::X86_64, Libc::Musl, "cross", common("build", "x86_64-unknown-linux-musl"), None),
+            (Compiler::Cross, Arch::X86_64, Libc::Gnu, "cross", common("build", "x86_64-unknown-linux-gnu"), None),
+            (Compiler::Cross, Arch::Arm64, Libc::Musl, "cross", common("build", "aarch64-unknown-linux-musl"), None),
+            (Compiler::Cross, Arch::Arm64, Libc::Gnu, "cross", common("build", "aarch64-unknown-linux-gnu"), None),
+        ];
+        for (compiler, arch, libc, program, args, env) in cases {
+            let cmd = build_command(&unit(compiler, arch, libc), &ctx);
+            assert_eq!(cmd.program, program, "{compiler} {arch} {libc}");
+            assert_eq!(cmd.args.join(" "), args, "{compiler} {arch} {libc}");
+            let expected: BTreeMap<String, String> =
+                env.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            assert_eq!(cmd.env, expected, "{compiler} {arch} {libc}");
+        }
+    }
+
+    #[test]
+    fn zigbuild_pins_the_base_images_glibc() {
+        let manifest = Utf8PathBuf::from("/ws/Cargo.toml");
+        let build = BuildOptions::default();
+        let env = BTreeMap::new();
+        let mut u = unit(Compiler::Zigbuild, Arch::X86_64, Libc::Gnu);
+        u.glibc = Some(GlibcVersion { major: 2, minor: 34 });
+        let cmd = build_command(&u, &ctx(&manifest, &build, &env));
+        assert!(cmd.args.contains(&"x86_64-unknown-linux-gnu.2.34".to_string()), "{:?}", cmd.args);
+        u.glibc = None;
+        let cmd = build_command(&u, &ctx(&manifest, &build, &env));
+        assert!(cmd.args.contains(&"x86_64-unknown-linux-gnu".to_string()), "{:?}", cmd.args);
+    }
+
+    #[test]
+    fn features_profile_locked_and_color_are_passed_through() {
+        let manifest = Utf8PathBuf::from("/ws/Cargo.toml");
+        let build = BuildOptions {
+            profile: None,
+            features: vec!["a".into(), "b".into()],
+            all_features: true,
+            no_default_features: true,
+            locked: true,
+        };
+        let env = BTreeMap::new();
+        let mut c = ctx(&manifest, &build, &env);
+        c.profile = "dist";
+        c.color = Some("always");
+        let cmd = build_command(&unit(Compiler::Cargo, Arch::X86_64, Libc::Musl), &c);
+        let args = cmd.args.join(" ");
+        assert!(args.contains("--profile dist"), "{args}");
+        assert!(args.ends_with("--features a,b --all-features --no-default-features --locked --color always"), "{args}");
+    }
+
+    #[test]
+    fn a_linker_set_by_the_user_is_kept() {
+        let manifest = Utf8PathBuf::from("/ws/Cargo.toml");
+        let build = BuildOptions::default();
+        let env: BTreeMap<String, String> =
+            [("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER".to_string(), "my-ld".to_string())].into();
+        let cmd = build_command(&unit(Compiler::Cargo, Arch::Arm64, Libc::Musl), &ctx(&manifest, &build, &env));
+        assert!(cmd.env.is_empty(), "{:?}", cmd.env);
+    }
+
+    #[test]
+    fn native_arch_needs_no_linker_on_an_arm64_host() {
+        let manifest = Utf8PathBuf::from("/ws/Cargo.toml");
+        let build = BuildOptions::default();
+        let env = BTreeMap::new();
+        let mut c = ctx(&manifest, &build, &env);
+        c.host = Some(Arch::Arm64);
+        assert!(build_command(&unit(Compiler::Cargo, Arch::Arm64, Libc::Musl), &c).env.is_empty());
+        let cmd = build_command(&unit(Compiler::Cargo, Arch::X86_64, Libc::Musl), &c);
+        assert_eq!(cmd.env["CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER"], "rust-lld");
+    }
+}

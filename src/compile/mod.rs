@@ -1,0 +1,391 @@
+//! Stage 2: cross-compile every function of a [`Plan`] and copy each executable to its
+//! `target/lambda-image/<function>/<arch>/bootstrap`, checked against the plan.
+//!
+//! Binaries of one package for one target are built by a single compiler invocation. The
+//! compiler's JSON messages (stdout) say where each executable is; its human output (stderr) is
+//! forwarded line by line above the progress spinner.
+
+pub mod command;
+pub mod elf;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use cargo_metadata::camino::Utf8PathBuf;
+use cargo_metadata::{Message, TargetKind};
+use serde::Serialize;
+
+use crate::config::{BaseKind, FunctionSpec, Plan};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::target::{Arch, Compiler, Libc};
+
+pub use command::{build_command, BuildCommand, CommandContext, CompileUnit};
+pub use elf::ElfInfo;
+
+/// Options of the compile stage that are not part of the plan.
+#[derive(Debug, Clone)]
+pub struct CompileOptions {
+    /// `--color` passed to cargo.
+    pub color: Option<String>,
+    /// Run `rustup target add` for missing targets (otherwise fail saying what to run).
+    pub install_targets: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            color: None,
+            install_targets: true,
+        }
+    }
+}
+
+/// A compiled, checked bootstrap.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Artifact {
+    /// The function.
+    pub function: String,
+    /// The architecture.
+    pub arch: Arch,
+    /// The target triple.
+    pub target: String,
+    /// The bootstrap, ready for the image stage.
+    pub path: Utf8PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What its ELF header says.
+    pub elf: ElfInfo,
+}
+
+/// Groups the plan's functions into compiler invocations: one per package, target and backend.
+pub fn units(plan: &Plan) -> Vec<CompileUnit> {
+    let mut units: Vec<CompileUnit> = Vec::new();
+    for f in &plan.functions {
+        let glibc = f.base_image.glibc;
+        let existing = units.iter_mut().find(|u| {
+            u.package == f.package && u.target == f.target() && u.compiler == f.compiler && u.glibc == glibc
+        });
+        match existing {
+            Some(u) if u.bins.contains(&f.bin) => {}
+            Some(u) => u.bins.push(f.bin.clone()),
+            None => units.push(CompileUnit {
+                package: f.package.clone(),
+                bins: vec![f.bin.clone()],
+                target: f.target(),
+                compiler: f.compiler,
+                glibc,
+            }),
+        }
+    }
+    units
+}
+
+/// The commands [`compile`] would run, for `--dry-run`.
+pub fn commands(plan: &Plan, options: &CompileOptions) -> Vec<BuildCommand> {
+    let user_env = linker_env();
+    units(plan)
+        .iter()
+        .map(|u| build_command(u, &context(plan, options, &user_env)))
+        .collect()
+}
+
+fn context<'a>(plan: &'a Plan, options: &'a CompileOptions, user_env: &'a BTreeMap<String, String>) -> CommandContext<'a> {
+    CommandContext {
+        workspace_manifest: &plan.workspace_manifest,
+        profile: &plan.profile,
+        build: &plan.build,
+        color: options.color.as_deref(),
+        host: Arch::host(),
+        user_env,
+    }
+}
+
+fn linker_env() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("CARGO_TARGET_") && k.ends_with("_LINKER"))
+        .collect()
+}
+
+/// Compiles every function of the plan and returns the checked bootstraps, in plan order.
+pub fn compile(plan: &Plan, options: &CompileOptions, progress: &Progress) -> Result<Vec<Artifact>> {
+    let user_env = linker_env();
+    let ctx = context(plan, options, &user_env);
+    let mut built: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
+    for unit in units(plan) {
+        ensure_toolchain(&unit, plan, options, progress)?;
+        let cmd = build_command(&unit, &ctx);
+        let what = format!("{} ({}) for {}", unit.bins.join(", "), unit.package, unit.target);
+        let task = progress.task(format!("Compiling {what}"));
+        match run_build(&cmd, &unit, plan, progress) {
+            Ok(paths) => {
+                task.done(&format!("Compiled {what}"));
+                for (bin, path) in paths {
+                    built.insert((bin, unit.target.triple()), path);
+                }
+            }
+            Err(e) => {
+                task.fail(&format!("Compiling {what} failed"));
+                return Err(e);
+            }
+        }
+    }
+    plan.functions
+        .iter()
+        .map(|f| {
+            let source = built
+                .get(&(f.bin.clone(), f.target.clone()))
+                .ok_or_else(|| Error::ArtifactMissing {
+                    bin: f.bin.clone(),
+                    target: f.target.clone(),
+                })?;
+            install(f, source)
+        })
+        .collect()
+}
+
+/// Runs one compiler invocation and returns `bin -> executable`.
+fn run_build(cmd: &BuildCommand, unit: &CompileUnit, plan: &Plan, progress: &Progress) -> Result<BTreeMap<String, PathBuf>> {
+    let mut child = Command::new(&cmd.program)
+        .args(&cmd.args)
+        .envs(&cmd.env)
+        .current_dir(plan.workspace_root.as_std_path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: cmd.program.clone(),
+            source,
+        })?;
+    // Forward stderr on its own thread so that neither pipe can fill up and block the child.
+    let stderr = child.stderr.take();
+    let forward = {
+        let progress = progress.clone();
+        std::thread::spawn(move || {
+            if let Some(stderr) = stderr {
+                for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                    progress.line(&line);
+                }
+            }
+        })
+    };
+    let mut found = BTreeMap::new();
+    if let Some(stdout) = child.stdout.take() {
+        for message in Message::parse_stream(BufReader::new(stdout)).map_while(|m| m.ok()) {
+            if let Message::CompilerArtifact(artifact) = message {
+                if artifact.target.is_kind(TargetKind::Bin) && unit.bins.contains(&artifact.target.name) {
+                    if let Some(exe) = artifact.executable {
+                        found.insert(artifact.target.name.clone(), exe.into_std_path_buf());
+                    }
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(|source| Error::Spawn {
+        program: cmd.program.clone(),
+        source,
+    })?;
+    let _ = forward.join();
+    if !status.success() {
+        return Err(Error::CompileFailed {
+            what: format!("{} ({})", unit.bins.join(", "), unit.target),
+            status: status.to_string(),
+            command: cmd.display(),
+        });
+    }
+    for bin in &unit.bins {
+        let reported = found.get(bin).filter(|p| p.exists()).cloned();
+        // cross reports paths inside its container; fall back to where cargo puts the file.
+        let path = reported.unwrap_or_else(|| {
+            plan.target_directory
+                .join(unit.target.triple())
+                .join(profile_dir(&plan.profile))
+                .join(bin)
+                .into_std_path_buf()
+        });
+        if !path.exists() {
+            return Err(Error::ArtifactMissing {
+                bin: bin.clone(),
+                target: unit.target.triple(),
+            });
+        }
+        found.insert(bin.clone(), path);
+    }
+    Ok(found)
+}
+
+/// The directory cargo uses for a profile (`dev` builds land in `debug`).
+pub fn profile_dir(profile: &str) -> &str {
+    match profile {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        other => other,
+    }
+}
+
+/// Copies an executable to the function's bootstrap path (atomically, mode 0755) and checks it.
+fn install(f: &FunctionSpec, source: &Path) -> Result<Artifact> {
+    let elf = elf::inspect(source)?;
+    check_binary(f, source, &elf)?;
+    let dest = f.artifact.as_std_path();
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
+    // Copy to a temporary name first so a half-written bootstrap never sits at the final path.
+    let tmp = dir.join(".bootstrap.tmp");
+    std::fs::copy(source, &tmp).map_err(|e| Error::io("could not copy to", &tmp, e))?;
+    set_executable(&tmp)?;
+    std::fs::rename(&tmp, dest).map_err(|e| Error::io("could not write", dest, e))?;
+    let size = std::fs::metadata(dest).map_err(|e| Error::io("could not read", dest, e))?.len();
+    Ok(Artifact {
+        function: f.name.clone(),
+        arch: f.arch,
+        target: f.target.clone(),
+        path: f.artifact.clone(),
+        size,
+        elf,
+    })
+}
+
+#[cfg(unix)]
+fn set_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io("could not make executable", path, e))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Refuses a binary that would not run on Lambda with the planned base image.
+pub fn check_binary(f: &FunctionSpec, path: &Path, elf: &ElfInfo) -> Result<()> {
+    let bad = |message: String, help: String| Error::BadBinary {
+        path: path.to_path_buf(),
+        message,
+        help,
+    };
+    if elf.arch != Some(f.arch) {
+        let found = elf.arch.map(|a| a.to_string()).unwrap_or_else(|| format!("ELF machine {}", elf.machine));
+        return Err(bad(
+            format!("it is built for {found}, but `{}` is planned for {}", f.name, f.arch),
+            format!("check the linker and target settings for {} (a CARGO_TARGET_*_LINKER or .cargo/config.toml may point at the wrong toolchain)", f.target),
+        ));
+    }
+    if f.libc == Libc::Musl && !elf.is_static() {
+        return Err(bad(
+            format!("a musl build must be static, but it needs the loader {}", elf.interpreter.as_deref().unwrap_or("?")),
+            "remove `-C target-feature=-crt-static` from RUSTFLAGS for musl targets".into(),
+        ));
+    }
+    if f.libc == Libc::Gnu {
+        if f.base_image.kind == BaseKind::Scratch {
+            return Err(bad(
+                "a glibc build needs the C library, which a scratch base does not have".into(),
+                "use `libc = \"musl\"` for a scratch base, or a provided.al2/al2023 base".into(),
+            ));
+        }
+        if let (Some(need), Some(have)) = (elf.max_glibc, f.base_image.glibc) {
+            if need > have {
+                return Err(bad(
+                    format!("it needs GLIBC_{need}, but {} provides glibc {have}", f.base_image.reference),
+                    format!("build with `--compiler zigbuild` (links against glibc {have}), use `--libc musl`, or use a base with a newer glibc such as public.ecr.aws/lambda/provided:al2023"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure the backend's tools and the Rust target are there, installing the target with
+/// rustup when allowed.
+fn ensure_toolchain(unit: &CompileUnit, plan: &Plan, options: &CompileOptions, progress: &Progress) -> Result<()> {
+    match unit.compiler {
+        Compiler::Cargo => {}
+        Compiler::Zigbuild => {
+            if find_program("cargo-zigbuild").is_none() {
+                return Err(Error::ToolMissing {
+                    program: "cargo-zigbuild".into(),
+                    purpose: "compile with `--compiler zigbuild`".into(),
+                    fix: "install it with `pip install cargo-zigbuild ziglang` (or `cargo install cargo-zigbuild` plus zig), or choose `--compiler cargo`".into(),
+                });
+            }
+        }
+        Compiler::Cross => {
+            if find_program("cross").is_none() {
+                return Err(Error::ToolMissing {
+                    program: "cross".into(),
+                    purpose: "compile with `--compiler cross`".into(),
+                    fix: "install it with `cargo install cross` (it also needs Docker or Podman), or choose `--compiler cargo`".into(),
+                });
+            }
+            // cross brings its own standard libraries inside its images.
+            return Ok(());
+        }
+    }
+    if unit.compiler == Compiler::Cargo && unit.target.libc == Libc::Gnu && Some(unit.target.arch) != Arch::host() {
+        let gcc = format!("{}-linux-gnu-gcc", unit.target.arch.triple_prefix());
+        let var = command::linker_var(&unit.target.triple());
+        if std::env::var_os(&var).is_none() && find_program(&gcc).is_none() {
+            return Err(Error::ToolMissing {
+                program: gcc,
+                purpose: format!("link {} with plain cargo", unit.target),
+                fix: format!(
+                    "install the cross gcc (Debian: `apt-get install gcc-{}-linux-gnu`), or use `--compiler zigbuild` or `--libc musl`",
+                    unit.target.arch.triple_prefix().replace('_', "-")
+                ),
+            });
+        }
+    }
+    let triple = unit.target.triple();
+    let Some(installed) = rustup_targets(plan) else {
+        // No rustup: a toolchain from elsewhere; cargo itself will say if the target is missing.
+        return Ok(());
+    };
+    if installed.iter().any(|t| t == &triple) {
+        return Ok(());
+    }
+    if !options.install_targets {
+        return Err(Error::TargetMissing { triple });
+    }
+    progress.line(&format!("Installing the Rust target {triple} (rustup target add {triple})"));
+    let status = Command::new("rustup")
+        .args(["target", "add", &triple])
+        .current_dir(plan.workspace_root.as_std_path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|source| Error::Spawn {
+            program: "rustup".into(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::TargetMissing { triple })
+    }
+}
+
+/// The installed targets of the toolchain the workspace uses, or `None` without rustup.
+fn rustup_targets(plan: &Plan) -> Option<Vec<String>> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(plan.workspace_root.as_std_path())
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).collect())
+}
+
+/// Looks a program up on PATH.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}

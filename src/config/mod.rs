@@ -1,0 +1,419 @@
+//! Stage 1: from Cargo metadata, `[*.metadata.lambda]` tables, the environment and the command
+//! line to a [`Plan`]: every (function, architecture) with its resolved settings.
+//!
+//! Nothing here has side effects beyond running `cargo metadata`; the plan is what `--dry-run`
+//! and `--message-format json` print, and what every later stage consumes.
+
+pub mod layers;
+pub mod resolve;
+pub mod schema;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use cargo_metadata::camino::Utf8PathBuf;
+use cargo_metadata::{Metadata, MetadataCommand, Package, TargetKind};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{did_you_mean, Error, Result, Source};
+use crate::target::{Arch, Compiler, Libc, Target};
+
+pub use resolve::{BaseImage, BaseKind, DeploySettings, ImageSettings, TestSettings};
+
+use layers::{Layer, ManifestTables};
+
+/// Which packages and binaries to work on, as cargo's own flags say it.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `--manifest-path`.
+    pub manifest_path: Option<PathBuf>,
+    /// `-p/--package` (repeatable).
+    pub packages: Vec<String>,
+    /// `--workspace`.
+    pub workspace: bool,
+    /// `--exclude` (with `--workspace`).
+    pub exclude: Vec<String>,
+    /// `--bin` (repeatable).
+    pub bins: Vec<String>,
+}
+
+/// How to compile, independent of the function.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BuildOptions {
+    /// Cargo profile (default `release`).
+    pub profile: Option<String>,
+    /// `--features`.
+    pub features: Vec<String>,
+    /// `--all-features`.
+    pub all_features: bool,
+    /// `--no-default-features`.
+    pub no_default_features: bool,
+    /// `--locked`.
+    pub locked: bool,
+}
+
+/// Settings given on the command line; each overrides every other layer when set, and is
+/// `None` otherwise so that it never hides a manifest value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--arch`.
+    pub arch: Option<Vec<Arch>>,
+    /// `--libc`.
+    pub libc: Option<Libc>,
+    /// `--compiler`.
+    pub compiler: Option<Compiler>,
+    /// `--base-image`.
+    pub base_image: Option<String>,
+}
+
+impl Overrides {
+    /// The overrides as configuration layers, one per flag, so errors can name the flag.
+    fn layers(&self) -> Result<Vec<Layer>> {
+        let mut out = Vec::new();
+        let mut push = |flag: &str, key: &str, value: Value| -> Result<()> {
+            let mut table = Map::new();
+            table.insert(key.to_string(), value);
+            let layer = Layer {
+                source: Source::Cli { flag: flag.into() },
+                value: Value::Object(table),
+            };
+            schema::validate(&layer.value, &layer.source, false)?;
+            out.push(layer);
+            Ok(())
+        };
+        if let Some(arch) = &self.arch {
+            let names: Vec<&str> = arch.iter().map(|a| a.lambda_name()).collect();
+            push("--arch", "arch", Value::from(names))?;
+        }
+        if let Some(libc) = self.libc {
+            push("--libc", "libc", Value::from(libc.to_string()))?;
+        }
+        if let Some(compiler) = self.compiler {
+            push("--compiler", "compiler", Value::from(compiler.to_string()))?;
+        }
+        if let Some(base) = &self.base_image {
+            push("--base-image", "base-image", Value::from(base.as_str()))?;
+        }
+        Ok(out)
+    }
+}
+
+/// Everything [`plan`] needs.
+#[derive(Debug, Clone, Default)]
+pub struct PlanRequest {
+    /// Which functions.
+    pub selection: Selection,
+    /// How to compile.
+    pub build: BuildOptions,
+    /// Command-line settings.
+    pub overrides: Overrides,
+    /// The environment to read `CARGO_LAMBDA_IMAGE_*` from (passed in so tests control it).
+    pub env: BTreeMap<String, String>,
+}
+
+impl PlanRequest {
+    /// A request with the process environment's `CARGO_LAMBDA_IMAGE_*` variables.
+    pub fn with_process_env(mut self) -> Self {
+        self.env = std::env::vars()
+            .filter(|(k, _)| k.starts_with("CARGO_LAMBDA_IMAGE_"))
+            .collect();
+        self
+    }
+}
+
+/// One function for one architecture, fully resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionSpec {
+    /// The Lambda function name.
+    pub name: String,
+    /// The Cargo package.
+    pub package: String,
+    /// The package's version.
+    pub package_version: String,
+    /// The binary target.
+    pub bin: String,
+    /// The package's manifest.
+    pub manifest_path: Utf8PathBuf,
+    /// The architecture.
+    pub arch: Arch,
+    /// The C library.
+    pub libc: Libc,
+    /// The Rust target triple.
+    pub target: String,
+    /// The compiler backend.
+    pub compiler: Compiler,
+    /// The base image.
+    pub base_image: BaseImage,
+    /// Memory in MB.
+    pub memory: u32,
+    /// Timeout in seconds.
+    pub timeout: u32,
+    /// /tmp size in MB.
+    pub ephemeral_storage: u32,
+    /// IAM role ARN.
+    pub role: Option<String>,
+    /// Function environment.
+    pub env: BTreeMap<String, String>,
+    /// Function tags.
+    pub tags: BTreeMap<String, String>,
+    /// Image settings.
+    pub image: ImageSettings,
+    /// Deploy settings.
+    pub deploy: DeploySettings,
+    /// Local test settings.
+    pub test: TestSettings,
+    /// Where the compiled bootstrap goes: `<target-dir>/lambda-image/<function>/<arch>/bootstrap`.
+    pub artifact: Utf8PathBuf,
+}
+
+impl FunctionSpec {
+    /// The compilation target.
+    pub fn target(&self) -> Target {
+        Target {
+            arch: self.arch,
+            libc: self.libc,
+        }
+    }
+}
+
+/// The plan: what will be built, computed before any side effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The workspace root.
+    pub workspace_root: Utf8PathBuf,
+    /// The workspace's manifest.
+    pub workspace_manifest: Utf8PathBuf,
+    /// Cargo's target directory.
+    pub target_directory: Utf8PathBuf,
+    /// The Cargo profile.
+    pub profile: String,
+    /// Compile options.
+    pub build: BuildOptions,
+    /// Every (function, arch), in workspace order.
+    pub functions: Vec<FunctionSpec>,
+}
+
+/// Reads the workspace and computes the plan.
+pub fn plan(request: &PlanRequest) -> Result<Plan> {
+    let mut cmd = MetadataCommand::new();
+    cmd.no_deps();
+    if let Some(path) = &request.selection.manifest_path {
+        cmd.manifest_path(path);
+    }
+    let metadata = cmd.exec().map_err(|e| Error::Metadata {
+        message: match e {
+            cargo_metadata::Error::CargoMetadata { stderr } => stderr.trim().to_string(),
+            other => other.to_string(),
+        },
+    })?;
+    plan_from_metadata(&metadata, request)
+}
+
+/// Computes the plan from metadata already read (for callers that have it).
+pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<Plan> {
+    let workspace_manifest = metadata.workspace_root.join("Cargo.toml");
+    let workspace_tables = ManifestTables::read(
+        &metadata.workspace_metadata,
+        workspace_manifest.as_std_path(),
+        "workspace.metadata.lambda",
+    )?;
+    let env = layers::env_layers(&request.env)?;
+    let cli = request.overrides.layers()?;
+    let profile = request
+        .build
+        .profile
+        .clone()
+        .unwrap_or_else(|| "release".to_string());
+
+    let packages = select_packages(metadata, &request.selection)?;
+    let mut functions = Vec::new();
+    let mut seen: BTreeMap<(String, Arch), String> = BTreeMap::new();
+    for package in packages {
+        let package_tables = ManifestTables::read(
+            &package.metadata,
+            package.manifest_path.as_std_path(),
+            "package.metadata.lambda",
+        )?;
+        let bins = package_bins(package);
+        check_bin_tables(&package_tables, &bins)?;
+        for bin in select_bins(package, &bins, &request.selection)? {
+            let stack = layers::stack(&workspace_tables, &package_tables, bin, &env, &cli);
+            let settings = resolve::apply_defaults(layers::merge(&stack)?, bin);
+            for &arch in &settings.arches {
+                let key = (settings.function_name.clone(), arch);
+                let here = format!("{}/{bin}", package.name);
+                if let Some(other) = seen.insert(key, here.clone()) {
+                    return Err(Error::Selection {
+                        message: format!(
+                            "two binaries would deploy as the function `{}` ({arch}): {other} and {here}",
+                            settings.function_name
+                        ),
+                        help: "give one of them its own `function-name` in its `[package.metadata.lambda.bin.<name>]` table".into(),
+                    });
+                }
+                functions.push(spec(metadata, package, bin, &settings, arch));
+            }
+        }
+    }
+    if functions.is_empty() {
+        return Err(Error::Selection {
+            message: "no Lambda functions selected".into(),
+            help: "a function crate has a binary and either a `[package.metadata.lambda]` table or a `lambda_runtime` dependency; select one with -p NAME or use --workspace".into(),
+        });
+    }
+    Ok(Plan {
+        workspace_root: metadata.workspace_root.clone(),
+        workspace_manifest,
+        target_directory: metadata.target_directory.clone(),
+        profile,
+        build: request.build.clone(),
+        functions,
+    })
+}
+
+fn spec(
+    metadata: &Metadata,
+    package: &Package,
+    bin: &str,
+    settings: &resolve::Settings,
+    arch: Arch,
+) -> FunctionSpec {
+    let version = package.version.to_string();
+    let mut image = settings.image.clone();
+    image.tag = resolve::render_tag(
+        &image.tag,
+        &version,
+        arch,
+        &settings.function_name,
+        &package.name,
+    );
+    let target = Target {
+        arch,
+        libc: settings.libc,
+    };
+    FunctionSpec {
+        artifact: metadata
+            .target_directory
+            .join("lambda-image")
+            .join(&settings.function_name)
+            .join(arch.lambda_name())
+            .join("bootstrap"),
+        name: settings.function_name.clone(),
+        package: package.name.to_string(),
+        package_version: version,
+        bin: bin.to_string(),
+        manifest_path: package.manifest_path.clone(),
+        arch,
+        libc: settings.libc,
+        target: target.triple(),
+        compiler: settings.compiler,
+        base_image: settings.base_image.clone(),
+        memory: settings.memory,
+        timeout: settings.timeout,
+        ephemeral_storage: settings.ephemeral_storage,
+        role: settings.role.clone(),
+        env: settings.env.clone(),
+        tags: settings.tags.clone(),
+        image,
+        deploy: settings.deploy.clone(),
+        test: settings.test.clone(),
+    }
+}
+
+/// Whether a package is a Lambda function crate: it has a lambda table or depends on a
+/// Lambda runtime crate.
+pub fn is_function_crate(package: &Package) -> bool {
+    package.metadata.get("lambda").is_some()
+        || package
+            .dependencies
+            .iter()
+            .any(|d| matches!(d.name.as_str(), "lambda_runtime" | "lambda_http"))
+}
+
+fn package_bins(package: &Package) -> Vec<&str> {
+    package
+        .targets
+        .iter()
+        .filter(|t| t.is_kind(TargetKind::Bin))
+        .map(|t| t.name.as_str())
+        .collect()
+}
+
+/// A `bin.<name>` table for a binary the package does not have is almost always a typo that
+/// would otherwise be silently ignored.
+fn check_bin_tables(tables: &ManifestTables, bins: &[&str]) -> Result<()> {
+    for (name, layer) in &tables.bins {
+        if !bins.contains(&name.as_str()) {
+            let help = match did_you_mean(name, bins.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`? The package's binaries are: {}", bins.join(", ")),
+                None => format!("the package's binaries are: {}", bins.join(", ")),
+            };
+            return Err(Error::UnknownKey {
+                source_: layer.source.clone(),
+                key: format!("bin.{name}"),
+                help,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn select_packages<'m>(metadata: &'m Metadata, selection: &Selection) -> Result<Vec<&'m Package>> {
+    let members = metadata.workspace_packages();
+    let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+    let unknown = |name: &str| Error::Selection {
+        message: format!("package `{name}` is not a member of the workspace"),
+        help: match did_you_mean(name, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("workspace members: {}", names.join(", ")),
+        },
+    };
+    for name in selection.packages.iter().chain(&selection.exclude) {
+        if !names.contains(&name.as_str()) {
+            return Err(unknown(name));
+        }
+    }
+    if !selection.packages.is_empty() {
+        // Explicitly named packages are taken as functions even without a lambda table.
+        let wanted: BTreeSet<&str> = selection.packages.iter().map(String::as_str).collect();
+        return Ok(members
+            .into_iter()
+            .filter(|p| wanted.contains(p.name.as_str()))
+            .collect());
+    }
+    let candidates = if selection.workspace {
+        members
+    } else if let Some(root) = metadata.root_package() {
+        vec![root]
+    } else {
+        metadata.workspace_default_packages()
+    };
+    Ok(candidates
+        .into_iter()
+        .filter(|p| !selection.exclude.iter().any(|e| e == p.name.as_str()))
+        .filter(|p| is_function_crate(p))
+        .collect())
+}
+
+fn select_bins<'p>(package: &'p Package, bins: &[&'p str], selection: &Selection) -> Result<Vec<&'p str>> {
+    if selection.bins.is_empty() {
+        return Ok(bins.to_vec());
+    }
+    let chosen: Vec<&str> = bins
+        .iter()
+        .copied()
+        .filter(|b| selection.bins.iter().any(|s| s == b))
+        .collect();
+    // With several packages selected, a --bin only has to exist in one of them; a package
+    // without any of the named binaries contributes nothing. A --bin found nowhere is caught
+    // by the empty-plan check, but a single package gets the precise error here.
+    if chosen.is_empty() && selection.packages.len() == 1 {
+        let name = &selection.bins[0];
+        return Err(Error::Selection {
+            message: format!("package `{}` has no binary `{name}`", package.name),
+            help: format!("its binaries are: {}", bins.join(", ")),
+        });
+    }
+    Ok(chosen)
+}

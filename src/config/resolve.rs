@@ -1,0 +1,269 @@
+//! Defaults, applied last: from a merged [`LambdaConfig`] to the settings of one (function, arch).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::target::{Arch, Compiler, GlibcVersion, Libc};
+
+use super::schema::{LambdaConfig, TagMutability};
+
+/// The default base image, as DESIGN.md and AWS's own Rust guide use.
+pub const DEFAULT_BASE_IMAGE: &str = "public.ecr.aws/lambda/provided:al2";
+/// Lambda's default memory in MB.
+pub const DEFAULT_MEMORY: u32 = 128;
+/// Lambda's default timeout in seconds.
+pub const DEFAULT_TIMEOUT: u32 = 3;
+/// Lambda's default /tmp size in MB.
+pub const DEFAULT_EPHEMERAL_STORAGE: u32 = 512;
+/// The default image tag template.
+pub const DEFAULT_TAG: &str = "{version}-{arch}";
+
+/// What kind of base image a reference is, which decides the image layout and the glibc limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaseKind {
+    /// `public.ecr.aws/lambda/provided:al2` (glibc 2.26).
+    ProvidedAl2,
+    /// `public.ecr.aws/lambda/provided:al2023` (glibc 2.34).
+    ProvidedAl2023,
+    /// An empty image: the bootstrap is the entrypoint; only static binaries run.
+    Scratch,
+    /// Any other reference: its glibc is unknown.
+    Other,
+}
+
+/// The resolved base image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BaseImage {
+    /// The reference as configured (`scratch` for an empty base).
+    pub reference: String,
+    /// What it is.
+    pub kind: BaseKind,
+    /// The newest glibc the base provides, where known (`None` for scratch: no glibc at all).
+    pub glibc: Option<GlibcVersion>,
+}
+
+impl BaseImage {
+    /// Classifies a reference. Tags of the `provided` repository that name al2 or al2023
+    /// (including the per-arch tags such as `al2.2024.01.01-arm64`) count as such.
+    pub fn from_reference(reference: &str) -> BaseImage {
+        let (kind, glibc) = if reference == "scratch" {
+            (BaseKind::Scratch, None)
+        } else if let Some(tag) = provided_tag(reference) {
+            if tag.starts_with("al2023") {
+                (BaseKind::ProvidedAl2023, Some(GlibcVersion { major: 2, minor: 34 }))
+            } else if tag.starts_with("al2") || tag == "latest" {
+                (BaseKind::ProvidedAl2, Some(GlibcVersion { major: 2, minor: 26 }))
+            } else {
+                (BaseKind::Other, None)
+            }
+        } else {
+            (BaseKind::Other, None)
+        };
+        BaseImage {
+            reference: reference.to_string(),
+            kind,
+            glibc,
+        }
+    }
+
+    /// Whether this base runs `/lambda-entrypoint.sh` and expects the handler as CMD.
+    pub fn is_provided(&self) -> bool {
+        matches!(self.kind, BaseKind::ProvidedAl2 | BaseKind::ProvidedAl2023)
+    }
+}
+
+/// The tag of a `.../lambda/provided:<tag>` reference (digests and registries ignored).
+fn provided_tag(reference: &str) -> Option<&str> {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    let (repo, tag) = without_digest.rsplit_once(':')?;
+    (repo.ends_with("lambda/provided") && !tag.contains('/')).then_some(tag)
+}
+
+/// Resolved image settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageSettings {
+    /// Repository name.
+    pub repository: String,
+    /// The tag, with its template rendered.
+    pub tag: String,
+    /// ENTRYPOINT, if set (otherwise the base's is kept).
+    pub entrypoint: Option<Vec<String>>,
+    /// CMD.
+    pub command: Vec<String>,
+    /// WORKDIR.
+    pub workdir: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Extra files.
+    pub include: Vec<String>,
+}
+
+/// Resolved deploy settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploySettings {
+    /// Region, if configured.
+    pub region: Option<String>,
+    /// Publish a version.
+    pub publish: bool,
+    /// Alias to move.
+    pub alias: Option<String>,
+    /// Accounts allowed to pull.
+    pub cross_account: Vec<String>,
+    /// ECR scan on push.
+    pub scan_on_push: bool,
+    /// ECR tag mutability.
+    pub tag_mutability: TagMutability,
+}
+
+/// Resolved local-test settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestSettings {
+    /// Event files or globs, relative to the package.
+    pub events: Vec<String>,
+}
+
+/// Settings of a function that do not depend on the architecture.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settings {
+    /// Lambda function name.
+    pub function_name: String,
+    /// Architectures to build.
+    pub arches: Vec<Arch>,
+    /// C library.
+    pub libc: Libc,
+    /// Compiler backend.
+    pub compiler: Compiler,
+    /// Base image.
+    pub base_image: BaseImage,
+    /// Memory in MB.
+    pub memory: u32,
+    /// Timeout in seconds.
+    pub timeout: u32,
+    /// /tmp size in MB.
+    pub ephemeral_storage: u32,
+    /// IAM role ARN.
+    pub role: Option<String>,
+    /// Function environment.
+    pub env: BTreeMap<String, String>,
+    /// Function tags.
+    pub tags: BTreeMap<String, String>,
+    /// Image settings (tag not yet rendered: it depends on the arch).
+    pub image: ImageSettings,
+    /// Deploy settings.
+    pub deploy: DeploySettings,
+    /// Test settings.
+    pub test: TestSettings,
+}
+
+/// Applies the defaults to a merged configuration.
+pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
+    let function_name = config.function_name.unwrap_or_else(|| bin.to_string());
+    let base_image = BaseImage::from_reference(
+        config.base_image.as_deref().unwrap_or(DEFAULT_BASE_IMAGE),
+    );
+    let image = config.image.unwrap_or_default();
+    // provided.* bases run /lambda-entrypoint.sh, which wants exactly one argument (the
+    // handler name; any string) and then execs /var/runtime/bootstrap. Other bases get the
+    // bootstrap itself as the entrypoint.
+    let (default_entrypoint, default_command) = if base_image.is_provided() {
+        (None, vec!["bootstrap".to_string()])
+    } else {
+        (Some(vec!["/var/runtime/bootstrap".to_string()]), Vec::new())
+    };
+    let deploy = config.deploy.unwrap_or_default();
+    Settings {
+        arches: config
+            .arch
+            .map(|a| a.to_vec())
+            .unwrap_or_else(|| vec![Arch::X86_64]),
+        libc: config.libc.unwrap_or_default(),
+        compiler: config.compiler.unwrap_or_default(),
+        memory: config.memory.unwrap_or(DEFAULT_MEMORY),
+        timeout: config.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        ephemeral_storage: config.ephemeral_storage.unwrap_or(DEFAULT_EPHEMERAL_STORAGE),
+        role: config.role,
+        env: config.env.unwrap_or_default(),
+        tags: config.tags.unwrap_or_default(),
+        image: ImageSettings {
+            repository: image.repository.unwrap_or_else(|| function_name.clone()),
+            tag: image.tag.unwrap_or_else(|| DEFAULT_TAG.to_string()),
+            entrypoint: image.entrypoint.or(default_entrypoint),
+            command: image.command.unwrap_or(default_command),
+            workdir: image.workdir.unwrap_or_else(|| "/var/task".to_string()),
+            labels: image.labels.unwrap_or_default(),
+            include: image.include.unwrap_or_default(),
+        },
+        deploy: DeploySettings {
+            region: deploy.region,
+            publish: deploy.publish.unwrap_or(false),
+            alias: deploy.alias,
+            cross_account: deploy.cross_account.unwrap_or_default(),
+            scan_on_push: deploy.scan_on_push.unwrap_or(false),
+            tag_mutability: deploy.tag_mutability.unwrap_or_default(),
+        },
+        test: TestSettings {
+            events: config.test.and_then(|t| t.events).unwrap_or_default(),
+        },
+        function_name,
+        base_image,
+    }
+}
+
+/// Renders a tag template: `{version}`, `{arch}`, `{function}` and `{package}`.
+pub fn render_tag(template: &str, version: &str, arch: Arch, function: &str, package: &str) -> String {
+    // Docker tags allow [A-Za-z0-9_.-]; semver build metadata uses `+`, which would not do.
+    template
+        .replace("{version}", &version.replace('+', "_"))
+        .replace("{arch}", arch.lambda_name())
+        .replace("{function}", function)
+        .replace("{package}", package)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_base_images() {
+        let k = |r| BaseImage::from_reference(r).kind;
+        assert_eq!(k("public.ecr.aws/lambda/provided:al2"), BaseKind::ProvidedAl2);
+        assert_eq!(k("public.ecr.aws/lambda/provided:al2023"), BaseKind::ProvidedAl2023);
+        assert_eq!(k("public.ecr.aws/lambda/provided:al2.2024.01.05-arm64"), BaseKind::ProvidedAl2);
+        assert_eq!(k("127.0.0.1:5000/lambda/provided:al2023"), BaseKind::ProvidedAl2023);
+        assert_eq!(k("scratch"), BaseKind::Scratch);
+        assert_eq!(k("127.0.0.1:5000/other:al2"), BaseKind::Other);
+        let glibc = BaseImage::from_reference(DEFAULT_BASE_IMAGE).glibc.unwrap();
+        assert_eq!(glibc.to_string(), "2.26");
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s = apply_defaults(LambdaConfig::default(), "echo");
+        assert_eq!(s.function_name, "echo");
+        assert_eq!(s.arches, vec![Arch::X86_64]);
+        assert_eq!((s.libc, s.compiler), (Libc::Musl, Compiler::Cargo));
+        assert_eq!((s.memory, s.timeout, s.ephemeral_storage), (128, 3, 512));
+        assert_eq!(s.image.repository, "echo");
+        assert_eq!(s.image.command, vec!["bootstrap"]);
+        assert_eq!(s.image.entrypoint, None);
+    }
+
+    #[test]
+    fn scratch_base_uses_the_bootstrap_as_entrypoint() {
+        let config = LambdaConfig {
+            base_image: Some("scratch".into()),
+            ..Default::default()
+        };
+        let s = apply_defaults(config, "echo");
+        assert_eq!(s.image.entrypoint, Some(vec!["/var/runtime/bootstrap".to_string()]));
+        assert!(s.image.command.is_empty());
+    }
+
+    #[test]
+    fn tag_template_is_rendered() {
+        assert_eq!(render_tag("{version}-{arch}", "1.2.3+g1", Arch::Arm64, "f", "p"), "1.2.3_g1-arm64");
+        assert_eq!(render_tag("{package}/{function}", "1", Arch::X86_64, "f", "p"), "p/f");
+    }
+}

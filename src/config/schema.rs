@@ -1,0 +1,517 @@
+//! The schema of `[package.metadata.lambda]` and friends, and validation of one table at a time.
+//!
+//! Every table (workspace, workspace bin, package, package bin, the environment and the command
+//! line) is validated on its own before any merging, so that an error names the exact file,
+//! table and key it came from. All fields are `Option`s: defaults are applied last, in
+//! [`super::resolve`], so that a default can never hide a value set further down.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{did_you_mean, Error, Result, Source};
+use crate::target::{Arch, Compiler, Libc};
+
+/// Keys of the top-level table (and of every `bin.<name>` table, except `bin` itself).
+pub const TOP_KEYS: &[&str] = &[
+    "function-name",
+    "arch",
+    "libc",
+    "compiler",
+    "base-image",
+    "memory",
+    "timeout",
+    "ephemeral-storage",
+    "role",
+    "env",
+    "tags",
+    "image",
+    "deploy",
+    "test",
+    "bin",
+];
+/// Keys of the `image` table.
+pub const IMAGE_KEYS: &[&str] = &[
+    "repository",
+    "tag",
+    "entrypoint",
+    "command",
+    "workdir",
+    "labels",
+    "include",
+];
+/// Keys of the `deploy` table.
+pub const DEPLOY_KEYS: &[&str] = &[
+    "region",
+    "publish",
+    "alias",
+    "cross-account",
+    "scan-on-push",
+    "tag-mutability",
+];
+/// Keys of the `test` table.
+pub const TEST_KEYS: &[&str] = &["events"];
+
+/// Lambda's memory range in MB.
+pub const MEMORY_RANGE: std::ops::RangeInclusive<u32> = 128..=10240;
+/// Lambda's timeout range in seconds.
+pub const TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 1..=900;
+/// Lambda's /tmp size range in MB.
+pub const EPHEMERAL_RANGE: std::ops::RangeInclusive<u32> = 512..=10240;
+
+/// One or several architectures: `arch = "arm64"` or `arch = ["x86_64", "arm64"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ArchList {
+    /// A single architecture.
+    One(Arch),
+    /// A list of architectures.
+    Many(Vec<Arch>),
+}
+
+impl ArchList {
+    /// The architectures as a list, duplicates removed, order kept.
+    pub fn to_vec(&self) -> Vec<Arch> {
+        let raw = match self {
+            ArchList::One(a) => vec![*a],
+            ArchList::Many(v) => v.clone(),
+        };
+        let mut out = Vec::new();
+        for a in raw {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
+    }
+}
+
+impl<'de> Deserialize<'de> for ArchList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        // Deserializing the strings first and parsing them ourselves keeps the message of
+        // `Arch::from_str`; an untagged enum would only say that no variant matched.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        let parse = |s: &str| s.parse::<Arch>().map_err(serde::de::Error::custom);
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected an architecture name or a list of them")
+        })? {
+            Raw::One(s) => parse(&s).map(ArchList::One),
+            Raw::Many(v) => v.iter().map(|s| parse(s)).collect::<Result<_, _>>().map(ArchList::Many),
+        }
+    }
+}
+
+/// ECR tag mutability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TagMutability {
+    /// Tags can be moved (ECR's default).
+    #[default]
+    Mutable,
+    /// Tags cannot be overwritten.
+    Immutable,
+}
+
+/// `[...lambda.image]`: how the container image is assembled and named.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ImageConfig {
+    /// Repository name (default: the function name).
+    pub repository: Option<String>,
+    /// Tag template; `{version}`, `{arch}`, `{function}`, `{package}` are replaced.
+    pub tag: Option<String>,
+    /// ENTRYPOINT override.
+    pub entrypoint: Option<Vec<String>>,
+    /// CMD override.
+    pub command: Option<Vec<String>>,
+    /// WORKDIR override.
+    pub workdir: Option<String>,
+    /// OCI labels.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Extra files to add to the image (paths relative to the package).
+    pub include: Option<Vec<String>>,
+}
+
+/// `[...lambda.deploy]`: where and how the function is deployed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DeployConfig {
+    /// AWS region (default: from the AWS configuration).
+    pub region: Option<String>,
+    /// Publish a version after each deploy.
+    pub publish: Option<bool>,
+    /// Alias to create or move to the published version.
+    pub alias: Option<String>,
+    /// AWS account IDs allowed to pull the image.
+    pub cross_account: Option<Vec<String>>,
+    /// ECR scan-on-push for a new repository.
+    pub scan_on_push: Option<bool>,
+    /// ECR tag mutability for a new repository.
+    pub tag_mutability: Option<TagMutability>,
+}
+
+/// `[...lambda.test]`: local test settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TestConfig {
+    /// Event files or globs, relative to the package.
+    pub events: Option<Vec<String>>,
+}
+
+/// One `[...metadata.lambda]` table, as written (every field optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LambdaConfig {
+    /// The Lambda function name (default: the binary's name).
+    pub function_name: Option<String>,
+    /// Architecture(s) to build for.
+    pub arch: Option<ArchList>,
+    /// C library.
+    pub libc: Option<Libc>,
+    /// Compiler backend.
+    pub compiler: Option<Compiler>,
+    /// Base image reference, or `scratch`.
+    pub base_image: Option<String>,
+    /// Memory in MB.
+    pub memory: Option<u32>,
+    /// Timeout in seconds.
+    pub timeout: Option<u32>,
+    /// Size of /tmp in MB.
+    pub ephemeral_storage: Option<u32>,
+    /// IAM role ARN.
+    pub role: Option<String>,
+    /// Environment variables of the function.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Tags of the function.
+    pub tags: Option<BTreeMap<String, String>>,
+    /// Image settings.
+    pub image: Option<ImageConfig>,
+    /// Deploy settings.
+    pub deploy: Option<DeployConfig>,
+    /// Local test settings.
+    pub test: Option<TestConfig>,
+    /// Per-binary tables, merged key by key over this one.
+    pub bin: Option<BTreeMap<String, LambdaConfig>>,
+}
+
+/// Checks a raw table against the schema and returns it typed.
+///
+/// `allow_bin` is false inside a `bin.<name>` table, where another `bin` makes no sense.
+pub fn validate(value: &Value, source: &Source, allow_bin: bool) -> Result<LambdaConfig> {
+    check_keys(value, source, allow_bin)?;
+    let config: LambdaConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+        let key = e.path().to_string();
+        Error::InvalidType {
+            source_: source.clone(),
+            help: type_help(&key),
+            key,
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    check_values(&config, source)?;
+    Ok(config)
+}
+
+/// Rejects keys the schema does not know, with a did-you-mean suggestion.
+fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
+    let Value::Object(top) = value else {
+        return Err(Error::InvalidType {
+            source_: source.clone(),
+            key: "lambda".into(),
+            message: format!("expected a table, found {}", kind_of(value)),
+            help: "write it as a table, e.g. `[package.metadata.lambda]` with `memory = 256` under it".into(),
+        });
+    };
+    for (key, inner) in top {
+        let known: &[&str] = if allow_bin {
+            TOP_KEYS
+        } else {
+            &TOP_KEYS[..TOP_KEYS.len() - 1]
+        };
+        if !known.contains(&key.as_str()) {
+            let help = if key == "bin" {
+                "per-binary tables cannot be nested: move these keys to the package's `bin.<name>` table".to_string()
+            } else {
+                unknown_help(key, known)
+            };
+            return Err(Error::UnknownKey {
+                source_: source.clone(),
+                key: key.clone(),
+                help,
+            });
+        }
+        let nested: Option<&[&str]> = match key.as_str() {
+            "image" => Some(IMAGE_KEYS),
+            "deploy" => Some(DEPLOY_KEYS),
+            "test" => Some(TEST_KEYS),
+            _ => None,
+        };
+        if let (Some(keys), Value::Object(table)) = (nested, inner) {
+            for sub in table.keys() {
+                if !keys.contains(&sub.as_str()) {
+                    return Err(Error::UnknownKey {
+                        source_: source.clone(),
+                        key: format!("{key}.{sub}"),
+                        help: unknown_help(sub, keys),
+                    });
+                }
+            }
+        }
+        if key == "bin" {
+            if let Value::Object(bins) = inner {
+                for (name, table) in bins {
+                    let bin_source = match source {
+                        Source::Manifest { path, table: t } => Source::Manifest {
+                            path: path.clone(),
+                            table: format!("{t}.bin.{name}"),
+                        },
+                        other => other.clone(),
+                    };
+                    check_keys(table, &bin_source, false)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unknown_help(key: &str, known: &[&str]) -> String {
+    match did_you_mean(key, known.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("known keys: {}", known.join(", ")),
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a table",
+    }
+}
+
+/// An example of a valid value for each key, for type errors.
+fn type_help(key: &str) -> String {
+    let example = match key.split('.').next_back().unwrap_or(key) {
+        "arch" => r#"arch = "arm64" or arch = ["x86_64", "arm64"]"#,
+        "libc" => r#"libc = "musl" (or "gnu")"#,
+        "compiler" => r#"compiler = "cargo" (or "zigbuild", "cross")"#,
+        "memory" => "memory = 512 (MB, 128 to 10240)",
+        "timeout" => "timeout = 30 (seconds, 1 to 900)",
+        "ephemeral-storage" => "ephemeral-storage = 1024 (MB, 512 to 10240)",
+        "env" | "tags" | "labels" => r#"a table of strings, e.g. { KEY = "value" }"#,
+        "entrypoint" | "command" | "include" | "events" | "cross-account" => {
+            r#"a list of strings, e.g. ["a", "b"]"#
+        }
+        "publish" | "scan-on-push" => "true or false",
+        "tag-mutability" => r#"tag-mutability = "MUTABLE" (or "IMMUTABLE")"#,
+        _ => "see the configuration reference in README.md",
+    };
+    format!("expected {example}")
+}
+
+/// Range and format checks that types alone cannot express.
+fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
+    let invalid = |key: &str, message: String, help: &str| Error::InvalidValue {
+        source_: source.clone(),
+        key: key.to_string(),
+        message,
+        help: help.to_string(),
+    };
+    let in_range = |key: &str, v: Option<u32>, range: std::ops::RangeInclusive<u32>, unit: &str| {
+        match v {
+            Some(v) if !range.contains(&v) => Err(invalid(
+                key,
+                format!("{v} is outside {}..={} {unit}", range.start(), range.end()),
+                &format!(
+                    "Lambda accepts {key} from {} to {} {unit}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    };
+    in_range("memory", config.memory, MEMORY_RANGE, "MB")?;
+    in_range("timeout", config.timeout, TIMEOUT_RANGE, "seconds")?;
+    in_range(
+        "ephemeral-storage",
+        config.ephemeral_storage,
+        EPHEMERAL_RANGE,
+        "MB",
+    )?;
+    if let Some(ArchList::Many(list)) = &config.arch {
+        if list.is_empty() {
+            return Err(invalid(
+                "arch",
+                "the list is empty".into(),
+                r#"name at least one architecture, e.g. arch = ["arm64"]"#,
+            ));
+        }
+    }
+    if let Some(name) = &config.function_name {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err(invalid(
+                "function-name",
+                format!("`{name}` is not a valid Lambda function name"),
+                "use 1 to 64 letters, digits, hyphens or underscores",
+            ));
+        }
+    }
+    for key in config.env.iter().flat_map(|m| m.keys()) {
+        let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(invalid(
+                &format!("env.{key}"),
+                format!("`{key}` is not a valid environment variable name"),
+                "start with a letter and use only letters, digits and underscores",
+            ));
+        }
+        if RESERVED_ENV.contains(&key.as_str()) {
+            return Err(invalid(
+                &format!("env.{key}"),
+                format!("`{key}` is reserved by the Lambda runtime"),
+                "Lambda sets this variable itself; choose another name",
+            ));
+        }
+    }
+    if let Some(accounts) = config.deploy.as_ref().and_then(|d| d.cross_account.as_ref()) {
+        for account in accounts {
+            if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+                return Err(invalid(
+                    "deploy.cross-account",
+                    format!("`{account}` is not an AWS account ID"),
+                    "account IDs are 12 digits, e.g. \"123456789012\"",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Environment variables Lambda reserves; setting them in a function's configuration fails.
+const RESERVED_ENV: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn src() -> Source {
+        Source::Manifest {
+            path: "/ws/Cargo.toml".into(),
+            table: "package.metadata.lambda".into(),
+        }
+    }
+
+    #[test]
+    fn accepts_a_full_table() {
+        let v = json!({
+            "function-name": "echo", "arch": ["x86_64", "arm64"], "libc": "gnu",
+            "compiler": "zigbuild", "base-image": "public.ecr.aws/lambda/provided:al2023",
+            "memory": 256, "timeout": 30, "ephemeral-storage": 1024, "role": "arn:aws:iam::1:role/r",
+            "env": {"A": "1"}, "tags": {"team": "x"},
+            "image": {"repository": "r", "tag": "{version}", "labels": {"a": "b"}},
+            "deploy": {"publish": true, "alias": "live", "cross-account": ["123456789012"],
+                       "tag-mutability": "IMMUTABLE"},
+            "test": {"events": ["events/*.json"]},
+            "bin": {"x": {"memory": 512}}
+        });
+        let c = validate(&v, &src(), true).unwrap();
+        assert_eq!(c.memory, Some(256));
+        assert_eq!(c.arch.unwrap().to_vec(), vec![Arch::X86_64, Arch::Arm64]);
+        assert_eq!(c.bin.unwrap()["x"].memory, Some(512));
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_right_one() {
+        let err = validate(&json!({"memroy": 256}), &src(), true).unwrap_err();
+        let Error::UnknownKey { key, help, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(key, "memroy");
+        assert_eq!(help, "did you mean `memory`?");
+        assert!(err.to_string().contains("/ws/Cargo.toml"), "{err}");
+    }
+
+    #[test]
+    fn unknown_nested_key_is_dotted() {
+        let err = validate(&json!({"deploy": {"alais": "x"}}), &src(), true).unwrap_err();
+        assert!(matches!(&err, Error::UnknownKey { key, help, .. }
+            if key == "deploy.alais" && help.contains("`alias`")), "{err:?}");
+    }
+
+    #[test]
+    fn unknown_key_in_bin_table_names_the_bin_table() {
+        let err = validate(&json!({"bin": {"hello": {"timout": 3}}}), &src(), true).unwrap_err();
+        assert!(err.to_string().contains("package.metadata.lambda.bin.hello"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = validate(&json!({"memory": "lots"}), &src(), true).unwrap_err();
+        assert!(matches!(&err, Error::InvalidType { key, .. } if key == "memory"), "{err:?}");
+        let err = validate(&json!({"image": {"labels": {"a": 1}}}), &src(), true).unwrap_err();
+        assert!(matches!(&err, Error::InvalidType { key, .. } if key == "image.labels.a"), "{err:?}");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        for (v, key) in [
+            (json!({"arch": "x86"}), "arch"),
+            (json!({"memory": 100}), "memory"),
+            (json!({"timeout": 901}), "timeout"),
+            (json!({"ephemeral-storage": 100}), "ephemeral-storage"),
+            (json!({"function-name": "no spaces"}), "function-name"),
+            (json!({"env": {"AWS_REGION": "x"}}), "env.AWS_REGION"),
+            (json!({"deploy": {"cross-account": ["12"]}}), "deploy.cross-account"),
+        ] {
+            let err = validate(&v, &src(), true).unwrap_err();
+            let got = match &err {
+                Error::InvalidValue { key, .. } | Error::InvalidType { key, .. } => key.clone(),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(got, key, "{v}");
+        }
+    }
+
+    #[test]
+    fn bin_inside_bin_is_rejected() {
+        let err = validate(&json!({"bin": {"a": {"bin": {}}}}), &src(), true).unwrap_err();
+        assert!(matches!(&err, Error::UnknownKey { key, .. } if key == "bin"), "{err:?}");
+    }
+}

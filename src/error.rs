@@ -1,0 +1,229 @@
+//! The library's error type: every variant says what went wrong, where, and how to fix it.
+//!
+//! Errors are `miette` diagnostics so the binary can render them with their help text; library
+//! callers (an `xtask`, say) can match on the variants instead.
+
+use std::path::PathBuf;
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+/// Where a configuration value came from, so that an error can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in defaults.
+    Default,
+    /// A `[...metadata.lambda]` table in a manifest.
+    Manifest {
+        /// The `Cargo.toml` holding the table.
+        path: PathBuf,
+        /// The dotted table name, e.g. `package.metadata.lambda.bin.hello`.
+        table: String,
+    },
+    /// A `CARGO_LAMBDA_IMAGE_*` environment variable.
+    Env {
+        /// The variable's name.
+        var: String,
+    },
+    /// A command-line flag.
+    Cli {
+        /// The flag, e.g. `--arch`.
+        flag: String,
+    },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => f.write_str("the built-in defaults"),
+            Source::Manifest { path, table } => write!(f, "`[{table}]` in {}", path.display()),
+            Source::Env { var } => write!(f, "environment variable {var}"),
+            Source::Cli { flag } => write!(f, "command-line flag {flag}"),
+        }
+    }
+}
+
+/// Everything that can go wrong in cargo-lambda-image.
+#[derive(Debug, Error, Diagnostic)]
+#[non_exhaustive]
+pub enum Error {
+    /// `cargo metadata` failed.
+    #[error("could not read the Cargo workspace: {message}")]
+    #[diagnostic(
+        code(lambda_image::metadata),
+        help("check that --manifest-path points at a Cargo.toml and that `cargo metadata` works there")
+    )]
+    Metadata {
+        /// Cargo's own message.
+        message: String,
+    },
+
+    /// A key in a metadata table is not part of the schema.
+    #[error("unknown key `{key}` in {source_}")]
+    #[diagnostic(code(lambda_image::config::unknown_key), help("{help}"))]
+    UnknownKey {
+        /// Where the key was found.
+        source_: Source,
+        /// The offending key (dotted for nested tables).
+        key: String,
+        /// A did-you-mean suggestion or the list of known keys.
+        help: String,
+    },
+
+    /// A value has the wrong type (a string where a number belongs, ...).
+    #[error("wrong type for `{key}` in {source_}: {message}")]
+    #[diagnostic(code(lambda_image::config::invalid_type), help("{help}"))]
+    InvalidType {
+        /// Where the value was found.
+        source_: Source,
+        /// The dotted key.
+        key: String,
+        /// What serde said.
+        message: String,
+        /// What a valid value looks like.
+        help: String,
+    },
+
+    /// A value has the right type but is out of range or malformed.
+    #[error("invalid value for `{key}` in {source_}: {message}")]
+    #[diagnostic(code(lambda_image::config::invalid_value), help("{help}"))]
+    InvalidValue {
+        /// Where the value was found.
+        source_: Source,
+        /// The dotted key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
+
+    /// The selection names something the workspace does not have, or selects nothing.
+    #[error("{message}")]
+    #[diagnostic(code(lambda_image::selection), help("{help}"))]
+    Selection {
+        /// What was not found.
+        message: String,
+        /// What exists instead.
+        help: String,
+    },
+
+    /// A program the chosen backend needs is not installed.
+    #[error("`{program}` is needed to {purpose} but was not found")]
+    #[diagnostic(code(lambda_image::tool_missing), help("{fix}"))]
+    ToolMissing {
+        /// The program's name.
+        program: String,
+        /// Why it is needed.
+        purpose: String,
+        /// What to run to install it.
+        fix: String,
+    },
+
+    /// The Rust standard library for a target is not installed and could not be added.
+    #[error("the Rust target `{triple}` is not installed")]
+    #[diagnostic(code(lambda_image::target_missing), help("run `rustup target add {triple}`"))]
+    TargetMissing {
+        /// The target triple.
+        triple: String,
+    },
+
+    /// The compiler exited with an error.
+    #[error("compiling {what} failed ({status})")]
+    #[diagnostic(
+        code(lambda_image::compile_failed),
+        help("the compiler's output above says why; the command was: {command}")
+    )]
+    CompileFailed {
+        /// The function(s) and target being compiled.
+        what: String,
+        /// The exit status.
+        status: String,
+        /// The command line, for reproducing by hand.
+        command: String,
+    },
+
+    /// The compiler succeeded but did not report the executable we asked for.
+    #[error("cargo did not produce the binary `{bin}` for {target}")]
+    #[diagnostic(
+        code(lambda_image::artifact_missing),
+        help("check that `{bin}` is a [[bin]] target of the package and that its required-features are enabled")
+    )]
+    ArtifactMissing {
+        /// The binary name.
+        bin: String,
+        /// The target triple.
+        target: String,
+    },
+
+    /// The compiled executable is not what the plan asked for.
+    #[error("{path} is not a valid Lambda bootstrap: {message}")]
+    #[diagnostic(code(lambda_image::bad_binary), help("{help}"))]
+    BadBinary {
+        /// The executable.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
+
+    /// A filesystem operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    #[diagnostic(code(lambda_image::io))]
+    Io {
+        /// What we were doing, e.g. "could not read".
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// A subprocess could not be started at all.
+    #[error("could not run `{program}`: {source}")]
+    #[diagnostic(code(lambda_image::spawn))]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The closest candidate to `word`, if any is close enough to be a plausible typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_keys_only() {
+        let keys = ["memory", "timeout", "function-name"];
+        assert_eq!(did_you_mean("memroy", keys), Some("memory"));
+        assert_eq!(did_you_mean("function_name", keys), Some("function-name"));
+        assert_eq!(did_you_mean("zzz", keys), None);
+    }
+}

@@ -1,0 +1,304 @@
+//! The `ci` and `services` tasks: install the prerequisites, start the
+//! services, and (for `ci`) run the checks.
+
+use std::{
+    env,
+    ffi::{OsStr, OsString},
+    fs, iter,
+    path::{Path, PathBuf},
+    process::Command,
+    thread,
+    time::Duration,
+};
+
+use crate::{
+    cmd, install, project_root,
+    services::{self, Service, Services},
+    Result,
+};
+
+/// Where the registry listens; exported to the tests as `CLI_TEST_REGISTRY`.
+const REGISTRY_ADDR: &str = "127.0.0.1:5000";
+/// Where moto listens; exported to the tests as `CLI_TEST_MOTO_ENDPOINT`.
+const MOTO_ADDR: &str = "127.0.0.1:5001";
+
+/// Extra dockerd flags, tried in order while dockerd exits during start-up.
+/// The defaults work on a normal machine (and in the Firecracker VMs this was
+/// developed in); the fallbacks are for containers that may not create
+/// bridges, iptables chains or overlay mounts. They cost nothing when the
+/// first attempt works.
+const DOCKERD_FALLBACK_FLAGS: &[&[&str]] = &[
+    &[],
+    &["--iptables=false", "--bridge=none"],
+    &["--iptables=false", "--bridge=none", "--storage-driver=vfs"],
+];
+
+/// Overrides [`DOCKERD_FALLBACK_FLAGS`] with whitespace-separated flags.
+const DOCKERD_FLAGS_VAR: &str = "XTASK_DOCKERD_FLAGS";
+
+/// The directory with everything the tasks keep between runs.
+struct State {
+    root: PathBuf,
+}
+
+impl State {
+    fn new() -> Result<State> {
+        let home = env::var_os("HOME")
+            .filter(|home| !home.is_empty())
+            .ok_or("HOME is not set; it is needed to find ~/.cache/cargo-lambda-image/ci")?;
+        let root = PathBuf::from(home).join(".cache/cargo-lambda-image/ci");
+        let state = State { root };
+        let logs = state.path("logs");
+        fs::create_dir_all(&logs)
+            .map_err(|err| format!("failed to create {}: {err}", logs.display()))?;
+        Ok(state)
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    fn log(&self, service: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{service}.log"))
+    }
+}
+
+/// Installs the prerequisites and runs `cargo fmt --check`, `cargo test` (with
+/// the services running) and `cargo clippy`.
+pub(crate) fn ci() -> Result<()> {
+    let state = State::new()?;
+    let path = prepare(&state)?;
+    let root = project_root();
+    let cargo = |args: &[&str]| {
+        let mut cargo = Command::new("cargo");
+        cargo.args(args).current_dir(&root).env("PATH", &path);
+        cargo
+    };
+
+    // Formatting is checked first because it fails in a second, before the
+    // services start.
+    cmd::run(&mut cargo(&["fmt", "--all", "--", "--check"]))
+        .map_err(|err| format!("{err}\nhelp: run `cargo fmt --all` to fix the formatting"))?;
+
+    let (services, test_env) = start_services(&state, &path)?;
+    let tests = cmd::run(cargo(&["test", "--workspace"]).envs(test_env));
+    // Clippy does not need the services; stopping them first frees memory and
+    // CPU on small CI machines.
+    drop(services);
+    cmd::check_interrupted()?;
+    let clippy =
+        cmd::run(&mut cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]));
+
+    match (tests, clippy) {
+        (Ok(()), Ok(())) => {
+            say!("ci passed");
+            Ok(())
+        }
+        (Err(err), Ok(())) | (Ok(()), Err(err)) => Err(err),
+        (Err(tests), Err(clippy)) => Err(format!("{tests}\nxtask: error: {clippy}").into()),
+    }
+}
+
+/// Installs the prerequisites, starts the services and keeps them running
+/// until Ctrl-C, for running the tests by hand.
+pub(crate) fn services() -> Result<()> {
+    let state = State::new()?;
+    let path = prepare(&state)?;
+    let (mut services, test_env) = start_services(&state, &path)?;
+
+    println!("# The test services are running. To use them from another shell:");
+    println!("export PATH={}:\"$PATH\"", shell_quote(state.path("venv/bin").as_os_str()));
+    for (name, value) in &test_env {
+        println!("export {name}={}", shell_quote(value));
+    }
+    say!("press Ctrl-C to stop the services");
+
+    while !cmd::interrupted() {
+        services.check_alive()?;
+        thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!();
+    drop(services);
+    say!("services stopped");
+    Ok(())
+}
+
+/// Steps shared by both tasks: installs everything and registers the arm64
+/// binfmt handler. Returns the `PATH` to run everything else with, which has
+/// the venv first.
+fn prepare(state: &State) -> Result<OsString> {
+    install::apt_packages()?;
+    cmd::check_interrupted()?;
+
+    let venv = state.path("venv");
+    install::python_venv(&venv)?;
+    cmd::check_interrupted()?;
+    let old_path = env::var_os("PATH").unwrap_or_default();
+    let path = env::join_paths(iter::once(venv.join("bin")).chain(env::split_paths(&old_path)))
+        .map_err(|err| format!("cannot put {} on PATH: {err}", venv.display()))?;
+
+    install::rust_toolchain(&project_root())?;
+    cmd::check_interrupted()?;
+
+    install::binfmt_arm64();
+    Ok(path)
+}
+
+/// Starts dockerd, the registry and moto, and returns them with the
+/// environment variables that point the tests at them.
+fn start_services(
+    state: &State,
+    path: &OsStr,
+) -> Result<(Services, Vec<(&'static str, OsString)>)> {
+    let mut services = Services::default();
+
+    // Pushing each service as soon as it started makes the guard stop the
+    // earlier ones when a later one fails.
+    let docker_socket = state.path("docker.sock");
+    services.push(start_dockerd(state, &docker_socket, path)?);
+    cmd::check_interrupted()?;
+    services.push(start_registry(state, path)?);
+    cmd::check_interrupted()?;
+    services.push(start_moto(state, path)?);
+
+    let mut docker_host = OsString::from("unix://");
+    docker_host.push(&docker_socket);
+    let test_env = vec![
+        ("DOCKER_HOST", docker_host),
+        ("CLI_TEST_REGISTRY", REGISTRY_ADDR.into()),
+        ("CLI_TEST_MOTO_ENDPOINT", format!("http://{MOTO_ADDR}").into()),
+    ];
+    Ok((services, test_env))
+}
+
+fn start_dockerd(state: &State, socket: &Path, path: &OsStr) -> Result<Service> {
+    let probe = || match services::unix_http_get(socket, "/_ping") {
+        Ok(response) if response.status == 200 => Ok(()),
+        Ok(response) => Err(format!("/_ping answered {}", response.status)),
+        Err(err) => Err(err),
+    };
+
+    let attempts: Vec<Vec<String>> = match env::var(DOCKERD_FLAGS_VAR) {
+        Ok(flags) => vec![flags.split_whitespace().map(str::to_owned).collect()],
+        Err(_) => DOCKERD_FALLBACK_FLAGS
+            .iter()
+            .map(|flags| flags.iter().map(|&flag| flag.to_owned()).collect())
+            .collect(),
+    };
+
+    let mut attempts = attempts.iter().peekable();
+    let service = loop {
+        let Some(flags) = attempts.next() else {
+            return Err("dockerd: no flags to try".into());
+        };
+        let mut dockerd = Command::new("dockerd");
+        dockerd
+            .arg("--host")
+            .arg(format!("unix://{}", socket.display()))
+            .arg("--data-root")
+            .arg(state.path("docker-data"))
+            .arg("--exec-root")
+            .arg(state.path("docker-exec"))
+            .arg("--pidfile")
+            .arg(state.path("docker.pid"))
+            .args(flags)
+            .env("PATH", path);
+        match services::start("dockerd", dockerd, &state.log("dockerd"), Duration::from_secs(60), &probe)
+        {
+            Ok(service) => break service,
+            Err(err) if err.exited_early => match attempts.peek() {
+                Some(next) => say!("warning: {err}\nxtask: retrying dockerd with `{}`", next.join(" ")),
+                None => {
+                    return Err(format!(
+                        "{err}\nhelp: set {DOCKERD_FLAGS_VAR} to the dockerd flags this machine needs"
+                    )
+                    .into())
+                }
+            },
+            Err(err) => return Err(err.into()),
+        }
+    };
+
+    // The probe talks to the socket directly; make sure the docker CLI the
+    // tests use can talk to this daemon too.
+    let mut host = OsString::from("unix://");
+    host.push(socket);
+    let version = cmd::read(
+        Command::new("docker")
+            .arg("--host")
+            .arg(&host)
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .env("PATH", path),
+    )
+    .map_err(|err| format!("dockerd is up but the docker CLI cannot use it: {err}"))?;
+    say!("docker server version {}", version.trim());
+    Ok(service)
+}
+
+fn start_registry(state: &State, path: &OsStr) -> Result<Service> {
+    let config = state.path("registry.yml");
+    let storage = state.path("registry-data");
+    let yaml = format!(
+        "\
+# Written by `cargo xtask`; changes are overwritten.
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: {storage:?}
+  delete:
+    enabled: true
+http:
+  addr: {REGISTRY_ADDR}
+"
+    );
+    fs::write(&config, yaml)
+        .map_err(|err| format!("failed to write {}: {err}", config.display()))?;
+
+    let probe = || {
+        let response = services::http_get(REGISTRY_ADDR, "/v2/")?;
+        // Checking the header avoids mistaking another server for a registry.
+        if response.status == 200 && response.head.contains("docker-distribution-api-version") {
+            Ok(())
+        } else {
+            Err(format!("/v2/ answered {} without the registry header", response.status))
+        }
+    };
+    let mut registry = Command::new("docker-registry");
+    registry.arg("serve").arg(&config).env("PATH", path);
+    Ok(services::start(
+        "docker-registry",
+        registry,
+        &state.log("registry"),
+        Duration::from_secs(30),
+        &probe,
+    )?)
+}
+
+fn start_moto(state: &State, path: &OsStr) -> Result<Service> {
+    let probe = || {
+        let response = services::http_get(MOTO_ADDR, "/moto-api/")?;
+        if response.status == 200 {
+            Ok(())
+        } else {
+            Err(format!("/moto-api/ answered {}", response.status))
+        }
+    };
+    let (host, port) = MOTO_ADDR.split_once(':').ok_or("MOTO_ADDR has no port")?;
+    let mut moto = Command::new(state.path("venv/bin/moto_server"));
+    moto.args(["-H", host, "-p", port]).env("PATH", path);
+    Ok(services::start("moto_server", moto, &state.log("moto"), Duration::from_secs(60), &probe)?)
+}
+
+/// Quotes `value` for POSIX shells.
+fn shell_quote(value: &OsStr) -> String {
+    let value = value.to_string_lossy();
+    if !value.is_empty()
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=+@%,".contains(c))
+    {
+        value.into_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}

@@ -1,0 +1,87 @@
+//! See <https://github.com/matklad/cargo-xtask/>.
+//!
+//! This binary defines auxiliary tasks for working on cargo-lambda-image which
+//! are not expressible with just `cargo`. Run them with `cargo xtask <task>`
+//! (the alias lives in `.cargo/config.toml`).
+//!
+//! The tasks set up a Debian machine for the integration tests: they install
+//! Docker, an OCI registry, moto and the cross-compilation toolchains, start
+//! the services the tests talk to, and run the checks CI runs. They are Linux
+//! (and, for the installation step, Debian) only.
+//!
+//! The binary deliberately has no dependencies, so that it compiles in seconds
+//! on a fresh machine.
+
+/// Prints a progress line to stderr, prefixed with `xtask:`.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("xtask: {}", format_args!($($arg)*))
+    };
+}
+
+mod ci;
+mod cmd;
+mod install;
+mod services;
+
+use std::{error::Error, path::PathBuf, process::ExitCode};
+
+pub(crate) type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+const USAGE: &str = "\
+Usage: cargo xtask <task>
+
+Tasks:
+  ci        install the test prerequisites, start the test services, then run
+            `cargo fmt --check`, `cargo test --workspace` and `cargo clippy`
+  services  install the test prerequisites and keep the test services running
+            in the foreground until Ctrl-C, printing the environment to export
+  help      print this message
+
+State (Python venv, Docker data, registry storage, logs) is kept in
+~/.cache/cargo-lambda-image/ci; delete that directory to start from scratch.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = match args.as_slice() {
+        [task] => task.as_str(),
+        [] => {
+            eprintln!("{USAGE}");
+            return ExitCode::FAILURE;
+        }
+        [task, extra, ..] => {
+            eprintln!("xtask: error: `{task}` takes no arguments, got `{extra}`\n\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    // Both long-running tasks own child processes; the handler turns Ctrl-C
+    // into an orderly shutdown instead of leaving them orphaned.
+    cmd::install_interrupt_handler();
+
+    let result = match task {
+        "ci" => ci::ci(),
+        "services" => ci::services(),
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprintln!("xtask: error: unknown task `{other}`\n\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root, i.e. the directory containing `xtask/`.
+pub(crate) fn project_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
