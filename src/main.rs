@@ -29,7 +29,8 @@ fn main() -> ExitCode {
         ColorChoice::Never => false,
     };
     let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(miette::MietteHandlerOpts::new().color(color).build())
+        // Wrapping would split file paths across lines, and paths must stay copy-pastable.
+        Box::new(miette::MietteHandlerOpts::new().color(color).wrap_lines(false).build())
     }));
     let progress = if cli.global.quiet {
         Progress::new(Mode::Quiet)

@@ -86,8 +86,14 @@ pub(crate) fn ci() -> Result<()> {
     // CPU on small CI machines.
     drop(services);
     cmd::check_interrupted()?;
-    let clippy =
-        cmd::run(&mut cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]));
+    let clippy = cmd::run(&mut cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]));
 
     match (tests, clippy) {
         (Ok(()), Ok(())) => {
@@ -107,7 +113,10 @@ pub(crate) fn services() -> Result<()> {
     let (mut services, test_env) = start_services(&state, &path)?;
 
     println!("# The test services are running. To use them from another shell:");
-    println!("export PATH={}:\"$PATH\"", shell_quote(state.path("venv/bin").as_os_str()));
+    println!(
+        "export PATH={}:\"$PATH\"",
+        shell_quote(state.path("venv/bin").as_os_str())
+    );
     for (name, value) in &test_env {
         println!("export {name}={}", shell_quote(value));
     }
@@ -118,8 +127,8 @@ pub(crate) fn services() -> Result<()> {
         thread::sleep(Duration::from_millis(250));
     }
     eprintln!();
+    // Stops the services this task started; reused ones keep running.
     drop(services);
-    say!("services stopped");
     Ok(())
 }
 
@@ -166,7 +175,10 @@ fn start_services(
     let test_env = vec![
         ("DOCKER_HOST", docker_host),
         ("CLI_TEST_REGISTRY", REGISTRY_ADDR.into()),
-        ("CLI_TEST_MOTO_ENDPOINT", format!("http://{MOTO_ADDR}").into()),
+        (
+            "CLI_TEST_MOTO_ENDPOINT",
+            format!("http://{MOTO_ADDR}").into(),
+        ),
     ];
     Ok((services, test_env))
 }
@@ -186,15 +198,20 @@ fn start_dockerd(state: &State, socket: &Path, path: &OsStr) -> Result<Service> 
             .collect(),
     };
 
+    let mut host = OsString::from("unix://");
+    host.push(socket);
+    let log = state.log("dockerd");
+    let timeout = Duration::from_secs(60);
     let mut attempts = attempts.iter().peekable();
     let service = loop {
         let Some(flags) = attempts.next() else {
-            return Err("dockerd: no flags to try".into());
+            // There is always at least one attempt, even for an empty override.
+            return Err("no dockerd flags left to try".into());
         };
         let mut dockerd = Command::new("dockerd");
         dockerd
             .arg("--host")
-            .arg(format!("unix://{}", socket.display()))
+            .arg(&host)
             .arg("--data-root")
             .arg(state.path("docker-data"))
             .arg("--exec-root")
@@ -203,26 +220,28 @@ fn start_dockerd(state: &State, socket: &Path, path: &OsStr) -> Result<Service> 
             .arg(state.path("docker.pid"))
             .args(flags)
             .env("PATH", path);
-        match services::start("dockerd", dockerd, &state.log("dockerd"), Duration::from_secs(60), &probe)
-        {
+        let err = match services::start("dockerd", dockerd, &log, timeout, &probe) {
             Ok(service) => break service,
-            Err(err) if err.exited_early => match attempts.peek() {
-                Some(next) => say!("warning: {err}\nxtask: retrying dockerd with `{}`", next.join(" ")),
-                None => {
-                    return Err(format!(
-                        "{err}\nhelp: set {DOCKERD_FLAGS_VAR} to the dockerd flags this machine needs"
-                    )
-                    .into())
-                }
-            },
-            Err(err) => return Err(err.into()),
+            Err(err) => err,
+        };
+        match attempts.peek() {
+            Some(next) if err.exited_early => {
+                say!(
+                    "warning: {err}\nxtask: retrying dockerd with `{}`",
+                    next.join(" ")
+                );
+            }
+            None if err.exited_early => {
+                let help =
+                    format!("set {DOCKERD_FLAGS_VAR} to the dockerd flags this machine needs");
+                return Err(format!("{err}\nhelp: {help}").into());
+            }
+            _ => return Err(err.into()),
         }
     };
 
     // The probe talks to the socket directly; make sure the docker CLI the
     // tests use can talk to this daemon too.
-    let mut host = OsString::from("unix://");
-    host.push(socket);
     let version = cmd::read(
         Command::new("docker")
             .arg("--host")
@@ -262,7 +281,10 @@ http:
         if response.status == 200 && response.head.contains("docker-distribution-api-version") {
             Ok(())
         } else {
-            Err(format!("/v2/ answered {} without the registry header", response.status))
+            Err(format!(
+                "/v2/ answered {} without the registry header",
+                response.status
+            ))
         }
     };
     let mut registry = Command::new("docker-registry");
@@ -288,14 +310,22 @@ fn start_moto(state: &State, path: &OsStr) -> Result<Service> {
     let (host, port) = MOTO_ADDR.split_once(':').ok_or("MOTO_ADDR has no port")?;
     let mut moto = Command::new(state.path("venv/bin/moto_server"));
     moto.args(["-H", host, "-p", port]).env("PATH", path);
-    Ok(services::start("moto_server", moto, &state.log("moto"), Duration::from_secs(60), &probe)?)
+    Ok(services::start(
+        "moto_server",
+        moto,
+        &state.log("moto"),
+        Duration::from_secs(60),
+        &probe,
+    )?)
 }
 
 /// Quotes `value` for POSIX shells.
 fn shell_quote(value: &OsStr) -> String {
     let value = value.to_string_lossy();
     if !value.is_empty()
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:=+@%,".contains(c))
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:=+@%,".contains(c))
     {
         value.into_owned()
     } else {

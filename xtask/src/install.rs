@@ -16,11 +16,18 @@ use crate::{cmd, Result};
 
 /// Debian packages the tests need: the Docker engine, an OCI registry, two
 /// third-party image consumers, and qemu to run arm64 binaries and images.
-const APT_PACKAGES: &[&str] = &["docker.io", "docker-registry", "skopeo", "umoci", "qemu-user-static"];
+const APT_PACKAGES: &[&str] = &[
+    "docker.io",
+    "docker-registry",
+    "skopeo",
+    "umoci",
+    "qemu-user-static",
+];
 
 /// PyPI packages installed into the venv: a fake AWS API, the Python Lambda
 /// runtime interface client, and zig for linking against old glibc versions.
-pub(crate) const PYTHON_PACKAGES: &[&str] = &["moto[server]", "awslambdaric", "ziglang", "cargo-zigbuild"];
+pub(crate) const PYTHON_PACKAGES: &[&str] =
+    &["moto[server]", "awslambdaric", "ziglang", "cargo-zigbuild"];
 
 /// Every target the tests cross-compile for.
 const RUST_TARGETS: &[&str] = &[
@@ -53,7 +60,10 @@ pub(crate) fn apt_packages() -> Result<()> {
         );
         return Ok(());
     };
-    let missing: Vec<&str> = wanted.into_iter().filter(|pkg| !installed.contains(*pkg)).collect();
+    let missing: Vec<&str> = wanted
+        .into_iter()
+        .filter(|pkg| !installed.contains(*pkg))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -67,7 +77,11 @@ pub(crate) fn apt_packages() -> Result<()> {
         .into());
     }
     say!("installing apt packages: {list}");
-    cmd::run(Command::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"))?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["update", "-q"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
     cmd::run(
         Command::new("apt-get")
             .args(["install", "-q", "-y", "--no-install-recommends"])
@@ -125,12 +139,26 @@ pub(crate) fn python_venv(venv: &Path) -> Result<()> {
         say!("creating Python venv at {}", venv.display());
         // `--clear` replaces a venv whose interpreter went away, for example
         // after the system Python was upgraded.
-        cmd::run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(venv))?;
+        cmd::run(
+            Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(venv),
+        )?;
     }
-    say!("installing Python packages into {}: {}", venv.display(), PYTHON_PACKAGES.join(" "));
+    say!(
+        "installing Python packages into {}: {}",
+        venv.display(),
+        PYTHON_PACKAGES.join(" ")
+    );
     cmd::run(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(PYTHON_PACKAGES),
     )?;
     fs::write(&marker, wanted)
@@ -145,36 +173,51 @@ pub(crate) fn rust_toolchain(root: &Path) -> Result<()> {
                        see https://rustup.rs";
 
     let installed = cmd::read(
-        Command::new("rustup").args(["target", "list", "--installed"]).current_dir(root),
+        Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .current_dir(root),
     )
     .map_err(|err| format!("{err}\n{rustup_hint}"))?;
     let installed: HashSet<&str> = installed.lines().map(str::trim).collect();
-    let missing: Vec<&str> =
-        RUST_TARGETS.iter().copied().filter(|target| !installed.contains(target)).collect();
+    let missing: Vec<&str> = RUST_TARGETS
+        .iter()
+        .copied()
+        .filter(|target| !installed.contains(target))
+        .collect();
     if !missing.is_empty() {
         say!("adding Rust targets: {}", missing.join(" "));
-        cmd::run(Command::new("rustup").args(["target", "add"]).args(&missing).current_dir(root))?;
+        cmd::run(
+            Command::new("rustup")
+                .args(["target", "add"])
+                .args(&missing)
+                .current_dir(root),
+        )?;
     }
 
     // Installed components are listed with their host triple, e.g.
     // `clippy-x86_64-unknown-linux-gnu`.
     let installed = cmd::read(
-        Command::new("rustup").args(["component", "list", "--installed"]).current_dir(root),
+        Command::new("rustup")
+            .args(["component", "list", "--installed"])
+            .current_dir(root),
     )
     .map_err(|err| format!("{err}\n{rustup_hint}"))?;
     let missing: Vec<&str> = RUST_COMPONENTS
         .iter()
         .copied()
         .filter(|component| {
-            !installed.lines().any(|line| {
-                line.trim() == *component || line.starts_with(&format!("{component}-"))
-            })
+            !installed
+                .lines()
+                .any(|line| line.trim() == *component || line.starts_with(&format!("{component}-")))
         })
         .collect();
     if !missing.is_empty() {
         say!("adding Rust components: {}", missing.join(" "));
         cmd::run(
-            Command::new("rustup").args(["component", "add"]).args(&missing).current_dir(root),
+            Command::new("rustup")
+                .args(["component", "add"])
+                .args(&missing)
+                .current_dir(root),
         )?;
     }
     Ok(())
@@ -195,7 +238,9 @@ pub(crate) fn binfmt_arm64() {
 fn register_qemu_aarch64() -> Result<()> {
     let mounts = fs::read_to_string("/proc/mounts")
         .map_err(|err| format!("failed to read /proc/mounts: {err}"))?;
-    let mounted = mounts.lines().any(|line| line.split_whitespace().nth(1) == Some(BINFMT_DIR));
+    let mounted = mounts
+        .lines()
+        .any(|line| line.split_whitespace().nth(1) == Some(BINFMT_DIR));
     if !mounted {
         say!("mounting binfmt_misc on {BINFMT_DIR}");
         cmd::read(Command::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR]))?;

@@ -33,9 +33,21 @@ pub(crate) struct Service {
 impl Drop for Service {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {
-            say!("stopping {}", self.name);
+            // A process that already exited needs no stopping; the code that
+            // noticed the exit reports it.
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            let started = Instant::now();
             // dockerd may need a few seconds to stop containers and containerd.
-            cmd::stop(child, Duration::from_secs(20));
+            match cmd::stop(child, Duration::from_secs(20)) {
+                Some(status) => say!(
+                    "stopped {} ({status}, {:.1}s)",
+                    self.name,
+                    started.elapsed().as_secs_f64()
+                ),
+                None => say!("warning: could not stop {}", self.name),
+            }
         }
     }
 }
@@ -105,25 +117,44 @@ pub(crate) fn start(
     timeout: Duration,
     probe: Probe<'_>,
 ) -> Result<Service, StartError> {
-    let fail = |exited_early, message: String| StartError { exited_early, message };
+    let fail = |exited_early, message: String| StartError {
+        exited_early,
+        message,
+    };
 
     if probe().is_ok() {
         say!("{name} already running, reusing it");
-        return Ok(Service { name, child: None, log: log.to_owned() });
+        return Ok(Service {
+            name,
+            child: None,
+            log: log.to_owned(),
+        });
     }
 
     let shown = cmd::display(&command);
     let log_file = fs::File::create(log)
         .map_err(|err| fail(false, format!("failed to create {}: {err}", log.display())))?;
-    let log_for_stderr = log_file
-        .try_clone()
-        .map_err(|err| fail(false, format!("failed to duplicate {}: {err}", log.display())))?;
+    let log_for_stderr = log_file.try_clone().map_err(|err| {
+        fail(
+            false,
+            format!("failed to duplicate {}: {err}", log.display()),
+        )
+    })?;
     say!("starting {name}: `{shown}` (log: {})", log.display());
     let started = Instant::now();
-    let child = cmd::spawn(command.stdin(Stdio::null()).stdout(log_file).stderr(log_for_stderr))
-        .map_err(|err| fail(false, err.to_string()))?;
+    let child = cmd::spawn(
+        command
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_for_stderr),
+    )
+    .map_err(|err| fail(false, err.to_string()))?;
     // From here on the guard stops the process on every error path.
-    let mut service = Service { name, child: Some(child), log: log.to_owned() };
+    let mut service = Service {
+        name,
+        child: Some(child),
+        log: log.to_owned(),
+    };
 
     let mut last_problem;
     loop {
@@ -165,7 +196,9 @@ pub(crate) fn start(
 
 impl Service {
     fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|child| child.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().ok().flatten())
     }
 }
 
@@ -192,13 +225,13 @@ pub(crate) struct Response {
     pub(crate) status: u16,
     /// The status line and headers, lowercased.
     pub(crate) head: String,
-    pub(crate) body: String,
 }
 
 /// `GET http://{addr}{path}` with short timeouts.
 pub(crate) fn http_get(addr: &str, path: &str) -> Result<Response, String> {
-    let socket_addr: SocketAddr =
-        addr.parse().map_err(|err| format!("invalid address {addr}: {err}"))?;
+    let socket_addr: SocketAddr = addr
+        .parse()
+        .map_err(|err| format!("invalid address {addr}: {err}"))?;
     let stream = TcpStream::connect_timeout(&socket_addr, Duration::from_secs(1))
         .map_err(|err| format!("cannot connect to {addr}: {err}"))?;
     stream
@@ -224,15 +257,29 @@ fn request(mut stream: impl Read + Write, host: &str, path: &str) -> Result<Resp
     // HTTP/1.0 makes the server close the connection after the response and
     // rules out chunked encoding, so reading to the end is all it takes.
     let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: */*\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(|err| err.to_string())?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|err| err.to_string())?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|err| err.to_string())?;
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|err| err.to_string())?;
     let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let head = raw
+        .split_once("\r\n\r\n")
+        .map_or(&*raw, |(head, _body)| head);
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("not an HTTP response: {:?}", head.lines().next().unwrap_or("")))?;
-    Ok(Response { status, head: head.to_lowercase(), body: body.to_owned() })
+        .ok_or_else(|| {
+            format!(
+                "not an HTTP response: {:?}",
+                head.lines().next().unwrap_or("")
+            )
+        })?;
+    Ok(Response {
+        status,
+        head: head.to_lowercase(),
+    })
 }

@@ -1,0 +1,102 @@
+//! Helpers shared by the integration tests: running the CLI, temporary workspaces and a
+//! minimal Runtime API to prove compiled functions really execute.
+
+#![allow(dead_code)]
+
+pub mod runtime_api;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The fixture workspace checked into the repository.
+pub fn fixture_workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/workspace")
+}
+
+/// A target directory for fixture builds, kept between runs (under cargo's target dir) so
+/// that a second test run compiles nothing. `name` separates builds whose artifacts would
+/// otherwise collide.
+pub fn fixture_target_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fixture-target-{name}"))
+}
+
+/// A `cargo-lambda-image` command with a clean configuration environment.
+pub fn cli() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-lambda-image"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CARGO_LAMBDA_IMAGE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs a command, returning its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the command starts")
+}
+
+/// stdout and stderr of an output, as text, for assertions and failure messages.
+pub fn texts(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Parses stdout as JSON lines.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// A throwaway workspace with one package `func` (one binary `func`, plus the extra binaries
+/// named) and the given metadata tables appended to its manifest.
+pub struct TempWorkspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl TempWorkspace {
+    pub fn new(package_toml_extra: &str, workspace_toml: &str, extra_bins: &[&str]) -> TempWorkspace {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::write(
+            root.join("Cargo.toml"),
+            format!("[workspace]\nmembers = [\"func\"]\nresolver = \"2\"\n{workspace_toml}\n"),
+        )
+        .expect("write workspace manifest");
+        std::fs::create_dir_all(root.join("func/src/bin")).expect("mkdir");
+        let mut bins = String::new();
+        for bin in extra_bins {
+            std::fs::write(root.join(format!("func/src/bin/{bin}.rs")), "fn main() {}\n").expect("write bin");
+            bins.push_str(&format!("[[bin]]\nname = \"{bin}\"\npath = \"src/bin/{bin}.rs\"\n"));
+        }
+        std::fs::write(root.join("func/src/main.rs"), "fn main() {}\n").expect("write main");
+        std::fs::write(
+            root.join("func/Cargo.toml"),
+            format!(
+                "[package]\nname = \"func\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[[bin]]\nname = \"func\"\npath = \"src/main.rs\"\n{bins}\n[dependencies]\n\n{package_toml_extra}\n"
+            ),
+        )
+        .expect("write package manifest");
+        TempWorkspace { dir }
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.path().join("Cargo.toml")
+    }
+
+    pub fn package_manifest(&self) -> PathBuf {
+        self.dir.path().join("func/Cargo.toml")
+    }
+
+    /// `build --dry-run` on this workspace with extra arguments.
+    pub fn dry_run(&self, args: &[&str]) -> Output {
+        let mut cmd = cli();
+        cmd.arg("build").arg("--dry-run").arg("--manifest-path").arg(self.manifest()).args(args);
+        run(&mut cmd)
+    }
+}
