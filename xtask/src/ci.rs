@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
     process::Command,
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -136,6 +136,7 @@ pub(crate) fn services() -> Result<()> {
 /// binfmt handler. Returns the `PATH` to run everything else with, which has
 /// the venv first.
 fn prepare(state: &State) -> Result<OsString> {
+    let started = Instant::now();
     install::apt_packages()?;
     cmd::check_interrupted()?;
 
@@ -150,6 +151,10 @@ fn prepare(state: &State) -> Result<OsString> {
     cmd::check_interrupted()?;
 
     install::binfmt_arm64();
+    say!(
+        "prerequisites ready ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
     Ok(path)
 }
 
@@ -330,5 +335,28 @@ fn shell_quote(value: &OsStr) -> String {
         value.into_owned()
     } else {
         format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_values_alone() {
+        let value = OsStr::new("unix:///root/.cache/cargo-lambda-image/ci/docker.sock");
+        assert_eq!(
+            shell_quote(value),
+            "unix:///root/.cache/cargo-lambda-image/ci/docker.sock"
+        );
+    }
+
+    #[test]
+    fn shell_quote_quotes_spaces_and_quotes() {
+        assert_eq!(
+            shell_quote(OsStr::new("/home/a b/it's")),
+            r"'/home/a b/it'\''s'"
+        );
+        assert_eq!(shell_quote(OsStr::new("")), "''");
     }
 }

@@ -24,7 +24,7 @@ mod cmd;
 mod install;
 mod services;
 
-use std::{error::Error, path::PathBuf, process::ExitCode};
+use std::{env, error::Error, path::PathBuf, process::ExitCode};
 
 pub(crate) type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -42,7 +42,7 @@ State (Python venv, Docker data, registry storage, logs) is kept in
 ~/.cache/cargo-lambda-image/ci; delete that directory to start from scratch.";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = env::args().skip(1).collect();
     let task = match args.as_slice() {
         [task] => task.as_str(),
         [] => {
@@ -83,5 +83,11 @@ fn main() -> ExitCode {
 
 /// The workspace root, i.e. the directory containing `xtask/`.
 pub(crate) fn project_root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    // `cargo run` sets the variable at run time too. Preferring that value
+    // matters when checkouts share a `CARGO_TARGET_DIR`: cargo can then reuse
+    // an xtask binary built in another checkout, whose compile-time value
+    // points there.
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.join("..")
 }

@@ -156,9 +156,8 @@ pub(crate) fn start(
         log: log.to_owned(),
     };
 
-    let mut last_problem;
-    loop {
-        last_problem = match probe() {
+    let last_problem = loop {
+        let problem = match probe() {
             Ok(()) => {
                 say!("{name} ready ({:.1}s)", started.elapsed().as_secs_f64());
                 return Ok(service);
@@ -177,10 +176,10 @@ pub(crate) fn start(
             return Err(fail(false, format!("interrupted while waiting for {name}")));
         }
         if started.elapsed() > timeout {
-            break;
+            break problem;
         }
         thread::sleep(Duration::from_millis(250));
-    }
+    };
     // Stop it before reading the log so the tail includes its last words.
     drop(service);
     Err(fail(
@@ -282,4 +281,127 @@ fn request(mut stream: impl Read + Write, host: &str, path: &str) -> Result<Resp
         status,
         head: head.to_lowercase(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    /// A fake connection: reads come from `input`, writes go to `output`.
+    struct Fake {
+        input: Cursor<&'static [u8]>,
+        output: Vec<u8>,
+    }
+
+    impl Read for Fake {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+
+    impl Write for Fake {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn temp_log(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("xtask-test-{}-{name}.log", std::process::id()))
+    }
+
+    #[test]
+    fn request_parses_status_and_lowercases_headers() {
+        let raw = b"HTTP/1.1 200 OK\r\nDocker-Distribution-Api-Version: registry/2.0\r\n\r\n{}";
+        let mut fake = Fake {
+            input: Cursor::new(raw),
+            output: Vec::new(),
+        };
+        let response = request(&mut fake, "127.0.0.1:5000", "/v2/").expect("valid response");
+        assert_eq!(response.status, 200);
+        assert!(response
+            .head
+            .contains("docker-distribution-api-version: registry/2.0"));
+        let sent = String::from_utf8_lossy(&fake.output);
+        assert!(
+            sent.starts_with("GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:5000\r\n"),
+            "{sent}"
+        );
+    }
+
+    #[test]
+    fn request_rejects_a_non_http_answer() {
+        let mut fake = Fake {
+            input: Cursor::new(b"SSH-2.0-OpenSSH\r\n"),
+            output: Vec::new(),
+        };
+        let err = request(&mut fake, "127.0.0.1:5000", "/v2/")
+            .err()
+            .expect("an error");
+        assert!(err.contains("not an HTTP response"), "{err}");
+    }
+
+    #[test]
+    fn start_reuses_an_instance_that_is_already_healthy() {
+        // The program does not exist, so this only passes if it is not started.
+        let command = Command::new("/nonexistent/xtask-test-service");
+        let service = start(
+            "fake",
+            command,
+            &temp_log("reuse"),
+            Duration::from_secs(1),
+            &|| Ok(()),
+        )
+        .map_err(|err| err.to_string())
+        .expect("reused");
+        assert!(service.child.is_none());
+    }
+
+    #[test]
+    fn start_reports_a_process_that_exits_before_it_is_ready() {
+        let log = temp_log("exit");
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo bind: address already in use; exit 3"]);
+        let not_ready = || Err("not ready".to_owned());
+        let Err(err) = start("fake", command, &log, Duration::from_secs(10), &not_ready) else {
+            panic!("a process that exits cannot become ready");
+        };
+        let _ = fs::remove_file(&log);
+        assert!(err.exited_early);
+        let message = err.to_string();
+        assert!(
+            message.contains("fake exited (exit status: 3) before it was ready"),
+            "{message}"
+        );
+        assert!(
+            message.contains("    bind: address already in use"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn start_gives_up_after_the_timeout_and_stops_the_process() {
+        let log = temp_log("timeout");
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo still starting; exec sleep 60"]);
+        let not_ready = || Err("connection refused".to_owned());
+        let started = Instant::now();
+        let Err(err) = start("fake", command, &log, Duration::from_secs(1), &not_ready) else {
+            panic!("the probe never succeeds");
+        };
+        let _ = fs::remove_file(&log);
+        // The process is stopped with SIGTERM rather than waited for.
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert!(!err.exited_early);
+        let message = err.to_string();
+        assert!(
+            message.contains("fake was not ready after 1s (connection refused)"),
+            "{message}"
+        );
+        assert!(message.contains("    still starting"), "{message}");
+    }
 }
