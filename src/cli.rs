@@ -218,7 +218,8 @@ mod tests {
 
     #[test]
     fn arch_list_and_aliases_parse() {
-        let cli = Cli::try_parse_from(["x", "build", "--arch", "x86_64,aarch64", "--libc", "gnu"]).unwrap();
+        let cli = Cli::try_parse_from(["x", "build", "--arch", "x86_64,aarch64", "--libc", "gnu"])
+            .unwrap();
         let Commands::Build(b) = cli.command;
         assert_eq!(b.target.arch, Some(vec![Arch::X86_64, Arch::Arm64]));
         assert_eq!(b.target.libc, Some(Libc::Gnu));
@@ -226,7 +227,9 @@ mod tests {
 
     #[test]
     fn bad_arch_flag_is_rejected_by_name() {
-        let err = Cli::try_parse_from(["x", "build", "--arch", "x86"]).unwrap_err().to_string();
+        let err = Cli::try_parse_from(["x", "build", "--arch", "x86"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--arch") && err.contains("x86_64"), "{err}");
     }
 }

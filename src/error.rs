@@ -63,7 +63,7 @@ pub enum Error {
     #[diagnostic(code(lambda_image::config::unknown_key), help("{help}"))]
     UnknownKey {
         /// Where the key was found.
-        source_: Source,
+        source_: Box<Source>,
         /// The offending key (dotted for nested tables).
         key: String,
         /// A did-you-mean suggestion or the list of known keys.
@@ -75,7 +75,7 @@ pub enum Error {
     #[diagnostic(code(lambda_image::config::invalid_type), help("{help}"))]
     InvalidType {
         /// Where the value was found.
-        source_: Source,
+        source_: Box<Source>,
         /// The dotted key.
         key: String,
         /// What serde said.
@@ -89,7 +89,7 @@ pub enum Error {
     #[diagnostic(code(lambda_image::config::invalid_value), help("{help}"))]
     InvalidValue {
         /// Where the value was found.
-        source_: Source,
+        source_: Box<Source>,
         /// The dotted key.
         key: String,
         /// What is wrong with it.
@@ -122,7 +122,10 @@ pub enum Error {
 
     /// The Rust standard library for a target is not installed and could not be added.
     #[error("the Rust target `{triple}` is not installed")]
-    #[diagnostic(code(lambda_image::target_missing), help("run `rustup target add {triple}`"))]
+    #[diagnostic(
+        code(lambda_image::target_missing),
+        help("run `rustup target add {triple}`")
+    )]
     TargetMissing {
         /// The target triple.
         triple: String,
@@ -206,7 +209,10 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The closest candidate to `word`, if any is close enough to be a plausible typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))

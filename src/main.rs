@@ -30,7 +30,12 @@ fn main() -> ExitCode {
     };
     let _ = miette::set_hook(Box::new(move |_| {
         // Wrapping would split file paths across lines, and paths must stay copy-pastable.
-        Box::new(miette::MietteHandlerOpts::new().color(color).wrap_lines(false).build())
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .wrap_lines(false)
+                .build(),
+        )
     }));
     let progress = if cli.global.quiet {
         Progress::new(Mode::Quiet)
@@ -84,7 +89,13 @@ impl Output {
     }
 }
 
-fn build(args: &BuildArgs, cli: &Cli, color: bool, progress: &Progress, out: &Output) -> Result<(), Error> {
+fn build(
+    args: &BuildArgs,
+    cli: &Cli,
+    color: bool,
+    progress: &Progress,
+    out: &Output,
+) -> Result<(), Error> {
     let plan = config::plan(&args.plan_request())?;
     let options = CompileOptions {
         color: Some(if color { "always" } else { "never" }.to_string()),

@@ -119,7 +119,8 @@ impl Task {
             bar.finish_and_clear();
         }
         let secs = self.started.elapsed().as_secs_f64();
-        self.progress.line(&format!("{mark} {message} ({secs:.1}s)"));
+        self.progress
+            .line(&format!("{mark} {message} ({secs:.1}s)"));
     }
 }
 

@@ -21,15 +21,30 @@ fn workspace_build() -> &'static Vec<Value> {
     static BUILD: OnceLock<Vec<Value>> = OnceLock::new();
     BUILD.get_or_init(|| {
         let mut cmd = cli();
-        cmd.args(["build", "--workspace", "--arch", "x86_64,arm64", "--locked", "--message-format", "json", "--manifest-path"])
-            .arg(fixture_workspace().join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", fixture_target_dir("musl"));
+        cmd.args([
+            "build",
+            "--workspace",
+            "--arch",
+            "x86_64,arm64",
+            "--locked",
+            "--message-format",
+            "json",
+            "--manifest-path",
+        ])
+        .arg(fixture_workspace().join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", fixture_target_dir("musl"));
         let out = run(&mut cmd);
         let (stdout, stderr) = texts(&out);
-        assert!(out.status.success(), "build failed\nstdout: {stdout}\nstderr: {stderr}");
+        assert!(
+            out.status.success(),
+            "build failed\nstdout: {stdout}\nstderr: {stderr}"
+        );
         let events = json_lines(&out);
         assert_eq!(events[0]["reason"], "plan");
-        events.into_iter().filter(|e| e["reason"] == "compiled").collect()
+        events
+            .into_iter()
+            .filter(|e| e["reason"] == "compiled")
+            .collect()
     })
 }
 
@@ -48,15 +63,25 @@ fn workspace_build_produces_six_static_bootstraps_of_the_right_arch() {
     for event in events {
         let a = &event["artifact"];
         let path = Path::new(a["path"].as_str().unwrap());
-        let expected_suffix = format!("lambda-image/{}/{}/bootstrap", a["function"].as_str().unwrap(), a["arch"].as_str().unwrap());
+        let expected_suffix = format!(
+            "lambda-image/{}/{}/bootstrap",
+            a["function"].as_str().unwrap(),
+            a["arch"].as_str().unwrap()
+        );
         assert!(path.ends_with(&expected_suffix), "{}", path.display());
         // Read the file ourselves rather than trusting the event.
         let info = elf::inspect(path).unwrap();
         let arch: Arch = a["arch"].as_str().unwrap().parse().unwrap();
         assert_eq!(info.arch, Some(arch), "{}", path.display());
-        assert!(info.is_static(), "musl builds are static: {}", path.display());
+        assert!(
+            info.is_static(),
+            "musl builds are static: {}",
+            path.display()
+        );
         assert_eq!(info.max_glibc, None);
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(path).unwrap().permissions(),
+        );
         assert_eq!(mode & 0o777, 0o755, "{}", path.display());
     }
 }
@@ -82,12 +107,21 @@ fn invoke(bootstrap: &Path, arch: Arch, function: &str, event: &str) -> (String,
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {} ({e}); `cargo xtask ci` installs qemu-user-static", bootstrap.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} ({e}); `cargo xtask ci` installs qemu-user-static",
+                bootstrap.display()
+            )
+        });
     let posted = api.next_posted(Duration::from_secs(60));
     let _ = child.kill();
     let output = child.wait_with_output().expect("wait");
     let posted = posted.unwrap_or_else(|| {
-        panic!("{} posted nothing; stderr: {}", bootstrap.display(), String::from_utf8_lossy(&output.stderr))
+        panic!(
+            "{} posted nothing; stderr: {}",
+            bootstrap.display(),
+            String::from_utf8_lossy(&output.stderr)
+        )
     });
     assert_eq!(posted.request_id, "req-1");
     let body = serde_json::from_slice(&posted.body).expect("the response is JSON");
@@ -96,19 +130,34 @@ fn invoke(bootstrap: &Path, arch: Arch, function: &str, event: &str) -> (String,
 
 #[test]
 fn x86_64_echo_answers_an_invocation() {
-    let (kind, body) = invoke(&artifact("fixture-echo", "x86_64"), Arch::X86_64, "fixture-echo", r#"{"ping":1}"#);
+    let (kind, body) = invoke(
+        &artifact("fixture-echo", "x86_64"),
+        Arch::X86_64,
+        "fixture-echo",
+        r#"{"ping":1}"#,
+    );
     assert_eq!(kind, "response");
     assert_eq!(body, serde_json::json!({"ping": 1}));
 }
 
 #[test]
 fn arm64_binaries_run_under_qemu_and_answer() {
-    let (kind, body) = invoke(&artifact("hello", "arm64"), Arch::Arm64, "hello", r#"{"name":"qemu"}"#);
+    let (kind, body) = invoke(
+        &artifact("hello", "arm64"),
+        Arch::Arm64,
+        "hello",
+        r#"{"name":"qemu"}"#,
+    );
     assert_eq!(kind, "response");
     assert_eq!(body["message"], "hello, qemu");
     assert_eq!(body["function"], "hello");
     assert_eq!(body["request_id"], "req-1");
-    let (kind, body) = invoke(&artifact("fixture-echo", "arm64"), Arch::Arm64, "fixture-echo", r#"[1,2,3]"#);
+    let (kind, body) = invoke(
+        &artifact("fixture-echo", "arm64"),
+        Arch::Arm64,
+        "fixture-echo",
+        r#"[1,2,3]"#,
+    );
     assert_eq!(kind, "response");
     assert_eq!(body, serde_json::json!([1, 2, 3]));
 }
@@ -118,13 +167,26 @@ fn a_rebuild_keeps_the_bootstraps_in_place() {
     // Building again must be a no-op for cargo and leave identical files behind.
     let before = std::fs::read(artifact("goodbye", "arm64")).unwrap();
     let mut cmd = cli();
-    cmd.args(["build", "-p", "greet", "--bin", "goodbye", "--arch", "arm64", "--locked", "--manifest-path"])
-        .arg(fixture_workspace().join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", fixture_target_dir("musl"));
+    cmd.args([
+        "build",
+        "-p",
+        "greet",
+        "--bin",
+        "goodbye",
+        "--arch",
+        "arm64",
+        "--locked",
+        "--manifest-path",
+    ])
+    .arg(fixture_workspace().join("Cargo.toml"))
+    .env("CARGO_TARGET_DIR", fixture_target_dir("musl"));
     let out = run(&mut cmd);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.starts_with("goodbye\tarm64\t") && stdout.contains("static"), "{stdout}");
+    assert!(
+        stdout.starts_with("goodbye\tarm64\t") && stdout.contains("static"),
+        "{stdout}"
+    );
     assert_eq!(std::fs::read(artifact("goodbye", "arm64")).unwrap(), before);
 }
 
@@ -133,43 +195,91 @@ fn a_rebuild_keeps_the_bootstraps_in_place() {
 #[test]
 fn gnu_build_needing_newer_glibc_than_the_base_is_refused() {
     let mut cmd = cli();
-    cmd.args(["build", "-p", "echo", "--libc", "gnu", "--arch", "x86_64", "--locked", "--manifest-path"])
-        .arg(fixture_workspace().join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", fixture_target_dir("gnu-cargo"));
+    cmd.args([
+        "build",
+        "-p",
+        "echo",
+        "--libc",
+        "gnu",
+        "--arch",
+        "x86_64",
+        "--locked",
+        "--manifest-path",
+    ])
+    .arg(fixture_workspace().join("Cargo.toml"))
+    .env("CARGO_TARGET_DIR", fixture_target_dir("gnu-cargo"));
     let out = run(&mut cmd);
     let (_, stderr) = texts(&out);
     let host_glibc = host_glibc();
-    if host_glibc <= (GlibcVersion { major: 2, minor: 26 }) {
+    if host_glibc
+        <= (GlibcVersion {
+            major: 2,
+            minor: 26,
+        })
+    {
         // Only on an old build host would this be fine; this machine is not one.
         assert!(out.status.success(), "{stderr}");
         return;
     }
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    for needle in ["needs GLIBC_2.", "provides glibc 2.26", "--compiler zigbuild", "--libc musl"] {
+    for needle in [
+        "needs GLIBC_2.",
+        "provides glibc 2.26",
+        "--compiler zigbuild",
+        "--libc musl",
+    ] {
         assert!(stderr.contains(needle), "missing `{needle}` in {stderr}");
     }
-    let bootstrap = fixture_target_dir("gnu-cargo").join("lambda-image/fixture-echo/x86_64/bootstrap");
-    assert!(!bootstrap.exists(), "a refused binary must not be installed as the bootstrap");
+    let bootstrap =
+        fixture_target_dir("gnu-cargo").join("lambda-image/fixture-echo/x86_64/bootstrap");
+    assert!(
+        !bootstrap.exists(),
+        "a refused binary must not be installed as the bootstrap"
+    );
 }
 
 /// cargo-zigbuild pins glibc to the base's version, so the same build passes.
 #[test]
 fn zigbuild_gnu_build_stays_within_the_base_glibc() {
     let mut cmd = cli();
-    cmd.args(["build", "-p", "echo", "--libc", "gnu", "--compiler", "zigbuild", "--arch", "x86_64,arm64", "--locked", "--message-format", "json", "--manifest-path"])
-        .arg(fixture_workspace().join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", fixture_target_dir("gnu-zig"));
+    cmd.args([
+        "build",
+        "-p",
+        "echo",
+        "--libc",
+        "gnu",
+        "--compiler",
+        "zigbuild",
+        "--arch",
+        "x86_64,arm64",
+        "--locked",
+        "--message-format",
+        "json",
+        "--manifest-path",
+    ])
+    .arg(fixture_workspace().join("Cargo.toml"))
+    .env("CARGO_TARGET_DIR", fixture_target_dir("gnu-zig"));
     let out = run(&mut cmd);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "needs cargo-zigbuild and ziglang on PATH (`cargo xtask ci` installs them)\nstdout: {stdout}\nstderr: {stderr}");
-    let compiled: Vec<Value> = json_lines(&out).into_iter().filter(|e| e["reason"] == "compiled").collect();
+    let compiled: Vec<Value> = json_lines(&out)
+        .into_iter()
+        .filter(|e| e["reason"] == "compiled")
+        .collect();
     assert_eq!(compiled.len(), 2);
     for event in compiled {
         let path = PathBuf::from(event["artifact"]["path"].as_str().unwrap());
         let info = elf::inspect(&path).unwrap();
         assert!(!info.is_static(), "a gnu build is dynamic");
         let need = info.max_glibc.expect("a gnu build needs glibc symbols");
-        assert!(need <= GlibcVersion { major: 2, minor: 26 }, "{} needs {need}", path.display());
+        assert!(
+            need <= GlibcVersion {
+                major: 2,
+                minor: 26
+            },
+            "{} needs {need}",
+            path.display()
+        );
         let arch: Arch = event["artifact"]["arch"].as_str().unwrap().parse().unwrap();
         assert_eq!(info.arch, Some(arch));
     }
@@ -180,17 +290,28 @@ fn host_glibc() -> GlibcVersion {
     let text = String::from_utf8_lossy(&out.stdout);
     let first = text.lines().next().unwrap_or_default();
     let version = first.rsplit(' ').next().unwrap_or_default();
-    GlibcVersion::parse(version).unwrap_or_else(|| panic!("cannot read glibc version from `{first}`"))
+    GlibcVersion::parse(version)
+        .unwrap_or_else(|| panic!("cannot read glibc version from `{first}`"))
 }
 
 #[test]
 fn missing_backend_tool_says_how_to_install_it() {
     let mut cmd = cli();
-    cmd.args(["build", "-p", "echo", "--compiler", "cross", "--manifest-path"])
-        .arg(fixture_workspace().join("Cargo.toml"))
-        .env("PATH", "/usr/bin:/bin");
+    cmd.args([
+        "build",
+        "-p",
+        "echo",
+        "--compiler",
+        "cross",
+        "--manifest-path",
+    ])
+    .arg(fixture_workspace().join("Cargo.toml"))
+    .env("PATH", "/usr/bin:/bin");
     let out = run(&mut cmd);
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("`cross` is needed") && stderr.contains("cargo install cross"), "{stderr}");
+    assert!(
+        stderr.contains("`cross` is needed") && stderr.contains("cargo install cross"),
+        "{stderr}"
+    );
 }

@@ -8,10 +8,17 @@ use support::{cli, fixture_workspace, json_lines, run, texts, TempWorkspace};
 
 fn fixture_plan(extra: &[&str], env: &[(&str, &str)]) -> Value {
     let mut cmd = cli();
-    cmd.args(["build", "--dry-run", "--message-format", "json", "--workspace", "--manifest-path"])
-        .arg(fixture_workspace().join("Cargo.toml"))
-        .args(extra)
-        .envs(env.iter().copied());
+    cmd.args([
+        "build",
+        "--dry-run",
+        "--message-format",
+        "json",
+        "--workspace",
+        "--manifest-path",
+    ])
+    .arg(fixture_workspace().join("Cargo.toml"))
+    .args(extra)
+    .envs(env.iter().copied());
     let out = run(&mut cmd);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
@@ -43,9 +50,15 @@ fn fixture_plan_applies_workspace_package_and_bin_tables() {
     assert_eq!(echo["env"]["LOG_LEVEL"], "info");
     assert_eq!(echo["env"]["STAGE"], "echo");
     assert_eq!(echo["target"], "x86_64-unknown-linux-musl");
-    assert_eq!(echo["base_image"]["reference"], "public.ecr.aws/lambda/provided:al2");
+    assert_eq!(
+        echo["base_image"]["reference"],
+        "public.ecr.aws/lambda/provided:al2"
+    );
     assert_eq!(echo["image"]["tag"], "0.1.0-x86_64");
-    assert!(echo["artifact"].as_str().unwrap().ends_with("lambda-image/fixture-echo/x86_64/bootstrap"));
+    assert!(echo["artifact"]
+        .as_str()
+        .unwrap()
+        .ends_with("lambda-image/fixture-echo/x86_64/bootstrap"));
 
     // hello: package memory over workspace.
     let hello = function(&event, "hello", "x86_64");
@@ -66,10 +79,17 @@ fn fixture_plan_applies_workspace_package_and_bin_tables() {
 fn env_overrides_metadata_and_cli_overrides_env() {
     let event = fixture_plan(
         &["--arch", "arm64"],
-        &[("CARGO_LAMBDA_IMAGE_MEMORY", "2048"), ("CARGO_LAMBDA_IMAGE_ARCH", "x86_64,arm64")],
+        &[
+            ("CARGO_LAMBDA_IMAGE_MEMORY", "2048"),
+            ("CARGO_LAMBDA_IMAGE_ARCH", "x86_64,arm64"),
+        ],
     );
     let functions = event["plan"]["functions"].as_array().unwrap();
-    assert_eq!(functions.len(), 3, "--arch arm64 replaces the environment's two arches");
+    assert_eq!(
+        functions.len(),
+        3,
+        "--arch arm64 replaces the environment's two arches"
+    );
     for f in functions {
         assert_eq!(f["arch"], "arm64");
         assert_eq!(f["target"], "aarch64-unknown-linux-musl");
@@ -81,9 +101,16 @@ fn env_overrides_metadata_and_cli_overrides_env() {
 fn workspace_multi_arch_plans_six_functions() {
     let event = fixture_plan(&["--arch", "x86_64,arm64"], &[]);
     assert_eq!(event["plan"]["functions"].as_array().unwrap().len(), 6);
-    assert_eq!(function(&event, "hello", "arm64")["image"]["tag"], "0.2.0-arm64");
+    assert_eq!(
+        function(&event, "hello", "arm64")["image"]["tag"],
+        "0.2.0-arm64"
+    );
     let commands = event["commands"].as_array().unwrap();
-    assert_eq!(commands.len(), 4, "one compiler run per package and target: {commands:?}");
+    assert_eq!(
+        commands.len(),
+        4,
+        "one compiler run per package and target: {commands:?}"
+    );
 }
 
 #[test]
@@ -101,40 +128,82 @@ fn metadata_values_are_not_hidden_by_cli_defaults() {
     assert_eq!(f["compiler"], "zigbuild");
     assert_eq!(f["base_image"]["glibc"]["minor"], 34);
     let cmd = &event["commands"][0]["args"];
-    assert!(cmd.as_array().unwrap().iter().any(|a| a == "aarch64-unknown-linux-gnu.2.34"), "{cmd}");
+    assert!(
+        cmd.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "aarch64-unknown-linux-gnu.2.34"),
+        "{cmd}"
+    );
 }
 
 #[test]
 fn dry_run_human_output_lists_each_function_on_stdout() {
     let mut cmd = cli();
-    cmd.args(["build", "--dry-run", "--workspace", "--arch", "arm64", "--manifest-path"])
-        .arg(fixture_workspace().join("Cargo.toml"));
+    cmd.args([
+        "build",
+        "--dry-run",
+        "--workspace",
+        "--arch",
+        "arm64",
+        "--manifest-path",
+    ])
+    .arg(fixture_workspace().join("Cargo.toml"));
     let out = run(&mut cmd);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
-    assert!(stdout.lines().all(|l| l.contains("\tarm64\taarch64-unknown-linux-musl\t")), "{stdout}");
-    assert!(stderr.contains("command: CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld cargo build"), "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.contains("\tarm64\taarch64-unknown-linux-musl\t")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(
+            "command: CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld cargo build"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn works_as_a_cargo_subcommand() {
     // cargo runs `cargo-lambda-image lambda-image build ...`.
     let mut cmd = cli();
-    cmd.args(["lambda-image", "build", "--dry-run", "-p", "greet", "--bin", "hello", "--manifest-path"])
-        .arg(fixture_workspace().join("Cargo.toml"));
+    cmd.args([
+        "lambda-image",
+        "build",
+        "--dry-run",
+        "-p",
+        "greet",
+        "--bin",
+        "hello",
+        "--manifest-path",
+    ])
+    .arg(fixture_workspace().join("Cargo.toml"));
     let out = run(&mut cmd);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.starts_with("hello\tx86_64\t") && stdout.lines().count() == 1, "{stdout}");
+    assert!(
+        stdout.starts_with("hello\tx86_64\t") && stdout.lines().count() == 1,
+        "{stdout}"
+    );
 }
 
 /// Runs a dry run that must fail and returns stderr.
 fn failing(ws: &TempWorkspace, args: &[&str]) -> String {
     let out = ws.dry_run(args);
     let (stdout, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(1), "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.is_empty(), "errors go to stderr in human mode: {stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        stdout.is_empty(),
+        "errors go to stderr in human mode: {stdout}"
+    );
     stderr
 }
 
@@ -149,30 +218,66 @@ fn unknown_key_names_file_table_key_and_suggestion() {
     let ws = TempWorkspace::new("[package.metadata.lambda]\nmemroy = 256\n", "", &[]);
     let err = failing(&ws, &[]);
     let manifest = ws.package_manifest().display().to_string();
-    assert_all(&err, &[&manifest, "[package.metadata.lambda]", "memroy", "did you mean `memory`?"]);
+    assert_all(
+        &err,
+        &[
+            &manifest,
+            "[package.metadata.lambda]",
+            "memroy",
+            "did you mean `memory`?",
+        ],
+    );
 }
 
 #[test]
 fn unknown_key_in_workspace_bin_table() {
-    let ws = TempWorkspace::new("[package.metadata.lambda]\n", "[workspace.metadata.lambda.bin.func]\ntimout = 5\n", &[]);
+    let ws = TempWorkspace::new(
+        "[package.metadata.lambda]\n",
+        "[workspace.metadata.lambda.bin.func]\ntimout = 5\n",
+        &[],
+    );
     let err = failing(&ws, &[]);
     let manifest = ws.manifest().display().to_string();
-    assert_all(&err, &[&manifest, "workspace.metadata.lambda.bin.func", "timout", "did you mean `timeout`?"]);
+    assert_all(
+        &err,
+        &[
+            &manifest,
+            "workspace.metadata.lambda.bin.func",
+            "timout",
+            "did you mean `timeout`?",
+        ],
+    );
 }
 
 #[test]
 fn wrong_type_names_the_key_and_an_example() {
     let ws = TempWorkspace::new("[package.metadata.lambda]\ntimeout = \"soon\"\n", "", &[]);
     let err = failing(&ws, &[]);
-    assert_all(&err, &["wrong type for `timeout`", "package.metadata.lambda", "timeout = 30"]);
+    assert_all(
+        &err,
+        &[
+            "wrong type for `timeout`",
+            "package.metadata.lambda",
+            "timeout = 30",
+        ],
+    );
 }
 
 #[test]
 fn invalid_values_are_errors() {
     for (toml, needles) in [
-        ("arch = \"x86\"", vec!["`arch`", "unknown architecture `x86`", "x86_64"]),
-        ("memory = 100", vec!["`memory`", "100 is outside 128..=10240 MB"]),
-        ("timeout = 901", vec!["`timeout`", "901 is outside 1..=900 seconds"]),
+        (
+            "arch = \"x86\"",
+            vec!["`arch`", "unknown architecture `x86`", "x86_64"],
+        ),
+        (
+            "memory = 100",
+            vec!["`memory`", "100 is outside 128..=10240 MB"],
+        ),
+        (
+            "timeout = 901",
+            vec!["`timeout`", "901 is outside 1..=900 seconds"],
+        ),
         ("libc = \"uclibc\"", vec!["`libc`", "unknown libc"]),
     ] {
         let ws = TempWorkspace::new(&format!("[package.metadata.lambda]\n{toml}\n"), "", &[]);
@@ -186,16 +291,30 @@ fn invalid_values_are_errors() {
 
 #[test]
 fn bin_table_for_a_missing_binary_is_an_error() {
-    let ws = TempWorkspace::new("[package.metadata.lambda.bin.helo]\nmemory = 256\n", "", &["hello"]);
+    let ws = TempWorkspace::new(
+        "[package.metadata.lambda.bin.helo]\nmemory = 256\n",
+        "",
+        &["hello"],
+    );
     let err = failing(&ws, &[]);
     assert_all(&err, &["bin.helo", "did you mean `hello`?"]);
 }
 
 #[test]
 fn two_binaries_with_one_function_name_are_an_error() {
-    let ws = TempWorkspace::new("[package.metadata.lambda]\nfunction-name = \"same\"\n", "", &["other"]);
+    let ws = TempWorkspace::new(
+        "[package.metadata.lambda]\nfunction-name = \"same\"\n",
+        "",
+        &["other"],
+    );
     let err = failing(&ws, &[]);
-    assert_all(&err, &["two binaries would deploy as the function `same`", "function-name"]);
+    assert_all(
+        &err,
+        &[
+            "two binaries would deploy as the function `same`",
+            "function-name",
+        ],
+    );
 }
 
 #[test]
@@ -213,14 +332,23 @@ fn bad_env_value_names_the_variable() {
 #[test]
 fn unknown_package_and_bin_get_suggestions() {
     let ws = TempWorkspace::new("[package.metadata.lambda]\n", "", &["hello"]);
-    assert_all(&failing(&ws, &["-p", "fnuc"]), &["package `fnuc` is not a member", "did you mean `func`?"]);
-    assert_all(&failing(&ws, &["-p", "func", "--bin", "nope"]), &["no binary `nope`", "func, hello"]);
+    assert_all(
+        &failing(&ws, &["-p", "fnuc"]),
+        &["package `fnuc` is not a member", "did you mean `func`?"],
+    );
+    assert_all(
+        &failing(&ws, &["-p", "func", "--bin", "nope"]),
+        &["no binary `nope`", "func, hello"],
+    );
 }
 
 #[test]
 fn a_workspace_without_functions_says_how_to_select_one() {
     let ws = TempWorkspace::new("", "", &[]);
-    assert_all(&failing(&ws, &["--workspace"]), &["no Lambda functions selected", "lambda_runtime"]);
+    assert_all(
+        &failing(&ws, &["--workspace"]),
+        &["no Lambda functions selected", "lambda_runtime"],
+    );
 }
 
 #[test]

@@ -149,7 +149,11 @@ pub fn build_command(unit: &CompileUnit, ctx: &CommandContext<'_>) -> BuildComma
 mod tests {
     use super::*;
 
-    fn ctx<'a>(manifest: &'a Utf8PathBuf, build: &'a BuildOptions, env: &'a BTreeMap<String, String>) -> CommandContext<'a> {
+    fn ctx<'a>(
+        manifest: &'a Utf8PathBuf,
+        build: &'a BuildOptions,
+        env: &'a BTreeMap<String, String>,
+    ) -> CommandContext<'a> {
         CommandContext {
             workspace_manifest: manifest,
             profile: "release",
@@ -166,7 +170,10 @@ mod tests {
             bins: vec!["a".into(), "b".into()],
             target: Target { arch, libc },
             compiler,
-            glibc: Some(GlibcVersion { major: 2, minor: 26 }),
+            glibc: Some(GlibcVersion {
+                major: 2,
+                minor: 26,
+            }),
         }
     }
 
@@ -181,27 +188,114 @@ mod tests {
             format!("{sub} --manifest-path /ws/Cargo.toml --package echo --bin a --bin b --target {target} --profile release --message-format=json-render-diagnostics")
         };
         let cases = [
-            (Compiler::Cargo, Arch::X86_64, Libc::Musl, "cargo", common("build", "x86_64-unknown-linux-musl"), None),
-            (Compiler::Cargo, Arch::X86_64, Libc::Gnu, "cargo", common("build", "x86_64-unknown-linux-gnu"), None),
-            (Compiler::Cargo, Arch::Arm64, Libc::Musl, "cargo", common("build", "aarch64-unknown-linux-musl"),
-                Some(("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld"))),
-            (Compiler::Cargo, Arch::Arm64, Libc::Gnu, "cargo", common("build", "aarch64-unknown-linux-gnu"),
-                Some(("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc"))),
-            (Compiler::Zigbuild, Arch::X86_64, Libc::Musl, "cargo", common("zigbuild", "x86_64-unknown-linux-musl"), None),
-            (Compiler::Zigbuild, Arch::X86_64, Libc::Gnu, "cargo", common("zigbuild", "x86_64-unknown-linux-gnu.2.26"), None),
-            (Compiler::Zigbuild, Arch::Arm64, Libc::Musl, "cargo", common("zigbuild", "aarch64-unknown-linux-musl"), None),
-            (Compiler::Zigbuild, Arch::Arm64, Libc::Gnu, "cargo", common("zigbuild", "aarch64-unknown-linux-gnu.2.26"), None),
-            (Compiler::Cross, Arch::X86_64, Libc::Musl, "cross", common("build", "x86_64-unknown-linux-musl"), None),
-            (Compiler::Cross, Arch::X86_64, Libc::Gnu, "cross", common("build", "x86_64-unknown-linux-gnu"), None),
-            (Compiler::Cross, Arch::Arm64, Libc::Musl, "cross", common("build", "aarch64-unknown-linux-musl"), None),
-            (Compiler::Cross, Arch::Arm64, Libc::Gnu, "cross", common("build", "aarch64-unknown-linux-gnu"), None),
+            (
+                Compiler::Cargo,
+                Arch::X86_64,
+                Libc::Musl,
+                "cargo",
+                common("build", "x86_64-unknown-linux-musl"),
+                None,
+            ),
+            (
+                Compiler::Cargo,
+                Arch::X86_64,
+                Libc::Gnu,
+                "cargo",
+                common("build", "x86_64-unknown-linux-gnu"),
+                None,
+            ),
+            (
+                Compiler::Cargo,
+                Arch::Arm64,
+                Libc::Musl,
+                "cargo",
+                common("build", "aarch64-unknown-linux-musl"),
+                Some(("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld")),
+            ),
+            (
+                Compiler::Cargo,
+                Arch::Arm64,
+                Libc::Gnu,
+                "cargo",
+                common("build", "aarch64-unknown-linux-gnu"),
+                Some((
+                    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+                    "aarch64-linux-gnu-gcc",
+                )),
+            ),
+            (
+                Compiler::Zigbuild,
+                Arch::X86_64,
+                Libc::Musl,
+                "cargo",
+                common("zigbuild", "x86_64-unknown-linux-musl"),
+                None,
+            ),
+            (
+                Compiler::Zigbuild,
+                Arch::X86_64,
+                Libc::Gnu,
+                "cargo",
+                common("zigbuild", "x86_64-unknown-linux-gnu.2.26"),
+                None,
+            ),
+            (
+                Compiler::Zigbuild,
+                Arch::Arm64,
+                Libc::Musl,
+                "cargo",
+                common("zigbuild", "aarch64-unknown-linux-musl"),
+                None,
+            ),
+            (
+                Compiler::Zigbuild,
+                Arch::Arm64,
+                Libc::Gnu,
+                "cargo",
+                common("zigbuild", "aarch64-unknown-linux-gnu.2.26"),
+                None,
+            ),
+            (
+                Compiler::Cross,
+                Arch::X86_64,
+                Libc::Musl,
+                "cross",
+                common("build", "x86_64-unknown-linux-musl"),
+                None,
+            ),
+            (
+                Compiler::Cross,
+                Arch::X86_64,
+                Libc::Gnu,
+                "cross",
+                common("build", "x86_64-unknown-linux-gnu"),
+                None,
+            ),
+            (
+                Compiler::Cross,
+                Arch::Arm64,
+                Libc::Musl,
+                "cross",
+                common("build", "aarch64-unknown-linux-musl"),
+                None,
+            ),
+            (
+                Compiler::Cross,
+                Arch::Arm64,
+                Libc::Gnu,
+                "cross",
+                common("build", "aarch64-unknown-linux-gnu"),
+                None,
+            ),
         ];
         for (compiler, arch, libc, program, args, env) in cases {
             let cmd = build_command(&unit(compiler, arch, libc), &ctx);
             assert_eq!(cmd.program, program, "{compiler} {arch} {libc}");
             assert_eq!(cmd.args.join(" "), args, "{compiler} {arch} {libc}");
-            let expected: BTreeMap<String, String> =
-                env.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let expected: BTreeMap<String, String> = env
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             assert_eq!(cmd.env, expected, "{compiler} {arch} {libc}");
         }
     }
@@ -212,12 +306,24 @@ mod tests {
         let build = BuildOptions::default();
         let env = BTreeMap::new();
         let mut u = unit(Compiler::Zigbuild, Arch::X86_64, Libc::Gnu);
-        u.glibc = Some(GlibcVersion { major: 2, minor: 34 });
+        u.glibc = Some(GlibcVersion {
+            major: 2,
+            minor: 34,
+        });
         let cmd = build_command(&u, &ctx(&manifest, &build, &env));
-        assert!(cmd.args.contains(&"x86_64-unknown-linux-gnu.2.34".to_string()), "{:?}", cmd.args);
+        assert!(
+            cmd.args
+                .contains(&"x86_64-unknown-linux-gnu.2.34".to_string()),
+            "{:?}",
+            cmd.args
+        );
         u.glibc = None;
         let cmd = build_command(&u, &ctx(&manifest, &build, &env));
-        assert!(cmd.args.contains(&"x86_64-unknown-linux-gnu".to_string()), "{:?}", cmd.args);
+        assert!(
+            cmd.args.contains(&"x86_64-unknown-linux-gnu".to_string()),
+            "{:?}",
+            cmd.args
+        );
     }
 
     #[test]
@@ -237,16 +343,27 @@ mod tests {
         let cmd = build_command(&unit(Compiler::Cargo, Arch::X86_64, Libc::Musl), &c);
         let args = cmd.args.join(" ");
         assert!(args.contains("--profile dist"), "{args}");
-        assert!(args.ends_with("--features a,b --all-features --no-default-features --locked --color always"), "{args}");
+        assert!(
+            args.ends_with(
+                "--features a,b --all-features --no-default-features --locked --color always"
+            ),
+            "{args}"
+        );
     }
 
     #[test]
     fn a_linker_set_by_the_user_is_kept() {
         let manifest = Utf8PathBuf::from("/ws/Cargo.toml");
         let build = BuildOptions::default();
-        let env: BTreeMap<String, String> =
-            [("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER".to_string(), "my-ld".to_string())].into();
-        let cmd = build_command(&unit(Compiler::Cargo, Arch::Arm64, Libc::Musl), &ctx(&manifest, &build, &env));
+        let env: BTreeMap<String, String> = [(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER".to_string(),
+            "my-ld".to_string(),
+        )]
+        .into();
+        let cmd = build_command(
+            &unit(Compiler::Cargo, Arch::Arm64, Libc::Musl),
+            &ctx(&manifest, &build, &env),
+        );
         assert!(cmd.env.is_empty(), "{:?}", cmd.env);
     }
 
@@ -257,8 +374,15 @@ mod tests {
         let env = BTreeMap::new();
         let mut c = ctx(&manifest, &build, &env);
         c.host = Some(Arch::Arm64);
-        assert!(build_command(&unit(Compiler::Cargo, Arch::Arm64, Libc::Musl), &c).env.is_empty());
+        assert!(
+            build_command(&unit(Compiler::Cargo, Arch::Arm64, Libc::Musl), &c)
+                .env
+                .is_empty()
+        );
         let cmd = build_command(&unit(Compiler::Cargo, Arch::X86_64, Libc::Musl), &c);
-        assert_eq!(cmd.env["CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER"], "rust-lld");
+        assert_eq!(
+            cmd.env["CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER"],
+            "rust-lld"
+        );
     }
 }

@@ -41,7 +41,8 @@ pub fn inspect(path: &Path) -> Result<ElfInfo> {
 
 /// Reads ELF facts from bytes; the error is a plain message.
 pub fn inspect_bytes(data: &[u8]) -> std::result::Result<ElfInfo, String> {
-    let elf = ElfFile64::<Endianness>::parse(data).map_err(|e| format!("not a 64-bit ELF file ({e})"))?;
+    let elf =
+        ElfFile64::<Endianness>::parse(data).map_err(|e| format!("not a 64-bit ELF file ({e})"))?;
     let endian = elf.endian();
     let machine = elf.elf_header().e_machine(endian).0;
     let arch = match object::elf::Machine(machine) {
@@ -55,7 +56,11 @@ pub fn inspect_bytes(data: &[u8]) -> std::result::Result<ElfInfo, String> {
             let bytes = header
                 .data(endian, data)
                 .map_err(|()| "the PT_INTERP segment is out of bounds".to_string())?;
-            interpreter = Some(String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string());
+            interpreter = Some(
+                String::from_utf8_lossy(bytes)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            );
         }
     }
     let mut max_glibc: Option<GlibcVersion> = None;
@@ -99,7 +104,9 @@ mod tests {
         assert_eq!(info.arch, Arch::host());
         if cfg!(target_env = "gnu") {
             assert!(!info.is_static());
-            let v = info.max_glibc.expect("a glibc build needs some GLIBC_ version");
+            let v = info
+                .max_glibc
+                .expect("a glibc build needs some GLIBC_ version");
             assert!(v >= GlibcVersion { major: 2, minor: 2 }, "{v}");
         }
     }

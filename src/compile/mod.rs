@@ -66,7 +66,10 @@ pub fn units(plan: &Plan) -> Vec<CompileUnit> {
     for f in &plan.functions {
         let glibc = f.base_image.glibc;
         let existing = units.iter_mut().find(|u| {
-            u.package == f.package && u.target == f.target() && u.compiler == f.compiler && u.glibc == glibc
+            u.package == f.package
+                && u.target == f.target()
+                && u.compiler == f.compiler
+                && u.glibc == glibc
         });
         match existing {
             Some(u) if u.bins.contains(&f.bin) => {}
@@ -92,7 +95,11 @@ pub fn commands(plan: &Plan, options: &CompileOptions) -> Vec<BuildCommand> {
         .collect()
 }
 
-fn context<'a>(plan: &'a Plan, options: &'a CompileOptions, user_env: &'a BTreeMap<String, String>) -> CommandContext<'a> {
+fn context<'a>(
+    plan: &'a Plan,
+    options: &'a CompileOptions,
+    user_env: &'a BTreeMap<String, String>,
+) -> CommandContext<'a> {
     CommandContext {
         workspace_manifest: &plan.workspace_manifest,
         profile: &plan.profile,
@@ -110,14 +117,23 @@ fn linker_env() -> BTreeMap<String, String> {
 }
 
 /// Compiles every function of the plan and returns the checked bootstraps, in plan order.
-pub fn compile(plan: &Plan, options: &CompileOptions, progress: &Progress) -> Result<Vec<Artifact>> {
+pub fn compile(
+    plan: &Plan,
+    options: &CompileOptions,
+    progress: &Progress,
+) -> Result<Vec<Artifact>> {
     let user_env = linker_env();
     let ctx = context(plan, options, &user_env);
     let mut built: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     for unit in units(plan) {
         ensure_toolchain(&unit, plan, options, progress)?;
         let cmd = build_command(&unit, &ctx);
-        let what = format!("{} ({}) for {}", unit.bins.join(", "), unit.package, unit.target);
+        let what = format!(
+            "{} ({}) for {}",
+            unit.bins.join(", "),
+            unit.package,
+            unit.target
+        );
         let task = progress.task(format!("Compiling {what}"));
         match run_build(&cmd, &unit, plan, progress) {
             Ok(paths) => {
@@ -147,7 +163,12 @@ pub fn compile(plan: &Plan, options: &CompileOptions, progress: &Progress) -> Re
 }
 
 /// Runs one compiler invocation and returns `bin -> executable`.
-fn run_build(cmd: &BuildCommand, unit: &CompileUnit, plan: &Plan, progress: &Progress) -> Result<BTreeMap<String, PathBuf>> {
+fn run_build(
+    cmd: &BuildCommand,
+    unit: &CompileUnit,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<BTreeMap<String, PathBuf>> {
     let mut child = Command::new(&cmd.program)
         .args(&cmd.args)
         .envs(&cmd.env)
@@ -176,7 +197,9 @@ fn run_build(cmd: &BuildCommand, unit: &CompileUnit, plan: &Plan, progress: &Pro
     if let Some(stdout) = child.stdout.take() {
         for message in Message::parse_stream(BufReader::new(stdout)).map_while(|m| m.ok()) {
             if let Message::CompilerArtifact(artifact) = message {
-                if artifact.target.is_kind(TargetKind::Bin) && unit.bins.contains(&artifact.target.name) {
+                if artifact.target.is_kind(TargetKind::Bin)
+                    && unit.bins.contains(&artifact.target.name)
+                {
                     if let Some(exe) = artifact.executable {
                         found.insert(artifact.target.name.clone(), exe.into_std_path_buf());
                     }
@@ -238,7 +261,9 @@ fn install(f: &FunctionSpec, source: &Path) -> Result<Artifact> {
     std::fs::copy(source, &tmp).map_err(|e| Error::io("could not copy to", &tmp, e))?;
     set_executable(&tmp)?;
     std::fs::rename(&tmp, dest).map_err(|e| Error::io("could not write", dest, e))?;
-    let size = std::fs::metadata(dest).map_err(|e| Error::io("could not read", dest, e))?.len();
+    let size = std::fs::metadata(dest)
+        .map_err(|e| Error::io("could not read", dest, e))?
+        .len();
     Ok(Artifact {
         function: f.name.clone(),
         arch: f.arch,
@@ -269,7 +294,10 @@ pub fn check_binary(f: &FunctionSpec, path: &Path, elf: &ElfInfo) -> Result<()> 
         help,
     };
     if elf.arch != Some(f.arch) {
-        let found = elf.arch.map(|a| a.to_string()).unwrap_or_else(|| format!("ELF machine {}", elf.machine));
+        let found = elf
+            .arch
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| format!("ELF machine {}", elf.machine));
         return Err(bad(
             format!("it is built for {found}, but `{}` is planned for {}", f.name, f.arch),
             format!("check the linker and target settings for {} (a CARGO_TARGET_*_LINKER or .cargo/config.toml may point at the wrong toolchain)", f.target),
@@ -277,7 +305,10 @@ pub fn check_binary(f: &FunctionSpec, path: &Path, elf: &ElfInfo) -> Result<()> 
     }
     if f.libc == Libc::Musl && !elf.is_static() {
         return Err(bad(
-            format!("a musl build must be static, but it needs the loader {}", elf.interpreter.as_deref().unwrap_or("?")),
+            format!(
+                "a musl build must be static, but it needs the loader {}",
+                elf.interpreter.as_deref().unwrap_or("?")
+            ),
             "remove `-C target-feature=-crt-static` from RUSTFLAGS for musl targets".into(),
         ));
     }
@@ -302,7 +333,12 @@ pub fn check_binary(f: &FunctionSpec, path: &Path, elf: &ElfInfo) -> Result<()> 
 
 /// Makes sure the backend's tools and the Rust target are there, installing the target with
 /// rustup when allowed.
-fn ensure_toolchain(unit: &CompileUnit, plan: &Plan, options: &CompileOptions, progress: &Progress) -> Result<()> {
+fn ensure_toolchain(
+    unit: &CompileUnit,
+    plan: &Plan,
+    options: &CompileOptions,
+    progress: &Progress,
+) -> Result<()> {
     match unit.compiler {
         Compiler::Cargo => {}
         Compiler::Zigbuild => {
@@ -326,7 +362,10 @@ fn ensure_toolchain(unit: &CompileUnit, plan: &Plan, options: &CompileOptions, p
             return Ok(());
         }
     }
-    if unit.compiler == Compiler::Cargo && unit.target.libc == Libc::Gnu && Some(unit.target.arch) != Arch::host() {
+    if unit.compiler == Compiler::Cargo
+        && unit.target.libc == Libc::Gnu
+        && Some(unit.target.arch) != Arch::host()
+    {
         let gcc = format!("{}-linux-gnu-gcc", unit.target.arch.triple_prefix());
         let var = command::linker_var(&unit.target.triple());
         if std::env::var_os(&var).is_none() && find_program(&gcc).is_none() {
@@ -351,7 +390,9 @@ fn ensure_toolchain(unit: &CompileUnit, plan: &Plan, options: &CompileOptions, p
     if !options.install_targets {
         return Err(Error::TargetMissing { triple });
     }
-    progress.line(&format!("Installing the Rust target {triple} (rustup target add {triple})"));
+    progress.line(&format!(
+        "Installing the Rust target {triple} (rustup target add {triple})"
+    ));
     let status = Command::new("rustup")
         .args(["target", "add", &triple])
         .current_dir(plan.workspace_root.as_std_path())
@@ -377,9 +418,12 @@ fn rustup_targets(plan: &Plan) -> Option<Vec<String>> {
         .stdin(Stdio::null())
         .output()
         .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).collect())
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect()
+    })
 }
 
 /// Looks a program up on PATH.

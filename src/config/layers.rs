@@ -45,7 +45,8 @@ impl ManifestTables {
         schema::validate(lambda, &source, true)?;
         let mut base = lambda.clone();
         let mut bins = BTreeMap::new();
-        if let Some(Value::Object(bin_tables)) = base.as_object_mut().and_then(|m| m.remove("bin")) {
+        if let Some(Value::Object(bin_tables)) = base.as_object_mut().and_then(|m| m.remove("bin"))
+        {
             for (name, value) in bin_tables {
                 let source = Source::Manifest {
                     path: path.to_path_buf(),
@@ -55,7 +56,10 @@ impl ManifestTables {
             }
         }
         Ok(ManifestTables {
-            base: Some(Layer { source, value: base }),
+            base: Some(Layer {
+                source,
+                value: base,
+            }),
             bins,
         })
     }
@@ -88,10 +92,12 @@ pub fn merge(layers: &[&Layer]) -> Result<LambdaConfig> {
     // Every layer was validated on its own, so the merge can only fail if two valid layers
     // combine into something invalid; blame the command line, the last word, if so.
     serde_json::from_value(merged).map_err(|e| Error::InvalidType {
-        source_: layers
-            .last()
-            .map(|l| l.source.clone())
-            .unwrap_or(Source::Default),
+        source_: Box::new(
+            layers
+                .last()
+                .map(|l| l.source.clone())
+                .unwrap_or(Source::Default),
+        ),
         key: "lambda".into(),
         message: e.to_string(),
         help: "the merged configuration is inconsistent".into(),
@@ -146,9 +152,11 @@ pub fn env_layers(env: &BTreeMap<String, String>) -> Result<Vec<Layer>> {
                 .parse::<u64>()
                 .map(Value::from)
                 .unwrap_or_else(|_| Value::from(raw)),
-            "arch" if raw.contains(',') => {
-                Value::from(raw.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
-            }
+            "arch" if raw.contains(',') => Value::from(
+                raw.split(',')
+                    .map(|s| s.trim().to_string())
+                    .collect::<Vec<_>>(),
+            ),
             _ => Value::from(raw),
         };
         let mut table = Map::new();
@@ -191,7 +199,12 @@ mod tests {
         }
     }
 
-    fn resolve(ws: &ManifestTables, pkg: &ManifestTables, env: &[Layer], cli: &[Layer]) -> LambdaConfig {
+    fn resolve(
+        ws: &ManifestTables,
+        pkg: &ManifestTables,
+        env: &[Layer],
+        cli: &[Layer],
+    ) -> LambdaConfig {
         merge(&stack(ws, pkg, "hello", env, cli)).unwrap()
     }
 
@@ -205,7 +218,10 @@ mod tests {
 
     #[test]
     fn workspace_bin_overrides_workspace_but_not_package() {
-        let ws = tables(json!({"memory": 256, "timeout": 10}), &[("hello", json!({"memory": 1024, "timeout": 20}))]);
+        let ws = tables(
+            json!({"memory": 256, "timeout": 10}),
+            &[("hello", json!({"memory": 1024, "timeout": 20}))],
+        );
         let pkg = tables(json!({"timeout": 30}), &[]);
         let c = resolve(&ws, &pkg, &[], &[]);
         assert_eq!((c.memory, c.timeout), (Some(1024), Some(30)));
@@ -214,7 +230,13 @@ mod tests {
     #[test]
     fn package_bin_overrides_package() {
         let ws = ManifestTables::default();
-        let pkg = tables(json!({"memory": 512}), &[("hello", json!({"memory": 2048})), ("other", json!({"memory": 4096}))]);
+        let pkg = tables(
+            json!({"memory": 512}),
+            &[
+                ("hello", json!({"memory": 2048})),
+                ("other", json!({"memory": 4096})),
+            ],
+        );
         assert_eq!(resolve(&ws, &pkg, &[], &[]).memory, Some(2048));
     }
 
@@ -223,7 +245,10 @@ mod tests {
         let ws = tables(json!({"env": {"A": "ws", "B": "ws"}}), &[]);
         let pkg = tables(
             json!({"env": {"B": "pkg", "C": "pkg"}, "image": {"tag": "t", "labels": {"x": "1"}}}),
-            &[("hello", json!({"env": {"C": "bin"}, "image": {"labels": {"y": "2"}}}))],
+            &[(
+                "hello",
+                json!({"env": {"C": "bin"}, "image": {"labels": {"y": "2"}}}),
+            )],
         );
         let c = resolve(&ws, &pkg, &[], &[]);
         let env = c.env.unwrap();
@@ -246,30 +271,68 @@ mod tests {
     #[test]
     fn env_overrides_package_bin() {
         let pkg = tables(json!({}), &[("hello", json!({"memory": 2048}))]);
-        let env = env_layers(&[("CARGO_LAMBDA_IMAGE_MEMORY".to_string(), "1024".to_string())].into()).unwrap();
-        assert_eq!(resolve(&ManifestTables::default(), &pkg, &env, &[]).memory, Some(1024));
+        let env =
+            env_layers(&[("CARGO_LAMBDA_IMAGE_MEMORY".to_string(), "1024".to_string())].into())
+                .unwrap();
+        assert_eq!(
+            resolve(&ManifestTables::default(), &pkg, &env, &[]).memory,
+            Some(1024)
+        );
     }
 
     #[test]
     fn cli_overrides_env() {
-        let env = env_layers(&[("CARGO_LAMBDA_IMAGE_LIBC".to_string(), "gnu".to_string())].into()).unwrap();
-        let cli = [Layer { source: Source::Cli { flag: "--libc".into() }, value: json!({"libc": "musl"}) }];
-        let c = resolve(&ManifestTables::default(), &ManifestTables::default(), &env, &cli);
+        let env = env_layers(&[("CARGO_LAMBDA_IMAGE_LIBC".to_string(), "gnu".to_string())].into())
+            .unwrap();
+        let cli = [Layer {
+            source: Source::Cli {
+                flag: "--libc".into(),
+            },
+            value: json!({"libc": "musl"}),
+        }];
+        let c = resolve(
+            &ManifestTables::default(),
+            &ManifestTables::default(),
+            &env,
+            &cli,
+        );
         assert_eq!(c.libc, Some(crate::target::Libc::Musl));
     }
 
     #[test]
     fn env_arch_accepts_a_comma_list() {
-        let env = env_layers(&[("CARGO_LAMBDA_IMAGE_ARCH".to_string(), "x86_64, arm64".to_string())].into()).unwrap();
-        let c = resolve(&ManifestTables::default(), &ManifestTables::default(), &env, &[]);
+        let env = env_layers(
+            &[(
+                "CARGO_LAMBDA_IMAGE_ARCH".to_string(),
+                "x86_64, arm64".to_string(),
+            )]
+            .into(),
+        )
+        .unwrap();
+        let c = resolve(
+            &ManifestTables::default(),
+            &ManifestTables::default(),
+            &env,
+            &[],
+        );
         assert_eq!(c.arch.unwrap().to_vec().len(), 2);
     }
 
     #[test]
     fn bad_env_value_names_the_variable() {
-        let err = env_layers(&[("CARGO_LAMBDA_IMAGE_TIMEOUT".to_string(), "soon".to_string())].into()).unwrap_err();
-        assert!(err.to_string().contains("CARGO_LAMBDA_IMAGE_TIMEOUT"), "{err}");
-        let err = env_layers(&[("CARGO_LAMBDA_IMAGE_TIMEOUT".to_string(), "901".to_string())].into()).unwrap_err();
-        assert!(err.to_string().contains("CARGO_LAMBDA_IMAGE_TIMEOUT"), "{err}");
+        let err =
+            env_layers(&[("CARGO_LAMBDA_IMAGE_TIMEOUT".to_string(), "soon".to_string())].into())
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("CARGO_LAMBDA_IMAGE_TIMEOUT"),
+            "{err}"
+        );
+        let err =
+            env_layers(&[("CARGO_LAMBDA_IMAGE_TIMEOUT".to_string(), "901".to_string())].into())
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("CARGO_LAMBDA_IMAGE_TIMEOUT"),
+            "{err}"
+        );
     }
 }

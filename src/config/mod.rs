@@ -346,11 +346,14 @@ fn check_bin_tables(tables: &ManifestTables, bins: &[&str]) -> Result<()> {
     for (name, layer) in &tables.bins {
         if !bins.contains(&name.as_str()) {
             let help = match did_you_mean(name, bins.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`? The package's binaries are: {}", bins.join(", ")),
+                Some(s) => format!(
+                    "did you mean `{s}`? The package's binaries are: {}",
+                    bins.join(", ")
+                ),
                 None => format!("the package's binaries are: {}", bins.join(", ")),
             };
             return Err(Error::UnknownKey {
-                source_: layer.source.clone(),
+                source_: Box::new(layer.source.clone()),
                 key: format!("bin.{name}"),
                 help,
             });
@@ -396,7 +399,11 @@ fn select_packages<'m>(metadata: &'m Metadata, selection: &Selection) -> Result<
         .collect())
 }
 
-fn select_bins<'p>(package: &'p Package, bins: &[&'p str], selection: &Selection) -> Result<Vec<&'p str>> {
+fn select_bins<'p>(
+    package: &'p Package,
+    bins: &[&'p str],
+    selection: &Selection,
+) -> Result<Vec<&'p str>> {
     if selection.bins.is_empty() {
         return Ok(bins.to_vec());
     }

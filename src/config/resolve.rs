@@ -52,9 +52,21 @@ impl BaseImage {
             (BaseKind::Scratch, None)
         } else if let Some(tag) = provided_tag(reference) {
             if tag.starts_with("al2023") {
-                (BaseKind::ProvidedAl2023, Some(GlibcVersion { major: 2, minor: 34 }))
+                (
+                    BaseKind::ProvidedAl2023,
+                    Some(GlibcVersion {
+                        major: 2,
+                        minor: 34,
+                    }),
+                )
             } else if tag.starts_with("al2") || tag == "latest" {
-                (BaseKind::ProvidedAl2, Some(GlibcVersion { major: 2, minor: 26 }))
+                (
+                    BaseKind::ProvidedAl2,
+                    Some(GlibcVersion {
+                        major: 2,
+                        minor: 26,
+                    }),
+                )
             } else {
                 (BaseKind::Other, None)
             }
@@ -160,9 +172,8 @@ pub struct Settings {
 /// Applies the defaults to a merged configuration.
 pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
     let function_name = config.function_name.unwrap_or_else(|| bin.to_string());
-    let base_image = BaseImage::from_reference(
-        config.base_image.as_deref().unwrap_or(DEFAULT_BASE_IMAGE),
-    );
+    let base_image =
+        BaseImage::from_reference(config.base_image.as_deref().unwrap_or(DEFAULT_BASE_IMAGE));
     let image = config.image.unwrap_or_default();
     // provided.* bases run /lambda-entrypoint.sh, which wants exactly one argument (the
     // handler name; any string) and then execs /var/runtime/bootstrap. Other bases get the
@@ -182,7 +193,9 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
         compiler: config.compiler.unwrap_or_default(),
         memory: config.memory.unwrap_or(DEFAULT_MEMORY),
         timeout: config.timeout.unwrap_or(DEFAULT_TIMEOUT),
-        ephemeral_storage: config.ephemeral_storage.unwrap_or(DEFAULT_EPHEMERAL_STORAGE),
+        ephemeral_storage: config
+            .ephemeral_storage
+            .unwrap_or(DEFAULT_EPHEMERAL_STORAGE),
         role: config.role,
         env: config.env.unwrap_or_default(),
         tags: config.tags.unwrap_or_default(),
@@ -212,7 +225,13 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
 }
 
 /// Renders a tag template: `{version}`, `{arch}`, `{function}` and `{package}`.
-pub fn render_tag(template: &str, version: &str, arch: Arch, function: &str, package: &str) -> String {
+pub fn render_tag(
+    template: &str,
+    version: &str,
+    arch: Arch,
+    function: &str,
+    package: &str,
+) -> String {
     // Docker tags allow [A-Za-z0-9_.-]; semver build metadata uses `+`, which would not do.
     template
         .replace("{version}", &version.replace('+', "_"))
@@ -228,10 +247,22 @@ mod tests {
     #[test]
     fn classifies_base_images() {
         let k = |r| BaseImage::from_reference(r).kind;
-        assert_eq!(k("public.ecr.aws/lambda/provided:al2"), BaseKind::ProvidedAl2);
-        assert_eq!(k("public.ecr.aws/lambda/provided:al2023"), BaseKind::ProvidedAl2023);
-        assert_eq!(k("public.ecr.aws/lambda/provided:al2.2024.01.05-arm64"), BaseKind::ProvidedAl2);
-        assert_eq!(k("127.0.0.1:5000/lambda/provided:al2023"), BaseKind::ProvidedAl2023);
+        assert_eq!(
+            k("public.ecr.aws/lambda/provided:al2"),
+            BaseKind::ProvidedAl2
+        );
+        assert_eq!(
+            k("public.ecr.aws/lambda/provided:al2023"),
+            BaseKind::ProvidedAl2023
+        );
+        assert_eq!(
+            k("public.ecr.aws/lambda/provided:al2.2024.01.05-arm64"),
+            BaseKind::ProvidedAl2
+        );
+        assert_eq!(
+            k("127.0.0.1:5000/lambda/provided:al2023"),
+            BaseKind::ProvidedAl2023
+        );
         assert_eq!(k("scratch"), BaseKind::Scratch);
         assert_eq!(k("127.0.0.1:5000/other:al2"), BaseKind::Other);
         let glibc = BaseImage::from_reference(DEFAULT_BASE_IMAGE).glibc.unwrap();
@@ -257,13 +288,22 @@ mod tests {
             ..Default::default()
         };
         let s = apply_defaults(config, "echo");
-        assert_eq!(s.image.entrypoint, Some(vec!["/var/runtime/bootstrap".to_string()]));
+        assert_eq!(
+            s.image.entrypoint,
+            Some(vec!["/var/runtime/bootstrap".to_string()])
+        );
         assert!(s.image.command.is_empty());
     }
 
     #[test]
     fn tag_template_is_rendered() {
-        assert_eq!(render_tag("{version}-{arch}", "1.2.3+g1", Arch::Arm64, "f", "p"), "1.2.3_g1-arm64");
-        assert_eq!(render_tag("{package}/{function}", "1", Arch::X86_64, "f", "p"), "p/f");
+        assert_eq!(
+            render_tag("{version}-{arch}", "1.2.3+g1", Arch::Arm64, "f", "p"),
+            "1.2.3_g1-arm64"
+        );
+        assert_eq!(
+            render_tag("{package}/{function}", "1", Arch::X86_64, "f", "p"),
+            "p/f"
+        );
     }
 }

@@ -102,7 +102,11 @@ impl<'de> Deserialize<'de> for ArchList {
             serde::de::Error::custom("expected an architecture name or a list of them")
         })? {
             Raw::One(s) => parse(&s).map(ArchList::One),
-            Raw::Many(v) => v.iter().map(|s| parse(s)).collect::<Result<_, _>>().map(ArchList::Many),
+            Raw::Many(v) => v
+                .iter()
+                .map(|s| parse(s))
+                .collect::<Result<_, _>>()
+                .map(ArchList::Many),
         }
     }
 }
@@ -208,7 +212,7 @@ pub fn validate(value: &Value, source: &Source, allow_bin: bool) -> Result<Lambd
     let config: LambdaConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
         Error::InvalidType {
-            source_: source.clone(),
+            source_: Box::new(source.clone()),
             help: type_help(&key),
             key,
             message: e.into_inner().to_string(),
@@ -222,10 +226,12 @@ pub fn validate(value: &Value, source: &Source, allow_bin: bool) -> Result<Lambd
 fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
     let Value::Object(top) = value else {
         return Err(Error::InvalidType {
-            source_: source.clone(),
+            source_: Box::new(source.clone()),
             key: "lambda".into(),
             message: format!("expected a table, found {}", kind_of(value)),
-            help: "write it as a table, e.g. `[package.metadata.lambda]` with `memory = 256` under it".into(),
+            help:
+                "write it as a table, e.g. `[package.metadata.lambda]` with `memory = 256` under it"
+                    .into(),
         });
     };
     for (key, inner) in top {
@@ -241,7 +247,7 @@ fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
                 unknown_help(key, known)
             };
             return Err(Error::UnknownKey {
-                source_: source.clone(),
+                source_: Box::new(source.clone()),
                 key: key.clone(),
                 help,
             });
@@ -256,7 +262,7 @@ fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
             for sub in table.keys() {
                 if !keys.contains(&sub.as_str()) {
                     return Err(Error::UnknownKey {
-                        source_: source.clone(),
+                        source_: Box::new(source.clone()),
                         key: format!("{key}.{sub}"),
                         help: unknown_help(sub, keys),
                     });
@@ -322,13 +328,13 @@ fn type_help(key: &str) -> String {
 /// Range and format checks that types alone cannot express.
 fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
     let invalid = |key: &str, message: String, help: &str| Error::InvalidValue {
-        source_: source.clone(),
+        source_: Box::new(source.clone()),
         key: key.to_string(),
         message,
         help: help.to_string(),
     };
-    let in_range = |key: &str, v: Option<u32>, range: std::ops::RangeInclusive<u32>, unit: &str| {
-        match v {
+    let in_range =
+        |key: &str, v: Option<u32>, range: std::ops::RangeInclusive<u32>, unit: &str| match v {
             Some(v) if !range.contains(&v) => Err(invalid(
                 key,
                 format!("{v} is outside {}..={} {unit}", range.start(), range.end()),
@@ -339,8 +345,7 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
                 ),
             )),
             _ => Ok(()),
-        }
-    };
+        };
     in_range("memory", config.memory, MEMORY_RANGE, "MB")?;
     in_range("timeout", config.timeout, TIMEOUT_RANGE, "seconds")?;
     in_range(
@@ -390,7 +395,11 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
             ));
         }
     }
-    if let Some(accounts) = config.deploy.as_ref().and_then(|d| d.cross_account.as_ref()) {
+    if let Some(accounts) = config
+        .deploy
+        .as_ref()
+        .and_then(|d| d.cross_account.as_ref())
+    {
         for account in accounts {
             if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
                 return Err(invalid(
@@ -471,22 +480,35 @@ mod tests {
     #[test]
     fn unknown_nested_key_is_dotted() {
         let err = validate(&json!({"deploy": {"alais": "x"}}), &src(), true).unwrap_err();
-        assert!(matches!(&err, Error::UnknownKey { key, help, .. }
-            if key == "deploy.alais" && help.contains("`alias`")), "{err:?}");
+        assert!(
+            matches!(&err, Error::UnknownKey { key, help, .. }
+            if key == "deploy.alais" && help.contains("`alias`")),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn unknown_key_in_bin_table_names_the_bin_table() {
         let err = validate(&json!({"bin": {"hello": {"timout": 3}}}), &src(), true).unwrap_err();
-        assert!(err.to_string().contains("package.metadata.lambda.bin.hello"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("package.metadata.lambda.bin.hello"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_type_names_the_key() {
         let err = validate(&json!({"memory": "lots"}), &src(), true).unwrap_err();
-        assert!(matches!(&err, Error::InvalidType { key, .. } if key == "memory"), "{err:?}");
+        assert!(
+            matches!(&err, Error::InvalidType { key, .. } if key == "memory"),
+            "{err:?}"
+        );
         let err = validate(&json!({"image": {"labels": {"a": 1}}}), &src(), true).unwrap_err();
-        assert!(matches!(&err, Error::InvalidType { key, .. } if key == "image.labels.a"), "{err:?}");
+        assert!(
+            matches!(&err, Error::InvalidType { key, .. } if key == "image.labels.a"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -498,7 +520,10 @@ mod tests {
             (json!({"ephemeral-storage": 100}), "ephemeral-storage"),
             (json!({"function-name": "no spaces"}), "function-name"),
             (json!({"env": {"AWS_REGION": "x"}}), "env.AWS_REGION"),
-            (json!({"deploy": {"cross-account": ["12"]}}), "deploy.cross-account"),
+            (
+                json!({"deploy": {"cross-account": ["12"]}}),
+                "deploy.cross-account",
+            ),
         ] {
             let err = validate(&v, &src(), true).unwrap_err();
             let got = match &err {
@@ -512,6 +537,9 @@ mod tests {
     #[test]
     fn bin_inside_bin_is_rejected() {
         let err = validate(&json!({"bin": {"a": {"bin": {}}}}), &src(), true).unwrap_err();
-        assert!(matches!(&err, Error::UnknownKey { key, .. } if key == "bin"), "{err:?}");
+        assert!(
+            matches!(&err, Error::UnknownKey { key, .. } if key == "bin"),
+            "{err:?}"
+        );
     }
 }

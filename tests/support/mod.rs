@@ -49,7 +49,9 @@ pub fn texts(out: &Output) -> (String, String) {
 pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+        })
         .collect()
 }
 
@@ -60,7 +62,11 @@ pub struct TempWorkspace {
 }
 
 impl TempWorkspace {
-    pub fn new(package_toml_extra: &str, workspace_toml: &str, extra_bins: &[&str]) -> TempWorkspace {
+    pub fn new(
+        package_toml_extra: &str,
+        workspace_toml: &str,
+        extra_bins: &[&str],
+    ) -> TempWorkspace {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         std::fs::write(
@@ -71,8 +77,14 @@ impl TempWorkspace {
         std::fs::create_dir_all(root.join("func/src/bin")).expect("mkdir");
         let mut bins = String::new();
         for bin in extra_bins {
-            std::fs::write(root.join(format!("func/src/bin/{bin}.rs")), "fn main() {}\n").expect("write bin");
-            bins.push_str(&format!("[[bin]]\nname = \"{bin}\"\npath = \"src/bin/{bin}.rs\"\n"));
+            std::fs::write(
+                root.join(format!("func/src/bin/{bin}.rs")),
+                "fn main() {}\n",
+            )
+            .expect("write bin");
+            bins.push_str(&format!(
+                "[[bin]]\nname = \"{bin}\"\npath = \"src/bin/{bin}.rs\"\n"
+            ));
         }
         std::fs::write(root.join("func/src/main.rs"), "fn main() {}\n").expect("write main");
         std::fs::write(
@@ -96,7 +108,11 @@ impl TempWorkspace {
     /// `build --dry-run` on this workspace with extra arguments.
     pub fn dry_run(&self, args: &[&str]) -> Output {
         let mut cmd = cli();
-        cmd.arg("build").arg("--dry-run").arg("--manifest-path").arg(self.manifest()).args(args);
+        cmd.arg("build")
+            .arg("--dry-run")
+            .arg("--manifest-path")
+            .arg(self.manifest())
+            .args(args);
         run(&mut cmd)
     }
 }

@@ -31,7 +31,11 @@ impl RuntimeApi {
     pub fn start(events: Vec<(String, String)>) -> RuntimeApi {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("addr").to_string();
-        let queue = Arc::new(Mutex::new(events.into_iter().collect::<std::collections::VecDeque<_>>()));
+        let queue = Arc::new(Mutex::new(
+            events
+                .into_iter()
+                .collect::<std::collections::VecDeque<_>>(),
+        ));
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
@@ -40,7 +44,10 @@ impl RuntimeApi {
                 std::thread::spawn(move || serve(stream, queue, tx));
             }
         });
-        RuntimeApi { address, posted: rx }
+        RuntimeApi {
+            address,
+            posted: rx,
+        }
     }
 
     /// Waits for the next posted answer.
@@ -101,14 +108,21 @@ fn serve(stream: TcpStream, queue: Queue, tx: Sender<Posted>) {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             };
-            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + Duration::from_secs(60);
+            let deadline = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                + Duration::from_secs(60);
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {}\r\nLambda-Runtime-Deadline-Ms: {}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:test\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n",
                 next.0,
                 deadline.as_millis(),
                 next.1.len()
             );
-            if writer.write_all(head.as_bytes()).and_then(|_| writer.write_all(next.1.as_bytes())).is_err() {
+            if writer
+                .write_all(head.as_bytes())
+                .and_then(|_| writer.write_all(next.1.as_bytes()))
+                .is_err()
+            {
                 return;
             }
         } else if method == "POST" && path.starts_with("/2018-06-01/runtime/") {
@@ -120,7 +134,11 @@ fn serve(stream: TcpStream, queue: Queue, tx: Sender<Posted>) {
                 let id = segments.next().unwrap_or("").to_string();
                 (segments.next().unwrap_or("").to_string(), id)
             };
-            let _ = tx.send(Posted { kind, request_id, body });
+            let _ = tx.send(Posted {
+                kind,
+                request_id,
+                body,
+            });
             let ok = "{\"status\":\"OK\"}";
             let reply = format!("HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{ok}", ok.len());
             if writer.write_all(reply.as_bytes()).is_err() {
@@ -139,7 +157,8 @@ fn read_chunked(reader: &mut impl BufRead) -> Vec<u8> {
         if reader.read_line(&mut size_line).unwrap_or(0) == 0 {
             return body;
         }
-        let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
+            .unwrap_or(0);
         let mut chunk = vec![0; size + 2];
         if reader.read_exact(&mut chunk).is_err() {
             return body;
