@@ -70,6 +70,86 @@ pub enum ColorChoice {
 pub enum Commands {
     /// Cross-compile functions into target/lambda-image/<function>/<arch>/bootstrap.
     Build(BuildArgs),
+    /// Build and assemble one container image per function and architecture (no Docker needed).
+    Image(ImageArgs),
+    /// Check built images against Lambda's requirements.
+    Check(CheckArgs),
+    /// Build, check and push images to a registry.
+    Push(PushArgs),
+}
+
+/// `image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Also write a docker-archive tarball (`docker load -i FILE`); `{function}` and `{arch}`
+    /// in FILE are replaced, and are required when several images are built.
+    #[arg(long, value_name = "docker-archive=FILE", help_heading = "Image")]
+    pub output: Option<String>,
+    /// Skip the Lambda compatibility check.
+    #[arg(long, help_heading = "Image")]
+    pub no_check: bool,
+}
+
+/// `push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Registry host to push to (HOST or HOST:PORT).
+    #[arg(
+        long,
+        env = "CARGO_LAMBDA_IMAGE_REGISTRY",
+        value_name = "HOST",
+        help_heading = "Registry"
+    )]
+    pub registry: String,
+}
+
+/// `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Check this OCI layout directory instead of the selected functions' images (needs
+    /// exactly one --arch).
+    #[arg(long, value_name = "DIR")]
+    pub layout: Option<PathBuf>,
+}
+
+impl CheckArgs {
+    /// The library request for these flags.
+    pub fn plan_request(&self) -> PlanRequest {
+        PlanRequest {
+            selection: selection(&self.selection),
+            build: BuildOptions::default(),
+            overrides: overrides(&self.target),
+            env: Default::default(),
+        }
+        .with_process_env()
+    }
+}
+
+fn selection(s: &SelectionArgs) -> Selection {
+    Selection {
+        manifest_path: s.manifest_path.clone(),
+        packages: s.packages.clone(),
+        workspace: s.workspace,
+        exclude: s.exclude.clone(),
+        bins: s.bins.clone(),
+    }
+}
+
+fn overrides(t: &TargetArgs) -> Overrides {
+    Overrides {
+        arch: t.arch.clone(),
+        libc: t.libc,
+        compiler: t.compiler,
+        base_image: t.base_image.clone(),
+    }
 }
 
 /// Which packages and binaries.
@@ -156,13 +236,7 @@ impl BuildArgs {
     /// The library request for these flags.
     pub fn plan_request(&self) -> PlanRequest {
         PlanRequest {
-            selection: Selection {
-                manifest_path: self.selection.manifest_path.clone(),
-                packages: self.selection.packages.clone(),
-                workspace: self.selection.workspace,
-                exclude: self.selection.exclude.clone(),
-                bins: self.selection.bins.clone(),
-            },
+            selection: selection(&self.selection),
             build: BuildOptions {
                 profile: self.compile.profile.clone(),
                 features: self
@@ -176,12 +250,7 @@ impl BuildArgs {
                 no_default_features: self.compile.no_default_features,
                 locked: self.compile.locked,
             },
-            overrides: Overrides {
-                arch: self.target.arch.clone(),
-                libc: self.target.libc,
-                compiler: self.target.compiler,
-                base_image: self.target.base_image.clone(),
-            },
+            overrides: overrides(&self.target),
             env: Default::default(),
         }
         .with_process_env()
@@ -210,7 +279,9 @@ mod tests {
     #[test]
     fn unset_flags_stay_none_so_metadata_wins() {
         let cli = Cli::try_parse_from(["cargo-lambda-image", "build"]).unwrap();
-        let Commands::Build(b) = cli.command;
+        let Commands::Build(b) = cli.command else {
+            panic!()
+        };
         let r = b.plan_request();
         assert!(r.overrides.arch.is_none() && r.overrides.libc.is_none());
         assert!(r.overrides.compiler.is_none() && r.build.profile.is_none());
@@ -220,7 +291,9 @@ mod tests {
     fn arch_list_and_aliases_parse() {
         let cli = Cli::try_parse_from(["x", "build", "--arch", "x86_64,aarch64", "--libc", "gnu"])
             .unwrap();
-        let Commands::Build(b) = cli.command;
+        let Commands::Build(b) = cli.command else {
+            panic!()
+        };
         assert_eq!(b.target.arch, Some(vec![Arch::X86_64, Arch::Arm64]));
         assert_eq!(b.target.libc, Some(Libc::Gnu));
     }

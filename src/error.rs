@@ -183,6 +183,73 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A path to put into an image would land outside the image root.
+    #[error("`{path}` is not a valid path inside an image")]
+    #[diagnostic(
+        code(lambda_image::image::invalid_path),
+        help("use a relative path without `..` components, e.g. `config/settings.json`")
+    )]
+    InvalidPath {
+        /// The path as given.
+        path: String,
+    },
+
+    /// An image (a base, or one we read back) is malformed or unsupported.
+    #[error("image {image}: {message}")]
+    #[diagnostic(code(lambda_image::image::invalid), help("{help}"))]
+    InvalidImage {
+        /// The image reference or path.
+        image: String,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
+
+    /// The image breaks one of Lambda's rules.
+    #[error("image for `{function}` ({arch}) fails Lambda's rule `{rule}`: {message}")]
+    #[diagnostic(code(lambda_image::check), help("{help}"))]
+    CheckFailed {
+        /// The function.
+        function: String,
+        /// The architecture.
+        arch: String,
+        /// The rule's name.
+        rule: String,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
+
+    /// A registry refused our credentials.
+    #[error("the registry refused access to {registry}")]
+    #[diagnostic(
+        code(lambda_image::registry::auth),
+        help("tried {tried}; log in with `docker login`, set up a credential helper in ~/.docker/config.json, or for ECR check the AWS credentials and region")
+    )]
+    RegistryAuth {
+        /// The reference.
+        registry: String,
+        /// Where the credentials came from (never the credentials themselves).
+        tried: String,
+    },
+
+    /// A registry operation failed.
+    #[error("could not {action} {reference}: {message}")]
+    #[diagnostic(
+        code(lambda_image::registry),
+        help("check that the registry is reachable; for a plain-HTTP registry set CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES=HOST:PORT")
+    )]
+    Registry {
+        /// What we were doing.
+        action: String,
+        /// The image reference.
+        reference: String,
+        /// The error.
+        message: String,
+    },
+
     /// A subprocess could not be started at all.
     #[error("could not run `{program}`: {source}")]
     #[diagnostic(code(lambda_image::spawn))]

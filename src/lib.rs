@@ -22,10 +22,14 @@
 //! # Ok::<(), cargo_lambda_image::Error>(())
 //! ```
 
+pub mod check;
 pub mod compile;
 pub mod config;
 pub mod error;
+pub mod image;
 pub mod progress;
+pub mod push;
+pub mod registry;
 pub mod target;
 
 pub use config::{FunctionSpec, Plan};

@@ -4,22 +4,23 @@
 mod cli;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use serde_json::json;
 
-use cargo_lambda_image::compile::{self, CompileOptions};
+use cargo_lambda_image::check::{self, Expectations};
+use cargo_lambda_image::compile::{self, Artifact, CompileOptions};
+use cargo_lambda_image::image::{self, BuiltImage, ImageOptions};
 use cargo_lambda_image::progress::{Mode, Progress};
-use cargo_lambda_image::{config, Error};
+use cargo_lambda_image::registry::RegistryOptions;
+use cargo_lambda_image::{config, push, Error, Plan};
 
-use cli::{BuildArgs, Cli, ColorChoice, Commands, MessageFormat};
+use cli::{BuildArgs, CheckArgs, Cli, ColorChoice, Commands, ImageArgs, MessageFormat, PushArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(cli::args_from_env());
-    let out = Output {
-        format: cli.global.message_format,
-    };
     let color = match cli.global.color {
         ColorChoice::Auto => {
             use std::io::IsTerminal;
@@ -37,22 +38,52 @@ fn main() -> ExitCode {
                 .build(),
         )
     }));
-    let progress = if cli.global.quiet {
-        Progress::new(Mode::Quiet)
-    } else {
-        Progress::auto()
+    let ctx = Ctx {
+        out: Output {
+            format: cli.global.message_format,
+        },
+        progress: if cli.global.quiet {
+            Progress::new(Mode::Quiet)
+        } else {
+            Progress::auto()
+        },
+        color,
+        verbose: cli.global.verbose,
     };
-    let result = match &cli.command {
-        Commands::Build(args) => build(args, &cli, color, &progress, &out),
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Commands::Build(args) => build(args, &ctx).await.map(|_| ()),
+            Commands::Image(args) => images(args, &ctx).await.map(|_| ()),
+            Commands::Check(args) => check_command(args, &ctx),
+            Commands::Push(args) => push_command(args, &ctx).await,
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            out.error(&err);
+            ctx.out.error(&err);
             eprintln!("{:?}", miette::Report::new(err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// What every command needs.
+struct Ctx {
+    out: Output,
+    progress: Progress,
+    color: bool,
+    verbose: u8,
 }
 
 /// Where results go: stdout, in the chosen format.
@@ -62,12 +93,13 @@ struct Output {
 
 impl Output {
     fn json(&self, value: serde_json::Value) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{value}");
+        if self.is_json() {
+            let _ = writeln!(std::io::stdout().lock(), "{value}");
+        }
     }
 
     fn human(&self, line: &str) {
-        if self.format == MessageFormat::Human {
+        if !self.is_json() {
             let _ = writeln!(std::io::stdout().lock(), "{line}");
         }
     }
@@ -77,70 +109,225 @@ impl Output {
     }
 
     fn error(&self, err: &Error) {
-        if self.is_json() {
-            use miette::Diagnostic;
-            self.json(json!({
-                "reason": "error",
-                "code": err.code().map(|c| c.to_string()),
-                "message": err.to_string(),
-                "help": err.help().map(|h| h.to_string()),
-            }));
-        }
+        use miette::Diagnostic;
+        self.json(json!({
+            "reason": "error",
+            "code": err.code().map(|c| c.to_string()),
+            "message": err.to_string(),
+            "help": err.help().map(|h| h.to_string()),
+        }));
     }
 }
 
-fn build(
-    args: &BuildArgs,
-    cli: &Cli,
-    color: bool,
-    progress: &Progress,
-    out: &Output,
-) -> Result<(), Error> {
+/// `build`: plan and compile. Returns `None` for a dry run.
+async fn build(args: &BuildArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<Artifact>)>, Error> {
     let plan = config::plan(&args.plan_request())?;
     let options = CompileOptions {
-        color: Some(if color { "always" } else { "never" }.to_string()),
+        color: Some(if ctx.color { "always" } else { "never" }.to_string()),
         install_targets: !args.compile.no_install_targets,
     };
-    if args.dry_run || cli.global.verbose > 0 {
+    if args.dry_run || ctx.verbose > 0 {
         for cmd in compile::commands(&plan, &options) {
-            progress.line(&format!("  command: {}", cmd.display()));
+            ctx.progress.line(&format!("  command: {}", cmd.display()));
         }
     }
-    if out.is_json() {
-        let mut event = json!({"reason": "plan", "plan": plan});
-        if args.dry_run {
-            event["commands"] = json!(compile::commands(&plan, &options));
-        }
-        out.json(event);
+    let mut event = json!({"reason": "plan", "plan": plan});
+    if args.dry_run {
+        event["commands"] = json!(compile::commands(&plan, &options));
     }
+    ctx.out.json(event);
     if args.dry_run {
         for f in &plan.functions {
-            out.human(&format!(
+            ctx.out.human(&format!(
                 "{}\t{}\t{}\t{}\t{}\t{}",
                 f.name, f.arch, f.target, f.compiler, f.base_image.reference, f.artifact
             ));
         }
-        return Ok(());
+        return Ok(None);
     }
-    let artifacts = compile::compile(&plan, &options, progress)?;
+    // Compiling blocks on child processes; keep it off the async workers.
+    let artifacts = {
+        let plan = plan.clone();
+        let progress = ctx.progress.clone();
+        tokio::task::spawn_blocking(move || compile::compile(&plan, &options, &progress))
+            .await
+            .map_err(|e| Error::Metadata {
+                message: format!("the compile task failed: {e}"),
+            })??
+    };
     for a in &artifacts {
-        if out.is_json() {
-            out.json(json!({"reason": "compiled", "artifact": a}));
-        } else {
-            let linkage = match (&a.elf.interpreter, a.elf.max_glibc) {
-                (None, _) => "static".to_string(),
-                (Some(_), Some(v)) => format!("dynamic, GLIBC_{v}"),
-                (Some(_), None) => "dynamic".to_string(),
-            };
-            out.human(&format!(
-                "{}\t{}\t{}\t{:.1} MB\t{}",
-                a.function,
-                a.arch,
-                a.path,
-                a.size as f64 / 1_048_576.0,
-                linkage
-            ));
+        ctx.out.json(json!({"reason": "compiled", "artifact": a}));
+        let linkage = match (&a.elf.interpreter, a.elf.max_glibc) {
+            (None, _) => "static".to_string(),
+            (Some(_), Some(v)) => format!("dynamic, GLIBC_{v}"),
+            (Some(_), None) => "dynamic".to_string(),
+        };
+        ctx.out.human(&format!(
+            "{}\t{}\t{}\t{:.1} MB\t{}",
+            a.function,
+            a.arch,
+            a.path,
+            a.size as f64 / 1_048_576.0,
+            linkage
+        ));
+    }
+    Ok(Some((plan, artifacts)))
+}
+
+/// `image`: build, assemble, check, and write the requested outputs.
+async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltImage>)>, Error> {
+    let Some((plan, artifacts)) = build(&args.build, ctx).await? else {
+        return Ok(None);
+    };
+    let registry = RegistryOptions::from_env();
+    let built = image::assemble_all(
+        &plan,
+        &artifacts,
+        &ImageOptions::from_env(),
+        &registry,
+        &ctx.progress,
+    )
+    .await?;
+    let archive = match &args.output {
+        None => None,
+        Some(spec) => match spec.split_once('=') {
+            Some(("docker-archive", file)) if !file.is_empty() => Some(file.to_string()),
+            _ => {
+                return Err(Error::InvalidValue {
+                    source_: Box::new(cargo_lambda_image::error::Source::Cli {
+                        flag: "--output".into(),
+                    }),
+                    key: "output".into(),
+                    message: format!("`{spec}` is not an output"),
+                    help: "write --output docker-archive=FILE (the OCI layout is always written)"
+                        .into(),
+                })
+            }
+        },
+    };
+    if let Some(file) = &archive {
+        if built.len() > 1 && !(file.contains("{function}") && file.contains("{arch}")) {
+            return Err(Error::InvalidValue {
+                source_: Box::new(cargo_lambda_image::error::Source::Cli { flag: "--output".into() }),
+                key: "output".into(),
+                message: format!("{} images would be written to one file", built.len()),
+                help: "put {function} and {arch} in the file name, e.g. docker-archive=images/{function}-{arch}.tar".into(),
+            });
         }
+    }
+    for (spec, img) in plan.functions.iter().zip(&built) {
+        if !args.no_check {
+            let report = check::check_layout(img.layout_dir(), &Expectations::for_spec(spec))?;
+            ctx.out.json(json!({"reason": "check", "report": report}));
+            report.into_result()?;
+        }
+        let mut event = json!({"reason": "image", "image": img});
+        if let Some(file) = &archive {
+            let path = PathBuf::from(
+                file.replace("{function}", &img.function)
+                    .replace("{arch}", img.arch.lambda_name()),
+            );
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
+            }
+            image::write_docker_archive(img, &path)?;
+            event["docker_archive"] = json!(path);
+        }
+        ctx.out.json(event);
+        ctx.out.human(&format!(
+            "{}\t{}\t{}:{}\t{}\t{}",
+            img.function, img.arch, img.repository, img.tag, img.digest, img.layout
+        ));
+    }
+    Ok(Some((plan, built)))
+}
+
+/// `check`: check the selected functions' images (or one layout) and print every rule.
+fn check_command(args: &CheckArgs, ctx: &Ctx) -> Result<(), Error> {
+    let mut targets: Vec<(PathBuf, Expectations)> = Vec::new();
+    if let Some(dir) = &args.layout {
+        let arch = match args.target.arch.as_deref() {
+            Some([one]) => *one,
+            _ => {
+                return Err(Error::InvalidValue {
+                    source_: Box::new(cargo_lambda_image::error::Source::Cli {
+                        flag: "--arch".into(),
+                    }),
+                    key: "arch".into(),
+                    message: "--layout needs exactly one architecture".into(),
+                    help: "add --arch x86_64 or --arch arm64".into(),
+                })
+            }
+        };
+        let base = config::BaseImage::from_reference(
+            args.target
+                .base_image
+                .as_deref()
+                .unwrap_or(config::resolve::DEFAULT_BASE_IMAGE),
+        );
+        targets.push((
+            dir.clone(),
+            Expectations {
+                function: dir.display().to_string(),
+                arch,
+                base_glibc: base.glibc,
+            },
+        ));
+    } else {
+        let plan = config::plan(&args.plan_request())?;
+        for spec in &plan.functions {
+            let dir = image::layout_dir(spec).into_std_path_buf();
+            if !dir.join("index.json").is_file() {
+                return Err(Error::InvalidImage {
+                    image: dir.display().to_string(),
+                    message: format!(
+                        "no image for `{}` ({}) has been built",
+                        spec.name, spec.arch
+                    ),
+                    help: "run `cargo lambda-image image` with the same selection first".into(),
+                });
+            }
+            targets.push((dir, Expectations::for_spec(spec)));
+        }
+    }
+    let mut failed: Option<check::Report> = None;
+    for (dir, expect) in targets {
+        let report = check::check_layout(&dir, &expect)?;
+        ctx.out.json(json!({"reason": "check", "report": report}));
+        ctx.out
+            .human(&format!("{} ({})", report.function, report.arch));
+        for f in &report.findings {
+            let mark = if f.passed { "✓" } else { "✗" };
+            ctx.out
+                .human(&format!("  {mark} {:<18} {}", f.rule, f.message));
+            if !f.passed {
+                ctx.out.human(&format!("    help: {}", f.help));
+            }
+        }
+        if !report.passed() && failed.is_none() {
+            failed = Some(report);
+        }
+    }
+    match failed {
+        Some(report) => report.into_result().map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// `push`: image, check, push each image; the manifest goes last so no tag is half-written.
+async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
+    let Some((_plan, built)) = images(&args.image, ctx).await? else {
+        return Ok(());
+    };
+    let registry = RegistryOptions::from_env();
+    for img in &built {
+        let target = push::target_for(img, &args.registry)?;
+        let pushed = push::push(img, &target, &registry, &ctx.progress).await?;
+        ctx.out.json(json!({"reason": "pushed", "image": pushed}));
+        ctx.out.human(&format!(
+            "{}\t{}\t{}:{}\t{}",
+            pushed.function, pushed.arch, pushed.repository, pushed.tag, pushed.image_uri
+        ));
     }
     Ok(())
 }

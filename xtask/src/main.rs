@@ -39,7 +39,13 @@ Tasks:
   help      print this message
 
 State (Python venv, Docker data, registry storage, logs) is kept in
-~/.cache/cargo-lambda-image/ci; delete that directory to start from scratch.";
+~/.cache/cargo-lambda-image/ci. To start from scratch, delete that directory
+after `umount ~/.cache/cargo-lambda-image/ci/docker-data` (dockerd leaves its
+data root bind-mounted).
+
+Environment:
+  XTASK_DOCKERD_FLAGS  extra dockerd flags to use instead of trying the
+                       built-in fallbacks (e.g. `--iptables=false --bridge=none`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();

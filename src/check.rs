@@ -1,0 +1,514 @@
+//! Stage 4: check an image against what Lambda accepts, before anything is pushed.
+//!
+//! Each rule has a name, a verdict and, when it fails, a fix. The image is read back from its
+//! OCI layout (not from what the image stage meant to write), including every layer's tar
+//! entries, so images from elsewhere can be checked too.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::compile::elf;
+use crate::config::FunctionSpec;
+use crate::error::{Error, Result};
+use crate::image::base::parse_json;
+use crate::image::oci::{self, Layout, Manifest};
+use crate::target::{Arch, GlibcVersion};
+
+/// Lambda's limit on the uncompressed size of an image, all layers included.
+pub const MAX_UNCOMPRESSED: u64 = 10 * 1024 * 1024 * 1024;
+
+/// What the image must be.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expectations {
+    /// The function (for messages).
+    pub function: String,
+    /// The architecture it is deployed with.
+    pub arch: Arch,
+    /// The newest glibc the base provides, where known.
+    pub base_glibc: Option<GlibcVersion>,
+}
+
+impl Expectations {
+    /// What a planned function's image must be.
+    pub fn for_spec(spec: &FunctionSpec) -> Expectations {
+        Expectations {
+            function: spec.name.clone(),
+            arch: spec.arch,
+            base_glibc: spec.base_image.glibc,
+        }
+    }
+}
+
+/// The verdict on one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The rule's name.
+    pub rule: &'static str,
+    /// Whether the image passes it.
+    pub passed: bool,
+    /// What was found.
+    pub message: String,
+    /// How to fix it (empty when passed).
+    pub help: String,
+}
+
+/// All verdicts for one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The function.
+    pub function: String,
+    /// The architecture.
+    pub arch: Arch,
+    /// The manifest digest checked.
+    pub digest: Option<String>,
+    /// Every rule, in order.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Whether every rule passed.
+    pub fn passed(&self) -> bool {
+        self.findings.iter().all(|f| f.passed)
+    }
+
+    /// The first failure as an error, if any.
+    pub fn into_result(self) -> Result<Report> {
+        match self.findings.iter().find(|f| !f.passed) {
+            Some(f) => Err(Error::CheckFailed {
+                function: self.function.clone(),
+                arch: self.arch.to_string(),
+                rule: f.rule.to_string(),
+                message: f.message.clone(),
+                help: f.help.clone(),
+            }),
+            None => Ok(self),
+        }
+    }
+}
+
+/// A path in the image's final filesystem.
+#[derive(Debug, Clone)]
+struct Node {
+    kind: Kind,
+    mode: u32,
+    layer: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Symlink(String),
+    Other,
+}
+
+struct Collector {
+    findings: Vec<Finding>,
+}
+
+impl Collector {
+    fn pass(&mut self, rule: &'static str, message: impl Into<String>) {
+        self.findings.push(Finding {
+            rule,
+            passed: true,
+            message: message.into(),
+            help: String::new(),
+        });
+    }
+    fn fail(&mut self, rule: &'static str, message: impl Into<String>, help: impl Into<String>) {
+        self.findings.push(Finding {
+            rule,
+            passed: false,
+            message: message.into(),
+            help: help.into(),
+        });
+    }
+}
+
+/// Checks the image in an OCI layout directory. Unreadable or malformed images are errors;
+/// rule violations are findings in the report.
+pub fn check_layout(dir: &Path, expect: &Expectations) -> Result<Report> {
+    let layout = Layout::open(dir)?;
+    let reference = dir.display().to_string();
+    let index = layout.index()?;
+    let mut c = Collector {
+        findings: Vec::new(),
+    };
+    let report = |c: Collector, digest: Option<String>| Report {
+        function: expect.function.clone(),
+        arch: expect.arch,
+        digest,
+        findings: c.findings,
+    };
+
+    // single-manifest: Lambda refuses image indexes; it needs one manifest for one platform.
+    let entry = match index.manifests.as_slice() {
+        [one] if !oci::is_index(&one.media_type) => {
+            c.pass("single-manifest", "one image manifest");
+            one.clone()
+        }
+        [one] => {
+            c.fail("single-manifest", format!("the image is an index ({})", one.media_type), "Lambda accepts one manifest per architecture; push the per-arch image, not the index");
+            return Ok(report(c, Some(one.digest.clone())));
+        }
+        many => {
+            c.fail(
+                "single-manifest",
+                format!("the layout holds {} entries", many.len()),
+                "keep one image per layout directory",
+            );
+            return Ok(report(c, None));
+        }
+    };
+    let manifest: Manifest = parse_json(&layout.read_blob(&entry.digest)?, &reference)?;
+    let config: Value = parse_json(&layout.read_blob(&manifest.config.digest)?, &reference)?;
+
+    // platform
+    let os = config["os"].as_str().unwrap_or("");
+    let arch = config["architecture"].as_str().unwrap_or("");
+    if os != "linux" {
+        c.fail(
+            "platform",
+            format!("os is `{os}`"),
+            "Lambda runs linux images only",
+        );
+    } else if arch != expect.arch.oci_name() {
+        c.fail(
+            "platform",
+            format!(
+                "architecture is `{arch}` but the function is deployed as {}",
+                expect.arch
+            ),
+            format!("build the image with --arch {}", expect.arch),
+        );
+    } else {
+        c.pass("platform", format!("linux/{arch}"));
+    }
+
+    // compressed-layers
+    let bad: Vec<String> = manifest
+        .layers
+        .iter()
+        .filter(|l| !oci::is_gzip_layer(&l.media_type))
+        .map(|l| format!("{} ({})", l.digest, l.media_type))
+        .collect();
+    if bad.is_empty() {
+        c.pass(
+            "compressed-layers",
+            format!("{} gzip layers", manifest.layers.len()),
+        );
+    } else {
+        c.fail("compressed-layers", format!("layers that are not gzip: {}", bad.join(", ")), "Lambda accepts gzip layers only; re-compress with `skopeo copy --dest-compress-format gzip`");
+    }
+
+    // Read every gzip layer: parent directories, sizes and the final filesystem.
+    let mut fs: BTreeMap<String, Node> = BTreeMap::new();
+    let mut total: u64 = 0;
+    let mut missing_parents: Vec<String> = Vec::new();
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        if !oci::is_gzip_layer(&layer.media_type) {
+            continue;
+        }
+        let data = layout.read_blob(&layer.digest)?;
+        let (size, missing) =
+            apply_layer(&data, i, &mut fs).map_err(|message| Error::InvalidImage {
+                image: format!("{reference} layer {}", layer.digest),
+                message,
+                help: "the layer is not a valid gzip tarball".into(),
+            })?;
+        total += size;
+        missing_parents.extend(missing.into_iter().map(|p| format!("{p} (layer {i})")));
+    }
+    if missing_parents.is_empty() {
+        c.pass(
+            "parent-directories",
+            "every entry's parent directory is in its layer",
+        );
+    } else {
+        missing_parents.truncate(5);
+        c.fail("parent-directories", format!("entries without their parent directory: {}", missing_parents.join(", ")), "Lambda fails such images with MissingParentDirectory; add explicit directory entries to the layer (cargo lambda-image does)");
+    }
+    if total <= MAX_UNCOMPRESSED {
+        c.pass("size", format!("{:.1} MB uncompressed", total as f64 / 1e6));
+    } else {
+        c.fail(
+            "size",
+            format!("{:.2} GB uncompressed", total as f64 / 1e9),
+            "Lambda's limit is 10 GB uncompressed: use a smaller base or fewer included files",
+        );
+    }
+
+    // entrypoint: the first word of ENTRYPOINT+CMD must be an absolute path to a real file.
+    let run = &config["config"];
+    let words: Vec<String> = ["Entrypoint", "Cmd"]
+        .iter()
+        .flat_map(|k| run[*k].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let program = words.first().cloned().unwrap_or_default();
+    let program_path = program.trim_start_matches('/').to_string();
+    let mut executable: Option<String> = None;
+    if program.is_empty() {
+        c.fail(
+            "entrypoint",
+            "the image has neither ENTRYPOINT nor CMD",
+            "set `image.entrypoint` (e.g. [\"/var/runtime/bootstrap\"])",
+        );
+    } else if !program.starts_with('/') {
+        c.fail(
+            "entrypoint",
+            format!("`{program}` is a relative path"),
+            "Lambda needs an absolute ENTRYPOINT path, e.g. /var/runtime/bootstrap",
+        );
+    } else {
+        match fs.get(&program_path) {
+            None => c.fail(
+                "entrypoint",
+                format!("`{program}` does not exist in the image"),
+                "check `image.entrypoint` and the base image",
+            ),
+            Some(Node {
+                kind: Kind::Symlink(target),
+                ..
+            }) => c.fail(
+                "entrypoint",
+                format!("`{program}` is a symlink to `{target}`"),
+                "point the ENTRYPOINT at the real file",
+            ),
+            Some(node) if node.kind != Kind::File => c.fail(
+                "entrypoint",
+                format!("`{program}` is not a regular file"),
+                "point the ENTRYPOINT at an executable file",
+            ),
+            Some(node) if node.mode & 0o005 != 0o005 => c.fail(
+                "entrypoint",
+                format!(
+                    "`{program}` has mode {:o}, not readable and executable by others",
+                    node.mode
+                ),
+                "Lambda runs as a non-root user: make it mode 0755",
+            ),
+            Some(_) => {
+                c.pass("entrypoint", format!("`{program}`"));
+                executable = Some(program_path.clone());
+            }
+        }
+    }
+
+    // bootstrap: provided.* entrypoints exec /var/runtime/bootstrap; otherwise the entrypoint
+    // is the function's executable itself.
+    let bootstrap = if program == "/lambda-entrypoint.sh" {
+        let path = crate::image::BOOTSTRAP_PATH.to_string();
+        match fs.get(&path) {
+            None => {
+                c.fail("bootstrap", "/var/runtime/bootstrap is missing", "the provided base runs /var/runtime/bootstrap: put the function's executable there");
+                None
+            }
+            Some(node) if node.kind != Kind::File => {
+                c.fail(
+                    "bootstrap",
+                    "/var/runtime/bootstrap is not a regular file",
+                    "replace it with the executable itself",
+                );
+                None
+            }
+            Some(node) if node.mode & 0o005 != 0o005 => {
+                c.fail("bootstrap", format!("/var/runtime/bootstrap has mode {:o}, not readable and executable by others", node.mode), "Lambda runs as a non-root user: make it mode 0755");
+                None
+            }
+            Some(node) => {
+                c.pass("bootstrap", "/var/runtime/bootstrap is an executable file");
+                Some((path, node.layer))
+            }
+        }
+    } else {
+        executable
+            .as_ref()
+            .and_then(|p| fs.get(p).map(|n| (p.clone(), n.layer)))
+    };
+
+    // elf: the executable's machine and glibc needs.
+    if let Some((path, layer_index)) = bootstrap {
+        let data = layout.read_blob(&manifest.layers[layer_index].digest)?;
+        match read_file(&data, &path) {
+            Some(bytes) if bytes.starts_with(b"\x7fELF") => match elf::inspect_bytes(&bytes) {
+                Ok(info) => {
+                    if info.arch == Some(expect.arch) {
+                        c.pass(
+                            "elf-arch",
+                            format!("/{path} is a {} executable", expect.arch),
+                        );
+                    } else {
+                        let found = info
+                            .arch
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|| format!("machine {}", info.machine));
+                        c.fail(
+                            "elf-arch",
+                            format!("/{path} is built for {found}, the image is {}", expect.arch),
+                            format!("compile for {}", expect.arch),
+                        );
+                    }
+                    match (info.max_glibc, expect.base_glibc) {
+                        (Some(need), Some(have)) if need > have => c.fail("glibc", format!("/{path} needs GLIBC_{need}, the base provides {have}"), format!("build with `--compiler zigbuild` (pins glibc {have}) or `--libc musl`")),
+                        (Some(need), _) => c.pass("glibc", format!("needs GLIBC_{need}")),
+                        (None, _) => c.pass("glibc", "static executable"),
+                    }
+                }
+                Err(message) => c.fail(
+                    "elf-arch",
+                    format!("/{path}: {message}"),
+                    "the bootstrap must be a 64-bit Linux executable",
+                ),
+            },
+            // A script (e.g. a shell bootstrap) has no ELF header to check.
+            Some(_) => c.pass("elf-arch", format!("/{path} is not an ELF file (script)")),
+            None => c.fail(
+                "elf-arch",
+                format!("/{path} could not be read back"),
+                "rebuild the image",
+            ),
+        }
+    }
+    Ok(report(c, Some(entry.digest)))
+}
+
+/// Applies one layer to the filesystem view. Returns the layer's uncompressed size and the
+/// entries whose parent directory the layer lacks.
+fn apply_layer(
+    gz: &[u8],
+    index: usize,
+    fs: &mut BTreeMap<String, Node>,
+) -> std::result::Result<(u64, Vec<String>), String> {
+    let mut decoder = flate2::read::GzDecoder::new(gz);
+    let mut counted = CountingReader {
+        inner: &mut decoder,
+        count: 0,
+    };
+    let mut in_layer: Vec<(String, bool)> = Vec::new();
+    {
+        let mut archive = tar::Archive::new(&mut counted);
+        for entry in archive.entries().map_err(|e| e.to_string())? {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let header = entry.header();
+            let raw = entry
+                .path()
+                .map_err(|e| e.to_string())?
+                .to_string_lossy()
+                .into_owned();
+            let path = raw
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .trim_end_matches('/')
+                .to_string();
+            if path.is_empty() || path == "." {
+                continue;
+            }
+            let (dir, name) = match path.rsplit_once('/') {
+                Some((d, n)) => (d.to_string(), n.to_string()),
+                None => (String::new(), path.clone()),
+            };
+            // Whiteouts delete what lower layers had.
+            if name == ".wh..wh..opq" {
+                let prefix = format!("{dir}/");
+                fs.retain(|p, n| n.layer == index || !p.starts_with(&prefix));
+                in_layer.push((path, false));
+                continue;
+            }
+            if let Some(target) = name.strip_prefix(".wh.") {
+                let victim = if dir.is_empty() {
+                    target.to_string()
+                } else {
+                    format!("{dir}/{target}")
+                };
+                let prefix = format!("{victim}/");
+                fs.retain(|p, _| p != &victim && !p.starts_with(&prefix));
+                in_layer.push((path, false));
+                continue;
+            }
+            let kind = match header.entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
+                tar::EntryType::Directory => Kind::Dir,
+                tar::EntryType::Symlink => Kind::Symlink(
+                    entry
+                        .link_name()
+                        .ok()
+                        .flatten()
+                        .map(|l| l.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
+                tar::EntryType::Link => Kind::File,
+                _ => Kind::Other,
+            };
+            let is_dir = kind == Kind::Dir;
+            fs.insert(
+                path.clone(),
+                Node {
+                    kind,
+                    mode: header.mode().unwrap_or(0),
+                    layer: index,
+                },
+            );
+            in_layer.push((path, is_dir));
+        }
+    }
+    // Drain the rest (tar padding) so the size is the full tarball's.
+    std::io::copy(&mut counted, &mut std::io::sink()).map_err(|e| e.to_string())?;
+    let dirs: std::collections::BTreeSet<&str> = in_layer
+        .iter()
+        .filter(|(_, d)| *d)
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let mut missing = Vec::new();
+    for (path, _) in &in_layer {
+        let mut current = path.as_str();
+        while let Some((parent, _)) = current.rsplit_once('/') {
+            if !dirs.contains(parent) {
+                missing.push(format!("/{parent}/"));
+                break;
+            }
+            current = parent;
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    Ok((counted.count, missing))
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads one file's bytes out of a gzip layer.
+fn read_file(gz: &[u8], wanted: &str) -> Option<Vec<u8>> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = entry
+            .path()
+            .ok()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string();
+        if path == wanted {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).ok()?;
+            return Some(data);
+        }
+    }
+    None
+}

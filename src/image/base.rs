@@ -1,0 +1,346 @@
+//! Base images: `scratch`, an OCI layout directory (`oci:DIR[:TAG]`), a docker-archive tarball
+//! (`docker-archive:FILE`), or a registry reference (see [`super::registry`]).
+//!
+//! Whatever the source, the result is the same: the base's config as JSON and its layers as
+//! gzip blobs on disk with their diff_ids, for one platform.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::target::Arch;
+
+use super::layer::sha256_digest;
+use super::oci::{self, Descriptor, Index, Layout, Manifest};
+
+/// A layer of a base image, compressed, on disk.
+#[derive(Debug, Clone)]
+pub struct BaseLayer {
+    /// Its descriptor, with an OCI gzip media type.
+    pub descriptor: Descriptor,
+    /// The file holding the compressed bytes.
+    pub path: PathBuf,
+}
+
+/// A base image for one platform.
+#[derive(Debug, Clone)]
+pub struct ResolvedBase {
+    /// The reference as configured.
+    pub reference: String,
+    /// The image config (`architecture`, `os`, `config`, `rootfs`, `history`, ...).
+    pub config: Value,
+    /// The layers, lowest first.
+    pub layers: Vec<BaseLayer>,
+    /// The base manifest's digest, if it had one (not for scratch).
+    pub manifest_digest: Option<String>,
+}
+
+/// How a base reference is to be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseSource {
+    /// No base.
+    Scratch,
+    /// An OCI layout directory, optionally a tag in it.
+    Layout {
+        /// The directory.
+        dir: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to pick.
+        tag: Option<String>,
+    },
+    /// A `docker save` tarball.
+    DockerArchive(PathBuf),
+    /// A registry reference.
+    Registry(String),
+}
+
+impl BaseSource {
+    /// Classifies a base reference.
+    pub fn parse(reference: &str) -> BaseSource {
+        if reference == "scratch" {
+            BaseSource::Scratch
+        } else if let Some(rest) = reference.strip_prefix("oci:") {
+            // `oci:DIR:TAG`, as skopeo writes it, unless the whole thing is a directory.
+            match rest.rsplit_once(':') {
+                Some((dir, tag)) if !Path::new(rest).is_dir() && !tag.contains('/') => {
+                    BaseSource::Layout {
+                        dir: PathBuf::from(dir),
+                        tag: Some(tag.to_string()),
+                    }
+                }
+                _ => BaseSource::Layout {
+                    dir: PathBuf::from(rest),
+                    tag: None,
+                },
+            }
+        } else if let Some(file) = reference.strip_prefix("docker-archive:") {
+            BaseSource::DockerArchive(PathBuf::from(file))
+        } else {
+            BaseSource::Registry(reference.to_string())
+        }
+    }
+}
+
+/// The config of an empty base: what Lambda's runtime interface expects to find.
+pub fn scratch(arch: Arch) -> ResolvedBase {
+    ResolvedBase {
+        reference: "scratch".into(),
+        config: json!({
+            "architecture": arch.oci_name(),
+            "os": "linux",
+            "config": {
+                "Env": [
+                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "LAMBDA_TASK_ROOT=/var/task",
+                    "LAMBDA_RUNTIME_DIR=/var/runtime",
+                ],
+            },
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "history": [],
+        }),
+        layers: Vec::new(),
+        manifest_digest: None,
+    }
+}
+
+/// Reads a base from an OCI layout directory.
+pub fn from_layout(
+    dir: &Path,
+    tag: Option<&str>,
+    arch: Arch,
+    reference: &str,
+) -> Result<ResolvedBase> {
+    let layout = Layout::open(dir)?;
+    let index = layout.index()?;
+    let invalid = |message: String, help: &str| Error::InvalidImage {
+        image: reference.to_string(),
+        message,
+        help: help.to_string(),
+    };
+    let candidates: Vec<&Descriptor> = match tag {
+        Some(tag) => index
+            .manifests
+            .iter()
+            .filter(|d| d.annotations.get(oci::REF_NAME).map(String::as_str) == Some(tag))
+            .collect(),
+        None => index.manifests.iter().collect(),
+    };
+    let descriptor = match candidates.as_slice() {
+        [] => {
+            return Err(invalid(
+                format!("no image tagged `{}` in the layout", tag.unwrap_or("")),
+                "list the tags with `skopeo inspect oci:DIR` or omit the tag",
+            ))
+        }
+        [one] => (*one).clone(),
+        many => {
+            let wanted = Index {
+                schema_version: 2,
+                media_type: None,
+                manifests: many.iter().map(|d| (*d).clone()).collect(),
+                annotations: Default::default(),
+            };
+            oci::select_platform(&wanted, arch.oci_name())
+                .cloned()
+                .ok_or_else(|| {
+                    invalid(
+                        format!(
+                            "several images in the layout and none for linux/{}",
+                            arch.oci_name()
+                        ),
+                        "name one with `oci:DIR:TAG`",
+                    )
+                })?
+        }
+    };
+    let manifest_descriptor = if oci::is_index(&descriptor.media_type) {
+        let nested: Index = parse_json(&layout.read_blob(&descriptor.digest)?, reference)?;
+        oci::select_platform(&nested, arch.oci_name())
+            .cloned()
+            .ok_or_else(|| {
+                invalid(
+                    format!("the index has no linux/{} image", arch.oci_name()),
+                    "use a base image that is published for this architecture",
+                )
+            })?
+    } else {
+        descriptor
+    };
+    let manifest: Manifest =
+        parse_json(&layout.read_blob(&manifest_descriptor.digest)?, reference)?;
+    let config: Value = parse_json(&layout.read_blob(&manifest.config.digest)?, reference)?;
+    let mut layers = Vec::new();
+    for layer in &manifest.layers {
+        if !oci::is_gzip_layer(&layer.media_type) {
+            return Err(invalid(
+                format!(
+                    "layer {} has media type {}, but only gzip layers are supported in a base",
+                    layer.digest, layer.media_type
+                ),
+                "re-compress the base with `skopeo copy --dest-compress-format gzip`",
+            ));
+        }
+        let path = layout.blob_path(&layer.digest)?;
+        if !path.is_file() {
+            return Err(invalid(
+                format!("layer blob {} is missing", layer.digest),
+                "the layout is incomplete; copy it again",
+            ));
+        }
+        let mut descriptor = Descriptor::new(oci::MEDIA_OCI_LAYER_GZIP, &layer.digest, layer.size);
+        descriptor.annotations = layer.annotations.clone();
+        layers.push(BaseLayer { descriptor, path });
+    }
+    check_base(&config, &layers, reference)?;
+    Ok(ResolvedBase {
+        reference: reference.to_string(),
+        config,
+        layers,
+        manifest_digest: Some(manifest_descriptor.digest),
+    })
+}
+
+/// Reads a base from a `docker save` tarball. Uncompressed layers are gzipped into `cache`.
+pub fn from_docker_archive(file: &Path, cache: &Path, reference: &str) -> Result<ResolvedBase> {
+    let invalid = |message: String| Error::InvalidImage {
+        image: reference.to_string(),
+        message,
+        help: "create the archive with `docker save IMAGE -o FILE`".into(),
+    };
+    let read_member = |name: &str| -> Result<Vec<u8>> {
+        let f = std::fs::File::open(file).map_err(|e| Error::io("could not open", file, e))?;
+        let mut archive = tar::Archive::new(f);
+        let entries = archive
+            .entries()
+            .map_err(|e| Error::io("could not read", file, e))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::io("could not read", file, e))?;
+            let path = entry
+                .path()
+                .map_err(|e| Error::io("could not read", file, e))?
+                .to_string_lossy()
+                .into_owned();
+            if path.trim_start_matches("./") == name {
+                let mut data = Vec::new();
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| Error::io("could not read", file, e))?;
+                return Ok(data);
+            }
+        }
+        Err(invalid(format!("the archive has no `{name}`")))
+    };
+    let manifest: Value = parse_json(&read_member("manifest.json")?, reference)?;
+    let entry = manifest
+        .get(0)
+        .ok_or_else(|| invalid("manifest.json lists no image".into()))?;
+    let config_name = entry["Config"]
+        .as_str()
+        .ok_or_else(|| invalid("manifest.json has no Config".into()))?;
+    let config_bytes = read_member(config_name)?;
+    let config: Value = parse_json(&config_bytes, reference)?;
+    std::fs::create_dir_all(cache).map_err(|e| Error::io("could not create", cache, e))?;
+    let mut layers = Vec::new();
+    for name in entry["Layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let data = read_member(name)?;
+        // docker save writes uncompressed layers (older engines) or gzip (some tools).
+        let compressed = if data.starts_with(&[0x1f, 0x8b]) {
+            data
+        } else {
+            let mut encoder = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut encoder, &data)
+                .map_err(|e| Error::io("could not compress", file, e))?;
+            encoder
+                .finish()
+                .map_err(|e| Error::io("could not compress", file, e))?
+        };
+        let digest = sha256_digest(&compressed);
+        let path = cache.join(oci::digest_hex(&digest)?);
+        if !path.exists() {
+            oci::write_atomic(&path, &compressed)?;
+        }
+        layers.push(BaseLayer {
+            descriptor: Descriptor::new(
+                oci::MEDIA_OCI_LAYER_GZIP,
+                &digest,
+                compressed.len() as u64,
+            ),
+            path,
+        });
+    }
+    check_base(&config, &layers, reference)?;
+    Ok(ResolvedBase {
+        reference: reference.to_string(),
+        config,
+        layers,
+        manifest_digest: None,
+    })
+}
+
+/// A base's config must list one diff_id per layer, or the image we make would be invalid.
+pub fn check_base(config: &Value, layers: &[BaseLayer], reference: &str) -> Result<()> {
+    let diff_ids = config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    if diff_ids != layers.len() {
+        return Err(Error::InvalidImage {
+            image: reference.to_string(),
+            message: format!(
+                "its config lists {diff_ids} diff_ids for {} layers",
+                layers.len()
+            ),
+            help: "the base image is malformed; rebuild it".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Parses a JSON document of an image.
+pub fn parse_json<T: serde::de::DeserializeOwned>(data: &[u8], reference: &str) -> Result<T> {
+    serde_json::from_slice(data).map_err(|e| Error::InvalidImage {
+        image: reference.to_string(),
+        message: format!("malformed JSON document: {e}"),
+        help: "the image is corrupt or not an OCI/Docker image".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_references() {
+        assert_eq!(BaseSource::parse("scratch"), BaseSource::Scratch);
+        assert_eq!(
+            BaseSource::parse("oci:/tmp/x:al2"),
+            BaseSource::Layout {
+                dir: "/tmp/x".into(),
+                tag: Some("al2".into())
+            }
+        );
+        assert_eq!(
+            BaseSource::parse("oci:/tmp/x"),
+            BaseSource::Layout {
+                dir: "/tmp/x".into(),
+                tag: None
+            }
+        );
+        assert_eq!(
+            BaseSource::parse("docker-archive:/a.tar"),
+            BaseSource::DockerArchive("/a.tar".into())
+        );
+        assert_eq!(
+            BaseSource::parse("public.ecr.aws/lambda/provided:al2"),
+            BaseSource::Registry("public.ecr.aws/lambda/provided:al2".into())
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! Talking to OCI registries (through `oci-client`): client set-up, credentials, retries, and
+//! pulling base images into a content-addressed cache.
+//!
+//! Credentials are held in memory only and never formatted into messages: errors say where
+//! credentials came from ("docker config", "anonymous", "ECR token"), never what they are.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+use crate::error::{Error, Result};
+use crate::image::base::{self, BaseLayer, ResolvedBase};
+use crate::image::layer::sha256_digest;
+use crate::image::oci::{self, Descriptor, Index, Manifest};
+use crate::progress::Progress;
+use crate::target::Arch;
+
+/// Credentials for a registry, with a description of where they came from.
+#[derive(Clone)]
+pub struct Credentials {
+    /// What oci-client sends.
+    pub auth: RegistryAuth,
+    /// Where they came from, safe to print ("anonymous", "docker config", ...).
+    pub source: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    // Never print the secret, even in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({})", self.source)
+    }
+}
+
+impl Credentials {
+    /// No credentials.
+    pub fn anonymous() -> Credentials {
+        Credentials {
+            auth: RegistryAuth::Anonymous,
+            source: "anonymous access".into(),
+        }
+    }
+
+    /// A user name and password (or token) from a named source.
+    pub fn basic(user: String, password: String, source: &str) -> Credentials {
+        Credentials {
+            auth: RegistryAuth::Basic(user, password),
+            source: source.into(),
+        }
+    }
+}
+
+/// How to reach registries.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Hosts (`host:port`) spoken to over plain HTTP.
+    pub insecure: Vec<String>,
+    /// Extra CA or leaf certificates (PEM files) to trust.
+    pub ca_files: Vec<PathBuf>,
+    /// Credentials to use instead of looking them up (e.g. an ECR token), per registry host.
+    pub credentials: Vec<(String, Credentials)>,
+    /// Where pulled blobs are cached.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl RegistryOptions {
+    /// Options from the environment: `CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES` (comma
+    /// separated hosts), `CARGO_LAMBDA_IMAGE_REGISTRY_CA` (PEM file) and
+    /// `CARGO_LAMBDA_IMAGE_CACHE_DIR`.
+    pub fn from_env() -> RegistryOptions {
+        let list = |var: &str| -> Vec<String> {
+            std::env::var(var)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        RegistryOptions {
+            insecure: list("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES"),
+            ca_files: list("CARGO_LAMBDA_IMAGE_REGISTRY_CA")
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            credentials: Vec::new(),
+            cache_dir: std::env::var_os("CARGO_LAMBDA_IMAGE_CACHE_DIR").map(PathBuf::from),
+        }
+    }
+
+    /// The blob cache directory: the option, else `$XDG_CACHE_HOME` or `~/.cache`.
+    pub fn cache(&self) -> PathBuf {
+        if let Some(dir) = &self.cache_dir {
+            return dir.clone();
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("cargo-lambda-image")
+    }
+
+    /// An oci-client for these options.
+    pub fn client(&self) -> Result<Client> {
+        let mut certs = Vec::new();
+        for path in &self.ca_files {
+            let data = std::fs::read(path)
+                .map_err(|e| Error::io("could not read the certificate", path, e))?;
+            certs.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
+        }
+        let config = ClientConfig {
+            protocol: if self.insecure.is_empty() {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::HttpsExcept(self.insecure.clone())
+            },
+            extra_root_certificates: certs,
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(120)),
+            ..Default::default()
+        };
+        Ok(Client::new(config))
+    }
+
+    /// The credentials for a registry: explicit ones, then `~/.docker/config.json` (and its
+    /// credential helpers), then anonymous.
+    pub fn credentials_for(&self, registry: &str) -> Credentials {
+        if let Some((_, c)) = self.credentials.iter().find(|(host, _)| host == registry) {
+            return c.clone();
+        }
+        // Docker config keys Docker Hub under its legacy URL.
+        let key = if registry == "docker.io" || registry == "index.docker.io" {
+            "https://index.docker.io/v1/"
+        } else {
+            registry
+        };
+        match docker_credential::get_credential(key) {
+            Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
+                Credentials::basic(user, password, "~/.docker/config.json")
+            }
+            Ok(docker_credential::DockerCredential::IdentityToken(token)) => Credentials {
+                auth: RegistryAuth::Bearer(token),
+                source: "an identity token from ~/.docker/config.json".into(),
+            },
+            Err(_) => Credentials::anonymous(),
+        }
+    }
+}
+
+/// Parses an image reference, naming the setting it came from in the error.
+pub fn parse_reference(reference: &str) -> Result<Reference> {
+    reference
+        .parse::<Reference>()
+        .map_err(|e| Error::InvalidImage {
+            image: reference.to_string(),
+            message: format!("not a valid image reference: {e}"),
+            help: "write it as REGISTRY/REPOSITORY:TAG, e.g. public.ecr.aws/lambda/provided:al2"
+                .into(),
+        })
+}
+
+/// Turns a registry error into ours, with the credentials' source for auth failures.
+pub fn registry_error(
+    what: &str,
+    reference: &str,
+    credentials: &Credentials,
+    err: OciDistributionError,
+) -> Error {
+    let text = err.to_string();
+    let auth_failed = matches!(
+        err,
+        OciDistributionError::AuthenticationFailure(_)
+            | OciDistributionError::UnauthorizedError { .. }
+    ) || text.contains("401")
+        || text.contains("403");
+    if auth_failed {
+        return Error::RegistryAuth {
+            registry: reference.to_string(),
+            tried: credentials.source.clone(),
+        };
+    }
+    Error::Registry {
+        action: what.to_string(),
+        reference: reference.to_string(),
+        message: text,
+    }
+}
+
+/// Whether a registry error is worth retrying: connection problems and 5xx answers.
+pub fn is_transient(err: &OciDistributionError) -> bool {
+    match err {
+        OciDistributionError::RequestError(_) => true,
+        OciDistributionError::ServerError { code, .. } => *code >= 500,
+        other => {
+            let text = other.to_string();
+            ["500", "502", "503", "504", "connection", "timed out"]
+                .iter()
+                .any(|s| text.contains(s))
+        }
+    }
+}
+
+/// Runs a registry operation, retrying transient failures with backoff (5 attempts).
+pub async fn with_retry<T, F, Fut>(
+    progress: &Progress,
+    what: &str,
+    mut op: F,
+) -> std::result::Result<T, OciDistributionError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, OciDistributionError>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < 5 && is_transient(&e) => {
+                progress.line(&format!(
+                    "  retrying {what} after a transient error (attempt {attempt}/5): {e}"
+                ));
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Media types we accept when pulling a manifest.
+pub const ACCEPTED_MANIFESTS: &[&str] = &[
+    oci::MEDIA_OCI_MANIFEST,
+    oci::MEDIA_OCI_INDEX,
+    oci::MEDIA_DOCKER_MANIFEST,
+    oci::MEDIA_DOCKER_LIST,
+];
+
+/// Pulls a base image's manifest, config and layers for `linux/<arch>` into the blob cache.
+pub async fn pull_base(
+    reference: &str,
+    arch: Arch,
+    options: &RegistryOptions,
+    progress: &Progress,
+) -> Result<ResolvedBase> {
+    let image = parse_reference(reference)?;
+    let client = options.client()?;
+    let credentials = options.credentials_for(image.resolve_registry());
+    let fail = |what: &str, e| registry_error(what, reference, &credentials, e);
+    let (bytes, digest) = with_retry(progress, "manifest pull", || {
+        client.pull_manifest_raw(&image, &credentials.auth, ACCEPTED_MANIFESTS)
+    })
+    .await
+    .map_err(|e| fail("pull the manifest of", e))?;
+    verify(&bytes, &digest, reference)?;
+    let value: serde_json::Value = base::parse_json(&bytes, reference)?;
+    let is_index = value.get("manifests").is_some();
+    let (manifest_bytes, manifest_digest) = if is_index {
+        let index: Index = base::parse_json(&bytes, reference)?;
+        let entry =
+            oci::select_platform(&index, arch.oci_name()).ok_or_else(|| Error::InvalidImage {
+                image: reference.to_string(),
+                message: format!("the image index has no linux/{} image", arch.oci_name()),
+                help: "choose a base image published for this architecture".into(),
+            })?;
+        let by_digest = image.clone_with_digest(entry.digest.clone());
+        let (b, d) = with_retry(progress, "manifest pull", || {
+            client.pull_manifest_raw(&by_digest, &credentials.auth, ACCEPTED_MANIFESTS)
+        })
+        .await
+        .map_err(|e| fail("pull the platform manifest of", e))?;
+        verify(&b, &entry.digest, reference)?;
+        (b, d)
+    } else {
+        (bytes, digest)
+    };
+    let manifest: Manifest = base::parse_json(&manifest_bytes, reference)?;
+    let cache = options.cache().join("blobs/sha256");
+    std::fs::create_dir_all(&cache).map_err(|e| Error::io("could not create", &cache, e))?;
+    let config_path = fetch_blob(
+        &client,
+        &image,
+        &manifest.config,
+        &cache,
+        progress,
+        &credentials,
+        reference,
+    )
+    .await?;
+    let config_bytes =
+        std::fs::read(&config_path).map_err(|e| Error::io("could not read", &config_path, e))?;
+    let config: serde_json::Value = base::parse_json(&config_bytes, reference)?;
+    let mut layers = Vec::new();
+    for layer in &manifest.layers {
+        if !oci::is_gzip_layer(&layer.media_type) {
+            return Err(Error::InvalidImage {
+                image: reference.to_string(),
+                message: format!("layer {} has media type {}", layer.digest, layer.media_type),
+                help: "Lambda accepts gzip layers only; choose a base with gzip layers".into(),
+            });
+        }
+        let path = fetch_blob(
+            &client,
+            &image,
+            layer,
+            &cache,
+            progress,
+            &credentials,
+            reference,
+        )
+        .await?;
+        let mut descriptor = Descriptor::new(oci::MEDIA_OCI_LAYER_GZIP, &layer.digest, layer.size);
+        descriptor.annotations = layer.annotations.clone();
+        layers.push(BaseLayer { descriptor, path });
+    }
+    base::check_base(&config, &layers, reference)?;
+    Ok(ResolvedBase {
+        reference: reference.to_string(),
+        config,
+        layers,
+        manifest_digest: Some(manifest_digest),
+    })
+}
+
+fn verify(data: &[u8], expected: &str, reference: &str) -> Result<()> {
+    let actual = sha256_digest(data);
+    if actual != expected {
+        return Err(Error::InvalidImage {
+            image: reference.to_string(),
+            message: format!("the registry sent content with digest {actual}, expected {expected}"),
+            help: "the registry or a proxy altered the content; nothing was used".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Downloads a blob into the cache (unless it is there), verifying its digest before it is
+/// given its final name.
+async fn fetch_blob(
+    client: &Client,
+    image: &Reference,
+    descriptor: &Descriptor,
+    cache: &Path,
+    progress: &Progress,
+    credentials: &Credentials,
+    reference: &str,
+) -> Result<PathBuf> {
+    let path = cache.join(oci::digest_hex(&descriptor.digest)?);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let task = progress.task(format!(
+        "Pulling {} ({:.1} MB)",
+        short(&descriptor.digest),
+        descriptor.size as f64 / 1e6
+    ));
+    let data = with_retry(progress, "blob pull", || async {
+        let mut buffer: Vec<u8> = Vec::with_capacity(descriptor.size as usize);
+        client
+            .pull_blob(image, descriptor.digest.as_str(), &mut buffer)
+            .await
+            .map(|()| buffer)
+    })
+    .await
+    .map_err(|e| registry_error("pull a layer of", reference, credentials, e))?;
+    verify(&data, &descriptor.digest, reference)?;
+    oci::write_atomic(&path, &data)?;
+    task.done(&format!("Pulled {}", short(&descriptor.digest)));
+    Ok(path)
+}
+
+/// The first 12 hex digits of a digest, for progress lines.
+pub fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
