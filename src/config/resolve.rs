@@ -100,10 +100,12 @@ pub struct ImageSettings {
     pub repository: String,
     /// The tag, with its template rendered.
     pub tag: String,
-    /// ENTRYPOINT, if set (otherwise the base's is kept).
+    /// ENTRYPOINT, if configured. Otherwise the base's is kept, or for a base without one
+    /// (scratch) it is `/var/runtime/bootstrap`; see [`crate::image`].
     pub entrypoint: Option<Vec<String>>,
-    /// CMD.
-    pub command: Vec<String>,
+    /// CMD, if configured. Otherwise `["bootstrap"]` under provided.*'s
+    /// `/lambda-entrypoint.sh`, which needs exactly one argument.
+    pub command: Option<Vec<String>>,
     /// WORKDIR.
     pub workdir: String,
     /// Labels.
@@ -175,14 +177,6 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
     let base_image =
         BaseImage::from_reference(config.base_image.as_deref().unwrap_or(DEFAULT_BASE_IMAGE));
     let image = config.image.unwrap_or_default();
-    // provided.* bases run /lambda-entrypoint.sh, which wants exactly one argument (the
-    // handler name; any string) and then execs /var/runtime/bootstrap. Other bases get the
-    // bootstrap itself as the entrypoint.
-    let (default_entrypoint, default_command) = if base_image.is_provided() {
-        (None, vec!["bootstrap".to_string()])
-    } else {
-        (Some(vec!["/var/runtime/bootstrap".to_string()]), Vec::new())
-    };
     let deploy = config.deploy.unwrap_or_default();
     Settings {
         arches: config
@@ -202,8 +196,8 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
         image: ImageSettings {
             repository: image.repository.unwrap_or_else(|| function_name.clone()),
             tag: image.tag.unwrap_or_else(|| DEFAULT_TAG.to_string()),
-            entrypoint: image.entrypoint.or(default_entrypoint),
-            command: image.command.unwrap_or(default_command),
+            entrypoint: image.entrypoint,
+            command: image.command,
             workdir: image.workdir.unwrap_or_else(|| "/var/task".to_string()),
             labels: image.labels.unwrap_or_default(),
             include: image.include.unwrap_or_default(),
@@ -277,22 +271,7 @@ mod tests {
         assert_eq!((s.libc, s.compiler), (Libc::Musl, Compiler::Cargo));
         assert_eq!((s.memory, s.timeout, s.ephemeral_storage), (128, 3, 512));
         assert_eq!(s.image.repository, "echo");
-        assert_eq!(s.image.command, vec!["bootstrap"]);
-        assert_eq!(s.image.entrypoint, None);
-    }
-
-    #[test]
-    fn scratch_base_uses_the_bootstrap_as_entrypoint() {
-        let config = LambdaConfig {
-            base_image: Some("scratch".into()),
-            ..Default::default()
-        };
-        let s = apply_defaults(config, "echo");
-        assert_eq!(
-            s.image.entrypoint,
-            Some(vec!["/var/runtime/bootstrap".to_string()])
-        );
-        assert!(s.image.command.is_empty());
+        assert_eq!((s.image.entrypoint, s.image.command), (None, None));
     }
 
     #[test]

@@ -274,14 +274,12 @@ fn image_config(
         *run = json!({});
     }
     if let Some(run) = run.as_object_mut() {
-        if let Some(entrypoint) = &spec.image.entrypoint {
-            run.insert("Entrypoint".into(), json!(entrypoint));
-        }
-        if spec.image.command.is_empty() {
-            run.remove("Cmd");
-        } else {
-            run.insert("Cmd".into(), json!(spec.image.command));
-        }
+        let (entrypoint, command) = entrypoint_and_command(spec, run);
+        run.insert("Entrypoint".into(), json!(entrypoint));
+        match command {
+            Some(command) => run.insert("Cmd".into(), json!(command)),
+            None => run.remove("Cmd"),
+        };
         run.insert("WorkingDir".into(), json!(spec.image.workdir));
         let env = run.entry("Env").or_insert_with(|| json!([]));
         if let Some(list) = env.as_array_mut() {
@@ -327,6 +325,45 @@ fn image_config(
         }));
     }
     Ok(config)
+}
+
+/// The ENTRYPOINT and CMD of the new image, decided from the base's actual config rather than
+/// its name, so a mirrored or locally stored provided.al2 is treated as what it is.
+///
+/// Configured values win. Otherwise the base's ENTRYPOINT is kept; under provided.*'s
+/// `/lambda-entrypoint.sh`, which needs exactly one argument (the handler name, any string)
+/// and then execs /var/runtime/bootstrap, CMD becomes `["bootstrap"]`. A base without an
+/// ENTRYPOINT (scratch) gets the bootstrap itself.
+pub fn entrypoint_and_command(
+    spec: &FunctionSpec,
+    base_run: &serde_json::Map<String, Value>,
+) -> (Vec<String>, Option<Vec<String>>) {
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let base_entrypoint = strings(base_run.get("Entrypoint"));
+    let base_command = strings(base_run.get("Cmd"));
+    let (entrypoint, from_base) = match &spec.image.entrypoint {
+        Some(e) => (e.clone(), false),
+        None if !base_entrypoint.is_empty() => (base_entrypoint, true),
+        None => (vec![format!("/{BOOTSTRAP_PATH}")], false),
+    };
+    let command = match &spec.image.command {
+        Some(c) => Some(c.clone()),
+        None if entrypoint.first().map(String::as_str) == Some("/lambda-entrypoint.sh") => {
+            Some(vec!["bootstrap".to_string()])
+        }
+        None if from_base && !base_command.is_empty() => Some(base_command),
+        None => None,
+    };
+    (entrypoint, command.filter(|c| !c.is_empty()))
 }
 
 /// Formats seconds since the epoch as RFC 3339 UTC (no external time crate needed).
@@ -395,18 +432,6 @@ pub fn write_docker_archive(image: &BuiltImage, path: &Path) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
-}
-
 /// Reads or pulls a base image for one architecture, whatever its source.
 pub async fn resolve_base(
     reference: &str,
@@ -459,4 +484,16 @@ pub async fn assemble_all(
         images.push(image);
     }
     Ok(images)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
 }

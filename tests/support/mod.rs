@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod images;
 pub mod runtime_api;
 
 use std::path::{Path, PathBuf};

@@ -15,13 +15,18 @@ use std::{
 use crate::{cmd, Result};
 
 /// Debian packages the tests need: the Docker engine, an OCI registry, two
-/// third-party image consumers, and qemu to run arm64 binaries and images.
+/// third-party image consumers, qemu to run arm64 binaries and images, a static
+/// busybox for the stand-in of the provided.al2 base image, and htpasswd and
+/// openssl for the authenticated TLS registry.
 const APT_PACKAGES: &[&str] = &[
     "docker.io",
     "docker-registry",
     "skopeo",
     "umoci",
     "qemu-user-static",
+    "busybox-static",
+    "apache2-utils",
+    "openssl",
 ];
 
 /// PyPI packages installed into the venv: a fake AWS API, the Python Lambda

@@ -1,0 +1,491 @@
+//! The image and check stages without any daemon or registry: reproducible assembly, bases from
+//! OCI layouts, outputs accepted by skopeo and umoci, and one failing image per check rule.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use cargo_lambda_image::check::{self, Expectations};
+use cargo_lambda_image::image::{self, base, oci, ImageOptions};
+use cargo_lambda_image::target::{Arch, GlibcVersion};
+use serde_json::Value;
+use support::images::{
+    config_for, craft_layout, echo_bootstrap, echo_spec, fake_provided_base, gzip, raw_tar,
+};
+
+fn scratch_image(dir: &Path, arch: Arch, epoch: Option<u64>) -> image::BuiltImage {
+    let spec = echo_spec(arch, "scratch", dir, &echo_bootstrap(arch));
+    image::assemble(
+        &spec,
+        spec.artifact.as_std_path(),
+        &base::scratch(arch),
+        &ImageOptions {
+            source_date_epoch: epoch,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn same_inputs_give_the_same_manifest_digest_byte_for_byte() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = scratch_image(a.path(), Arch::Arm64, None);
+    let second = scratch_image(b.path(), Arch::Arm64, None);
+    assert_eq!(first.digest, second.digest);
+    for digest in std::iter::once(&first.digest)
+        .chain(std::iter::once(&first.config_digest))
+        .chain(first.layers.iter().map(|l| &l.digest))
+    {
+        let read = |img: &image::BuiltImage| {
+            std::fs::read(
+                oci::Layout::open(img.layout_dir())
+                    .unwrap()
+                    .blob_path(digest)
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(read(&first), read(&second), "blob {digest}");
+    }
+    // A different SOURCE_DATE_EPOCH is a different image.
+    let c = tempfile::tempdir().unwrap();
+    assert_ne!(
+        scratch_image(c.path(), Arch::Arm64, Some(1_700_000_000)).digest,
+        first.digest
+    );
+}
+
+#[test]
+fn scratch_image_is_valid_for_skopeo_and_umoci() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = scratch_image(dir.path(), Arch::X86_64, None);
+    let out = Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}:{}", img.layout, img.tag))
+        .output()
+        .expect("skopeo (installed by `cargo xtask ci`)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(config["architecture"], "amd64");
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/var/runtime/bootstrap"])
+    );
+    assert_eq!(config["config"]["WorkingDir"], "/var/task");
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+
+    let unpacked = dir.path().join("bundle");
+    let out = Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:{}", img.layout, img.tag))
+        .arg(&unpacked)
+        .output()
+        .expect("umoci");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bootstrap = unpacked.join("rootfs/var/runtime/bootstrap");
+    assert_eq!(
+        std::fs::read(&bootstrap).unwrap(),
+        std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap()
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&bootstrap).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o755);
+}
+
+#[test]
+fn provided_base_from_an_oci_layout_keeps_its_entrypoint_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let base_dir = fake_provided_base(dir.path());
+    let reference = format!("oci:{}:al2", base_dir.display());
+    let spec = echo_spec(
+        Arch::X86_64,
+        &reference,
+        dir.path(),
+        &echo_bootstrap(Arch::X86_64),
+    );
+    let resolved = match base::BaseSource::parse(&reference) {
+        base::BaseSource::Layout { dir, tag } => {
+            base::from_layout(&dir, tag.as_deref(), Arch::X86_64, &reference).unwrap()
+        }
+        other => panic!("{other:?}"),
+    };
+    let img = image::assemble(
+        &spec,
+        spec.artifact.as_std_path(),
+        &resolved,
+        &ImageOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(img.layers.len(), 2, "base layer plus ours");
+    let out = Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}:{}", img.layout, img.tag))
+        .output()
+        .unwrap();
+    let config: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        serde_json::json!(["/lambda-entrypoint.sh"])
+    );
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["bootstrap"]));
+    assert!(config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "LANG=en_US.UTF-8"));
+    assert_eq!(config["history"].as_array().unwrap().len(), 2);
+    // The provided-style image passes every rule.
+    let report = check::check_layout(img.layout_dir(), &Expectations::for_spec(&spec)).unwrap();
+    assert!(report.passed(), "{report:#?}");
+    assert!(report
+        .findings
+        .iter()
+        .any(|f| f.rule == "bootstrap" && f.passed));
+}
+
+#[test]
+fn docker_archive_output_holds_the_same_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = scratch_image(dir.path(), Arch::Arm64, None);
+    let archive = dir.path().join("image.tar");
+    image::write_docker_archive(&img, &archive).unwrap();
+    // skopeo reads it both as a docker-archive and as an OCI archive.
+    for transport in ["docker-archive", "oci-archive"] {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("{transport}:{}", archive.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{transport}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Read back as a base, it has the same layers.
+    let cache = dir.path().join("cache");
+    let back = base::from_docker_archive(&archive, &cache, "docker-archive:x").unwrap();
+    assert_eq!(
+        back.layers
+            .iter()
+            .map(|l| l.descriptor.digest.clone())
+            .collect::<Vec<_>>(),
+        img.layers
+            .iter()
+            .map(|l| l.digest.clone())
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Checks a crafted layout and returns the failing rule names.
+fn failing_rules(dir: &Path, arch: Arch, glibc: Option<GlibcVersion>) -> Vec<String> {
+    let report = check::check_layout(
+        dir,
+        &Expectations {
+            function: "f".into(),
+            arch,
+            base_glibc: glibc,
+        },
+    )
+    .unwrap();
+    report
+        .findings
+        .iter()
+        .filter(|f| !f.passed)
+        .map(|f| f.rule.to_string())
+        .collect()
+}
+
+fn good_layer(bootstrap: &[u8], mode: u32) -> Vec<u8> {
+    gzip(&raw_tar(&[
+        ("var/", "d", 0o755, b""),
+        ("var/runtime/", "d", 0o755, b""),
+        ("var/runtime/bootstrap", "f", mode, bootstrap),
+    ]))
+}
+
+fn crafted(
+    entrypoint: &[&str],
+    cmd: &[&str],
+    arch: Arch,
+    layers: Vec<(&str, Vec<u8>)>,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    craft_layout(
+        &layout,
+        &config_for(arch, entrypoint, cmd, &layers),
+        &layers,
+    );
+    (dir, layout)
+}
+
+#[test]
+fn a_well_formed_crafted_image_passes() {
+    let elf = std::fs::read(echo_bootstrap(Arch::Arm64)).unwrap();
+    let (_d, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::Arm64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, good_layer(&elf, 0o755))],
+    );
+    assert!(failing_rules(&layout, Arch::Arm64, None).is_empty());
+}
+
+#[test]
+fn rule_single_manifest_refuses_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let index_dir = fake_provided_base(dir.path());
+    assert_eq!(
+        failing_rules(&index_dir, Arch::X86_64, None),
+        ["single-manifest"]
+    );
+}
+
+#[test]
+fn rule_platform_refuses_another_architecture_or_os() {
+    let elf = std::fs::read(echo_bootstrap(Arch::Arm64)).unwrap();
+    let (_d, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::Arm64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, good_layer(&elf, 0o755))],
+    );
+    assert_eq!(
+        failing_rules(&layout, Arch::X86_64, None),
+        ["platform", "elf-arch"]
+    );
+}
+
+#[test]
+fn rule_compressed_layers_refuses_uncompressed_and_zstd() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    for media in [
+        oci::MEDIA_DOCKER_LAYER_TAR,
+        oci::MEDIA_OCI_LAYER_TAR,
+        oci::MEDIA_OCI_LAYER_ZSTD,
+    ] {
+        let raw = raw_tar(&[
+            ("var/", "d", 0o755, b""),
+            ("var/runtime/", "d", 0o755, b""),
+            ("var/runtime/bootstrap", "f", 0o755, &elf),
+        ]);
+        let (_d, layout) = crafted(
+            &["/var/runtime/bootstrap"],
+            &[],
+            Arch::X86_64,
+            vec![(media, raw)],
+        );
+        let failing = failing_rules(&layout, Arch::X86_64, None);
+        assert!(
+            failing.contains(&"compressed-layers".to_string()),
+            "{media}: {failing:?}"
+        );
+    }
+}
+
+#[test]
+fn rule_parent_directories_refuses_layers_without_them() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let layer = gzip(&raw_tar(&[("var/runtime/bootstrap", "f", 0o755, &elf)]));
+    let (_d, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::X86_64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, layer)],
+    );
+    assert_eq!(
+        failing_rules(&layout, Arch::X86_64, None),
+        ["parent-directories"]
+    );
+}
+
+#[test]
+fn rule_entrypoint_refuses_relative_missing_and_symlinked_paths() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let layers = || vec![(oci::MEDIA_OCI_LAYER_GZIP, good_layer(&elf, 0o755))];
+    let (_d, layout) = crafted(&["var/runtime/bootstrap"], &[], Arch::X86_64, layers());
+    assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["entrypoint"]);
+    let (_d, layout) = crafted(&["/var/runtime/missing"], &[], Arch::X86_64, layers());
+    assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["entrypoint"]);
+    let (_d, layout) = crafted(&[], &[], Arch::X86_64, layers());
+    assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["entrypoint"]);
+    let linked = gzip(&raw_tar(&[
+        ("var/", "d", 0o755, b""),
+        ("var/runtime/", "d", 0o755, b""),
+        ("var/runtime/real", "f", 0o755, &elf),
+        ("var/runtime/bootstrap", "l:real", 0o777, b""),
+    ]));
+    let (_d, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::X86_64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, linked)],
+    );
+    assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["entrypoint"]);
+}
+
+#[test]
+fn rule_bootstrap_refuses_missing_or_non_executable_bootstrap_under_provided() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let script = gzip(&raw_tar(&[(
+        "lambda-entrypoint.sh",
+        "f",
+        0o755,
+        b"#!/bin/sh\nexec /var/runtime/bootstrap\n",
+    )]));
+    let (_d, layout) = crafted(
+        &["/lambda-entrypoint.sh"],
+        &["bootstrap"],
+        Arch::X86_64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, script.clone())],
+    );
+    assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["bootstrap"]);
+    // Mode 0700: root could run it, Lambda's non-root user cannot.
+    let (_d, layout) = crafted(
+        &["/lambda-entrypoint.sh"],
+        &["bootstrap"],
+        Arch::X86_64,
+        vec![
+            (oci::MEDIA_OCI_LAYER_GZIP, script),
+            (oci::MEDIA_OCI_LAYER_GZIP, good_layer(&elf, 0o700)),
+        ],
+    );
+    assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["bootstrap"]);
+}
+
+#[test]
+fn rule_bootstrap_sees_whiteouts_of_upper_layers() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let script = gzip(&raw_tar(&[(
+        "lambda-entrypoint.sh",
+        "f",
+        0o755,
+        b"#!/bin/sh\n",
+    )]));
+    let whiteout = gzip(&raw_tar(&[
+        ("var/", "d", 0o755, b""),
+        ("var/runtime/", "d", 0o755, b""),
+        ("var/runtime/.wh.bootstrap", "f", 0o644, b""),
+    ]));
+    let (_d, layout) = crafted(
+        &["/lambda-entrypoint.sh"],
+        &["bootstrap"],
+        Arch::X86_64,
+        vec![
+            (oci::MEDIA_OCI_LAYER_GZIP, script),
+            (oci::MEDIA_OCI_LAYER_GZIP, good_layer(&elf, 0o755)),
+            (oci::MEDIA_OCI_LAYER_GZIP, whiteout),
+        ],
+    );
+    assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["bootstrap"]);
+}
+
+#[test]
+fn rule_elf_arch_refuses_a_binary_for_the_other_arch() {
+    let x86 = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let (_d, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::Arm64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, good_layer(&x86, 0o755))],
+    );
+    assert_eq!(failing_rules(&layout, Arch::Arm64, None), ["elf-arch"]);
+}
+
+#[test]
+fn rule_glibc_refuses_symbols_newer_than_the_base() {
+    // This test binary is a glibc build needing this machine's newer GLIBC symbols.
+    let gnu = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let (_d, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::X86_64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, good_layer(&gnu, 0o755))],
+    );
+    assert_eq!(
+        failing_rules(
+            &layout,
+            Arch::X86_64,
+            Some(GlibcVersion {
+                major: 2,
+                minor: 26
+            })
+        ),
+        ["glibc"]
+    );
+    assert!(failing_rules(
+        &layout,
+        Arch::X86_64,
+        Some(GlibcVersion {
+            major: 2,
+            minor: 99
+        })
+    )
+    .is_empty());
+}
+
+#[test]
+fn rule_size_counts_uncompressed_bytes_against_the_limit() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let zeros = vec![0u8; 8 << 20];
+    let big = gzip(&raw_tar(&[
+        ("data/", "d", 0o755, b""),
+        ("data/zeros", "f", 0o644, &zeros),
+    ]));
+    let (_d, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::X86_64,
+        vec![
+            (oci::MEDIA_OCI_LAYER_GZIP, good_layer(&elf, 0o755)),
+            (oci::MEDIA_OCI_LAYER_GZIP, big),
+        ],
+    );
+    let expect = Expectations {
+        function: "f".into(),
+        arch: Arch::X86_64,
+        base_glibc: None,
+    };
+    let report = check::check_layout_with_limit(&layout, &expect, 8 << 20).unwrap();
+    let size = report.findings.iter().find(|f| f.rule == "size").unwrap();
+    assert!(!size.passed, "{size:?}");
+    assert!(check::check_layout_with_limit(&layout, &expect, 16 << 20)
+        .unwrap()
+        .passed());
+}
+
+#[test]
+fn check_command_reports_each_rule_and_fails_on_a_bad_image() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let (_d, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::Arm64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, good_layer(&elf, 0o755))],
+    );
+    let mut cmd = support::cli();
+    cmd.args(["check", "--arch", "arm64", "--layout"])
+        .arg(&layout);
+    let out = support::run(&mut cmd);
+    let (stdout, stderr) = support::texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("✗ elf-arch") && stdout.contains("✓ platform"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("fails Lambda's rule `elf-arch`"),
+        "{stderr}"
+    );
+}

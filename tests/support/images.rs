@@ -1,0 +1,281 @@
+//! Image fixtures: the compiled echo function, plans pointed at temporary directories, layouts
+//! crafted layer by layer (to break one Lambda rule at a time), and a stand-in for
+//! `public.ecr.aws/lambda/provided:al2` made from Debian's static busybox.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use cargo_lambda_image::config::{self, FunctionSpec, Overrides, PlanRequest, Selection};
+use cargo_lambda_image::image::layer::{sha256_digest, LayerBuilder};
+use cargo_lambda_image::image::oci::{self, Descriptor, Index, Layout, Manifest, Platform};
+use cargo_lambda_image::target::Arch;
+use serde_json::{json, Value};
+
+use super::{cli, fixture_target_dir, fixture_workspace, run, texts};
+
+/// The echo function's bootstraps (x86_64, arm64), compiled once per test binary.
+pub fn echo_bootstrap(arch: Arch) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut cmd = cli();
+        cmd.args([
+            "build",
+            "-p",
+            "echo",
+            "--arch",
+            "x86_64,arm64",
+            "--locked",
+            "-q",
+            "--manifest-path",
+        ])
+        .arg(fixture_workspace().join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", fixture_target_dir("musl"));
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{:?}", texts(&out));
+    });
+    fixture_target_dir("musl").join(format!(
+        "lambda-image/fixture-echo/{}/bootstrap",
+        arch.lambda_name()
+    ))
+}
+
+/// The plan of the echo function for one arch and base, with its artifact (and so its image
+/// layout) moved into `dir`, holding a copy of `bootstrap`.
+pub fn echo_spec(arch: Arch, base: &str, dir: &Path, bootstrap: &Path) -> FunctionSpec {
+    let request = PlanRequest {
+        selection: Selection {
+            manifest_path: Some(fixture_workspace().join("Cargo.toml")),
+            packages: vec!["echo".into()],
+            ..Default::default()
+        },
+        overrides: Overrides {
+            arch: Some(vec![arch]),
+            base_image: Some(base.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut spec = config::plan(&request).expect("plan").functions.remove(0);
+    let artifact = dir.join(arch.lambda_name()).join("bootstrap");
+    std::fs::create_dir_all(artifact.parent().unwrap()).unwrap();
+    std::fs::copy(bootstrap, &artifact).unwrap();
+    spec.artifact = artifact.try_into().expect("utf-8 path");
+    spec
+}
+
+/// Writes an OCI layout with one image made of the given config and layers
+/// (`(media type, blob)`), and returns the manifest digest.
+pub fn craft_layout(dir: &Path, config: &Value, layers: &[(&str, Vec<u8>)]) -> String {
+    let layout = Layout::create(dir).unwrap();
+    let config_bytes = serde_json::to_vec(config).unwrap();
+    let config_digest = layout.write_blob(&config_bytes).unwrap();
+    let descriptors: Vec<Descriptor> = layers
+        .iter()
+        .map(|(media, data)| {
+            Descriptor::new(media, &layout.write_blob(data).unwrap(), data.len() as u64)
+        })
+        .collect();
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(oci::MEDIA_OCI_MANIFEST.into()),
+        config: Descriptor::new(
+            oci::MEDIA_OCI_CONFIG,
+            &config_digest,
+            config_bytes.len() as u64,
+        ),
+        layers: descriptors,
+        annotations: Default::default(),
+    };
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = layout.write_blob(&bytes).unwrap();
+    let mut entry = Descriptor::new(oci::MEDIA_OCI_MANIFEST, &digest, bytes.len() as u64);
+    entry
+        .annotations
+        .insert(oci::REF_NAME.into(), "latest".into());
+    layout
+        .write_index(&Index {
+            schema_version: 2,
+            media_type: Some(oci::MEDIA_OCI_INDEX.into()),
+            manifests: vec![entry],
+            annotations: Default::default(),
+        })
+        .unwrap();
+    digest
+}
+
+/// A config for `arch` with the given entrypoint and cmd and one diff_id per layer.
+pub fn config_for(
+    arch: Arch,
+    entrypoint: &[&str],
+    cmd: &[&str],
+    layers: &[(&str, Vec<u8>)],
+) -> Value {
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|(_, data)| {
+            let mut raw = Vec::new();
+            if data.starts_with(&[0x1f, 0x8b]) {
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(data.as_slice()),
+                    &mut raw,
+                )
+                .unwrap();
+            } else {
+                raw = data.clone();
+            }
+            sha256_digest(&raw)
+        })
+        .collect();
+    json!({
+        "architecture": arch.oci_name(), "os": "linux",
+        "config": {"Entrypoint": entrypoint, "Cmd": cmd, "WorkingDir": "/var/task",
+                   "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    })
+}
+
+/// A raw tar (not gzip) with entries written exactly as given: `(path, kind, mode, data)`
+/// where kind is `f` (file), `d` (dir) or `l:TARGET` (symlink). No parent directories are
+/// added, so rules about them can be broken.
+pub fn raw_tar(entries: &[(&str, &str, u32, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, kind, mode, data) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(*mode);
+        header.set_mtime(0);
+        match *kind {
+            "d" => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                header.set_cksum();
+                builder
+                    .append_data(&mut header, path, std::io::empty())
+                    .unwrap();
+            }
+            "f" => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(data.len() as u64);
+                header.set_cksum();
+                builder.append_data(&mut header, path, *data).unwrap();
+            }
+            link => {
+                let target = link.strip_prefix("l:").expect("kind f, d or l:TARGET");
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                builder.append_link(&mut header, path, target).unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+/// Gzips bytes.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut encoder, data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The script of provided.al2's `/lambda-entrypoint.sh`, same behaviour: one handler argument,
+/// then exec the bootstrap directly (Runtime API given) or under the RIE.
+pub const LAMBDA_ENTRYPOINT: &str = r#"#!/bin/sh
+if [ $# -ne 1 ]; then
+  echo "entrypoint requires the handler name to be the first argument" 1>&2
+  exit 142
+fi
+export _HANDLER="$1"
+RUNTIME_ENTRYPOINT=/var/runtime/bootstrap
+if [ -z "${AWS_LAMBDA_RUNTIME_API}" ]; then
+  exec /usr/local/bin/aws-lambda-rie $RUNTIME_ENTRYPOINT
+else
+  exec $RUNTIME_ENTRYPOINT
+fi
+"#;
+
+/// A stand-in for provided.al2 (x86_64 only: Debian's busybox-static is the host's): busybox
+/// as /bin/sh, the entrypoint script, Lambda's env, written as an OCI layout with an index, as
+/// ECR Public serves it. Returns the layout directory.
+pub fn fake_provided_base(dir: &Path) -> PathBuf {
+    let busybox = std::fs::read("/bin/busybox")
+        .expect("/bin/busybox: `cargo xtask ci` installs busybox-static");
+    let mut layer = LayerBuilder::new();
+    layer.file("bin/sh", 0o755, busybox).unwrap();
+    layer
+        .file(
+            "lambda-entrypoint.sh",
+            0o755,
+            LAMBDA_ENTRYPOINT.as_bytes().to_vec(),
+        )
+        .unwrap();
+    layer.dir("var/runtime", 0o755).unwrap();
+    layer.dir("var/task", 0o755).unwrap();
+    layer.dir("tmp", 0o1777).unwrap();
+    let built = layer.build(0).unwrap();
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=en_US.UTF-8", "TZ=:/etc/localtime",
+                    "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+                    "LAMBDA_TASK_ROOT=/var/task", "LAMBDA_RUNTIME_DIR=/var/runtime"],
+            "Entrypoint": ["/lambda-entrypoint.sh"],
+            "WorkingDir": "/var/task"
+        },
+        "rootfs": {"type": "layers", "diff_ids": [built.diff_id]},
+        "history": [{"created_by": "fake provided.al2 for tests"}]
+    });
+    let layout_dir = dir.join("provided-al2");
+    let layout = Layout::create(&layout_dir).unwrap();
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_digest = layout.write_blob(&config_bytes).unwrap();
+    let layer_digest = layout.write_blob(&built.compressed).unwrap();
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(oci::MEDIA_OCI_MANIFEST.into()),
+        config: Descriptor::new(
+            oci::MEDIA_OCI_CONFIG,
+            &config_digest,
+            config_bytes.len() as u64,
+        ),
+        layers: vec![Descriptor::new(
+            oci::MEDIA_OCI_LAYER_GZIP,
+            &layer_digest,
+            built.compressed.len() as u64,
+        )],
+        annotations: Default::default(),
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    let manifest_digest = layout.write_blob(&manifest_bytes).unwrap();
+    let mut platform_entry = Descriptor::new(
+        oci::MEDIA_OCI_MANIFEST,
+        &manifest_digest,
+        manifest_bytes.len() as u64,
+    );
+    platform_entry.platform = Some(Platform {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        variant: None,
+    });
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(oci::MEDIA_OCI_INDEX.into()),
+        manifests: vec![platform_entry],
+        annotations: Default::default(),
+    };
+    let index_bytes = serde_json::to_vec(&index).unwrap();
+    let index_digest = layout.write_blob(&index_bytes).unwrap();
+    let mut top = Descriptor::new(
+        oci::MEDIA_OCI_INDEX,
+        &index_digest,
+        index_bytes.len() as u64,
+    );
+    top.annotations.insert(oci::REF_NAME.into(), "al2".into());
+    layout
+        .write_index(&Index {
+            schema_version: 2,
+            media_type: Some(oci::MEDIA_OCI_INDEX.into()),
+            manifests: vec![top],
+            annotations: Default::default(),
+        })
+        .unwrap();
+    layout_dir
+}
