@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod images;
+pub mod proxy;
 pub mod runtime_api;
 
 use std::path::{Path, PathBuf};
@@ -116,4 +117,18 @@ impl TempWorkspace {
             .args(args);
         run(&mut cmd)
     }
+}
+
+/// A variable `cargo xtask ci` sets for the services it starts; a clear failure without it.
+pub fn service_env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run the tests with `cargo xtask ci` (or `cargo xtask services` and its exports)"))
+}
+
+/// A name no earlier run used, for registry repositories and functions.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
 }

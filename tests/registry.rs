@@ -1,0 +1,355 @@
+//! Push and pull against a real registry (Debian's docker-registry, started by `cargo xtask
+//! ci`), checked with third-party consumers: skopeo, and docker pull + docker run.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use cargo_lambda_image::image::{self, base, ImageOptions};
+use cargo_lambda_image::progress::Progress;
+use cargo_lambda_image::push::{self, PushTarget};
+use cargo_lambda_image::registry::RegistryOptions;
+use cargo_lambda_image::target::Arch;
+use serde_json::Value;
+use support::images::{echo_bootstrap, echo_spec, fake_provided_base};
+use support::proxy::CountingProxy;
+use support::runtime_api::RuntimeApi;
+use support::{
+    cli, fixture_target_dir, fixture_workspace, json_lines, run, service_env, texts, unique,
+};
+
+fn registry() -> String {
+    service_env("CLI_TEST_REGISTRY")
+}
+
+fn docker(args: &[&str]) -> Output {
+    service_env("DOCKER_HOST");
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI")
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    let (stdout, stderr) = texts(out);
+    assert!(
+        out.status.success(),
+        "{what} failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    stdout
+}
+
+/// `push` through the CLI; returns the `pushed` events.
+fn cli_push(args: &[&str], extra_env: &[(&str, &str)]) -> Vec<Value> {
+    let mut cmd = cli();
+    cmd.args([
+        "push",
+        "--locked",
+        "--message-format",
+        "json",
+        "--registry",
+        &registry(),
+        "--manifest-path",
+    ])
+    .arg(fixture_workspace().join("Cargo.toml"))
+    .args(args)
+    .env("CARGO_TARGET_DIR", fixture_target_dir("musl"))
+    .env("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES", registry())
+    .envs(extra_env.iter().copied());
+    let out = run(&mut cmd);
+    ok(&out, "push");
+    json_lines(&out)
+        .into_iter()
+        .filter(|e| e["reason"] == "pushed")
+        .map(|e| e["image"].clone())
+        .collect()
+}
+
+/// Runs an image in Docker with the host network, against a Runtime API stub, and returns the
+/// function's JSON answer.
+fn docker_invoke(image: &str, platform: &str, event: &str) -> Value {
+    let api = RuntimeApi::start(vec![("docker-req".to_string(), event.to_string())]);
+    let name = unique("lambda-image-test");
+    let mut child = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            "--network",
+            "host",
+            "--platform",
+            platform,
+            "--read-only",
+            "--user",
+            "993:990",
+        ])
+        .args([
+            "-e",
+            &format!("AWS_LAMBDA_RUNTIME_API={}", api.address),
+            "-e",
+            "AWS_LAMBDA_FUNCTION_NAME=test",
+            "-e",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128",
+            "-e",
+            "AWS_LAMBDA_FUNCTION_VERSION=1",
+            "-e",
+            "GREETING=hello",
+        ])
+        .arg(image)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker run");
+    let posted = api.next_posted(Duration::from_secs(90));
+    let _ = docker(&["rm", "-f", &name]);
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let posted = posted.unwrap_or_else(|| {
+        panic!(
+            "{image} posted nothing; docker said: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        (posted.kind.as_str(), posted.request_id.as_str()),
+        ("response", "docker-req")
+    );
+    serde_json::from_slice(&posted.body).expect("JSON answer")
+}
+
+#[test]
+fn pushed_scratch_images_are_what_skopeo_and_docker_see_and_they_run() {
+    let pushed = cli_push(
+        &[
+            "-p",
+            "echo",
+            "--arch",
+            "x86_64,arm64",
+            "--base-image",
+            "scratch",
+        ],
+        &[],
+    );
+    assert_eq!(pushed.len(), 2);
+    for image in &pushed {
+        let arch = image["arch"].as_str().unwrap();
+        let reference = format!(
+            "{}:{}",
+            image["repository"].as_str().unwrap(),
+            image["tag"].as_str().unwrap()
+        );
+        let inspect = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .arg(format!("docker://{reference}"))
+            .output()
+            .unwrap();
+        let inspected: Value = serde_json::from_str(&ok(&inspect, "skopeo inspect")).unwrap();
+        assert_eq!(
+            inspected["Digest"], image["digest"],
+            "the tag points at the pushed digest"
+        );
+        assert_eq!(
+            inspected["Architecture"],
+            if arch == "arm64" { "arm64" } else { "amd64" }
+        );
+
+        let by_digest = image["image_uri"].as_str().unwrap();
+        let platform = if arch == "arm64" {
+            "linux/arm64"
+        } else {
+            "linux/amd64"
+        };
+        ok(
+            &docker(&["pull", "--platform", platform, by_digest]),
+            "docker pull",
+        );
+        let answer = docker_invoke(by_digest, platform, r#"{"from":"docker"}"#);
+        assert_eq!(answer, serde_json::json!({"from": "docker"}), "{arch}");
+    }
+}
+
+#[test]
+fn registry_base_is_pulled_mounted_and_runs_through_its_entrypoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = fake_provided_base(dir.path());
+    let base_repo = format!("{}/lambda/provided:al2", registry());
+    let copy = Command::new("skopeo")
+        .args(["copy", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:al2", layout.display()))
+        .arg(format!("docker://{base_repo}"))
+        .output()
+        .unwrap();
+    ok(&copy, "skopeo copy of the base");
+    // A fresh cache, so the base is really pulled.
+    let cache = dir.path().join("cache");
+    let pushed = cli_push(
+        &[
+            "-p",
+            "greet",
+            "--bin",
+            "hello",
+            "--arch",
+            "x86_64",
+            "--base-image",
+            &base_repo,
+        ],
+        &[("CARGO_LAMBDA_IMAGE_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    assert_eq!(pushed.len(), 1);
+    let image = &pushed[0];
+    assert!(
+        std::fs::read_dir(cache.join("blobs/sha256"))
+            .unwrap()
+            .count()
+            >= 2,
+        "config and layer cached"
+    );
+    // The base layer is on the same registry: mounted (first run) or already there, never uploaded.
+    let uploaded: Vec<&str> = image["uploaded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(uploaded.len() <= 2, "at most our layer and config: {image}");
+    let answer = docker_invoke(
+        image["image_uri"].as_str().unwrap(),
+        "linux/amd64",
+        r#"{"name":"registry"}"#,
+    );
+    assert_eq!(answer["message"], "hello, registry");
+}
+
+/// Pushes through the library, through a counting proxy.
+fn push_via(proxy: &CountingProxy, img: &image::BuiltImage, repository: &str) -> push::PushedImage {
+    let options = RegistryOptions {
+        insecure: vec![proxy.address.clone()],
+        ..Default::default()
+    };
+    let target = PushTarget {
+        registry: proxy.address.clone(),
+        repository: repository.to_string(),
+        tag: img.tag.clone(),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(push::push(img, &target, &options, &Progress::hidden()))
+        .unwrap()
+}
+
+fn provided_image(dir: &Path, bootstrap: &Path) -> image::BuiltImage {
+    let base_dir = fake_provided_base(dir);
+    let reference = format!("oci:{}:al2", base_dir.display());
+    let spec = echo_spec(Arch::X86_64, &reference, &dir.join("fn"), bootstrap);
+    let resolved = base::from_layout(&base_dir, Some("al2"), Arch::X86_64, &reference).unwrap();
+    image::assemble(
+        &spec,
+        spec.artifact.as_std_path(),
+        &resolved,
+        &ImageOptions::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn repush_after_a_binary_change_sends_one_layer_config_and_manifest() {
+    let proxy = CountingProxy::start(&registry());
+    let repository = unique("repush");
+    let dir = tempfile::tempdir().unwrap();
+    let first = provided_image(dir.path(), &echo_bootstrap(Arch::X86_64));
+    let pushed = push_via(&proxy, &first, &repository);
+    assert_eq!(
+        pushed.uploaded.len(),
+        3,
+        "base layer, our layer, config: {pushed:?}"
+    );
+    let traffic = proxy.traffic();
+    assert_eq!(
+        traffic.count("PUT", "/manifests/"),
+        1,
+        "{:?}",
+        traffic.requests
+    );
+
+    // Same image again: nothing but the manifest.
+    proxy.reset();
+    let again = push_via(&proxy, &first, &repository);
+    assert!(again.uploaded.is_empty(), "{again:?}");
+    let traffic = proxy.traffic();
+    assert_eq!(
+        traffic.count("PUT", "/blobs/uploads/") + traffic.count("PATCH", "/blobs/uploads/"),
+        0,
+        "{:?}",
+        traffic.requests
+    );
+    assert!(
+        traffic.bytes < 16 * 1024,
+        "an unchanged re-push sends only requests and the manifest: {} bytes",
+        traffic.bytes
+    );
+
+    // A new binary: exactly our layer and the config are uploaded, and the manifest.
+    proxy.reset();
+    let other = tempfile::tempdir().unwrap();
+    let hello = fixture_target_dir("musl").join("lambda-image/hello/x86_64/bootstrap");
+    let changed_source = if hello.exists() {
+        hello
+    } else {
+        std::env::current_exe().unwrap()
+    };
+    let second = provided_image(other.path(), &changed_source);
+    assert_eq!(second.layers[0], first.layers[0], "same base layer");
+    let pushed = push_via(&proxy, &second, &repository);
+    assert_eq!(
+        pushed.uploaded,
+        vec![
+            second.layers[1].digest.clone(),
+            second.config_digest.clone()
+        ]
+    );
+    assert_eq!(pushed.existing, vec![second.layers[0].digest.clone()]);
+    let traffic = proxy.traffic();
+    assert_eq!(
+        traffic.count("POST", "/blobs/uploads/"),
+        2,
+        "{:?}",
+        traffic.requests
+    );
+    assert_eq!(
+        traffic.count("PUT", "/manifests/"),
+        1,
+        "{:?}",
+        traffic.requests
+    );
+    let budget = second.layers[1].size + 64 * 1024;
+    assert!(
+        traffic.bytes <= budget,
+        "sent {} bytes for a {}-byte layer",
+        traffic.bytes,
+        second.layers[1].size
+    );
+}
+
+#[test]
+fn push_to_a_missing_registry_fails_without_a_tag() {
+    // Nothing listens on port 9; the error says what failed and how to reach the registry.
+    let dir = tempfile::tempdir().unwrap();
+    let img = provided_image(dir.path(), &echo_bootstrap(Arch::X86_64));
+    let options = RegistryOptions {
+        insecure: vec!["127.0.0.1:9".into()],
+        ..Default::default()
+    };
+    let target = PushTarget {
+        registry: "127.0.0.1:9".into(),
+        repository: "nowhere".into(),
+        tag: "t".into(),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let err = runtime
+        .block_on(push::push(&img, &target, &options, &Progress::hidden()))
+        .unwrap_err();
+    assert!(err.to_string().contains("127.0.0.1:9/nowhere:t"), "{err}");
+}
