@@ -316,6 +316,14 @@ fn check_command(args: &CheckArgs, ctx: &Ctx) -> Result<(), Error> {
 
 /// `push`: image, check, push each image; the manifest goes last so no tag is half-written.
 async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
+    if args.image.no_check {
+        return Err(Error::InvalidValue {
+            source_: Box::new(cargo_lambda_image::error::Source::Cli { flag: "--no-check".into() }),
+            key: "no-check".into(),
+            message: "images are always checked before they are pushed".into(),
+            help: "drop --no-check; `cargo lambda-image check` shows which rule fails and how to fix it".into(),
+        });
+    }
     let Some((_plan, built)) = images(&args.image, ctx).await? else {
         return Ok(());
     };
