@@ -140,13 +140,21 @@ impl RegistryOptions {
         } else {
             registry
         };
+        let file = match std::env::var_os("DOCKER_CONFIG") {
+            Some(dir) => format!("{}/config.json", PathBuf::from(dir).display()),
+            None => "~/.docker/config.json".to_string(),
+        };
         match docker_credential::get_credential(key) {
             Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
-                Credentials::basic(user, password, "~/.docker/config.json")
+                Credentials::basic(
+                    user,
+                    password,
+                    &format!("the login for {registry} in {file}"),
+                )
             }
             Ok(docker_credential::DockerCredential::IdentityToken(token)) => Credentials {
                 auth: RegistryAuth::Bearer(token),
-                source: "an identity token from ~/.docker/config.json".into(),
+                source: format!("the identity token for {registry} in {file}"),
             },
             Err(_) => Credentials::anonymous(),
         }
