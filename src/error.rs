@@ -250,6 +250,19 @@ pub enum Error {
         message: String,
     },
 
+    /// The Docker engine could not be reached or refused an operation.
+    #[error("Docker engine: could not {action}: {message}")]
+    #[diagnostic(
+        code(lambda_image::docker),
+        help("check that dockerd is running and that DOCKER_HOST (unix://, tcp:// or ssh://) points at it")
+    )]
+    Docker {
+        /// What we were doing.
+        action: String,
+        /// The engine's or the connection's message.
+        message: String,
+    },
+
     /// A subprocess could not be started at all.
     #[error("could not run `{program}`: {source}")]
     #[diagnostic(code(lambda_image::spawn))]
@@ -258,6 +271,33 @@ pub enum Error {
         program: String,
         /// The underlying error.
         source: std::io::Error,
+    },
+
+    /// The Runtime API emulator could not listen on its address.
+    #[error("the emulator could not listen on {addr} for the {what}: {source}")]
+    #[diagnostic(
+        code(lambda_image::emulate::bind),
+        help("another program (or another emulator) may be using the port; choose another one, or port 0 for any free port")
+    )]
+    EmulatorBind {
+        /// Which listener (the Invoke API, a Runtime API).
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// A Runtime API emulator setting cannot work.
+    #[error("invalid emulator setting `{setting}`: {message}")]
+    #[diagnostic(code(lambda_image::emulate::config), help("{help}"))]
+    EmulatorConfig {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        message: String,
+        /// How to fix it.
+        help: String,
     },
 }
 

@@ -25,6 +25,8 @@
 pub mod check;
 pub mod compile;
 pub mod config;
+pub mod docker;
+pub mod emulate;
 pub mod error;
 pub mod image;
 pub mod progress;

@@ -194,7 +194,10 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
         env: config.env.unwrap_or_default(),
         tags: config.tags.unwrap_or_default(),
         image: ImageSettings {
-            repository: image.repository.unwrap_or_else(|| function_name.clone()),
+            // Registries (ECR, Docker) allow lowercase repository names only.
+            repository: image
+                .repository
+                .unwrap_or_else(|| function_name.to_lowercase()),
             tag: image.tag.unwrap_or_else(|| DEFAULT_TAG.to_string()),
             entrypoint: image.entrypoint,
             command: image.command,

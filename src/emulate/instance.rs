@@ -1,0 +1,616 @@
+//! One runtime instance: a launched runtime process and the Runtime API listener that only it
+//! talks to. Giving each instance its own listener means a request id is only ever valid on the
+//! listener of the instance that received it, like a real execution environment.
+
+use std::io;
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use http_body::Frame;
+use http_body_util::BodyExt;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::format::{self, MAX_PAYLOAD_BYTES, RESPONSE_LIMIT_IN_MESSAGE};
+use super::launcher::{self, RuntimeProcess};
+use super::Shared;
+
+/// Header names of the Runtime API.
+pub(crate) mod headers {
+    pub const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
+    pub const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
+    pub const FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
+    pub const TRACE_ID: &str = "lambda-runtime-trace-id";
+    pub const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
+    pub const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
+    pub const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+    pub const ERROR_BODY: &str = "lambda-runtime-function-error-body";
+    pub const RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
+}
+
+/// An invocation on its way to the runtime's `/next`.
+pub(crate) struct Event {
+    pub request_id: String,
+    pub payload: Bytes,
+    pub invoked_arn: String,
+    pub trace_id: String,
+    /// Decoded client context JSON.
+    pub client_context: Option<String>,
+    /// Cognito identity JSON.
+    pub cognito_identity: Option<String>,
+    /// Told when the runtime takes the event: the invocation's clock starts then.
+    pub picked: oneshot::Sender<Instant>,
+}
+
+/// A stream of response frames from the runtime to the invoke client.
+pub(crate) type FrameReceiver = mpsc::Receiver<Result<Frame<Bytes>, io::Error>>;
+
+/// What the runtime answered.
+pub(crate) enum Outcome {
+    /// A buffered response within the size limit.
+    Response(Bytes),
+    /// A buffered response over the size limit.
+    TooLarge { size: u64 },
+    /// `/invocation/{id}/error`.
+    Error {
+        error_type: Option<String>,
+        body: Bytes,
+    },
+    /// `/init/error`.
+    InitError {
+        error_type: Option<String>,
+        body: Bytes,
+    },
+    /// A streamed response, still arriving; `done` fires when the runtime finishes it.
+    Stream {
+        content_type: Option<HeaderValue>,
+        frames: FrameReceiver,
+        done: oneshot::Receiver<StreamEnd>,
+    },
+}
+
+/// How a streamed response ended.
+#[derive(Debug, Default)]
+pub(crate) struct StreamEnd {
+    /// The error type from the trailers, if the function failed midway.
+    pub error_type: Option<String>,
+    /// The decoded error body from the trailers.
+    pub error_body: Option<String>,
+}
+
+/// How a runtime process ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Exit {
+    /// It exited on its own.
+    Status(ExitStatus),
+    /// The emulator killed it.
+    Killed,
+    /// Waiting for it failed (the launcher lost track of it).
+    Lost(String),
+}
+
+/// The invocation an instance is handling.
+struct Current {
+    request_id: String,
+    outcome: Option<oneshot::Sender<Outcome>>,
+}
+
+/// What the Runtime API handlers share.
+struct InstanceState {
+    timeout: Duration,
+    events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
+    current: Mutex<Option<Current>>,
+    first_next: OnceLock<Instant>,
+    killed: watch::Sender<bool>,
+}
+
+impl InstanceState {
+    fn current_id_is(&self, id: &str) -> bool {
+        self.current
+            .lock()
+            .ok()
+            .and_then(|c| {
+                c.as_ref()
+                    .map(|c| c.request_id == id && c.outcome.is_some())
+            })
+            .unwrap_or(false)
+    }
+
+    /// Hands `outcome` to the invocation `id` is waiting for; false if there is none (an
+    /// unknown id, an id answered already, or one that timed out).
+    fn deliver(&self, id: Option<&str>, outcome: Outcome) -> bool {
+        let sender = self.current.lock().ok().and_then(|mut c| {
+            c.as_mut()
+                .filter(|c| id.is_none_or(|id| c.request_id == id))
+                .and_then(|c| c.outcome.take())
+        });
+        sender.is_some_and(|s| s.send(outcome).is_ok())
+    }
+}
+
+/// A launched runtime with its Runtime API listener.
+pub(crate) struct Instance {
+    state: Arc<InstanceState>,
+    events: mpsc::Sender<Event>,
+    exit: watch::Receiver<Option<Exit>>,
+    server: JoinHandle<()>,
+    pid: Option<u32>,
+    launched: Instant,
+    init_reported: std::sync::atomic::AtomicBool,
+}
+
+impl Instance {
+    /// Starts a Runtime API listener and launches a runtime pointed at it.
+    pub async fn launch(shared: &Shared, index: usize) -> io::Result<Instance> {
+        let config = &shared.config;
+        let listener = TcpListener::bind((config.runtime_api_bind_ip, 0)).await?;
+        let runtime_api = listener.local_addr()?;
+        let (events_tx, events_rx) = mpsc::channel(1);
+        let (killed, _) = watch::channel(false);
+        let state = Arc::new(InstanceState {
+            timeout: config.timeout,
+            events: tokio::sync::Mutex::new(events_rx),
+            current: Mutex::new(None),
+            first_next: OnceLock::new(),
+            killed,
+        });
+        let server = tokio::spawn({
+            let router = router(state.clone());
+            async move {
+                // The listener only fails when the instance is torn down; nothing to report.
+                let _ = axum::serve(listener, router).await;
+            }
+        });
+        let log_stream = format::log_stream_name(SystemTime::now(), &config.function_version);
+        let env = format::runtime_env(config, &runtime_api.to_string(), &log_stream);
+        let launched = Instant::now();
+        let process = match shared.launcher.launch(&env, &config.logs) {
+            Ok(p) => p,
+            Err(e) => {
+                server.abort();
+                return Err(e);
+            }
+        };
+        let pid = process.id();
+        let (exit_tx, exit_rx) = watch::channel(None);
+        tokio::spawn(monitor(
+            process,
+            state.clone(),
+            exit_tx,
+            shared.config.logs.clone(),
+            index,
+        ));
+        Ok(Instance {
+            state,
+            events: events_tx,
+            exit: exit_rx,
+            server,
+            pid,
+            launched,
+            init_reported: false.into(),
+        })
+    }
+
+    /// Whether the runtime is still running and not being killed.
+    pub fn alive(&self) -> bool {
+        self.exit.borrow().is_none() && !*self.state.killed.borrow()
+    }
+
+    /// Kills the runtime; [`Instance::exited`] reports [`Exit::Killed`] once it is gone.
+    pub fn kill(&self) {
+        self.state.killed.send_replace(true);
+        if let Ok(mut c) = self.state.current.lock() {
+            *c = None;
+        }
+    }
+
+    /// Waits until the runtime has exited.
+    pub async fn exited(&self) -> Exit {
+        let mut exit = self.exit.clone();
+        let exit = exit.wait_for(Option::is_some).await.map(|e| e.clone());
+        match exit {
+            Ok(e) => e.unwrap_or(Exit::Killed),
+            // The monitor always sends before it ends; if it is gone, so is the process.
+            Err(_) => Exit::Killed,
+        }
+    }
+
+    /// Makes `request_id` the instance's invocation, answered through `outcome`.
+    pub fn begin(&self, request_id: &str, outcome: oneshot::Sender<Outcome>) {
+        if let Ok(mut c) = self.state.current.lock() {
+            *c = Some(Current {
+                request_id: request_id.to_string(),
+                outcome: Some(outcome),
+            });
+        }
+    }
+
+    /// Ends the current invocation: later answers for it get "invalid request id".
+    pub fn end(&self) {
+        if let Ok(mut c) = self.state.current.lock() {
+            *c = None;
+        }
+    }
+
+    /// Queues an event for the runtime's next `/next`. False if the instance is gone.
+    pub async fn dispatch(&self, event: Event) -> bool {
+        self.events.send(event).await.is_ok()
+    }
+
+    /// The init duration (launch until the first `/next`), the first time it is asked for.
+    pub fn take_init_duration(&self) -> Option<Duration> {
+        let first = self.state.first_next.get()?;
+        if self
+            .init_reported
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        Some(first.saturating_duration_since(self.launched))
+    }
+
+    /// Time since launch, for init reports of runtimes that never asked for an event.
+    pub fn since_launch(&self) -> Duration {
+        self.launched.elapsed()
+    }
+
+    /// Peak memory of the runtime's processes, in MB, when measurable.
+    pub fn max_memory_mb(&self) -> Option<u64> {
+        self.pid.and_then(launcher::max_memory_mb)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.state.killed.send_replace(true);
+        self.server.abort();
+    }
+}
+
+/// Owns the runtime process: reports its exit, and kills it when the instance is killed or
+/// dropped.
+async fn monitor(
+    mut process: Box<dyn RuntimeProcess>,
+    state: Arc<InstanceState>,
+    exit_tx: watch::Sender<Option<Exit>>,
+    logs: super::LogSink,
+    index: usize,
+) {
+    let mut killed = state.killed.subscribe();
+    let exit = tokio::select! {
+        status = process.wait() => match status {
+            Ok(status) => Exit::Status(status),
+            Err(e) => Exit::Lost(e.to_string()),
+        },
+        // An error means every sender is gone, i.e. the instance was dropped: kill too.
+        _ = killed.wait_for(|k| *k) => Exit::Killed,
+    };
+    if matches!(exit, Exit::Killed) {
+        // Killing can only fail if the process is already gone, which is the goal anyway.
+        let _ = process.kill().await;
+    } else {
+        let idle = state.current.lock().map(|c| c.is_none()).unwrap_or(false);
+        if idle && !*state.killed.borrow() {
+            let how = match &exit {
+                Exit::Status(s) => format::exit_description(s),
+                Exit::Lost(e) => e.clone(),
+                Exit::Killed => String::new(),
+            };
+            logs.line(&format!(
+                "[emulator] runtime instance {index} exited while idle ({how}); \
+                 the next invocation starts a new one"
+            ));
+        }
+    }
+    exit_tx.send_replace(Some(exit));
+}
+
+fn router(state: Arc<InstanceState>) -> Router {
+    Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .fallback(|| async {
+            runtime_api_error(
+                StatusCode::NOT_FOUND,
+                "InvalidRequest",
+                "not a Runtime API path",
+            )
+        })
+        // Size limits are the emulator's business (Lambda's 6 MB), not axum's 2 MB default.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// An error answer of the Runtime API itself (not of the function).
+fn runtime_api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    (status, Json(format::error_body(error_type, message))).into_response()
+}
+
+fn accepted() -> Response {
+    (StatusCode::ACCEPTED, Json(json!({ "status": "OK" }))).into_response()
+}
+
+fn invalid_request_id(id: &str) -> Response {
+    runtime_api_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequestID",
+        &format!("Invalid request ID: {id} is not the invocation in progress"),
+    )
+}
+
+/// The headers `/next` answers with, for one event.
+pub(crate) fn next_headers(event: &Event, deadline_ms: u128) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        (headers::REQUEST_ID, event.request_id.clone()),
+        (headers::DEADLINE_MS, deadline_ms.to_string()),
+        (headers::FUNCTION_ARN, event.invoked_arn.clone()),
+        (headers::TRACE_ID, event.trace_id.clone()),
+    ];
+    if let Some(c) = &event.client_context {
+        out.push((headers::CLIENT_CONTEXT, c.clone()));
+    }
+    if let Some(c) = &event.cognito_identity {
+        out.push((headers::COGNITO_IDENTITY, c.clone()));
+    }
+    out
+}
+
+async fn next(State(state): State<Arc<InstanceState>>) -> Response {
+    state.first_next.get_or_init(Instant::now);
+    let mut events = state.events.lock().await;
+    loop {
+        let Some(event) = events.recv().await else {
+            return runtime_api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Runtime.Shutdown",
+                "the emulator is shutting this runtime down",
+            );
+        };
+        let deadline = SystemTime::now() + state.timeout;
+        let headers = next_headers(&event, format::epoch_ms(deadline));
+        // If the invocation was abandoned before the runtime took it, wait for the next one.
+        if event.picked.send(Instant::now()).is_err() {
+            continue;
+        }
+        let mut response = Response::new(Body::from(event.payload));
+        let map = response.headers_mut();
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in headers {
+            // Values were validated when the invocation was accepted; skip any that are not.
+            if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+                map.insert(HeaderName::from_static(name), v);
+            }
+        }
+        return response;
+    }
+}
+
+/// A body read with a size limit; what is over the limit is drained and counted, so that the
+/// connection stays usable and the error can say how large the body was.
+pub(crate) enum Collected {
+    Complete(Bytes),
+    TooLarge(u64),
+}
+
+pub(crate) async fn collect_limited(mut body: Body, limit: usize) -> Result<Collected, String> {
+    let mut buf = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len() as u64;
+            if total <= limit as u64 {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if total > limit as u64 {
+        Ok(Collected::TooLarge(total))
+    } else {
+        Ok(Collected::Complete(buf.into()))
+    }
+}
+
+fn error_type_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(headers::ERROR_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn response(
+    State(state): State<Arc<InstanceState>>,
+    Path(id): Path<String>,
+    request_headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !state.current_id_is(&id) {
+        return invalid_request_id(&id);
+    }
+    let streaming = request_headers
+        .get(headers::RESPONSE_MODE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"streaming"));
+    if streaming {
+        let content_type = request_headers.get(CONTENT_TYPE).cloned();
+        return stream(state, &id, content_type, body).await;
+    }
+    match collect_limited(body, MAX_PAYLOAD_BYTES).await {
+        Ok(Collected::Complete(bytes)) => {
+            if state.deliver(Some(&id), Outcome::Response(bytes)) {
+                accepted()
+            } else {
+                invalid_request_id(&id)
+            }
+        }
+        Ok(Collected::TooLarge(size)) => {
+            state.deliver(Some(&id), Outcome::TooLarge { size });
+            runtime_api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &format!(
+                    "Exceeded maximum allowed payload size ({RESPONSE_LIMIT_IN_MESSAGE} bytes)."
+                ),
+            )
+        }
+        Err(e) => runtime_api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &e),
+    }
+}
+
+/// Forwards a streamed response frame by frame, until the runtime ends it or the instance is
+/// killed (a timeout).
+async fn stream(
+    state: Arc<InstanceState>,
+    id: &str,
+    content_type: Option<HeaderValue>,
+    mut body: Body,
+) -> Response {
+    let (tx, frames) = mpsc::channel(16);
+    let (done_tx, done) = oneshot::channel();
+    let outcome = Outcome::Stream {
+        content_type,
+        frames,
+        done,
+    };
+    if !state.deliver(Some(id), outcome) {
+        return invalid_request_id(id);
+    }
+    let mut killed = state.killed.subscribe();
+    let mut end = StreamEnd::default();
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            _ = killed.wait_for(|k| *k) => {
+                // Cut the client's stream with an error rather than a clean end, so that a
+                // truncated response cannot pass for a complete one.
+                let _ = tx.try_send(Err(io::Error::other("the runtime was stopped (timeout)")));
+                break;
+            }
+        };
+        match frame {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    end.error_type = error_type_header(trailers);
+                    end.error_body = trailers
+                        .get(headers::ERROR_BODY)
+                        .and_then(|v| {
+                            base64::engine::general_purpose::STANDARD
+                                .decode(v.as_bytes())
+                                .ok()
+                        })
+                        .map(|b| String::from_utf8_lossy(&b).into_owned());
+                }
+                // A client that went away is no reason to stop reading the runtime's body.
+                let _ = tx.send(Ok(frame)).await;
+            }
+            Some(Err(e)) => {
+                let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                end.error_type = Some("Runtime.StreamError".into());
+                end.error_body = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let _ = done_tx.send(end);
+    accepted()
+}
+
+async fn error(
+    State(state): State<Arc<InstanceState>>,
+    Path(id): Path<String>,
+    request_headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !state.current_id_is(&id) {
+        return invalid_request_id(&id);
+    }
+    let body = match collect_limited(body, MAX_PAYLOAD_BYTES).await {
+        Ok(Collected::Complete(b)) => b,
+        Ok(Collected::TooLarge(_)) => Bytes::new(),
+        Err(e) => return runtime_api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &e),
+    };
+    let outcome = Outcome::Error {
+        error_type: error_type_header(&request_headers),
+        body,
+    };
+    if state.deliver(Some(&id), outcome) {
+        accepted()
+    } else {
+        invalid_request_id(&id)
+    }
+}
+
+async fn init_error(
+    State(state): State<Arc<InstanceState>>,
+    request_headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match collect_limited(body, MAX_PAYLOAD_BYTES).await {
+        Ok(Collected::Complete(b)) => b,
+        Ok(Collected::TooLarge(_)) => Bytes::new(),
+        Err(e) => return runtime_api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &e),
+    };
+    let outcome = Outcome::InitError {
+        error_type: error_type_header(&request_headers),
+        body,
+    };
+    // The invocation that caused the cold start gets the error; the runtime is replaced.
+    state.deliver(None, outcome);
+    accepted()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_headers_include_optional_ones_only_when_present() {
+        let (picked, _) = oneshot::channel();
+        let mut event = Event {
+            request_id: "id".into(),
+            payload: Bytes::new(),
+            invoked_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+            trace_id: "Root=1-0-0".into(),
+            client_context: None,
+            cognito_identity: None,
+            picked,
+        };
+        let names =
+            |h: Vec<(&'static str, String)>| h.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(
+            names(next_headers(&event, 42)),
+            [
+                headers::REQUEST_ID,
+                headers::DEADLINE_MS,
+                headers::FUNCTION_ARN,
+                headers::TRACE_ID
+            ]
+        );
+        event.client_context = Some("{}".into());
+        event.cognito_identity = Some("{}".into());
+        let h = next_headers(&event, 42);
+        assert_eq!(h[1], (headers::DEADLINE_MS, "42".to_string()));
+        assert_eq!(h.len(), 6);
+        // Every name must be a valid lowercase header name for HeaderName::from_static.
+        for (name, _) in h {
+            HeaderName::from_static(name);
+        }
+    }
+}

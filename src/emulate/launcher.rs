@@ -1,0 +1,241 @@
+//! How runtime instances are started. The emulator decides *what* environment a runtime gets;
+//! a [`Launcher`] decides *where* it runs: [`ProcessLauncher`] runs a local program, and other
+//! launchers (a sandbox, a container) implement the same trait.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{ExitStatus, Stdio};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+use super::LogSink;
+
+/// A boxed future, for the object-safe [`RuntimeProcess`] trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Starts runtime instances.
+pub trait Launcher: Send + Sync + 'static {
+    /// Starts one runtime with exactly the environment `env` (which holds
+    /// `AWS_LAMBDA_RUNTIME_API` and the rest of Lambda's variables), forwarding each line it
+    /// prints to `logs`.
+    ///
+    /// Called from within the emulator's Tokio runtime, so implementations may spawn tasks.
+    fn launch(
+        &self,
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<Box<dyn RuntimeProcess>>;
+}
+
+/// A started runtime instance.
+pub trait RuntimeProcess: Send + 'static {
+    /// Waits for the runtime to exit. Must be cancel-safe: the emulator drops the future to
+    /// kill the runtime instead.
+    fn wait(&mut self) -> BoxFuture<'_, io::Result<ExitStatus>>;
+
+    /// Kills the runtime (and waits until it is gone).
+    fn kill(&mut self) -> BoxFuture<'_, io::Result<()>>;
+
+    /// The host process id of the runtime, used to measure its memory; `None` when it has no
+    /// host process (or it is not known).
+    fn id(&self) -> Option<u32>;
+}
+
+impl RuntimeProcess for Child {
+    fn wait(&mut self) -> BoxFuture<'_, io::Result<ExitStatus>> {
+        Box::pin(Child::wait(self))
+    }
+
+    fn kill(&mut self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(Child::kill(self))
+    }
+
+    fn id(&self) -> Option<u32> {
+        Child::id(self)
+    }
+}
+
+/// Runs a local program as the runtime, e.g. a `bootstrap` built for the host, or
+/// `python3 -m awslambdaric app.handler`.
+///
+/// The program starts with an empty environment plus the emulator's, so nothing of the host
+/// (credentials included) leaks into it unless listed in [`ProcessLauncher::inherit_env`].
+#[derive(Debug, Clone)]
+pub struct ProcessLauncher {
+    /// The program; a bare name is looked up in the *host's* `PATH` (the runtime's own `PATH`
+    /// is Lambda's, which may not have it).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Its working directory (the emulator's by default).
+    pub cwd: Option<PathBuf>,
+    /// Host variables to pass through by name (when set), below the function's own.
+    pub inherit_env: Vec<String>,
+}
+
+impl ProcessLauncher {
+    /// Runs `program` without arguments.
+    pub fn new(program: impl Into<PathBuf>) -> ProcessLauncher {
+        ProcessLauncher {
+            program: program.into(),
+            args: Vec::new(),
+            cwd: None,
+            inherit_env: Vec::new(),
+        }
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> ProcessLauncher
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn cwd(mut self, cwd: impl Into<PathBuf>) -> ProcessLauncher {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    /// The program as it will be run: a bare name resolved against the host's `PATH`.
+    fn resolved_program(&self) -> PathBuf {
+        if self.program.components().count() != 1 {
+            return self.program.clone();
+        }
+        std::env::var_os("PATH")
+            .and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(&self.program))
+                    .find(|candidate| candidate.is_file())
+            })
+            .unwrap_or_else(|| self.program.clone())
+    }
+}
+
+impl Launcher for ProcessLauncher {
+    fn launch(
+        &self,
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<Box<dyn RuntimeProcess>> {
+        let program = self.resolved_program();
+        let mut cmd = Command::new(&program);
+        cmd.args(&self.args)
+            .env_clear()
+            .envs(
+                self.inherit_env
+                    .iter()
+                    .filter(|k| !env.contains_key(*k))
+                    .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
+            )
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A safety net: the emulator kills its runtimes itself, but if it is dropped
+            // without shutting down, the runtimes must not outlive it.
+            .kill_on_drop(true);
+        if let Some(cwd) = &self.cwd {
+            cmd.current_dir(cwd);
+        }
+        // Say which program failed the way Lambda does (`fork/exec /var/runtime/bootstrap: ...`).
+        let mut child = cmd.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("fork/exec {}: {e}", program.display()))
+        })?;
+        if let Some(out) = child.stdout.take() {
+            forward_lines(out, logs.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            forward_lines(err, logs.clone());
+        }
+        Ok(Box::new(child))
+    }
+}
+
+/// Sends each line read from `reader` to `logs` until end of file. Invalid UTF-8 is replaced
+/// rather than dropped, so that no output is lost.
+pub fn forward_lines(reader: impl AsyncRead + Send + Unpin + 'static, logs: LogSink) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(reader);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    logs.line(text.trim_end_matches(['\n', '\r']));
+                }
+            }
+        }
+    });
+}
+
+/// Peak resident memory, in MB, of the process `pid` and all its descendants (the sum of their
+/// `VmHWM`), read from `/proc`. Best effort: `None` where there is no `/proc`.
+pub fn max_memory_mb(pid: u32) -> Option<u64> {
+    let proc = Path::new("/proc");
+    let hwm_kb = |pid: u32| -> Option<u64> {
+        let status = std::fs::read_to_string(proc.join(pid.to_string()).join("status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    let root = hwm_kb(pid)?;
+    // Map every process to its children once, then walk the tree from `pid`.
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir(proc) {
+        for entry in entries.flatten() {
+            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if let Some(parent) = parent_pid(&entry.path()) {
+                children.entry(parent).or_default().push(child);
+            }
+        }
+    }
+    let mut total = root;
+    let mut stack: Vec<u32> = children.get(&pid).cloned().unwrap_or_default();
+    while let Some(p) = stack.pop() {
+        total += hwm_kb(p).unwrap_or(0);
+        stack.extend(children.get(&p).into_iter().flatten());
+    }
+    Some(total.div_ceil(1024))
+}
+
+/// The parent pid from `/proc/<pid>/stat`. The command name (field 2) may hold spaces and
+/// parentheses, so the fields are counted after its last `)`.
+fn parent_pid(proc_dir: &Path) -> Option<u32> {
+    let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_program_names_resolve_against_the_host_path() {
+        let launcher = ProcessLauncher::new("sh");
+        let resolved = launcher.resolved_program();
+        assert!(resolved.is_absolute(), "{}", resolved.display());
+        let explicit = ProcessLauncher::new("./bootstrap");
+        assert_eq!(explicit.resolved_program(), PathBuf::from("./bootstrap"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn measures_this_process() {
+        let mb = max_memory_mb(std::process::id()).unwrap();
+        assert!(mb > 0);
+    }
+}

@@ -1,0 +1,359 @@
+//! A Lambda Runtime API emulator: runs a function locally the way Lambda runs it, compatible
+//! with AWS's Runtime Interface Emulator (`aws-lambda-rie`) but closer to the real service.
+//!
+//! The emulator serves Lambda's Invoke API (`POST /2015-03-31/functions/function/invocations`)
+//! on [`EmulatorConfig::bind`] and gives every runtime instance its own Runtime API
+//! (`/2018-06-01/runtime/...`). Compared to `aws-lambda-rie` it
+//!
+//! - answers function errors, crashes and timeouts with `X-Amz-Function-Error: Unhandled`;
+//! - enforces Lambda's 6 MB request (413) and response (`Function.ResponseSizeTooLarge`) limits;
+//! - kills a runtime that times out, and starts a fresh one (a new init) for the next invoke;
+//! - reports a runtime that exits as `Runtime.ExitError` and restarts it;
+//! - runs up to [`EmulatorConfig::concurrency`] instances, each handling one invocation at a
+//!   time, and queues the rest instead of crashing;
+//! - streams responses posted in `streaming` mode as they arrive;
+//! - prints `START`, `END` and `REPORT` lines like Lambda's, with init duration and peak memory.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use cargo_lambda_image::emulate::{Emulator, EmulatorConfig, ProcessLauncher};
+//!
+//! # async fn run() -> cargo_lambda_image::Result<()> {
+//! let launcher = ProcessLauncher::new("target/lambda-image/hello/x86_64/bootstrap");
+//! let emulator = Emulator::start(EmulatorConfig::default(), Arc::new(launcher)).await?;
+//! println!("invoke with: curl -d '{{}}' {}", emulator.invoke_url());
+//! # emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod format;
+mod instance;
+mod invoke;
+pub mod launcher;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::FunctionSpec;
+
+pub use launcher::{BoxFuture, Launcher, ProcessLauncher, RuntimeProcess};
+
+/// Where log lines go: the runtime's output, and the emulator's `START`/`END`/`REPORT` lines.
+#[derive(Clone)]
+pub struct LogSink(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl LogSink {
+    /// Calls `f` with each line (without its newline).
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> LogSink {
+        LogSink(Arc::new(f))
+    }
+
+    /// Writes each line to stderr (the default).
+    pub fn stderr() -> LogSink {
+        LogSink::new(|line| eprintln!("{line}"))
+    }
+
+    /// Drops every line.
+    pub fn discard() -> LogSink {
+        LogSink::new(|_| {})
+    }
+
+    /// Sends each line to a channel, e.g. for a test to read.
+    pub fn channel() -> (LogSink, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = LogSink::new(move |line| {
+            // Nobody listening any more is fine: the lines are dropped.
+            let _ = tx.send(line.to_string());
+        });
+        (sink, rx)
+    }
+
+    /// Emits one line.
+    pub fn line(&self, line: &str) {
+        (self.0)(line)
+    }
+}
+
+impl fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LogSink(..)")
+    }
+}
+
+impl Default for LogSink {
+    fn default() -> LogSink {
+        LogSink::stderr()
+    }
+}
+
+/// How the emulator presents the function.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Where the Invoke API listens (default `127.0.0.1:8080`; port 0 picks a free port).
+    pub bind: SocketAddr,
+    /// `AWS_LAMBDA_FUNCTION_NAME`, and the name the Invoke API answers to besides `function`.
+    pub function_name: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION` (default `$LATEST`).
+    pub function_version: String,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` in MB (default 128). Reported, not enforced.
+    pub memory_mb: u32,
+    /// How long an invocation may run (default 3 s, like Lambda).
+    pub timeout: Duration,
+    /// How long a new runtime may take to ask for its first event (default 10 s, like Lambda).
+    pub init_timeout: Duration,
+    /// `AWS_REGION` and `AWS_DEFAULT_REGION`, and the region in the function ARN.
+    pub region: String,
+    /// The account id in the function ARN.
+    pub account_id: String,
+    /// The function's own environment variables.
+    pub env: BTreeMap<String, String>,
+    /// `_HANDLER` (for custom runtimes, the image's `CMD`; any string for Rust functions).
+    pub handler: String,
+    /// How many runtime instances may run at once (default 1). Instances start on demand.
+    pub concurrency: usize,
+    /// The address each instance's Runtime API listens on (default `127.0.0.1`). A runtime in
+    /// a container needs an address it can reach, e.g. the Docker bridge's.
+    pub runtime_api_bind_ip: IpAddr,
+    /// Where log lines go (default stderr).
+    pub logs: LogSink,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> EmulatorConfig {
+        EmulatorConfig {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            function_name: "function".into(),
+            function_version: "$LATEST".into(),
+            memory_mb: 128,
+            timeout: Duration::from_secs(3),
+            init_timeout: Duration::from_secs(10),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            env: BTreeMap::new(),
+            handler: "bootstrap".into(),
+            concurrency: 1,
+            runtime_api_bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            logs: LogSink::stderr(),
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// The settings of a planned function: name, memory, timeout, environment, handler and
+    /// region; the rest keeps its default.
+    pub fn from_spec(spec: &FunctionSpec) -> EmulatorConfig {
+        let defaults = EmulatorConfig::default();
+        EmulatorConfig {
+            function_name: spec.name.clone(),
+            memory_mb: spec.memory,
+            timeout: Duration::from_secs(u64::from(spec.timeout)),
+            env: spec.env.clone(),
+            handler: spec
+                .image
+                .command
+                .as_ref()
+                .and_then(|c| c.first())
+                .cloned()
+                .unwrap_or(defaults.handler.clone()),
+            region: spec
+                .deploy
+                .region
+                .clone()
+                .unwrap_or(defaults.region.clone()),
+            ..defaults
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let invalid = |setting: &'static str, message: &str, help: &str| {
+            Err(Error::EmulatorConfig {
+                setting,
+                message: message.to_string(),
+                help: help.to_string(),
+            })
+        };
+        if self.concurrency == 0 {
+            return invalid(
+                "concurrency",
+                "it is 0, so no invocation could ever run",
+                "use 1 (one invocation at a time, like a function with reserved concurrency 1) or more",
+            );
+        }
+        if self.timeout.is_zero() {
+            return invalid(
+                "timeout",
+                "it is 0, so every invocation would time out",
+                "use Lambda's range, 1 to 900 seconds",
+            );
+        }
+        if self.init_timeout.is_zero() {
+            return invalid(
+                "init-timeout",
+                "it is 0, so no runtime could start",
+                "use Lambda's 10 seconds",
+            );
+        }
+        if self.function_name.is_empty() {
+            return invalid(
+                "function-name",
+                "it is empty",
+                "set the function's name, e.g. the binary's",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What the Invoke API and the instances share.
+pub(crate) struct Shared {
+    pub config: EmulatorConfig,
+    pub launcher: Arc<dyn Launcher>,
+}
+
+/// A running emulator. Dropping it kills its runtimes; [`Emulator::shutdown`] also waits for
+/// the listener to close.
+pub struct Emulator {
+    addr: SocketAddr,
+    pool: Arc<invoke::Pool>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl Emulator {
+    /// Starts listening. No runtime starts until the first invocation.
+    pub async fn start(config: EmulatorConfig, launcher: Arc<dyn Launcher>) -> Result<Emulator> {
+        config.validate()?;
+        let bind = config.bind;
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|source| Error::EmulatorBind {
+                what: "Invoke API",
+                addr: bind,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::EmulatorBind {
+                what: "Invoke API",
+                addr: bind,
+                source,
+            })?;
+        let pool = Arc::new(invoke::Pool::new(Shared { config, launcher }));
+        let router = invoke::router(pool.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            // Serving only ends on shutdown; an accept error then is of no interest.
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Emulator {
+            addr,
+            pool,
+            stop: Some(stop),
+            server: Some(server),
+        })
+    }
+
+    /// The Invoke API's address (with the actual port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>/2015-03-31/functions/function/invocations`.
+    pub fn invoke_url(&self) -> String {
+        format!(
+            "http://{}/2015-03-31/functions/function/invocations",
+            self.addr
+        )
+    }
+
+    /// Kills every runtime and stops listening. Invocations in flight are answered (with
+    /// `Runtime.ExitError`) if they can be within a second.
+    pub async fn shutdown(mut self) {
+        self.pool.close();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut server) = self.server.take() {
+            if tokio::time::timeout(Duration::from_secs(1), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.pool.close();
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_lambda_and_the_rie() {
+        let config = EmulatorConfig::default();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.function_version, "$LATEST");
+        assert_eq!(config.timeout, Duration::from_secs(3));
+        assert_eq!(config.region, "us-east-1");
+        assert_eq!(config.account_id, "123456789012");
+        assert_eq!(config.concurrency, 1);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused() {
+        let zero = EmulatorConfig {
+            concurrency: 0,
+            ..Default::default()
+        };
+        assert!(matches!(
+            zero.validate(),
+            Err(Error::EmulatorConfig {
+                setting: "concurrency",
+                ..
+            })
+        ));
+        let instant = EmulatorConfig {
+            timeout: Duration::ZERO,
+            ..Default::default()
+        };
+        assert!(instant.validate().is_err());
+    }
+
+    #[test]
+    fn channel_sinks_receive_lines() {
+        let (sink, mut rx) = LogSink::channel();
+        sink.line("hello");
+        assert_eq!(rx.try_recv().unwrap(), "hello");
+    }
+}
