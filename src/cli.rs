@@ -76,6 +76,61 @@ pub enum Commands {
     Check(CheckArgs),
     /// Build, check and push images to a registry.
     Push(PushArgs),
+    /// Build the image and invoke it locally under the built-in Lambda emulator.
+    Test(TestArgs),
+    /// Run the built-in Lambda emulator for a program on this machine, until Ctrl-C.
+    Emulator(EmulatorArgs),
+}
+
+/// Where `test` runs the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Runner {
+    /// The compiled bootstrap as a plain process on this machine (no image; arm64 under
+    /// qemu-aarch64-static).
+    Process,
+}
+
+/// `test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// An event: a JSON file, `-` for stdin, or inline JSON; repeatable. Default: the
+    /// `events` of [package.metadata.lambda.test].
+    #[arg(long = "event", short = 'e', value_name = "FILE|-|JSON", help_heading = "Test")]
+    pub events: Vec<String>,
+    /// A JSON file the response must equal, one per --event, in order.
+    #[arg(long = "expect", value_name = "FILE", help_heading = "Test")]
+    pub expect: Vec<PathBuf>,
+    /// Where the function runs.
+    #[arg(long, value_enum, default_value_t = Runner::Process, help_heading = "Test")]
+    pub runner: Runner,
+}
+
+/// `emulator`.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address of the Invoke API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
+    /// Runtime instances that may run at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Invocation timeout in seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout: u64,
+    /// Memory size reported to the function, in MB.
+    #[arg(long, default_value_t = 128)]
+    pub memory: u32,
+    /// The function name the emulator presents.
+    #[arg(long, default_value = "function")]
+    pub function_name: String,
+    /// A function environment variable, KEY=VALUE; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The program to run as the runtime, and its arguments.
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub program: Vec<String>,
 }
 
 /// `image`.

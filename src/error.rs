@@ -263,6 +263,24 @@ pub enum Error {
         message: String,
     },
 
+    /// Running a function locally failed (not the function itself: the machinery).
+    #[error("local invocation failed: {message}")]
+    #[diagnostic(code(lambda_image::emulation), help("run with -v to see the runtime's output"))]
+    Emulation {
+        /// What went wrong.
+        message: String,
+    },
+
+    /// Some local invocations failed or did not match their expectations.
+    #[error("{failed} of {total} invocations failed")]
+    #[diagnostic(code(lambda_image::test_failed), help("the responses above show which; a function error has X-Amz-Function-Error set"))]
+    TestFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many ran.
+        total: usize,
+    },
+
     /// A subprocess could not be started at all.
     #[error("could not run `{program}`: {source}")]
     #[diagnostic(code(lambda_image::spawn))]
@@ -297,6 +315,32 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
         /// How to fix it.
+        help: String,
+    },
+
+    /// An image layer holds an entry that could escape or corrupt the directory it is unpacked
+    /// into (an absolute or `..` path, a path through a symlink, a device node, ...).
+    #[error("layer {layer} has an unsafe entry `{entry}`: {message}")]
+    #[diagnostic(
+        code(lambda_image::emulate::unsafe_layer),
+        help("the image was not unpacked; rebuild it from a trusted base image")
+    )]
+    UnsafeLayer {
+        /// The layer's digest.
+        layer: String,
+        /// The entry's path in the layer.
+        entry: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// The sandbox that runs an image's function locally cannot be set up.
+    #[error("cannot run the function in a sandbox: {message}")]
+    #[diagnostic(code(lambda_image::emulate::sandbox), help("{help}"))]
+    Sandbox {
+        /// What is missing or failed.
+        message: String,
+        /// What to install or enable.
         help: String,
     },
 }

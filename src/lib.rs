@@ -33,6 +33,7 @@ pub mod progress;
 pub mod push;
 pub mod registry;
 pub mod target;
+pub mod testing;
 
 pub use config::{FunctionSpec, Plan};
 pub use error::{Error, Result};

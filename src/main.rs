@@ -17,7 +17,10 @@ use cargo_lambda_image::progress::{Mode, Progress};
 use cargo_lambda_image::registry::RegistryOptions;
 use cargo_lambda_image::{config, push, Error, Plan};
 
-use cli::{BuildArgs, CheckArgs, Cli, ColorChoice, Commands, ImageArgs, MessageFormat, PushArgs};
+use cli::{
+    BuildArgs, CheckArgs, Cli, ColorChoice, Commands, EmulatorArgs, ImageArgs, MessageFormat,
+    PushArgs, Runner, TestArgs,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(cli::args_from_env());
@@ -39,6 +42,14 @@ fn main() -> ExitCode {
         )
     }));
     let ctx = Ctx {
+        stage: match &cli.command {
+            Commands::Build(_) => "build",
+            Commands::Image(_) => "image",
+            Commands::Check(_) => "check",
+            Commands::Push(_) => "push",
+            Commands::Test(_) => "test",
+            Commands::Emulator(_) => "emulator",
+        },
         out: Output {
             format: cli.global.message_format,
         },
@@ -66,6 +77,8 @@ fn main() -> ExitCode {
             Commands::Image(args) => images(args, &ctx).await.map(|_| ()),
             Commands::Check(args) => check_command(args, &ctx),
             Commands::Push(args) => push_command(args, &ctx).await,
+            Commands::Test(args) => test_command(args, &ctx).await,
+            Commands::Emulator(args) => emulator_command(args, &ctx).await,
         }
     });
     match result {
@@ -81,6 +94,8 @@ fn main() -> ExitCode {
 /// What every command needs.
 struct Ctx {
     out: Output,
+    /// The command's own stage: its results go to stdout, earlier stages' to stderr.
+    stage: &'static str,
     progress: Progress,
     color: bool,
     verbose: u8,
@@ -89,6 +104,18 @@ struct Ctx {
 /// Where results go: stdout, in the chosen format.
 struct Output {
     format: MessageFormat,
+}
+
+impl Ctx {
+    /// A human-readable result line of `stage`: stdout if it is this command's stage, else
+    /// a progress line on stderr.
+    fn result(&self, stage: &str, line: &str) {
+        if stage == self.stage {
+            self.out.human(line);
+        } else if !self.out.is_json() {
+            self.progress.line(line);
+        }
+    }
 }
 
 impl Output {
@@ -162,7 +189,7 @@ async fn build(args: &BuildArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<Artifact
             (Some(_), Some(v)) => format!("dynamic, GLIBC_{v}"),
             (Some(_), None) => "dynamic".to_string(),
         };
-        ctx.out.human(&format!(
+        ctx.result("build", &format!(
             "{}\t{}\t{}\t{:.1} MB\t{}",
             a.function,
             a.arch,
@@ -234,7 +261,7 @@ async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltIm
             event["docker_archive"] = json!(path);
         }
         ctx.out.json(event);
-        ctx.out.human(&format!(
+        ctx.result("image", &format!(
             "{}\t{}\t{}:{}\t{}\t{}",
             img.function, img.arch, img.repository, img.tag, img.digest, img.layout
         ));
@@ -337,5 +364,123 @@ async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
             pushed.function, pushed.arch, pushed.repository, pushed.tag, pushed.image_uri
         ));
     }
+    Ok(())
+}
+
+/// `test`: image, then every event through the emulator with the chosen runner.
+async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
+    use cargo_lambda_image::emulate::{Emulator, EmulatorConfig, Launcher, LogSink, ProcessLauncher};
+    use cargo_lambda_image::testing;
+    use std::sync::Arc;
+
+    let Some((plan, built)) = images(&args.image, ctx).await? else {
+        return Ok(());
+    };
+    let cli_events = testing::events_from_args(&args.events, &args.expect)?;
+    let mut failed = 0;
+    let mut total = 0;
+    for (spec, img) in plan.functions.iter().zip(&built) {
+        let events = if cli_events.is_empty() { testing::events_from_config(spec)? } else { cli_events.clone() };
+        if events.is_empty() {
+            return Err(Error::InvalidValue {
+                source_: Box::new(cargo_lambda_image::error::Source::Cli { flag: "--event".into() }),
+                key: "event".into(),
+                message: format!("no events to send to `{}`", spec.name),
+                help: "pass --event FILE|-|JSON, or set `events = [\"events/*.json\"]` in [package.metadata.lambda.test]".into(),
+            });
+        }
+        let launcher: Arc<dyn Launcher> = match args.runner {
+            Runner::Process => {
+                let bootstrap = spec.artifact.as_std_path().to_path_buf();
+                if Some(spec.arch) == cargo_lambda_image::target::Arch::host() {
+                    Arc::new(ProcessLauncher::new(bootstrap))
+                } else {
+                    Arc::new(ProcessLauncher::new("qemu-aarch64-static").args([bootstrap.display().to_string()]))
+                }
+            }
+        };
+        let mut config = EmulatorConfig::from_spec(spec);
+        config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let progress = ctx.progress.clone();
+        config.logs = if ctx.verbose > 0 { LogSink::new(move |line| progress.line(&format!("  | {line}"))) } else { LogSink::discard() };
+        let emulator = Emulator::start(config, launcher).await?;
+        for event in &events {
+            let invocation = testing::invoke(&emulator.invoke_url(), spec, event).await;
+            let invocation = match invocation {
+                Ok(i) => i,
+                Err(e) => {
+                    emulator.shutdown().await;
+                    return Err(e);
+                }
+            };
+            total += 1;
+            let mark = if invocation.passed() { "✓" } else { failed += 1; "✗" };
+            ctx.progress.line(&format!(
+                "{mark} {} ({}) {} -> {}{} in {} ms{}",
+                spec.name,
+                spec.arch,
+                invocation.event,
+                invocation.status,
+                invocation.function_error.as_deref().map(|e| format!(" {e}")).unwrap_or_default(),
+                invocation.duration_ms,
+                match invocation.matches_expected { Some(true) => ", as expected", Some(false) => ", NOT as expected", None => "" },
+            ));
+            ctx.out.json(json!({"reason": "invocation", "invocation": invocation}));
+            if !ctx.out.is_json() {
+                use std::io::IsTerminal;
+                let text = if std::io::stdout().is_terminal() {
+                    serde_json::to_string_pretty(&invocation.response).unwrap_or_default()
+                } else {
+                    invocation.response.to_string()
+                };
+                ctx.out.human(&text);
+                if invocation.matches_expected == Some(false) {
+                    ctx.progress.line(&format!("  expected: {}", invocation.expected.clone().unwrap_or_default()));
+                }
+            }
+        }
+        let _ = img;
+        emulator.shutdown().await;
+    }
+    if failed > 0 {
+        return Err(Error::TestFailed { failed, total });
+    }
+    Ok(())
+}
+
+/// `emulator`: serve a local program until Ctrl-C.
+async fn emulator_command(args: &EmulatorArgs, ctx: &Ctx) -> Result<(), Error> {
+    use cargo_lambda_image::emulate::{Emulator, EmulatorConfig, ProcessLauncher};
+    use std::sync::Arc;
+
+    let mut env = std::collections::BTreeMap::new();
+    for pair in &args.env {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(Error::InvalidValue {
+                source_: Box::new(cargo_lambda_image::error::Source::Cli { flag: "--env".into() }),
+                key: "env".into(),
+                message: format!("`{pair}` is not KEY=VALUE"),
+                help: "write --env NAME=value".into(),
+            });
+        };
+        env.insert(k.to_string(), v.to_string());
+    }
+    let config = EmulatorConfig {
+        bind: args.bind,
+        function_name: args.function_name.clone(),
+        memory_mb: args.memory,
+        timeout: std::time::Duration::from_secs(args.timeout),
+        concurrency: args.concurrency.max(1),
+        env,
+        ..EmulatorConfig::default()
+    };
+    let (program, rest) = args.program.split_first().unwrap_or((&args.function_name, &[]));
+    let launcher = ProcessLauncher::new(program).args(rest.iter().cloned());
+    let emulator = Emulator::start(config, Arc::new(launcher)).await?;
+    ctx.out.json(json!({"reason": "emulator", "invoke_url": emulator.invoke_url()}));
+    ctx.out.human(&emulator.invoke_url());
+    ctx.progress.line(&format!("Emulating `{}` at {}; Ctrl-C to stop", args.function_name, emulator.invoke_url()));
+    let _ = tokio::signal::ctrl_c().await;
+    emulator.shutdown().await;
     Ok(())
 }

@@ -1,0 +1,236 @@
+//! Stage 5: invoke a function under the emulator with events and compare what it answers.
+//!
+//! Events come from `--event` (a file, `-` for stdin, or inline JSON) or from the
+//! configuration's `test.events` globs (relative to the package). An `events/x.json` may have
+//! an `events/x.expected.json` next to it, which the response must equal (as JSON).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::FunctionSpec;
+use crate::error::{Error, Result};
+use crate::target::Arch;
+
+/// An event to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Where it came from (file name, `stdin`, `inline`).
+    pub name: String,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// The expected response, if any.
+    pub expected: Option<Value>,
+}
+
+/// One invocation's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invocation {
+    /// The function.
+    pub function: String,
+    /// The architecture.
+    pub arch: Arch,
+    /// The event's name.
+    pub event: String,
+    /// The HTTP status of the Invoke API.
+    pub status: u16,
+    /// `X-Amz-Function-Error`, when the function failed.
+    pub function_error: Option<String>,
+    /// The response, as JSON when it parses, else as a string.
+    pub response: Value,
+    /// Round-trip time in milliseconds.
+    pub duration_ms: u64,
+    /// Whether the response equals the expectation (`None` without one).
+    pub matches_expected: Option<bool>,
+    /// The expectation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Value>,
+}
+
+impl Invocation {
+    /// Whether the invocation counts as a success.
+    pub fn passed(&self) -> bool {
+        self.status == 200 && self.function_error.is_none() && self.matches_expected != Some(false)
+    }
+}
+
+/// Reads the events named on the command line: files, `-` (stdin) or inline JSON. `expect`
+/// files pair with events in order (a single expectation with a single event).
+pub fn events_from_args(args: &[String], expect: &[PathBuf]) -> Result<Vec<Event>> {
+    let mut events = Vec::new();
+    for arg in args {
+        let event = if arg == "-" {
+            let mut payload = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut payload).map_err(|e| Error::io("could not read", "stdin", e))?;
+            Event { name: "stdin".into(), payload, expected: None }
+        } else if Path::new(arg).is_file() {
+            read_event_file(Path::new(arg))?
+        } else if serde_json::from_str::<Value>(arg).is_ok() {
+            Event { name: "inline".into(), payload: arg.as_bytes().to_vec(), expected: None }
+        } else {
+            return Err(bad_event(arg, "is neither a file nor valid JSON"));
+        };
+        events.push(event);
+    }
+    if !expect.is_empty() {
+        if expect.len() != events.len() {
+            return Err(Error::InvalidValue {
+                source_: Box::new(crate::error::Source::Cli { flag: "--expect".into() }),
+                key: "expect".into(),
+                message: format!("{} expectations for {} events", expect.len(), events.len()),
+                help: "give one --expect per --event, in the same order".into(),
+            });
+        }
+        for (event, path) in events.iter_mut().zip(expect) {
+            event.expected = Some(read_json(path)?);
+        }
+    }
+    Ok(events)
+}
+
+/// The events of a function's `test.events` globs, each with its `.expected.json`, if any.
+pub fn events_from_config(spec: &FunctionSpec) -> Result<Vec<Event>> {
+    let package_dir = spec.manifest_path.parent().map(|p| p.as_std_path().to_path_buf()).unwrap_or_default();
+    let mut files = Vec::new();
+    for pattern in &spec.test.events {
+        let matched = glob(&package_dir, pattern)?;
+        if matched.is_empty() {
+            return Err(bad_event(pattern, &format!("matches no file under {}", package_dir.display())));
+        }
+        files.extend(matched);
+    }
+    files.sort();
+    files.dedup();
+    files
+        .iter()
+        .filter(|f| !f.to_string_lossy().ends_with(".expected.json"))
+        .map(|f| read_event_file(f))
+        .collect()
+}
+
+fn read_event_file(path: &Path) -> Result<Event> {
+    let payload = std::fs::read(path).map_err(|e| Error::io("could not read the event", path, e))?;
+    let expected_path = path.to_string_lossy().strip_suffix(".json").map(|stem| PathBuf::from(format!("{stem}.expected.json")));
+    let expected = match expected_path.filter(|p| p.is_file()) {
+        Some(p) => Some(read_json(&p)?),
+        None => None,
+    };
+    Ok(Event { name: path.display().to_string(), payload, expected })
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let data = std::fs::read(path).map_err(|e| Error::io("could not read", path, e))?;
+    serde_json::from_slice(&data).map_err(|e| bad_event(&path.display().to_string(), &format!("is not valid JSON: {e}")))
+}
+
+fn bad_event(what: &str, why: &str) -> Error {
+    Error::InvalidValue {
+        source_: Box::new(crate::error::Source::Cli { flag: "--event".into() }),
+        key: "event".into(),
+        message: format!("`{what}` {why}"),
+        help: "pass a JSON file, `-` for stdin, or inline JSON such as '{\"name\":\"x\"}'; or set `events` in [package.metadata.lambda.test]".into(),
+    }
+}
+
+/// Expands a pattern whose last component may hold `*` and `?` (directories are literal).
+pub fn glob(base: &Path, pattern: &str) -> Result<Vec<PathBuf>> {
+    let full = base.join(pattern);
+    let (dir, name) = match (full.parent(), full.file_name()) {
+        (Some(d), Some(n)) => (d.to_path_buf(), n.to_string_lossy().into_owned()),
+        _ => return Ok(Vec::new()),
+    };
+    if !name.contains(['*', '?']) {
+        return Ok(if full.is_file() { vec![full] } else { Vec::new() });
+    }
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+    let mut out: Vec<PathBuf> = entries
+        .map_while(|e| e.ok())
+        .filter(|e| wildcard(&name, &e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// `*` and `?` matching.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Sends one event to an emulator's invoke URL.
+pub async fn invoke(url: &str, spec: &FunctionSpec, event: &Event) -> Result<Invocation> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(u64::from(spec.timeout) + 30)).build().map_err(|e| Error::Emulation { message: e.to_string() })?;
+    let started = Instant::now();
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(event.payload.clone())
+        .send()
+        .await
+        .map_err(|e| Error::Emulation { message: format!("invoking {url}: {e}") })?;
+    let status = response.status().as_u16();
+    let function_error = response.headers().get("x-amz-function-error").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let bytes = response.bytes().await.map_err(|e| Error::Emulation { message: format!("reading the response: {e}") })?;
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Ok(Invocation {
+        function: spec.name.clone(),
+        arch: spec.arch,
+        event: event.name.clone(),
+        status,
+        function_error,
+        matches_expected: event.expected.as_ref().map(|e| *e == value),
+        expected: event.expected.clone(),
+        response: value,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_like_a_shell() {
+        assert!(wildcard("*.json", "ping.json"));
+        assert!(wildcard("p?ng.*", "ping.json"));
+        assert!(!wildcard("*.json", "ping.txt"));
+        assert!(wildcard("*", ""));
+        assert!(!wildcard("a*b", "acbd"));
+    }
+
+    #[test]
+    fn inline_json_and_files_are_events_and_other_text_is_an_error() {
+        let events = events_from_args(&[r#"{"a":1}"#.to_string()], &[]).unwrap();
+        assert_eq!(events[0].payload, br#"{"a":1}"#);
+        let err = events_from_args(&["not json".to_string()], &[]).unwrap_err();
+        assert!(err.to_string().contains("neither a file nor valid JSON"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ping.json"), "[1]").unwrap();
+        std::fs::write(dir.path().join("ping.expected.json"), "[1]").unwrap();
+        let found = glob(dir.path(), "*.json").unwrap();
+        assert_eq!(found.len(), 2);
+        let event = read_event_file(&dir.path().join("ping.json")).unwrap();
+        assert_eq!(event.expected, Some(serde_json::json!([1])));
+    }
+}
