@@ -97,7 +97,12 @@ pub struct TestArgs {
     pub image: ImageArgs,
     /// An event: a JSON file, `-` for stdin, or inline JSON; repeatable. Default: the
     /// `events` of [package.metadata.lambda.test].
-    #[arg(long = "event", short = 'e', value_name = "FILE|-|JSON", help_heading = "Test")]
+    #[arg(
+        long = "event",
+        short = 'e',
+        value_name = "FILE|-|JSON",
+        help_heading = "Test"
+    )]
     pub events: Vec<String>,
     /// A JSON file the response must equal, one per --event, in order.
     #[arg(long = "expect", value_name = "FILE", help_heading = "Test")]

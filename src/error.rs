@@ -265,7 +265,10 @@ pub enum Error {
 
     /// Running a function locally failed (not the function itself: the machinery).
     #[error("local invocation failed: {message}")]
-    #[diagnostic(code(lambda_image::emulation), help("run with -v to see the runtime's output"))]
+    #[diagnostic(
+        code(lambda_image::emulation),
+        help("run with -v to see the runtime's output")
+    )]
     Emulation {
         /// What went wrong.
         message: String,
@@ -273,7 +276,10 @@ pub enum Error {
 
     /// Some local invocations failed or did not match their expectations.
     #[error("{failed} of {total} invocations failed")]
-    #[diagnostic(code(lambda_image::test_failed), help("the responses above show which; a function error has X-Amz-Function-Error set"))]
+    #[diagnostic(
+        code(lambda_image::test_failed),
+        help("the responses above show which; a function error has X-Amz-Function-Error set")
+    )]
     TestFailed {
         /// How many failed.
         failed: usize,

@@ -189,14 +189,17 @@ async fn build(args: &BuildArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<Artifact
             (Some(_), Some(v)) => format!("dynamic, GLIBC_{v}"),
             (Some(_), None) => "dynamic".to_string(),
         };
-        ctx.result("build", &format!(
-            "{}\t{}\t{}\t{:.1} MB\t{}",
-            a.function,
-            a.arch,
-            a.path,
-            a.size as f64 / 1_048_576.0,
-            linkage
-        ));
+        ctx.result(
+            "build",
+            &format!(
+                "{}\t{}\t{}\t{:.1} MB\t{}",
+                a.function,
+                a.arch,
+                a.path,
+                a.size as f64 / 1_048_576.0,
+                linkage
+            ),
+        );
     }
     Ok(Some((plan, artifacts)))
 }
@@ -261,10 +264,13 @@ async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltIm
             event["docker_archive"] = json!(path);
         }
         ctx.out.json(event);
-        ctx.result("image", &format!(
-            "{}\t{}\t{}:{}\t{}\t{}",
-            img.function, img.arch, img.repository, img.tag, img.digest, img.layout
-        ));
+        ctx.result(
+            "image",
+            &format!(
+                "{}\t{}\t{}:{}\t{}\t{}",
+                img.function, img.arch, img.repository, img.tag, img.digest, img.layout
+            ),
+        );
     }
     Ok(Some((plan, built)))
 }
@@ -369,7 +375,9 @@ async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
 
 /// `test`: image, then every event through the emulator with the chosen runner.
 async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
-    use cargo_lambda_image::emulate::{Emulator, EmulatorConfig, Launcher, LogSink, ProcessLauncher};
+    use cargo_lambda_image::emulate::{
+        Emulator, EmulatorConfig, Launcher, LogSink, ProcessLauncher,
+    };
     use cargo_lambda_image::testing;
     use std::sync::Arc;
 
@@ -380,7 +388,11 @@ async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
     let mut failed = 0;
     let mut total = 0;
     for (spec, img) in plan.functions.iter().zip(&built) {
-        let events = if cli_events.is_empty() { testing::events_from_config(spec)? } else { cli_events.clone() };
+        let events = if cli_events.is_empty() {
+            testing::events_from_config(spec)?
+        } else {
+            cli_events.clone()
+        };
         if events.is_empty() {
             return Err(Error::InvalidValue {
                 source_: Box::new(cargo_lambda_image::error::Source::Cli { flag: "--event".into() }),
@@ -395,14 +407,21 @@ async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
                 if Some(spec.arch) == cargo_lambda_image::target::Arch::host() {
                     Arc::new(ProcessLauncher::new(bootstrap))
                 } else {
-                    Arc::new(ProcessLauncher::new("qemu-aarch64-static").args([bootstrap.display().to_string()]))
+                    Arc::new(
+                        ProcessLauncher::new("qemu-aarch64-static")
+                            .args([bootstrap.display().to_string()]),
+                    )
                 }
             }
         };
         let mut config = EmulatorConfig::from_spec(spec);
         config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let progress = ctx.progress.clone();
-        config.logs = if ctx.verbose > 0 { LogSink::new(move |line| progress.line(&format!("  | {line}"))) } else { LogSink::discard() };
+        config.logs = if ctx.verbose > 0 {
+            LogSink::new(move |line| progress.line(&format!("  | {line}")))
+        } else {
+            LogSink::discard()
+        };
         let emulator = Emulator::start(config, launcher).await?;
         for event in &events {
             let invocation = testing::invoke(&emulator.invoke_url(), spec, event).await;
@@ -414,18 +433,32 @@ async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
                 }
             };
             total += 1;
-            let mark = if invocation.passed() { "✓" } else { failed += 1; "✗" };
+            let mark = if invocation.passed() {
+                "✓"
+            } else {
+                failed += 1;
+                "✗"
+            };
             ctx.progress.line(&format!(
                 "{mark} {} ({}) {} -> {}{} in {} ms{}",
                 spec.name,
                 spec.arch,
                 invocation.event,
                 invocation.status,
-                invocation.function_error.as_deref().map(|e| format!(" {e}")).unwrap_or_default(),
+                invocation
+                    .function_error
+                    .as_deref()
+                    .map(|e| format!(" {e}"))
+                    .unwrap_or_default(),
                 invocation.duration_ms,
-                match invocation.matches_expected { Some(true) => ", as expected", Some(false) => ", NOT as expected", None => "" },
+                match invocation.matches_expected {
+                    Some(true) => ", as expected",
+                    Some(false) => ", NOT as expected",
+                    None => "",
+                },
             ));
-            ctx.out.json(json!({"reason": "invocation", "invocation": invocation}));
+            ctx.out
+                .json(json!({"reason": "invocation", "invocation": invocation}));
             if !ctx.out.is_json() {
                 use std::io::IsTerminal;
                 let text = if std::io::stdout().is_terminal() {
@@ -435,7 +468,10 @@ async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
                 };
                 ctx.out.human(&text);
                 if invocation.matches_expected == Some(false) {
-                    ctx.progress.line(&format!("  expected: {}", invocation.expected.clone().unwrap_or_default()));
+                    ctx.progress.line(&format!(
+                        "  expected: {}",
+                        invocation.expected.clone().unwrap_or_default()
+                    ));
                 }
             }
         }
@@ -457,7 +493,9 @@ async fn emulator_command(args: &EmulatorArgs, ctx: &Ctx) -> Result<(), Error> {
     for pair in &args.env {
         let Some((k, v)) = pair.split_once('=') else {
             return Err(Error::InvalidValue {
-                source_: Box::new(cargo_lambda_image::error::Source::Cli { flag: "--env".into() }),
+                source_: Box::new(cargo_lambda_image::error::Source::Cli {
+                    flag: "--env".into(),
+                }),
                 key: "env".into(),
                 message: format!("`{pair}` is not KEY=VALUE"),
                 help: "write --env NAME=value".into(),
@@ -474,12 +512,20 @@ async fn emulator_command(args: &EmulatorArgs, ctx: &Ctx) -> Result<(), Error> {
         env,
         ..EmulatorConfig::default()
     };
-    let (program, rest) = args.program.split_first().unwrap_or((&args.function_name, &[]));
+    let (program, rest) = args
+        .program
+        .split_first()
+        .unwrap_or((&args.function_name, &[]));
     let launcher = ProcessLauncher::new(program).args(rest.iter().cloned());
     let emulator = Emulator::start(config, Arc::new(launcher)).await?;
-    ctx.out.json(json!({"reason": "emulator", "invoke_url": emulator.invoke_url()}));
+    ctx.out
+        .json(json!({"reason": "emulator", "invoke_url": emulator.invoke_url()}));
     ctx.out.human(&emulator.invoke_url());
-    ctx.progress.line(&format!("Emulating `{}` at {}; Ctrl-C to stop", args.function_name, emulator.invoke_url()));
+    ctx.progress.line(&format!(
+        "Emulating `{}` at {}; Ctrl-C to stop",
+        args.function_name,
+        emulator.invoke_url()
+    ));
     let _ = tokio::signal::ctrl_c().await;
     emulator.shutdown().await;
     Ok(())

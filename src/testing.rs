@@ -63,12 +63,21 @@ pub fn events_from_args(args: &[String], expect: &[PathBuf]) -> Result<Vec<Event
     for arg in args {
         let event = if arg == "-" {
             let mut payload = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut payload).map_err(|e| Error::io("could not read", "stdin", e))?;
-            Event { name: "stdin".into(), payload, expected: None }
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut payload)
+                .map_err(|e| Error::io("could not read", "stdin", e))?;
+            Event {
+                name: "stdin".into(),
+                payload,
+                expected: None,
+            }
         } else if Path::new(arg).is_file() {
             read_event_file(Path::new(arg))?
         } else if serde_json::from_str::<Value>(arg).is_ok() {
-            Event { name: "inline".into(), payload: arg.as_bytes().to_vec(), expected: None }
+            Event {
+                name: "inline".into(),
+                payload: arg.as_bytes().to_vec(),
+                expected: None,
+            }
         } else {
             return Err(bad_event(arg, "is neither a file nor valid JSON"));
         };
@@ -77,7 +86,9 @@ pub fn events_from_args(args: &[String], expect: &[PathBuf]) -> Result<Vec<Event
     if !expect.is_empty() {
         if expect.len() != events.len() {
             return Err(Error::InvalidValue {
-                source_: Box::new(crate::error::Source::Cli { flag: "--expect".into() }),
+                source_: Box::new(crate::error::Source::Cli {
+                    flag: "--expect".into(),
+                }),
                 key: "expect".into(),
                 message: format!("{} expectations for {} events", expect.len(), events.len()),
                 help: "give one --expect per --event, in the same order".into(),
@@ -92,12 +103,19 @@ pub fn events_from_args(args: &[String], expect: &[PathBuf]) -> Result<Vec<Event
 
 /// The events of a function's `test.events` globs, each with its `.expected.json`, if any.
 pub fn events_from_config(spec: &FunctionSpec) -> Result<Vec<Event>> {
-    let package_dir = spec.manifest_path.parent().map(|p| p.as_std_path().to_path_buf()).unwrap_or_default();
+    let package_dir = spec
+        .manifest_path
+        .parent()
+        .map(|p| p.as_std_path().to_path_buf())
+        .unwrap_or_default();
     let mut files = Vec::new();
     for pattern in &spec.test.events {
         let matched = glob(&package_dir, pattern)?;
         if matched.is_empty() {
-            return Err(bad_event(pattern, &format!("matches no file under {}", package_dir.display())));
+            return Err(bad_event(
+                pattern,
+                &format!("matches no file under {}", package_dir.display()),
+            ));
         }
         files.extend(matched);
     }
@@ -111,18 +129,31 @@ pub fn events_from_config(spec: &FunctionSpec) -> Result<Vec<Event>> {
 }
 
 fn read_event_file(path: &Path) -> Result<Event> {
-    let payload = std::fs::read(path).map_err(|e| Error::io("could not read the event", path, e))?;
-    let expected_path = path.to_string_lossy().strip_suffix(".json").map(|stem| PathBuf::from(format!("{stem}.expected.json")));
+    let payload =
+        std::fs::read(path).map_err(|e| Error::io("could not read the event", path, e))?;
+    let expected_path = path
+        .to_string_lossy()
+        .strip_suffix(".json")
+        .map(|stem| PathBuf::from(format!("{stem}.expected.json")));
     let expected = match expected_path.filter(|p| p.is_file()) {
         Some(p) => Some(read_json(&p)?),
         None => None,
     };
-    Ok(Event { name: path.display().to_string(), payload, expected })
+    Ok(Event {
+        name: path.display().to_string(),
+        payload,
+        expected,
+    })
 }
 
 fn read_json(path: &Path) -> Result<Value> {
     let data = std::fs::read(path).map_err(|e| Error::io("could not read", path, e))?;
-    serde_json::from_slice(&data).map_err(|e| bad_event(&path.display().to_string(), &format!("is not valid JSON: {e}")))
+    serde_json::from_slice(&data).map_err(|e| {
+        bad_event(
+            &path.display().to_string(),
+            &format!("is not valid JSON: {e}"),
+        )
+    })
 }
 
 fn bad_event(what: &str, why: &str) -> Error {
@@ -142,9 +173,15 @@ pub fn glob(base: &Path, pattern: &str) -> Result<Vec<PathBuf>> {
         _ => return Ok(Vec::new()),
     };
     if !name.contains(['*', '?']) {
-        return Ok(if full.is_file() { vec![full] } else { Vec::new() });
+        return Ok(if full.is_file() {
+            vec![full]
+        } else {
+            Vec::new()
+        });
     }
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
     let mut out: Vec<PathBuf> = entries
         .map_while(|e| e.ok())
         .filter(|e| wildcard(&name, &e.file_name().to_string_lossy()))
@@ -180,7 +217,12 @@ fn wildcard(pattern: &str, text: &str) -> bool {
 
 /// Sends one event to an emulator's invoke URL.
 pub async fn invoke(url: &str, spec: &FunctionSpec, event: &Event) -> Result<Invocation> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(u64::from(spec.timeout) + 30)).build().map_err(|e| Error::Emulation { message: e.to_string() })?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(u64::from(spec.timeout) + 30))
+        .build()
+        .map_err(|e| Error::Emulation {
+            message: e.to_string(),
+        })?;
     let started = Instant::now();
     let response = client
         .post(url)
@@ -188,11 +230,20 @@ pub async fn invoke(url: &str, spec: &FunctionSpec, event: &Event) -> Result<Inv
         .body(event.payload.clone())
         .send()
         .await
-        .map_err(|e| Error::Emulation { message: format!("invoking {url}: {e}") })?;
+        .map_err(|e| Error::Emulation {
+            message: format!("invoking {url}: {e}"),
+        })?;
     let status = response.status().as_u16();
-    let function_error = response.headers().get("x-amz-function-error").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let bytes = response.bytes().await.map_err(|e| Error::Emulation { message: format!("reading the response: {e}") })?;
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let function_error = response
+        .headers()
+        .get("x-amz-function-error")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = response.bytes().await.map_err(|e| Error::Emulation {
+        message: format!("reading the response: {e}"),
+    })?;
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     Ok(Invocation {
         function: spec.name.clone(),
         arch: spec.arch,
@@ -224,7 +275,10 @@ mod tests {
         let events = events_from_args(&[r#"{"a":1}"#.to_string()], &[]).unwrap();
         assert_eq!(events[0].payload, br#"{"a":1}"#);
         let err = events_from_args(&["not json".to_string()], &[]).unwrap_err();
-        assert!(err.to_string().contains("neither a file nor valid JSON"), "{err}");
+        assert!(
+            err.to_string().contains("neither a file nor valid JSON"),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ping.json"), "[1]").unwrap();
         std::fs::write(dir.path().join("ping.expected.json"), "[1]").unwrap();

@@ -8,19 +8,36 @@ use support::{cli, fixture_target_dir, fixture_workspace, json_lines, run, texts
 
 fn test_cmd(args: &[&str]) -> std::process::Output {
     let mut cmd = cli();
-    cmd.args(["test", "--locked", "--base-image", "scratch", "--manifest-path"])
-        .arg(fixture_workspace().join("Cargo.toml"))
-        .args(args)
-        .env("CARGO_TARGET_DIR", fixture_target_dir("musl"));
+    cmd.args([
+        "test",
+        "--locked",
+        "--base-image",
+        "scratch",
+        "--manifest-path",
+    ])
+    .arg(fixture_workspace().join("Cargo.toml"))
+    .args(args)
+    .env("CARGO_TARGET_DIR", fixture_target_dir("musl"));
     run(&mut cmd)
 }
 
 #[test]
 fn configured_events_are_sent_and_compared_with_their_expectations() {
-    let out = test_cmd(&["-p", "echo", "--arch", "x86_64,arm64", "--message-format", "json"]);
+    let out = test_cmd(&[
+        "-p",
+        "echo",
+        "--arch",
+        "x86_64,arm64",
+        "--message-format",
+        "json",
+    ]);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let invocations: Vec<Value> = json_lines(&out).into_iter().filter(|e| e["reason"] == "invocation").map(|e| e["invocation"].clone()).collect();
+    let invocations: Vec<Value> = json_lines(&out)
+        .into_iter()
+        .filter(|e| e["reason"] == "invocation")
+        .map(|e| e["invocation"].clone())
+        .collect();
     assert_eq!(invocations.len(), 4, "two events on two arches: {stdout}");
     for inv in &invocations {
         assert_eq!(inv["status"], 200);
@@ -37,13 +54,23 @@ fn configured_events_are_sent_and_compared_with_their_expectations() {
 
 #[test]
 fn inline_event_prints_the_response_on_stdout() {
-    let out = test_cmd(&["-p", "greet", "--bin", "hello", "--event", r#"{"name":"cli"}"#]);
+    let out = test_cmd(&[
+        "-p",
+        "greet",
+        "--bin",
+        "hello",
+        "--event",
+        r#"{"name":"cli"}"#,
+    ]);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
     let response: Value = serde_json::from_str(stdout.trim()).expect("stdout is the response");
     assert_eq!(response["message"], "hello, cli");
     assert_eq!(response["function"], "hello");
-    assert!(stderr.contains("✓ hello (x86_64) inline -> 200"), "{stderr}");
+    assert!(
+        stderr.contains("✓ hello (x86_64) inline -> 200"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -51,10 +78,22 @@ fn a_response_that_differs_from_the_expectation_fails() {
     let dir = tempfile::tempdir().unwrap();
     let expect = dir.path().join("expected.json");
     std::fs::write(&expect, r#"{"message":"something else"}"#).unwrap();
-    let out = test_cmd(&["-p", "greet", "--bin", "hello", "--event", r#"{"name":"cli"}"#, "--expect", expect.to_str().unwrap()]);
+    let out = test_cmd(&[
+        "-p",
+        "greet",
+        "--bin",
+        "hello",
+        "--event",
+        r#"{"name":"cli"}"#,
+        "--expect",
+        expect.to_str().unwrap(),
+    ]);
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("NOT as expected") && stderr.contains("1 of 1 invocations failed"), "{stderr}");
+    assert!(
+        stderr.contains("NOT as expected") && stderr.contains("1 of 1 invocations failed"),
+        "{stderr}"
+    );
 }
 
 #[test]
