@@ -150,6 +150,10 @@ pub struct ImageArgs {
     /// Skip the Lambda compatibility check.
     #[arg(long, help_heading = "Image")]
     pub no_check: bool,
+    /// Also load each image into the Docker engine (DOCKER_HOST or the default socket), as
+    /// `repository:tag`.
+    #[arg(long, help_heading = "Image")]
+    pub load: bool,
 }
 
 /// `push`.

@@ -263,6 +263,10 @@ async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltIm
             image::write_docker_archive(img, &path)?;
             event["docker_archive"] = json!(path);
         }
+        if args.load {
+            let name = cargo_lambda_image::docker::load(img, &ctx.progress).await?;
+            event["loaded"] = json!(name);
+        }
         ctx.out.json(event);
         ctx.result(
             "image",

@@ -353,3 +353,55 @@ fn push_to_a_missing_registry_fails_without_a_tag() {
         .unwrap_err();
     assert!(err.to_string().contains("127.0.0.1:9/nowhere:t"), "{err}");
 }
+
+#[test]
+fn image_load_puts_a_runnable_image_into_docker() {
+    let mut cmd = cli();
+    cmd.args([
+        "image",
+        "--load",
+        "--locked",
+        "-p",
+        "greet",
+        "--bin",
+        "goodbye",
+        "--arch",
+        "x86_64",
+        "--base-image",
+        "scratch",
+        "--message-format",
+        "json",
+        "--manifest-path",
+    ])
+    .arg(fixture_workspace().join("Cargo.toml"))
+    .env("CARGO_TARGET_DIR", fixture_target_dir("musl"));
+    let out = run(&mut cmd);
+    ok(&out, "image --load");
+    let event = json_lines(&out)
+        .into_iter()
+        .find(|e| e["reason"] == "image")
+        .expect("image event");
+    let name = event["loaded"].as_str().expect("loaded name").to_string();
+    assert_eq!(
+        name,
+        format!("goodbye:{}", event["image"]["tag"].as_str().unwrap())
+    );
+    // The engine reports the same config digest (its image ID) as we built.
+    let inspect = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}} {{.Architecture}}",
+        &name,
+    ]);
+    assert_eq!(
+        ok(&inspect, "docker image inspect").trim(),
+        format!(
+            "{} amd64",
+            event["image"]["config_digest"].as_str().unwrap()
+        )
+    );
+    let answer = docker_invoke(&name, "linux/amd64", r#"{"name":"loaded"}"#);
+    // docker_invoke sets GREETING=hello; the greeting code is shared by both binaries.
+    assert_eq!(answer["message"], "hello, loaded");
+}
