@@ -370,3 +370,24 @@ fn json_errors_are_one_event_on_stdout() {
     assert_eq!(lines[0]["code"], "lambda_image::config::unknown_key");
     assert_eq!(lines[0]["help"], "did you mean `memory`?");
 }
+
+#[test]
+fn exclude_leaves_packages_out_of_the_workspace() {
+    let event = fixture_plan(&["--exclude", "greet"], &[]);
+    let names: Vec<&str> = event["plan"]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fixture-echo"]);
+}
+
+#[test]
+fn test_events_are_part_of_the_plan() {
+    let event = fixture_plan(&[], &[]);
+    assert_eq!(
+        function(&event, "fixture-echo", "x86_64")["test"]["events"],
+        serde_json::json!(["events/*.json"])
+    );
+}
