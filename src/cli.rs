@@ -85,8 +85,15 @@ pub enum Commands {
 /// Where `test` runs the function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Runner {
-    /// The compiled bootstrap as a plain process on this machine (no image; arm64 under
-    /// qemu-aarch64-static).
+    /// The image's filesystem, unpacked and run as Lambda does with bubblewrap: read-only
+    /// root, tmpfs /tmp, non-root user, own PID namespace (without bubblewrap, a scratch image
+    /// runs unconfined, with a warning).
+    Sandbox,
+    /// The image in the Docker engine (DOCKER_HOST): read-only, tmpfs /tmp, non-root user.
+    Docker,
+    /// The image's filesystem unpacked, its entrypoint run directly, without isolation.
+    Unconfined,
+    /// The compiled bootstrap as a plain process on this machine (no image).
     Process,
 }
 
@@ -108,7 +115,7 @@ pub struct TestArgs {
     #[arg(long = "expect", value_name = "FILE", help_heading = "Test")]
     pub expect: Vec<PathBuf>,
     /// Where the function runs.
-    #[arg(long, value_enum, default_value_t = Runner::Process, help_heading = "Test")]
+    #[arg(long, value_enum, default_value_t = Runner::Sandbox, help_heading = "Test")]
     pub runner: Runner,
 }
 

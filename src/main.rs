@@ -379,11 +379,8 @@ async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
 
 /// `test`: image, then every event through the emulator with the chosen runner.
 async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
-    use cargo_lambda_image::emulate::{
-        Emulator, EmulatorConfig, Launcher, LogSink, ProcessLauncher,
-    };
+    use cargo_lambda_image::emulate::{Emulator, EmulatorConfig, LogSink};
     use cargo_lambda_image::testing;
-    use std::sync::Arc;
 
     let Some((plan, built)) = images(&args.image, ctx).await? else {
         return Ok(());
@@ -405,19 +402,7 @@ async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
                 help: "pass --event FILE|-|JSON, or set `events = [\"events/*.json\"]` in [package.metadata.lambda.test]".into(),
             });
         }
-        let launcher: Arc<dyn Launcher> = match args.runner {
-            Runner::Process => {
-                let bootstrap = spec.artifact.as_std_path().to_path_buf();
-                if Some(spec.arch) == cargo_lambda_image::target::Arch::host() {
-                    Arc::new(ProcessLauncher::new(bootstrap))
-                } else {
-                    Arc::new(
-                        ProcessLauncher::new("qemu-aarch64-static")
-                            .args([bootstrap.display().to_string()]),
-                    )
-                }
-            }
-        };
+        let launcher = launcher_for(args.runner, spec, img, ctx).await?;
         let mut config = EmulatorConfig::from_spec(spec);
         config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let progress = ctx.progress.clone();
@@ -479,13 +464,60 @@ async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
                 }
             }
         }
-        let _ = img;
         emulator.shutdown().await;
     }
     if failed > 0 {
         return Err(Error::TestFailed { failed, total });
     }
     Ok(())
+}
+
+/// The launcher for a runner: how the emulator starts the function's runtime.
+async fn launcher_for(
+    runner: Runner,
+    spec: &cargo_lambda_image::FunctionSpec,
+    img: &BuiltImage,
+    ctx: &Ctx,
+) -> Result<std::sync::Arc<dyn cargo_lambda_image::emulate::Launcher>, Error> {
+    use cargo_lambda_image::emulate::docker_runner::DockerLauncher;
+    use cargo_lambda_image::emulate::rootfs;
+    use cargo_lambda_image::emulate::sandbox::SandboxLauncher;
+    use cargo_lambda_image::emulate::ProcessLauncher;
+    use std::sync::Arc;
+
+    let unpack = || rootfs::unpack(img.layout_dir(), &img.layout_dir().with_file_name("rootfs"));
+    Ok(match runner {
+        Runner::Process => {
+            let bootstrap = spec.artifact.as_std_path().to_path_buf();
+            if Some(spec.arch) == cargo_lambda_image::target::Arch::host() {
+                Arc::new(ProcessLauncher::new(bootstrap))
+            } else {
+                Arc::new(
+                    ProcessLauncher::new("qemu-aarch64-static")
+                        .args([bootstrap.display().to_string()]),
+                )
+            }
+        }
+        Runner::Unconfined => Arc::new(SandboxLauncher::unconfined(unpack()?)?),
+        Runner::Sandbox => match SandboxLauncher::new(unpack()?) {
+            Ok(launcher) => Arc::new(launcher.ephemeral_storage_mb(spec.ephemeral_storage)),
+            Err(Error::Sandbox { message, help }) => {
+                // The default runner should work on any machine: without bubblewrap, a
+                // scratch image still runs, only without Lambda's isolation. Say so.
+                ctx.progress.line(&format!(
+                    "warning: {message}; running `{}` without isolation (writable root, host /tmp, your user). {help}",
+                    spec.name
+                ));
+                Arc::new(SandboxLauncher::unconfined(unpack()?)?)
+            }
+            Err(other) => return Err(other),
+        },
+        Runner::Docker => Arc::new(
+            DockerLauncher::load(img, &ctx.progress)
+                .await?
+                .ephemeral_storage_mb(spec.ephemeral_storage),
+        ),
+    })
 }
 
 /// `emulator`: serve a local program until Ctrl-C.

@@ -103,3 +103,45 @@ fn an_event_that_is_neither_file_nor_json_is_refused() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("neither a file nor valid JSON"), "{stderr}");
 }
+
+#[test]
+fn the_docker_runner_invokes_the_image_in_the_engine() {
+    support::service_env("DOCKER_HOST");
+    let out = test_cmd(&[
+        "-p",
+        "greet",
+        "--bin",
+        "hello",
+        "--runner",
+        "docker",
+        "--event",
+        r#"{"name":"engine"}"#,
+    ]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let response: Value = serde_json::from_str(stdout.trim()).expect("stdout is the response");
+    assert_eq!(response["message"], "hello, engine");
+}
+
+#[test]
+fn the_sandbox_runner_is_the_default_and_isolates() {
+    // The sandbox runs the image's own filesystem: the function sees Lambda's environment.
+    let out = test_cmd(&[
+        "-p",
+        "greet",
+        "--bin",
+        "hello",
+        "-v",
+        "--event",
+        r#"{"name":"sandbox"}"#,
+    ]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("without isolation"),
+        "bubblewrap is installed by `cargo xtask ci`: {stderr}"
+    );
+    assert!(stderr.contains("REPORT RequestId:"), "{stderr}");
+    let response: Value = serde_json::from_str(stdout.trim()).expect("stdout is the response");
+    assert_eq!(response["message"], "hello, sandbox");
+}

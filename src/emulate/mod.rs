@@ -27,10 +27,13 @@
 //! # }
 //! ```
 
+pub mod docker_runner;
 pub mod format;
 mod instance;
 mod invoke;
 pub mod launcher;
+pub mod rootfs;
+pub mod sandbox;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -16,8 +16,9 @@ use crate::{cmd, Result};
 
 /// Debian packages the tests need: the Docker engine, an OCI registry, two
 /// third-party image consumers, qemu to run arm64 binaries and images, a static
-/// busybox for the stand-in of the provided.al2 base image, and htpasswd and
-/// openssl for the authenticated TLS registry.
+/// busybox for the stand-in of the provided.al2 base image, htpasswd and openssl
+/// for the authenticated TLS registry, and bubblewrap for the sandbox that runs
+/// images' functions without a daemon.
 const APT_PACKAGES: &[&str] = &[
     "docker.io",
     "docker-registry",
@@ -27,6 +28,7 @@ const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     "apache2-utils",
     "openssl",
+    "bubblewrap",
 ];
 
 /// PyPI packages installed into the venv: a fake AWS API, the Python Lambda

@@ -1,0 +1,480 @@
+//! Unpacking an image (an OCI layout) into a root filesystem directory, for the runners that
+//! run its function without a container engine.
+//!
+//! Layers are untrusted input: an entry that could write outside the destination, or turn it
+//! into something other than a plain tree of files, is refused with [`Error::UnsafeLayer`]
+//! (naming the layer and the entry) instead of being skipped. Refused are
+//!
+//! - absolute paths and paths with `..` components (for entries and hard-link targets);
+//! - entries whose path goes through a symlink: parents are checked with `symlink_metadata`
+//!   and symlinks are never followed while writing;
+//! - symlinks whose target would leave the root filesystem (an absolute target is resolved
+//!   against the root filesystem, as it will be inside the sandbox);
+//! - hard links to something not extracted yet, or not a regular file;
+//! - device nodes, FIFOs and sparse files.
+//!
+//! Whiteouts (`.wh.NAME`, `.wh..wh..opq`) are applied. File modes are kept, exec bits
+//! included, except set-uid and set-gid bits, which are dropped: the function runs as a
+//! non-root user, as on Lambda, and the files stay owned by whoever unpacked them.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::image::oci::{self, Layout, Manifest};
+use crate::target::Arch;
+
+/// What a runner needs to run an unpacked image: its root filesystem and the parts of its
+/// config that Lambda honours (ENTRYPOINT, CMD, ENV, WORKDIR) and its architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRuntime {
+    /// The unpacked root filesystem.
+    pub rootfs: PathBuf,
+    /// The image's ENTRYPOINT.
+    pub entrypoint: Vec<String>,
+    /// The image's CMD.
+    pub cmd: Vec<String>,
+    /// The image's ENV, in order.
+    pub env: Vec<(String, String)>,
+    /// The image's WORKDIR (`/` when unset).
+    pub workdir: String,
+    /// The image's architecture.
+    pub arch: Arch,
+}
+
+impl ImageRuntime {
+    /// ENTRYPOINT followed by CMD: the command Lambda runs.
+    pub fn command(&self) -> Vec<String> {
+        self.entrypoint
+            .iter()
+            .chain(self.cmd.iter())
+            .cloned()
+            .collect()
+    }
+}
+
+/// Unpacks the single image of the OCI layout `layout_dir` into `dest` (removed first) and
+/// returns how to run it.
+pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
+    let layout = Layout::open(layout_dir)?;
+    let manifest = single_manifest(&layout)?;
+    let config_bytes = layout.read_blob(&manifest.config.digest)?;
+    let config: Value = serde_json::from_slice(&config_bytes).map_err(|e| Error::InvalidImage {
+        image: layout_dir.display().to_string(),
+        message: format!("invalid config: {e}"),
+        help: "the layout is corrupt; rebuild it".into(),
+    })?;
+    let runtime = runtime_from_config(layout_dir, &config, dest)?;
+
+    match fs::symlink_metadata(dest) {
+        Ok(meta) if meta.is_dir() => {
+            fs::remove_dir_all(dest).map_err(|e| Error::io("could not remove", dest, e))?
+        }
+        Ok(_) => fs::remove_file(dest).map_err(|e| Error::io("could not remove", dest, e))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("could not inspect", dest, e)),
+    }
+    fs::create_dir_all(dest).map_err(|e| Error::io("could not create", dest, e))?;
+    // Never follow a symlink that `dest` itself may be reached through: work on its real path.
+    let root = dest
+        .canonicalize()
+        .map_err(|e| Error::io("could not resolve", dest, e))?;
+
+    let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
+    for layer in &manifest.layers {
+        let blob = layout.read_blob(&layer.digest)?;
+        let reader: Box<dyn Read> = if oci::is_gzip_layer(&layer.media_type) {
+            Box::new(flate2::read::GzDecoder::new(blob.as_slice()))
+        } else if layer.media_type == oci::MEDIA_OCI_LAYER_TAR
+            || layer.media_type == oci::MEDIA_DOCKER_LAYER_TAR
+        {
+            Box::new(blob.as_slice())
+        } else {
+            return Err(Error::InvalidImage {
+                image: layout_dir.display().to_string(),
+                message: format!(
+                    "layer {} has media type {}, which cannot be unpacked",
+                    layer.digest, layer.media_type
+                ),
+                help: "only gzip and uncompressed tar layers are supported".into(),
+            });
+        };
+        apply_layer(&root, &layer.digest, reader, &mut dir_modes)?;
+    }
+    // Directory modes last (deepest first), so that a read-only directory could still be
+    // filled by later entries and layers.
+    dir_modes.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+    for (path, mode) in dir_modes {
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("could not set the mode of", &path, e))?;
+        }
+    }
+    Ok(ImageRuntime {
+        rootfs: root,
+        ..runtime
+    })
+}
+
+/// The manifest of the layout's only image (following one nested index of one manifest).
+fn single_manifest(layout: &Layout) -> Result<Manifest> {
+    let invalid = |message: String| Error::InvalidImage {
+        image: layout.dir.display().to_string(),
+        message,
+        help: "point at a layout holding exactly one image, as `cargo lambda-image image` writes"
+            .into(),
+    };
+    let mut manifests = layout.index()?.manifests;
+    loop {
+        if manifests.len() != 1 {
+            return Err(invalid(format!(
+                "the index lists {} manifests, not one",
+                manifests.len()
+            )));
+        }
+        let entry = manifests.remove(0);
+        let bytes = layout.read_blob(&entry.digest)?;
+        if oci::is_index(&entry.media_type) {
+            let index: oci::Index = serde_json::from_slice(&bytes)
+                .map_err(|e| invalid(format!("invalid index {}: {e}", entry.digest)))?;
+            manifests = index.manifests;
+            continue;
+        }
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| invalid(format!("invalid manifest {}: {e}", entry.digest)));
+    }
+}
+
+fn runtime_from_config(layout_dir: &Path, config: &Value, dest: &Path) -> Result<ImageRuntime> {
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let run = config.get("config");
+    let arch_name = config
+        .get("architecture")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let arch: Arch = arch_name.parse().map_err(|message| Error::InvalidImage {
+        image: layout_dir.display().to_string(),
+        message,
+        help: "Lambda runs linux/amd64 and linux/arm64 images".into(),
+    })?;
+    let env = strings(run.and_then(|r| r.get("Env")))
+        .into_iter()
+        .map(|e| match e.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (e, String::new()),
+        })
+        .collect();
+    let workdir = run
+        .and_then(|r| r.get("WorkingDir"))
+        .and_then(Value::as_str)
+        .filter(|w| !w.is_empty())
+        .unwrap_or("/")
+        .to_string();
+    Ok(ImageRuntime {
+        rootfs: dest.to_path_buf(),
+        entrypoint: strings(run.and_then(|r| r.get("Entrypoint"))),
+        cmd: strings(run.and_then(|r| r.get("Cmd"))),
+        env,
+        workdir,
+        arch,
+    })
+}
+
+/// The normal components of an entry's path; `None` for the root itself. Absolute paths and
+/// `..` are errors.
+fn relative_components(path: &Path) -> std::result::Result<Vec<String>, &'static str> {
+    let mut out = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => match name.to_str() {
+                Some(name) => out.push(name.to_string()),
+                None => return Err("the path is not UTF-8"),
+            },
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => return Err("the path is absolute"),
+            Component::ParentDir => return Err("the path has a `..` component"),
+        }
+    }
+    Ok(out)
+}
+
+/// Applies one layer's entries under `root`.
+fn apply_layer(
+    root: &Path,
+    digest: &str,
+    reader: impl Read,
+    dir_modes: &mut Vec<(PathBuf, u32)>,
+) -> Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    let read_error = |e: io::Error| Error::InvalidImage {
+        image: digest.to_string(),
+        message: format!("could not read the layer: {e}"),
+        help: "the layer is not a valid (gzip) tar archive".into(),
+    };
+    // What this layer wrote, so that its own opaque whiteouts do not remove it.
+    let mut written: HashSet<PathBuf> = HashSet::new();
+    for entry in archive.entries().map_err(read_error)? {
+        let mut entry = entry.map_err(read_error)?;
+        let raw_path = entry.path().map_err(read_error)?.into_owned();
+        let shown = raw_path.display().to_string();
+        let unsafe_entry = |message: String| Error::UnsafeLayer {
+            layer: digest.to_string(),
+            entry: shown.clone(),
+            message,
+        };
+        let parts = relative_components(&raw_path).map_err(|m| unsafe_entry(m.to_string()))?;
+        let Some((name, parents)) = parts.split_last() else {
+            // The root directory itself: nothing to create.
+            continue;
+        };
+        let parent = ensure_parents(root, parents).map_err(&unsafe_entry)?;
+        let target = parent.join(name);
+
+        // Whiteouts.
+        if name == ".wh..wh..opq" {
+            clear_dir(&parent, &written)
+                .map_err(|e| unsafe_entry(format!("could not apply the whiteout: {e}")))?;
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            if hidden.is_empty() || hidden == "." || hidden == ".." {
+                return Err(unsafe_entry("malformed whiteout".into()));
+            }
+            remove_any(&parent.join(hidden))
+                .map_err(|e| unsafe_entry(format!("could not apply the whiteout: {e}")))?;
+            continue;
+        }
+
+        let header = entry.header();
+        let kind = header.entry_type();
+        let mode = header.mode().map_err(read_error)? & 0o1777;
+        let existing = fs::symlink_metadata(&target).ok();
+        match kind {
+            tar::EntryType::Directory => {
+                match existing {
+                    Some(meta) if meta.is_dir() => {}
+                    Some(_) => {
+                        remove_any(&target).map_err(|e| unsafe_entry(e.to_string()))?;
+                        create_dir(&target).map_err(|e| unsafe_entry(e.to_string()))?;
+                    }
+                    None => create_dir(&target).map_err(|e| unsafe_entry(e.to_string()))?,
+                }
+                dir_modes.retain(|(p, _)| p != &target);
+                dir_modes.push((target.clone(), mode));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if existing.is_some() {
+                    remove_any(&target).map_err(|e| unsafe_entry(e.to_string()))?;
+                }
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .mode(0o600)
+                    .open(&target)
+                    .map_err(|e| unsafe_entry(format!("could not create it: {e}")))?;
+                io::copy(&mut entry, &mut file).map_err(read_error)?;
+                file.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(|e| Error::io("could not set the mode of", &target, e))?;
+            }
+            tar::EntryType::Symlink => {
+                let link = entry
+                    .link_name()
+                    .map_err(read_error)?
+                    .ok_or_else(|| unsafe_entry("a symlink without a target".into()))?
+                    .into_owned();
+                check_symlink_target(parents, &link).map_err(&unsafe_entry)?;
+                if existing.is_some() {
+                    remove_any(&target).map_err(|e| unsafe_entry(e.to_string()))?;
+                }
+                std::os::unix::fs::symlink(&link, &target)
+                    .map_err(|e| unsafe_entry(format!("could not create the symlink: {e}")))?;
+            }
+            tar::EntryType::Link => {
+                let link = entry
+                    .link_name()
+                    .map_err(read_error)?
+                    .ok_or_else(|| unsafe_entry("a hard link without a target".into()))?
+                    .into_owned();
+                let link_parts = relative_components(&link)
+                    .map_err(|m| unsafe_entry(format!("hard link target: {m}")))?;
+                let source = existing_file(root, &link_parts)
+                    .map_err(|m| unsafe_entry(format!("hard link to `{}`: {m}", link.display())))?;
+                if source == target {
+                    continue;
+                }
+                if existing.is_some() {
+                    remove_any(&target).map_err(|e| unsafe_entry(e.to_string()))?;
+                }
+                fs::hard_link(&source, &target)
+                    .map_err(|e| unsafe_entry(format!("could not create the hard link: {e}")))?;
+            }
+            tar::EntryType::Char => return Err(unsafe_entry("a character device".into())),
+            tar::EntryType::Block => return Err(unsafe_entry("a block device".into())),
+            tar::EntryType::Fifo => return Err(unsafe_entry("a FIFO".into())),
+            tar::EntryType::GNUSparse => {
+                return Err(unsafe_entry("a sparse file (not supported)".into()))
+            }
+            // Metadata entries the tar crate applies itself, or that carry nothing to write.
+            tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => continue,
+            other => {
+                return Err(unsafe_entry(format!(
+                    "an entry of unsupported type {:?}",
+                    other
+                )))
+            }
+        }
+        written.insert(target);
+    }
+    Ok(())
+}
+
+/// Makes sure each parent directory exists under `root` as a real directory (creating missing
+/// ones), never going through a symlink; returns the deepest.
+fn ensure_parents(root: &Path, parents: &[String]) -> std::result::Result<PathBuf, String> {
+    let mut dir = root.to_path_buf();
+    for (i, name) in parents.iter().enumerate() {
+        dir.push(name);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!(
+                    "its path goes through the symlink `{}`",
+                    parents[..=i].join("/")
+                ))
+            }
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "its parent `{}` is not a directory",
+                    parents[..=i].join("/")
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_dir(&dir).map_err(|e| format!("could not create its parent: {e}"))?
+            }
+            Err(e) => return Err(format!("could not inspect its parent: {e}")),
+        }
+    }
+    Ok(dir)
+}
+
+/// An already extracted regular file under `root`, reached without symlinks.
+fn existing_file(root: &Path, parts: &[String]) -> std::result::Result<PathBuf, String> {
+    let Some((name, parents)) = parts.split_last() else {
+        return Err("it is the root directory".into());
+    };
+    let mut path = root.to_path_buf();
+    for (i, dir) in parents.iter().enumerate() {
+        path.push(dir);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!(
+                    "its path goes through the symlink `{}`",
+                    parents[..=i].join("/")
+                ))
+            }
+            _ => return Err("it is not extracted (yet)".into()),
+        }
+    }
+    path.push(name);
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_file() => Ok(path),
+        Ok(_) => Err("it is not a regular file".into()),
+        Err(_) => Err("it is not extracted (yet)".into()),
+    }
+}
+
+/// Refuses a symlink (at `parents/NAME`) whose target, resolved lexically, would leave the
+/// root: an absolute target starts at the root, a relative one at the link's directory.
+fn check_symlink_target(parents: &[String], target: &Path) -> std::result::Result<(), String> {
+    let mut depth: Vec<&str> = if target.is_absolute() {
+        Vec::new()
+    } else {
+        parents.iter().map(String::as_str).collect()
+    };
+    for component in target.components() {
+        match component {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::Normal(name) => depth.push(name.to_str().unwrap_or("?")),
+            Component::ParentDir => {
+                if depth.pop().is_none() {
+                    return Err(format!(
+                        "the symlink's target `{}` points outside the image's root filesystem",
+                        target.display()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn create_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().mode(0o755).create(path)
+}
+
+/// Removes a file, symlink (not what it points to) or directory tree; missing is fine.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// An opaque whiteout: removes what lower layers put in `dir`, keeping this layer's entries.
+fn clear_dir(dir: &Path, keep: &HashSet<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if !keep.contains(&path) {
+            remove_any(&path)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_targets_are_resolved_inside_the_root() {
+        let parents = vec!["usr".to_string(), "bin".to_string()];
+        assert!(check_symlink_target(&parents, Path::new("../lib/x")).is_ok());
+        assert!(check_symlink_target(&parents, Path::new("../../etc/passwd")).is_ok());
+        assert!(check_symlink_target(&parents, Path::new("../../../etc/passwd")).is_err());
+        assert!(check_symlink_target(&parents, Path::new("/etc/passwd")).is_ok());
+        assert!(check_symlink_target(&parents, Path::new("/../etc/passwd")).is_err());
+        assert!(check_symlink_target(&[], Path::new("a/../../b")).is_err());
+    }
+
+    #[test]
+    fn entry_paths_must_stay_relative() {
+        assert_eq!(
+            relative_components(Path::new("./var/task/x")).unwrap(),
+            vec!["var", "task", "x"]
+        );
+        assert!(relative_components(Path::new("/etc/passwd")).is_err());
+        assert!(relative_components(Path::new("var/../../x")).is_err());
+        assert!(relative_components(Path::new("./")).unwrap().is_empty());
+    }
+}
