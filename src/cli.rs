@@ -80,6 +80,18 @@ pub enum Commands {
     Test(TestArgs),
     /// Run the built-in Lambda emulator for a program on this machine, until Ctrl-C.
     Emulator(EmulatorArgs),
+    /// Create a new function crate that builds and passes `test` straight away.
+    New(NewArgs),
+}
+
+/// `new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The crate's (and the function's) name.
+    pub name: String,
+    /// Where to create it [default: ./NAME].
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
 }
 
 /// Where `test` runs the function.

@@ -32,6 +32,7 @@ pub mod image;
 pub mod progress;
 pub mod push;
 pub mod registry;
+pub mod scaffold;
 pub mod target;
 pub mod testing;
 

@@ -19,7 +19,7 @@ use cargo_lambda_image::{config, push, Error, Plan};
 
 use cli::{
     BuildArgs, CheckArgs, Cli, ColorChoice, Commands, EmulatorArgs, ImageArgs, MessageFormat,
-    PushArgs, Runner, TestArgs,
+    NewArgs, PushArgs, Runner, TestArgs,
 };
 
 fn main() -> ExitCode {
@@ -49,6 +49,7 @@ fn main() -> ExitCode {
             Commands::Push(_) => "push",
             Commands::Test(_) => "test",
             Commands::Emulator(_) => "emulator",
+            Commands::New(_) => "new",
         },
         out: Output {
             format: cli.global.message_format,
@@ -79,6 +80,7 @@ fn main() -> ExitCode {
             Commands::Push(args) => push_command(args, &ctx).await,
             Commands::Test(args) => test_command(args, &ctx).await,
             Commands::Emulator(args) => emulator_command(args, &ctx).await,
+            Commands::New(args) => new_command(args, &ctx),
         }
     });
     match result {
@@ -564,5 +566,23 @@ async fn emulator_command(args: &EmulatorArgs, ctx: &Ctx) -> Result<(), Error> {
     ));
     let _ = tokio::signal::ctrl_c().await;
     emulator.shutdown().await;
+    Ok(())
+}
+
+/// `new`: scaffold a function crate.
+fn new_command(args: &NewArgs, ctx: &Ctx) -> Result<(), Error> {
+    let dir = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    let files = cargo_lambda_image::scaffold::new_function(&dir, &args.name)?;
+    ctx.out
+        .json(json!({"reason": "new", "path": dir, "files": files}));
+    ctx.out.human(&dir.display().to_string());
+    ctx.progress.line(&format!(
+        "Created the function `{}`; try: cargo lambda-image test --manifest-path {}",
+        args.name,
+        dir.join("Cargo.toml").display()
+    ));
     Ok(())
 }
