@@ -287,6 +287,35 @@ pub enum Error {
         total: usize,
     },
 
+    /// One function failed a stage; the others went on.
+    #[error("`{function}` ({arch}) failed to {stage}: {message}")]
+    #[diagnostic(code(lambda_image::function_failed), help("{help}"))]
+    FunctionFailed {
+        /// The function.
+        function: String,
+        /// The architecture.
+        arch: String,
+        /// The stage (compile, image, check, push, test).
+        stage: String,
+        /// What went wrong.
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
+
+    /// Some functions failed; each failure was reported on its own.
+    #[error("{failed} of {total} functions failed")]
+    #[diagnostic(
+        code(lambda_image::some_failed),
+        help("the summary above lists each failure and its stage")
+    )]
+    SomeFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many were planned.
+        total: usize,
+    },
+
     /// A subprocess could not be started at all.
     #[error("could not run `{program}`: {source}")]
     #[diagnostic(code(lambda_image::spawn))]

@@ -42,6 +42,8 @@ fn main() -> ExitCode {
         )
     }));
     let ctx = Ctx {
+        planned: Default::default(),
+        failures: Default::default(),
         stage: match &cli.command {
             Commands::Build(_) => "build",
             Commands::Image(_) => "image",
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
             Commands::New(args) => new_command(args, &ctx),
         }
     });
+    let result = result.and_then(|()| ctx.summary());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -96,6 +99,10 @@ fn main() -> ExitCode {
 /// What every command needs.
 struct Ctx {
     out: Output,
+    /// Every planned (function, arch), for the summary.
+    planned: std::sync::Mutex<Vec<(String, cargo_lambda_image::target::Arch)>>,
+    /// Functions that failed a stage; the others went on.
+    failures: std::sync::Mutex<Vec<Failure>>,
     /// The command's own stage: its results go to stdout, earlier stages' to stderr.
     stage: &'static str,
     progress: Progress,
@@ -108,7 +115,77 @@ struct Output {
     format: MessageFormat,
 }
 
+/// A function that failed a stage.
+struct Failure {
+    function: String,
+    arch: cargo_lambda_image::target::Arch,
+    stage: &'static str,
+    error: Error,
+}
+
 impl Ctx {
+    /// Records that a function failed a stage: reported now, summarized at the end.
+    fn fail(&self, spec: &cargo_lambda_image::FunctionSpec, stage: &'static str, error: Error) {
+        use miette::Diagnostic;
+        self.out.json(json!({
+            "reason": "error",
+            "function": spec.name,
+            "arch": spec.arch,
+            "stage": stage,
+            "code": error.code().map(|c| c.to_string()),
+            "message": error.to_string(),
+            "help": error.help().map(|h| h.to_string()),
+        }));
+        self.progress.line(&format!(
+            "✗ {} ({}) failed to {stage}: {error}",
+            spec.name, spec.arch
+        ));
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.push(Failure {
+                function: spec.name.clone(),
+                arch: spec.arch,
+                stage,
+                error,
+            });
+        }
+    }
+
+    /// After the command: with several functions, a summary of each on stderr; with any
+    /// failure, the error that makes the exit status say so.
+    fn summary(&self) -> Result<(), Error> {
+        let planned = self.planned.lock().map(|p| p.clone()).unwrap_or_default();
+        let Ok(mut failures) = self.failures.lock() else {
+            return Ok(());
+        };
+        if planned.len() > 1 || !failures.is_empty() {
+            self.progress.line("Summary:");
+            for (function, arch) in &planned {
+                match failures
+                    .iter()
+                    .find(|f| &f.function == function && f.arch == *arch)
+                {
+                    Some(f) => self.progress.line(&format!(
+                        "  ✗ {function:<24} {arch:<7} failed to {}: {}",
+                        f.stage, f.error
+                    )),
+                    None => self
+                        .progress
+                        .line(&format!("  ✓ {function:<24} {arch:<7} ok")),
+                }
+            }
+        }
+        if failures.len() == 1 && planned.len() <= 1 {
+            return Err(failures.remove(0).error);
+        }
+        if !failures.is_empty() {
+            return Err(Error::SomeFailed {
+                failed: failures.len(),
+                total: planned.len(),
+            });
+        }
+        Ok(())
+    }
+
     /// A human-readable result line of `stage`: stdout if it is this command's stage, else
     /// a progress line on stderr.
     fn result(&self, stage: &str, line: &str) {
@@ -150,7 +227,14 @@ impl Output {
 
 /// `build`: plan and compile. Returns `None` for a dry run.
 async fn build(args: &BuildArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<Artifact>)>, Error> {
-    let plan = config::plan(&args.plan_request())?;
+    let mut plan = config::plan(&args.plan_request())?;
+    if let Ok(mut planned) = ctx.planned.lock() {
+        *planned = plan
+            .functions
+            .iter()
+            .map(|f| (f.name.clone(), f.arch))
+            .collect();
+    }
     let options = CompileOptions {
         color: Some(if ctx.color { "always" } else { "never" }.to_string()),
         install_targets: !args.compile.no_install_targets,
@@ -175,15 +259,28 @@ async fn build(args: &BuildArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<Artifact
         return Ok(None);
     }
     // Compiling blocks on child processes; keep it off the async workers.
-    let artifacts = {
+    let outcomes = {
         let plan = plan.clone();
         let progress = ctx.progress.clone();
-        tokio::task::spawn_blocking(move || compile::compile(&plan, &options, &progress))
+        tokio::task::spawn_blocking(move || compile::compile_each(&plan, &options, &progress))
             .await
             .map_err(|e| Error::Metadata {
                 message: format!("the compile task failed: {e}"),
-            })??
+            })?
     };
+    // Functions that did not compile drop out of the plan; the others go on.
+    let mut kept = Vec::new();
+    let mut artifacts = Vec::new();
+    for (spec, outcome) in plan.functions.iter().zip(outcomes) {
+        match outcome {
+            Ok(artifact) => {
+                kept.push(spec.clone());
+                artifacts.push(artifact);
+            }
+            Err(e) => ctx.fail(spec, "compile", e),
+        }
+    }
+    plan.functions = kept;
     for a in &artifacts {
         ctx.out.json(json!({"reason": "compiled", "artifact": a}));
         let linkage = match (&a.elf.interpreter, a.elf.max_glibc) {
@@ -206,20 +303,9 @@ async fn build(args: &BuildArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<Artifact
     Ok(Some((plan, artifacts)))
 }
 
-/// `image`: build, assemble, check, and write the requested outputs.
+/// `image`: build, assemble, check, and write the requested outputs. A function that fails
+/// drops out; the others go on.
 async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltImage>)>, Error> {
-    let Some((plan, artifacts)) = build(&args.build, ctx).await? else {
-        return Ok(None);
-    };
-    let registry = RegistryOptions::from_env();
-    let built = image::assemble_all(
-        &plan,
-        &artifacts,
-        &ImageOptions::from_env(),
-        &registry,
-        &ctx.progress,
-    )
-    .await?;
     let archive = match &args.output {
         None => None,
         Some(spec) => match spec.split_once('=') {
@@ -237,48 +323,112 @@ async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltIm
             }
         },
     };
+    let Some((mut plan, artifacts)) = build(&args.build, ctx).await? else {
+        return Ok(None);
+    };
     if let Some(file) = &archive {
-        if built.len() > 1 && !(file.contains("{function}") && file.contains("{arch}")) {
+        if plan.functions.len() > 1 && !(file.contains("{function}") && file.contains("{arch}")) {
             return Err(Error::InvalidValue {
                 source_: Box::new(cargo_lambda_image::error::Source::Cli { flag: "--output".into() }),
                 key: "output".into(),
-                message: format!("{} images would be written to one file", built.len()),
+                message: format!("{} images would be written to one file", plan.functions.len()),
                 help: "put {function} and {arch} in the file name, e.g. docker-archive=images/{function}-{arch}.tar".into(),
             });
         }
     }
-    for (spec, img) in plan.functions.iter().zip(&built) {
-        if !args.no_check {
-            let report = check::check_layout(img.layout_dir(), &Expectations::for_spec(spec))?;
-            ctx.out.json(json!({"reason": "check", "report": report}));
-            report.into_result()?;
-        }
-        let mut event = json!({"reason": "image", "image": img});
-        if let Some(file) = &archive {
-            let path = PathBuf::from(
-                file.replace("{function}", &img.function)
-                    .replace("{arch}", img.arch.lambda_name()),
-            );
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
+    let registry = RegistryOptions::from_env();
+    let options = ImageOptions::from_env();
+    let mut bases: std::collections::BTreeMap<
+        (String, cargo_lambda_image::target::Arch),
+        image::base::ResolvedBase,
+    > = Default::default();
+    let mut kept = Vec::new();
+    let mut built = Vec::new();
+    for (spec, artifact) in plan.functions.iter().zip(&artifacts) {
+        let key = (spec.base_image.reference.clone(), spec.arch);
+        if !bases.contains_key(&key) {
+            match image::resolve_base(&key.0, spec.arch, &registry, &ctx.progress).await {
+                Ok(base) => {
+                    bases.insert(key.clone(), base);
+                }
+                Err(e) => {
+                    ctx.fail(spec, "get the base image", e);
+                    continue;
+                }
             }
-            image::write_docker_archive(img, &path)?;
-            event["docker_archive"] = json!(path);
         }
-        if args.load {
-            let name = cargo_lambda_image::docker::load(img, &ctx.progress).await?;
-            event["loaded"] = json!(name);
+        let Some(base) = bases.get(&key) else {
+            continue;
+        };
+        let img = match image::assemble(spec, artifact.path.as_std_path(), base, &options) {
+            Ok(img) => img,
+            Err(e) => {
+                ctx.fail(spec, "assemble the image", e);
+                continue;
+            }
+        };
+        ctx.progress.line(&format!(
+            "✓ Image {}:{} ({}) {}",
+            img.repository,
+            img.tag,
+            img.arch,
+            cargo_lambda_image::registry::short(&img.digest)
+        ));
+        if !args.no_check {
+            let checked = check::check_layout(img.layout_dir(), &Expectations::for_spec(spec))
+                .and_then(|report| {
+                    ctx.out.json(json!({"reason": "check", "report": report}));
+                    report.into_result()
+                });
+            if let Err(e) = checked {
+                ctx.fail(spec, "pass the Lambda checks", e);
+                continue;
+            }
         }
-        ctx.out.json(event);
-        ctx.result(
-            "image",
-            &format!(
-                "{}\t{}\t{}:{}\t{}\t{}",
-                img.function, img.arch, img.repository, img.tag, img.digest, img.layout
-            ),
-        );
+        match image_outputs(args, archive.as_deref(), &img, ctx).await {
+            Ok(event) => {
+                ctx.out.json(event);
+                ctx.result(
+                    "image",
+                    &format!(
+                        "{}\t{}\t{}:{}\t{}\t{}",
+                        img.function, img.arch, img.repository, img.tag, img.digest, img.layout
+                    ),
+                );
+                kept.push(spec.clone());
+                built.push(img);
+            }
+            Err(e) => ctx.fail(spec, "write the image", e),
+        }
     }
+    plan.functions = kept;
     Ok(Some((plan, built)))
+}
+
+/// Writes the docker-archive and loads into Docker, as asked; returns the `image` event.
+async fn image_outputs(
+    args: &ImageArgs,
+    archive: Option<&str>,
+    img: &BuiltImage,
+    ctx: &Ctx,
+) -> Result<serde_json::Value, Error> {
+    let mut event = json!({"reason": "image", "image": img});
+    if let Some(file) = archive {
+        let path = PathBuf::from(
+            file.replace("{function}", &img.function)
+                .replace("{arch}", img.arch.lambda_name()),
+        );
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
+        }
+        image::write_docker_archive(img, &path)?;
+        event["docker_archive"] = json!(path);
+    }
+    if args.load {
+        let name = cargo_lambda_image::docker::load(img, &ctx.progress).await?;
+        event["loaded"] = json!(name);
+    }
+    Ok(event)
 }
 
 /// `check`: check the selected functions' images (or one layout) and print every rule.
@@ -363,13 +513,19 @@ async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
             help: "drop --no-check; `cargo lambda-image check` shows which rule fails and how to fix it".into(),
         });
     }
-    let Some((_plan, built)) = images(&args.image, ctx).await? else {
+    let Some((plan, built)) = images(&args.image, ctx).await? else {
         return Ok(());
     };
     let registry = RegistryOptions::from_env();
-    for img in &built {
+    for (spec, img) in plan.functions.iter().zip(&built) {
         let target = push::target_for(img, &args.registry)?;
-        let pushed = push::push(img, &target, &registry, &ctx.progress).await?;
+        let pushed = match push::push(img, &target, &registry, &ctx.progress).await {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.fail(spec, "push", e);
+                continue;
+            }
+        };
         ctx.out.json(json!({"reason": "pushed", "image": pushed}));
         ctx.out.human(&format!(
             "{}\t{}\t{}:{}\t{}",
@@ -404,7 +560,13 @@ async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
                 help: "pass --event FILE|-|JSON, or set `events = [\"events/*.json\"]` in [package.metadata.lambda.test]".into(),
             });
         }
-        let launcher = launcher_for(args.runner, spec, img, ctx).await?;
+        let launcher = match launcher_for(args.runner, spec, img, ctx).await {
+            Ok(launcher) => launcher,
+            Err(e) => {
+                ctx.fail(spec, "start", e);
+                continue;
+            }
+        };
         let mut config = EmulatorConfig::from_spec(spec);
         config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let progress = ctx.progress.clone();
@@ -413,7 +575,13 @@ async fn test_command(args: &TestArgs, ctx: &Ctx) -> Result<(), Error> {
         } else {
             LogSink::discard()
         };
-        let emulator = Emulator::start(config, launcher).await?;
+        let emulator = match Emulator::start(config, launcher).await {
+            Ok(emulator) => emulator,
+            Err(e) => {
+                ctx.fail(spec, "start the emulator", e);
+                continue;
+            }
+        };
         for event in &events {
             let invocation = testing::invoke(&emulator.invoke_url(), spec, event).await;
             let invocation = match invocation {

@@ -122,41 +122,74 @@ pub fn compile(
     options: &CompileOptions,
     progress: &Progress,
 ) -> Result<Vec<Artifact>> {
+    compile_each(plan, options, progress).into_iter().collect()
+}
+
+/// Compiles every function of the plan and returns each one's outcome, in plan order. A
+/// compiler invocation that fails fails only its own functions; the rest are still built, so
+/// one broken crate in a workspace does not hide the others' results.
+pub fn compile_each(
+    plan: &Plan,
+    options: &CompileOptions,
+    progress: &Progress,
+) -> Vec<Result<Artifact>> {
     let user_env = linker_env();
     let ctx = context(plan, options, &user_env);
     let mut built: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
+    // A failed unit's error, rendered once, for each of its functions.
+    let mut failed: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
     for unit in units(plan) {
-        ensure_toolchain(&unit, plan, options, progress)?;
-        let cmd = build_command(&unit, &ctx);
         let what = format!(
             "{} ({}) for {}",
             unit.bins.join(", "),
             unit.package,
             unit.target
         );
-        let task = progress.task(format!("Compiling {what}"));
-        match run_build(&cmd, &unit, plan, progress) {
+        let result = ensure_toolchain(&unit, plan, options, progress).and_then(|()| {
+            let cmd = build_command(&unit, &ctx);
+            let task = progress.task(format!("Compiling {what}"));
+            let result = run_build(&cmd, &unit, plan, progress);
+            match &result {
+                Ok(_) => task.done(&format!("Compiled {what}")),
+                Err(_) => task.fail(&format!("Compiling {what} failed")),
+            }
+            result
+        });
+        match result {
             Ok(paths) => {
-                task.done(&format!("Compiled {what}"));
                 for (bin, path) in paths {
                     built.insert((bin, unit.target.triple()), path);
                 }
             }
             Err(e) => {
-                task.fail(&format!("Compiling {what} failed"));
-                return Err(e);
+                use miette::Diagnostic;
+                let help = e.help().map(|h| h.to_string()).unwrap_or_default();
+                for bin in &unit.bins {
+                    failed.insert(
+                        (bin.clone(), unit.target.triple()),
+                        (e.to_string(), help.clone()),
+                    );
+                }
             }
         }
     }
     plan.functions
         .iter()
         .map(|f| {
-            let source = built
-                .get(&(f.bin.clone(), f.target.clone()))
-                .ok_or_else(|| Error::ArtifactMissing {
-                    bin: f.bin.clone(),
-                    target: f.target.clone(),
-                })?;
+            let key = (f.bin.clone(), f.target.clone());
+            if let Some((message, help)) = failed.get(&key) {
+                return Err(Error::FunctionFailed {
+                    function: f.name.clone(),
+                    arch: f.arch.to_string(),
+                    stage: "compile".into(),
+                    message: message.clone(),
+                    help: help.clone(),
+                });
+            }
+            let source = built.get(&key).ok_or_else(|| Error::ArtifactMissing {
+                bin: f.bin.clone(),
+                target: f.target.clone(),
+            })?;
             install(f, source)
         })
         .collect()
