@@ -19,6 +19,7 @@ macro_rules! say {
     };
 }
 
+mod bench;
 mod ci;
 mod cmd;
 mod install;
@@ -36,6 +37,9 @@ Tasks:
             `cargo fmt --check`, `cargo test --workspace` and `cargo clippy`
   services  install the test prerequisites and keep the test services running
             in the foreground until Ctrl-C, printing the environment to export
+  bench     measure against docker build/push, skopeo, cargo and AWS's RIE
+            (needs the services) and write BENCHMARKS.md; `--runs N` (default
+            5), `--quick` (2 runs)
   help      print this message
 
 State (Python venv, Docker data, registry storage, logs) is kept in
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
             eprintln!("{USAGE}");
             return ExitCode::FAILURE;
         }
+        [task, ..] if task == "bench" => task.as_str(),
         [task, extra, ..] => {
             eprintln!("xtask: error: `{task}` takes no arguments, got `{extra}`\n\n{USAGE}");
             return ExitCode::FAILURE;
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
     let result = match task {
         "ci" => ci::ci(),
         "services" => ci::services(),
+        "bench" => bench::bench(&args[1..]),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
