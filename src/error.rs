@@ -296,7 +296,7 @@ pub enum Error {
         /// The architecture.
         arch: String,
         /// The stage (compile, image, check, push, test).
-        stage: String,
+        stage: &'static str,
         /// What went wrong.
         message: String,
         /// How to fix it.
@@ -376,6 +376,34 @@ pub enum Error {
         /// What is missing or failed.
         message: String,
         /// What to install or enable.
+        help: String,
+    },
+
+    /// An AWS API call failed (ECR, IAM or Lambda).
+    #[error("AWS {service} {operation} failed: {message}")]
+    #[diagnostic(code(lambda_image::deploy::aws), help("{help}"))]
+    Aws {
+        /// The service (`ecr`, `iam`, `lambda`).
+        service: &'static str,
+        /// The API operation, e.g. `CreateFunction`.
+        operation: String,
+        /// The AWS error code, when the service sent one.
+        code: Option<String>,
+        /// The service's message (never credentials).
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
+
+    /// A deployment cannot go ahead, or Lambda reported it failed.
+    #[error("deploying `{function}`: {message}")]
+    #[diagnostic(code(lambda_image::deploy), help("{help}"))]
+    Deploy {
+        /// The Lambda function.
+        function: String,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
         help: String,
     },
 }

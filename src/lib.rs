@@ -25,6 +25,7 @@
 pub mod check;
 pub mod compile;
 pub mod config;
+pub mod deploy;
 pub mod docker;
 pub mod emulate;
 pub mod error;

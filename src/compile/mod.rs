@@ -181,7 +181,7 @@ pub fn compile_each(
                 return Err(Error::FunctionFailed {
                     function: f.name.clone(),
                     arch: f.arch.to_string(),
-                    stage: "compile".into(),
+                    stage: "compile",
                     message: message.clone(),
                     help: help.clone(),
                 });

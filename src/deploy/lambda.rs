@@ -1,0 +1,485 @@
+//! Lambda's control plane: create or update an Image function, wait for it, publish, alias.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
+use aws_sdk_lambda::types::{
+    Architecture, Environment, EphemeralStorage, FunctionCode, FunctionConfiguration, ImageConfig,
+    LastUpdateStatus, PackageType, State,
+};
+use aws_sdk_lambda::Client;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::target::Arch;
+
+use super::aws;
+
+/// How long to wait for a function to become Active / Successful.
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long to keep retrying CreateFunction while a new role propagates.
+const ROLE_PROPAGATION: Duration = Duration::from_secs(90);
+
+/// ENTRYPOINT, CMD and WORKDIR for Lambda's ImageConfig.
+pub(crate) type ImageOverrides = (Option<Vec<String>>, Option<Vec<String>>, Option<String>);
+
+/// What the function should look like.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Desired {
+    pub name: String,
+    pub arch: Arch,
+    pub image_uri: String,
+    pub digest: String,
+    pub role: String,
+    pub memory: i32,
+    pub timeout: i32,
+    pub ephemeral_storage: i32,
+    pub env: HashMap<String, String>,
+    /// `(entrypoint, command, workdir)` when the configuration sets any of them.
+    pub image_config: Option<ImageOverrides>,
+    pub tags: HashMap<String, String>,
+}
+
+impl Desired {
+    fn architecture(&self) -> Architecture {
+        Architecture::from(self.arch.lambda_name())
+    }
+
+    fn environment(&self) -> Environment {
+        Environment::builder()
+            .set_variables(Some(self.env.clone()))
+            .build()
+    }
+
+    fn ephemeral(&self) -> Result<EphemeralStorage> {
+        EphemeralStorage::builder()
+            .size(self.ephemeral_storage)
+            .build()
+            .map_err(|e| Error::Deploy {
+                function: self.name.clone(),
+                message: e.to_string(),
+                help: "set `ephemeral-storage` (MB, 512 to 10240)".into(),
+            })
+    }
+
+    fn image_config(&self) -> Option<ImageConfig> {
+        self.image_config
+            .as_ref()
+            .map(|(entrypoint, command, workdir)| {
+                ImageConfig::builder()
+                    .set_entry_point(entrypoint.clone())
+                    .set_command(command.clone())
+                    .set_working_directory(workdir.clone())
+                    .build()
+            })
+    }
+}
+
+/// GetFunction; `None` when the function does not exist.
+pub(crate) async fn get(client: &Client, name: &str) -> Result<Option<GetFunctionOutput>> {
+    match client.get_function().function_name(name).send().await {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(aws::error("lambda", "GetFunction", e)),
+    }
+}
+
+/// Whether the deployed code is the desired image for the desired architecture.
+pub(crate) fn code_matches(current: &GetFunctionOutput, desired: &Desired) -> bool {
+    let code = current.code();
+    let has_digest =
+        |uri: Option<&str>| uri.is_some_and(|u| u.ends_with(&format!("@{}", desired.digest)));
+    let image = has_digest(code.and_then(|c| c.image_uri()))
+        || has_digest(code.and_then(|c| c.resolved_image_uri()));
+    image && arch_matches(current.configuration(), desired)
+}
+
+fn arch_matches(config: Option<&FunctionConfiguration>, desired: &Desired) -> bool {
+    let arches = config.map(|c| c.architectures()).unwrap_or_default();
+    match arches {
+        [] => desired.arch == Arch::X86_64,
+        [one] => one.as_str() == desired.arch.lambda_name(),
+        _ => false,
+    }
+}
+
+/// Whether the function's configuration (memory, timeout, /tmp, env, role, image config)
+/// is the desired one.
+pub(crate) fn config_matches(config: Option<&FunctionConfiguration>, desired: &Desired) -> bool {
+    let Some(c) = config else { return false };
+    let env = c
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default();
+    let image_config_ok = match &desired.image_config {
+        None => true,
+        Some((entrypoint, command, workdir)) => {
+            let current = c.image_config_response().and_then(|r| r.image_config());
+            let entry = current
+                .map(|i| i.entry_point().to_vec())
+                .unwrap_or_default();
+            let cmd = current.map(|i| i.command().to_vec()).unwrap_or_default();
+            let dir = current.and_then(|i| i.working_directory());
+            entrypoint.clone().unwrap_or_default() == entry
+                && command.clone().unwrap_or_default() == cmd
+                && workdir.as_deref() == dir
+        }
+    };
+    c.memory_size() == Some(desired.memory)
+        && c.timeout() == Some(desired.timeout)
+        && c.ephemeral_storage().map(|e| e.size()).unwrap_or(512) == desired.ephemeral_storage
+        && env == desired.env
+        && c.role() == Some(desired.role.as_str())
+        && image_config_ok
+}
+
+/// Retries an operation that fails with 409 ResourceConflictException (an update in
+/// progress) after waiting for the function to settle.
+async fn retry_conflicts<T, E, R, F, Fut>(
+    client: &Client,
+    name: &str,
+    operation: &str,
+    progress: &Progress,
+    mut op: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < 10 && aws::code(&e) == Some("ResourceConflictException") => {
+                progress.line(&format!(
+                    "  {name}: an update is in progress; waiting before {operation} (attempt {attempt}/10)"
+                ));
+                tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                wait_ready(client, name, progress).await?;
+                attempt += 1;
+            }
+            Err(e) => return Err(aws::error("lambda", operation, e)),
+        }
+    }
+}
+
+/// Polls GetFunctionConfiguration until State is not Pending and LastUpdateStatus is not
+/// InProgress; a Failed state or update is an error with Lambda's reason.
+pub(crate) async fn wait_ready(
+    client: &Client,
+    name: &str,
+    progress: &Progress,
+) -> Result<FunctionConfiguration> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    let mut announced = false;
+    loop {
+        let c = client
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|e| aws::error("lambda", "GetFunctionConfiguration", e))?;
+        let config = FunctionConfiguration::builder()
+            .set_state(c.state().cloned())
+            .set_state_reason(c.state_reason().map(str::to_string))
+            .set_last_update_status(c.last_update_status().cloned())
+            .set_last_update_status_reason(c.last_update_status_reason().map(str::to_string))
+            .set_version(c.version().map(str::to_string))
+            .set_function_arn(c.function_arn().map(str::to_string))
+            .set_code_sha256(c.code_sha256().map(str::to_string))
+            .build();
+        if c.state() == Some(&State::Failed) {
+            return Err(Error::Deploy {
+                function: name.to_string(),
+                message: format!(
+                    "Lambda reports the function Failed: {}",
+                    c.state_reason().unwrap_or("no reason given")
+                ),
+                help: "fix the cause above (often the image or the role) and deploy again".into(),
+            });
+        }
+        if c.last_update_status() == Some(&LastUpdateStatus::Failed) {
+            return Err(Error::Deploy {
+                function: name.to_string(),
+                message: format!(
+                    "the update failed: {} ({})",
+                    c.last_update_status_reason().unwrap_or("no reason given"),
+                    c.last_update_status_reason_code()
+                        .map(|c| c.as_str())
+                        .unwrap_or("no code")
+                ),
+                help: "fix the cause above (often the image, its architecture or the role) and deploy again".into(),
+            });
+        }
+        let pending = c.state() == Some(&State::Pending)
+            || c.last_update_status() == Some(&LastUpdateStatus::InProgress);
+        if !pending {
+            return Ok(config);
+        }
+        if start.elapsed() > READY_TIMEOUT {
+            return Err(Error::Deploy {
+                function: name.to_string(),
+                message: format!(
+                    "still not ready after {} s (State {:?}, LastUpdateStatus {:?})",
+                    READY_TIMEOUT.as_secs(),
+                    c.state(),
+                    c.last_update_status()
+                ),
+                help: "check the function in the Lambda console and deploy again".into(),
+            });
+        }
+        if !announced {
+            progress.line(&format!("  waiting for {name} to be ready"));
+            announced = true;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(3));
+    }
+}
+
+/// CreateFunction, retrying while a just-created role propagates.
+pub(crate) async fn create(
+    client: &Client,
+    desired: &Desired,
+    role_is_new: bool,
+    progress: &Progress,
+) -> Result<()> {
+    let start = Instant::now();
+    let propagation = if role_is_new {
+        ROLE_PROPAGATION
+    } else {
+        Duration::from_secs(20)
+    };
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let result = client
+            .create_function()
+            .function_name(&desired.name)
+            .package_type(PackageType::Image)
+            .code(
+                FunctionCode::builder()
+                    .image_uri(&desired.image_uri)
+                    .build(),
+            )
+            .role(&desired.role)
+            .architectures(desired.architecture())
+            .memory_size(desired.memory)
+            .timeout(desired.timeout)
+            .ephemeral_storage(desired.ephemeral()?)
+            .environment(desired.environment())
+            .set_image_config(desired.image_config())
+            .set_tags((!desired.tags.is_empty()).then(|| desired.tags.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                let role_problem = aws::code(&e) == Some("InvalidParameterValueException")
+                    && e.as_service_error()
+                        .and_then(|s| s.message())
+                        .is_some_and(|m| m.to_ascii_lowercase().contains("role"));
+                if !role_problem {
+                    return Err(aws::error("lambda", "CreateFunction", e));
+                }
+                if start.elapsed() + delay > propagation {
+                    return Err(Error::Deploy {
+                        function: desired.name.clone(),
+                        message: format!(
+                            "Lambda cannot assume the role {}: {}",
+                            desired.role,
+                            e.as_service_error()
+                                .and_then(|s| s.message())
+                                .unwrap_or("no message")
+                        ),
+                        help: "the role must trust lambda.amazonaws.com (sts:AssumeRole); a role created moments ago can take a minute to propagate, so run the deploy again".into(),
+                    });
+                }
+                progress.line(&format!(
+                    "  the role {} is not usable by Lambda yet (IAM propagation); retrying in {} s",
+                    desired.role,
+                    delay.as_secs()
+                ));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// UpdateFunctionConfiguration.
+pub(crate) async fn update_configuration(
+    client: &Client,
+    desired: &Desired,
+    progress: &Progress,
+) -> Result<()> {
+    let ephemeral = desired.ephemeral()?;
+    retry_conflicts(
+        client,
+        &desired.name,
+        "UpdateFunctionConfiguration",
+        progress,
+        || {
+            client
+                .update_function_configuration()
+                .function_name(&desired.name)
+                .role(&desired.role)
+                .memory_size(desired.memory)
+                .timeout(desired.timeout)
+                .ephemeral_storage(ephemeral.clone())
+                .environment(desired.environment())
+                .set_image_config(desired.image_config())
+                .send()
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+/// UpdateFunctionCode with the image and its architecture.
+pub(crate) async fn update_code(
+    client: &Client,
+    desired: &Desired,
+    progress: &Progress,
+) -> Result<()> {
+    retry_conflicts(
+        client,
+        &desired.name,
+        "UpdateFunctionCode",
+        progress,
+        || {
+            client
+                .update_function_code()
+                .function_name(&desired.name)
+                .image_uri(&desired.image_uri)
+                .architectures(desired.architecture())
+                .send()
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Tags the function with the tags whose values differ; returns whether it did.
+pub(crate) async fn ensure_tags(
+    client: &Client,
+    arn: &str,
+    current: &HashMap<String, String>,
+    desired: &Desired,
+    progress: &Progress,
+) -> Result<bool> {
+    let missing: HashMap<String, String> = desired
+        .tags
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    retry_conflicts(client, &desired.name, "TagResource", progress, || {
+        client
+            .tag_resource()
+            .resource(arn)
+            .set_tags(Some(missing.clone()))
+            .send()
+    })
+    .await?;
+    Ok(true)
+}
+
+/// PublishVersion; returns the version.
+pub(crate) async fn publish(client: &Client, name: &str, progress: &Progress) -> Result<String> {
+    let out = retry_conflicts(client, name, "PublishVersion", progress, || {
+        client.publish_version().function_name(name).send()
+    })
+    .await?;
+    Ok(out.version().unwrap_or_default().to_string())
+}
+
+/// The newest published version whose code is `code_sha256`, if any.
+pub(crate) async fn published_with(
+    client: &Client,
+    name: &str,
+    code_sha256: &str,
+) -> Result<Option<String>> {
+    let mut marker: Option<String> = None;
+    let mut best: Option<u64> = None;
+    loop {
+        let out = client
+            .list_versions_by_function()
+            .function_name(name)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| aws::error("lambda", "ListVersionsByFunction", e))?;
+        for v in out.versions() {
+            let number = v.version().and_then(|n| n.parse::<u64>().ok());
+            if let Some(n) = number {
+                if v.code_sha256() == Some(code_sha256) && best.is_none_or(|b| n > b) {
+                    best = Some(n);
+                }
+            }
+        }
+        marker = out.next_marker().map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    Ok(best.map(|n| n.to_string()))
+}
+
+/// Points the alias at the version (creating it); returns whether anything changed.
+pub(crate) async fn ensure_alias(
+    client: &Client,
+    name: &str,
+    alias: &str,
+    version: &str,
+    progress: &Progress,
+) -> Result<bool> {
+    let current = match client
+        .get_alias()
+        .function_name(name)
+        .name(alias)
+        .send()
+        .await
+    {
+        Ok(out) => Some(out.function_version().unwrap_or_default().to_string()),
+        Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => None,
+        Err(e) => return Err(aws::error("lambda", "GetAlias", e)),
+    };
+    match current {
+        Some(v) if v == version => Ok(false),
+        Some(_) => {
+            retry_conflicts(client, name, "UpdateAlias", progress, || {
+                client
+                    .update_alias()
+                    .function_name(name)
+                    .name(alias)
+                    .function_version(version)
+                    .send()
+            })
+            .await?;
+            Ok(true)
+        }
+        None => {
+            retry_conflicts(client, name, "CreateAlias", progress, || {
+                client
+                    .create_alias()
+                    .function_name(name)
+                    .name(alias)
+                    .function_version(version)
+                    .send()
+            })
+            .await?;
+            Ok(true)
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! `deploy` against moto_server (ECR, IAM, Lambda control planes) and Debian's docker-registry
+//! (the image bytes). Each test starts its own moto_server with `MOTO_LAMBDA_STUB_ECR=false`,
+//! so Lambda only accepts images ECR knows (what the library's PutImage registers). Assertions
+//! go through separate SDK clients, and what was SENT is recorded by an SDK interceptor, since
+//! moto ignores some fields (ImageConfig, Architectures on update).
+
+#[path = "support/aws_recorder.rs"]
+mod aws_recorder;
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_recorder::{Recorded, Recorder};
+use cargo_lambda_image::config::FunctionSpec;
+use cargo_lambda_image::deploy::{
+    self, DeployOptions, DeployOutcome, DeployedFunction, PlannedStep,
+};
+use cargo_lambda_image::image::{self, base, BuiltImage, ImageOptions};
+use cargo_lambda_image::progress::Progress;
+use cargo_lambda_image::registry::RegistryOptions;
+use cargo_lambda_image::target::Arch;
+use cargo_lambda_image::Error;
+use serde_json::Value;
+use support::images::{echo_bootstrap, echo_spec};
+use support::{service_env, unique};
+
+const ACCOUNT: &str = "123456789012";
+
+/// A moto_server of our own, killed on drop.
+struct Moto {
+    endpoint: String,
+    child: Child,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        // The shared services' environment also puts the venv with moto_server on PATH.
+        service_env("CLI_TEST_MOTO_ENDPOINT");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_LAMBDA_STUB_ECR", "false")
+            // AWSLambdaBasicExecutionRole, which the created role gets, is an AWS managed policy.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server (PyPI moto[server]) on PATH: run under `cargo xtask ci` or source its exports");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "moto_server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+struct Env {
+    _moto: Moto,
+    sdk: SdkConfig,
+    recorder: Recorder,
+    opts: DeployOptions,
+    lambda: aws_sdk_lambda::Client,
+    ecr: aws_sdk_ecr::Client,
+    iam: aws_sdk_iam::Client,
+}
+
+async fn env() -> Env {
+    let registry = service_env("CLI_TEST_REGISTRY");
+    let moto = Moto::start();
+    let sdk = sdk_config(&moto.endpoint).await;
+    let recorder = Recorder::default();
+    let opts = DeployOptions {
+        registry_override: Some(registry.clone()),
+        registry: RegistryOptions {
+            insecure: vec![registry],
+            ..Default::default()
+        },
+        sdk_config: Some(sdk.clone()),
+        interceptor: Some(recorder.interceptor()),
+        ..Default::default()
+    };
+    Env {
+        lambda: aws_sdk_lambda::Client::new(&sdk),
+        ecr: aws_sdk_ecr::Client::new(&sdk),
+        iam: aws_sdk_iam::Client::new(&sdk),
+        _moto: moto,
+        sdk,
+        recorder,
+        opts,
+    }
+}
+
+/// The echo function for x86_64 on scratch, under fresh function and repository names, with
+/// `extra` bytes appended to its bootstrap (a different binary, so a different digest).
+fn echo(dir: &Path, name: &str, extra: &[u8]) -> FunctionSpec {
+    let mut spec = echo_spec(Arch::X86_64, "scratch", dir, &echo_bootstrap(Arch::X86_64));
+    spec.name = name.to_string();
+    spec.image.repository = format!("{name}-repo");
+    spec.deploy.publish = true;
+    spec.deploy.alias = Some("live".into());
+    spec.env.insert("GREETING".into(), "hello".into());
+    spec.tags.insert("team".into(), "platform".into());
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&spec.artifact)
+        .unwrap();
+    file.write_all(extra).unwrap();
+    spec
+}
+
+fn assemble(spec: &FunctionSpec) -> BuiltImage {
+    image::assemble(
+        spec,
+        spec.artifact.as_std_path(),
+        &base::scratch(spec.arch),
+        &ImageOptions::default(),
+    )
+    .unwrap()
+}
+
+async fn deployed(spec: &FunctionSpec, img: &BuiltImage, opts: &DeployOptions) -> DeployedFunction {
+    match deploy::deploy(spec, img, opts, &Progress::hidden()).await {
+        Ok(DeployOutcome::Deployed(d)) => d,
+        other => panic!("expected a deploy, got {other:?}"),
+    }
+}
+
+fn ecr_uri(repo: &str, digest: &str) -> String {
+    format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{repo}@{digest}")
+}
+
+fn sent<'a>(log: &'a [Recorded], operation: &str) -> Vec<&'a Recorded> {
+    log.iter().filter(|r| r.operation == operation).collect()
+}
+
+const MUTATING: &[&str] = &[
+    "CreateRepository",
+    "SetRepositoryPolicy",
+    "CreateRole",
+    "AttachRolePolicy",
+    "CreateFunction",
+    "UpdateFunctionConfiguration",
+    "UpdateFunctionCode",
+    "PublishVersion",
+    "CreateAlias",
+    "UpdateAlias",
+    "TagResource",
+];
+
+fn mutating(log: &[Recorded]) -> Vec<String> {
+    Recorder::operations(log)
+        .into_iter()
+        .filter(|o| MUTATING.contains(&o.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_deploy_creates_everything_then_updates_publish_and_move_the_alias() {
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-life");
+    let spec = echo(&dir.path().join("v1"), &name, b"");
+    let repo = spec.image.repository.clone();
+    let first_image = assemble(&spec);
+
+    // First deploy: repository, policy, role, function, version 1, alias.
+    let first = deployed(&spec, &first_image, &env.opts).await;
+    assert!(first.changed);
+    assert_eq!(first.version.as_deref(), Some("1"));
+    let log = env.recorder.take();
+    assert_eq!(
+        mutating(&log),
+        [
+            "CreateRepository",
+            "SetRepositoryPolicy",
+            "CreateRole",
+            "AttachRolePolicy",
+            "CreateFunction",
+            "PublishVersion",
+            "CreateAlias"
+        ]
+    );
+    let create = sent(&log, "CreateFunction")[0].json();
+    assert_eq!(create["PackageType"], "Image");
+    assert_eq!(create["Architectures"], serde_json::json!(["x86_64"]));
+    assert_eq!(
+        create["Code"]["ImageUri"],
+        ecr_uri(&repo, &first_image.digest)
+    );
+    let put = sent(&log, "PutImage")[0].json();
+    assert_eq!(
+        put["imageManifestMediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+
+    let f = env
+        .lambda
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let config = f.configuration().unwrap();
+    assert_eq!(config.package_type().unwrap().as_str(), "Image");
+    assert_eq!(
+        f.code().unwrap().image_uri(),
+        Some(ecr_uri(&repo, &first_image.digest).as_str())
+    );
+    assert_eq!(
+        config
+            .architectures()
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>(),
+        ["x86_64"]
+    );
+    let role_name = format!("{name}-lambda-role");
+    assert_eq!(
+        config.role(),
+        Some(format!("arn:aws:iam::{ACCOUNT}:role/{role_name}").as_str())
+    );
+    assert_eq!(
+        config.environment().unwrap().variables().unwrap()["GREETING"],
+        "hello"
+    );
+    assert_eq!(f.tags().unwrap()["team"], "platform");
+    let attached = env
+        .iam
+        .list_attached_role_policies()
+        .role_name(&role_name)
+        .send()
+        .await
+        .unwrap();
+    assert!(attached
+        .attached_policies()
+        .iter()
+        .any(|p| p.policy_name() == Some("AWSLambdaBasicExecutionRole")));
+    let policy = env
+        .ecr
+        .get_repository_policy()
+        .repository_name(&repo)
+        .send()
+        .await
+        .unwrap();
+    let policy: Value = serde_json::from_str(policy.policy_text().unwrap()).unwrap();
+    let lambda_statement = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "lambda.amazonaws.com")
+        .expect("a statement for lambda.amazonaws.com");
+    let actions = lambda_statement["Action"].to_string();
+    assert!(
+        actions.contains("ecr:BatchGetImage") && actions.contains("ecr:GetDownloadUrlForLayer")
+    );
+    let alias = env
+        .lambda
+        .get_alias()
+        .function_name(&name)
+        .name("live")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alias.function_version(), Some("1"));
+
+    // The same digest again: nothing changes.
+    let again = deployed(&spec, &first_image, &env.opts).await;
+    assert!(!again.changed, "{again:?}");
+    assert_eq!(again.version.as_deref(), Some("1"));
+    let log = env.recorder.take();
+    assert_eq!(
+        mutating(&log),
+        Vec::<String>::new(),
+        "{:?}",
+        Recorder::operations(&log)
+    );
+    let alias = env
+        .lambda
+        .get_alias()
+        .function_name(&name)
+        .name("live")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alias.function_version(), Some("1"));
+
+    // A different binary, more memory and a command: configuration, code, version 2, alias.
+    let mut spec2 = echo(&dir.path().join("v2"), &name, b"\0v2");
+    spec2.memory = 256;
+    spec2.image.command = Some(vec!["handler".into()]);
+    let second_image = assemble(&spec2);
+    assert_ne!(second_image.digest, first_image.digest);
+    let second = deployed(&spec2, &second_image, &env.opts).await;
+    assert!(second.changed);
+    assert_eq!(second.version.as_deref(), Some("2"));
+    assert_eq!(second.image_uri, ecr_uri(&repo, &second_image.digest));
+    let log = env.recorder.take();
+    assert_eq!(
+        mutating(&log),
+        [
+            "UpdateFunctionConfiguration",
+            "UpdateFunctionCode",
+            "PublishVersion",
+            "UpdateAlias"
+        ]
+    );
+    let configuration = sent(&log, "UpdateFunctionConfiguration")[0].json();
+    assert_eq!(configuration["MemorySize"], 256);
+    assert_eq!(
+        configuration["ImageConfig"]["Command"],
+        serde_json::json!(["handler"])
+    );
+    let code = sent(&log, "UpdateFunctionCode")[0].json();
+    assert_eq!(code["ImageUri"], ecr_uri(&repo, &second_image.digest));
+    assert_eq!(code["Architectures"], serde_json::json!(["x86_64"]));
+
+    let f = env
+        .lambda
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        f.code().unwrap().image_uri(),
+        Some(ecr_uri(&repo, &second_image.digest).as_str())
+    );
+    assert_eq!(f.configuration().unwrap().memory_size(), Some(256));
+    let alias = env
+        .lambda
+        .get_alias()
+        .function_name(&name)
+        .name("live")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alias.function_version(), Some("2"));
+    let v1 = env
+        .lambda
+        .get_function()
+        .function_name(&name)
+        .qualifier("1")
+        .send()
+        .await
+        .unwrap();
+    // moto shares Code.ImageUri between versions; CodeSha256 (the image digest) is per version.
+    assert_eq!(
+        v1.configuration().unwrap().code_sha256(),
+        first_image.digest.strip_prefix("sha256:"),
+        "version 1 keeps the first image"
+    );
+    // ECR knows the image by digest (what Lambda's image check in moto relied on).
+    let images = env
+        .ecr
+        .describe_images()
+        .repository_name(&repo)
+        .send()
+        .await
+        .unwrap();
+    let digests: Vec<&str> = images
+        .image_details()
+        .iter()
+        .filter_map(|d| d.image_digest())
+        .collect();
+    // (moto drops an image whose only tag moves; real ECR keeps it untagged.)
+    assert!(
+        digests.contains(&second_image.digest.as_str()),
+        "{digests:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_arn_that_does_not_exist_is_a_clear_error() {
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-norole");
+    let mut spec = echo(dir.path(), &name, b"");
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/{name}-missing");
+    spec.role = Some(role.clone());
+    let img = assemble(&spec);
+    let err = deploy::deploy(&spec, &img, &env.opts, &Progress::hidden())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Deploy { .. }), "{err:?}");
+    assert!(
+        text.contains(&role) && text.contains("does not exist"),
+        "{text}"
+    );
+    let missing = env.lambda.get_function().function_name(&name).send().await;
+    assert!(missing.is_err(), "no function was created");
+}
+
+/// A zip archive with one stored file, built in memory.
+fn tiny_zip() -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    writer.start_file("bootstrap", options).unwrap();
+    writer.write_all(b"#!/bin/sh\n").unwrap();
+    writer.finish().unwrap().into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_zip_function_is_refused_with_a_fix() {
+    let env = env().await;
+    let name = unique("deploy-zip");
+    let role = env
+        .iam
+        .create_role()
+        .role_name(format!("{name}-role"))
+        .assume_role_policy_document(deploy::iam::TRUST_POLICY)
+        .send()
+        .await
+        .unwrap();
+    env.lambda
+        .create_function()
+        .function_name(&name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role.role().unwrap().arn())
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_smithy_types::Blob::new(tiny_zip()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = echo(dir.path(), &name, b"");
+    let img = assemble(&spec);
+    env.recorder.take();
+    let err = deploy::deploy(&spec, &img, &env.opts, &Progress::hidden())
+        .await
+        .unwrap_err();
+    let text = format!("{err}");
+    assert!(text.contains("Zip"), "{text}");
+    let help = miette::Diagnostic::help(&err).unwrap().to_string();
+    assert!(help.contains("delete-function"), "{help}");
+    let log = env.recorder.take();
+    assert!(
+        sent(&log, "UpdateFunctionCode").is_empty()
+            && sent(&log, "UpdateFunctionConfiguration").is_empty(),
+        "{:?}",
+        Recorder::operations(&log)
+    );
+    let f = env
+        .lambda
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        f.configuration().unwrap().package_type().unwrap().as_str(),
+        "Zip"
+    );
+}
+
+/// A registry that answers every request with 401.
+fn refusing_registry() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 8192];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"\r\nContent-Type: application/json\r\nContent-Length: 76\r\nConnection: close\r\n\r\n{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}\n\n",
+                );
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_refusing_the_ecr_token_is_a_clear_auth_error() {
+    let mut env = env().await;
+    let registry = refusing_registry();
+    env.opts.registry_override = Some(registry.clone());
+    env.opts.registry.insecure = vec![registry];
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-401");
+    let spec = echo(dir.path(), &name, b"");
+    let img = assemble(&spec);
+    let err = deploy::deploy(&spec, &img, &env.opts, &Progress::hidden())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::RegistryAuth { tried, .. } => assert_eq!(tried, "an ECR authorization token"),
+        other => panic!("expected a registry auth error, got {other:?}"),
+    }
+    let log = env.recorder.take();
+    assert!(sent(&log, "CreateFunction").is_empty());
+    // The token itself never shows up in the error.
+    let token = env
+        .ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .unwrap()
+        .authorization_data()[0]
+        .authorization_token()
+        .unwrap()
+        .to_string();
+    assert!(!format!("{err:?} {err}").contains(&token));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_lists_the_calls_and_changes_nothing() {
+    let mut env = env().await;
+    env.opts.dry_run = true;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-dry");
+    let spec = echo(dir.path(), &name, b"");
+    let img = assemble(&spec);
+    let outcome = deploy::deploy(&spec, &img, &env.opts, &Progress::hidden())
+        .await
+        .unwrap();
+    let DeployOutcome::Planned {
+        steps, image_uri, ..
+    } = outcome
+    else {
+        panic!("expected a plan, got {outcome:?}")
+    };
+    let operations: Vec<&str> = steps
+        .iter()
+        .map(|s: &PlannedStep| s.operation.as_str())
+        .collect();
+    assert_eq!(
+        operations,
+        [
+            "CreateRepository",
+            "SetRepositoryPolicy",
+            "push",
+            "PutImage",
+            "CreateRole",
+            "AttachRolePolicy",
+            "CreateFunction",
+            "PublishVersion",
+            "CreateAlias or UpdateAlias"
+        ]
+    );
+    assert_eq!(image_uri, ecr_uri(&spec.image.repository, &img.digest));
+    let log = env.recorder.take();
+    assert_eq!(mutating(&log), Vec::<String>::new());
+    assert!(sent(&log, "PutImage").is_empty());
+    assert!(env
+        .ecr
+        .describe_repositories()
+        .repository_names(&spec.image.repository)
+        .send()
+        .await
+        .is_err());
+    let _ = &env.sdk;
+}
+
+#[test]
+fn several_arches_of_one_function_get_arch_suffixes_but_x86_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = dir.path().join("bootstrap-file");
+    std::fs::write(&bootstrap, b"x").unwrap();
+    let x86 = echo_spec(Arch::X86_64, "scratch", &dir.path().join("a"), &bootstrap);
+    let arm = echo_spec(Arch::Arm64, "scratch", &dir.path().join("b"), &bootstrap);
+    let both = [x86.clone(), arm.clone()];
+    assert_eq!(deploy::function_name(&x86, &both), x86.name);
+    assert_eq!(
+        deploy::function_name(&arm, &both),
+        format!("{}-arm64", arm.name)
+    );
+    assert_eq!(
+        deploy::function_name(&arm, std::slice::from_ref(&arm)),
+        arm.name
+    );
+}
