@@ -406,6 +406,28 @@ pub enum Error {
         /// How to fix it.
         help: String,
     },
+
+    /// A CloudFormation or SAM template cannot be rendered from the given images.
+    #[error("cannot render the template: {message}")]
+    #[diagnostic(code(lambda_image::template), help("{help}"))]
+    Template {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
+
+    /// A multi-architecture image index cannot be made from the given images.
+    #[error("cannot push the image index {reference}: {message}")]
+    #[diagnostic(code(lambda_image::index), help("{help}"))]
+    Index {
+        /// `registry/repository:tag` of the index.
+        reference: String,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
 }
 
 impl Error {

@@ -30,11 +30,13 @@ pub mod docker;
 pub mod emulate;
 pub mod error;
 pub mod image;
+pub mod index;
 pub mod progress;
 pub mod push;
 pub mod registry;
 pub mod scaffold;
 pub mod target;
+pub mod template;
 pub mod testing;
 
 pub use config::{FunctionSpec, Plan};

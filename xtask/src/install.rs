@@ -32,9 +32,15 @@ const APT_PACKAGES: &[&str] = &[
 ];
 
 /// PyPI packages installed into the venv: a fake AWS API, the Python Lambda
-/// runtime interface client, and zig for linking against old glibc versions.
-pub(crate) const PYTHON_PACKAGES: &[&str] =
-    &["moto[server]", "awslambdaric", "ziglang", "cargo-zigbuild"];
+/// runtime interface client, zig for linking against old glibc versions, and
+/// cfn-lint to validate the CloudFormation/SAM templates the tool writes.
+pub(crate) const PYTHON_PACKAGES: &[&str] = &[
+    "moto[server]",
+    "awslambdaric",
+    "ziglang",
+    "cargo-zigbuild",
+    "cfn-lint",
+];
 
 /// Every target the tests cross-compile for.
 const RUST_TARGETS: &[&str] = &[

@@ -1,0 +1,474 @@
+//! CloudFormation and SAM templates for pushed images, for teams that deploy through
+//! CloudFormation (or `sam deploy`) instead of `cargo lambda-image deploy`.
+//!
+//! One function resource per (function, arch), each pointing at its image **by digest**
+//! (`<registry>/<repository>@sha256:...`), so that a template always deploys exactly the image
+//! that was built and checked, never whatever a tag points at later. Lambda takes one
+//! architecture per function, so a function planned for several architectures becomes several
+//! resources, named as [`crate::deploy::function_name`] names them (`hello`, `hello-arm64`).
+//!
+//! The output is JSON, which is valid CloudFormation; keys are emitted in a stable order so
+//! templates can be committed and diffed.
+//!
+//! ```
+//! use cargo_lambda_image::template::{self, ImageRef, TemplateFormat};
+//! # fn spec() -> cargo_lambda_image::FunctionSpec { unimplemented!() }
+//! # fn demo() -> cargo_lambda_image::Result<()> {
+//! let image = ImageRef::new(format!(
+//!     "123456789012.dkr.ecr.eu-west-1.amazonaws.com/hello@sha256:{}",
+//!     "0".repeat(64)
+//! ))?;
+//! let value = template::render(&[(spec(), image)], TemplateFormat::Sam)?;
+//! println!("{}", serde_json::to_string_pretty(&value).unwrap());
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::config::{BaseKind, FunctionSpec};
+use crate::error::{Error, Result};
+use crate::image::oci::{self, Layout};
+use crate::image::BuiltImage;
+use crate::push::PushedImage;
+use crate::target::Arch;
+
+/// The `Transform` that makes a template a SAM template.
+pub const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
+
+/// The working directory images get when none is configured.
+pub const DEFAULT_WORKDIR: &str = "/var/task";
+
+/// Which kind of template to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateFormat {
+    /// Plain CloudFormation: `AWS::Lambda::Function` resources, plus an `AWS::IAM::Role` for
+    /// each function without a configured role.
+    #[default]
+    CloudFormation,
+    /// AWS SAM: `AWS::Serverless::Function` resources (SAM creates the default roles).
+    Sam,
+}
+
+impl fmt::Display for TemplateFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TemplateFormat::CloudFormation => "cloudformation",
+            TemplateFormat::Sam => "sam",
+        })
+    }
+}
+
+impl FromStr for TemplateFormat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<TemplateFormat> {
+        match s.to_ascii_lowercase().as_str() {
+            "cloudformation" | "cfn" => Ok(TemplateFormat::CloudFormation),
+            "sam" => Ok(TemplateFormat::Sam),
+            other => Err(Error::Template {
+                message: format!("unknown template format `{other}`"),
+                help: "use `cloudformation` or `sam`".into(),
+            }),
+        }
+    }
+}
+
+/// What an image runs: ENTRYPOINT, CMD and WORKDIR, as Lambda's `ImageConfig` names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LaunchConfig {
+    /// ENTRYPOINT.
+    pub entrypoint: Vec<String>,
+    /// CMD (empty when the image has none).
+    pub command: Vec<String>,
+    /// WORKDIR.
+    pub workdir: String,
+}
+
+impl LaunchConfig {
+    /// What the image of `spec` runs, decided from the kind of its base image the way
+    /// [`crate::image::entrypoint_and_command`] decides it: configured values win; under the
+    /// `provided` bases `/lambda-entrypoint.sh` with CMD `bootstrap`; on scratch the bootstrap
+    /// itself (`/var/runtime/bootstrap`) without CMD.
+    ///
+    /// For other bases the base's ENTRYPOINT is not known without the image; this assumes
+    /// none (as scratch). Use [`LaunchConfig::from_image`] when the image is at hand.
+    pub fn for_spec(spec: &FunctionSpec) -> LaunchConfig {
+        let mut base = Map::new();
+        if matches!(
+            spec.base_image.kind,
+            BaseKind::ProvidedAl2 | BaseKind::ProvidedAl2023
+        ) {
+            base.insert("Entrypoint".into(), json!(["/lambda-entrypoint.sh"]));
+        }
+        let (entrypoint, command) = crate::image::entrypoint_and_command(spec, &base);
+        LaunchConfig {
+            entrypoint,
+            command: command.unwrap_or_default(),
+            workdir: spec.image.workdir.clone(),
+        }
+    }
+
+    /// What an assembled image runs, read from its config in its OCI layout.
+    pub fn from_image(image: &BuiltImage) -> Result<LaunchConfig> {
+        let layout = Layout::open(image.layout_dir())?;
+        let data = layout.read_blob(&image.config_digest)?;
+        let config: Value = serde_json::from_slice(&data).map_err(|e| Error::InvalidImage {
+            image: image.layout.to_string(),
+            message: format!("its config is not JSON: {e}"),
+            help: "rebuild the image".into(),
+        })?;
+        let run = &config["config"];
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(LaunchConfig {
+            entrypoint: strings(&run["Entrypoint"]),
+            command: strings(&run["Cmd"]),
+            workdir: run["WorkingDir"]
+                .as_str()
+                .filter(|w| !w.is_empty())
+                .unwrap_or(DEFAULT_WORKDIR)
+                .to_string(),
+        })
+    }
+}
+
+/// A pushed image as a template refers to it: by digest, optionally with its architecture
+/// (checked against the function's) and what it runs (for `ImageConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageRef {
+    image_uri: String,
+    arch: Option<Arch>,
+    launch: Option<LaunchConfig>,
+}
+
+impl ImageRef {
+    /// An image URI by digest, `<registry>/<repository>@sha256:<64 hex digits>`; a tag is
+    /// refused, since a template must deploy exactly the image that was checked.
+    pub fn new(image_uri: impl Into<String>) -> Result<ImageRef> {
+        let image_uri = image_uri.into();
+        let valid = image_uri
+            .rsplit_once('@')
+            .is_some_and(|(name, digest)| name.contains('/') && oci::digest_hex(digest).is_ok());
+        if !valid {
+            return Err(Error::Template {
+                message: format!("`{image_uri}` is not an image URI by digest"),
+                help: "give REGISTRY/REPOSITORY@sha256:DIGEST, as `push` reports it in `image_uri`"
+                    .into(),
+            });
+        }
+        Ok(ImageRef {
+            image_uri,
+            arch: None,
+            launch: None,
+        })
+    }
+
+    /// The image a push reported (its `image_uri` is by digest), with its architecture.
+    pub fn from_pushed(pushed: &PushedImage) -> ImageRef {
+        ImageRef {
+            image_uri: pushed.image_uri.clone(),
+            arch: Some(pushed.arch),
+            launch: None,
+        }
+    }
+
+    /// Records the image's architecture, so [`render`] refuses to pair it with a function of
+    /// another architecture.
+    pub fn with_arch(mut self, arch: Arch) -> ImageRef {
+        self.arch = Some(arch);
+        self
+    }
+
+    /// Records what the image runs (see [`LaunchConfig::from_image`]); without it,
+    /// [`LaunchConfig::for_spec`] is used.
+    pub fn with_launch(mut self, launch: LaunchConfig) -> ImageRef {
+        self.launch = Some(launch);
+        self
+    }
+
+    /// `<registry>/<repository>@sha256:...`.
+    pub fn image_uri(&self) -> &str {
+        &self.image_uri
+    }
+
+    /// The architecture, if recorded.
+    pub fn arch(&self) -> Option<Arch> {
+        self.arch
+    }
+}
+
+/// A CloudFormation logical ID from a function name: its alphanumeric runs, each capitalized
+/// (`fixture-echo-arm64` -> `FixtureEchoArm64`). Never empty, never starting with a digit.
+pub fn logical_id(name: &str) -> String {
+    let mut id = String::new();
+    for part in name.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            id.push(first.to_ascii_uppercase());
+            id.extend(chars);
+        }
+    }
+    if id.is_empty() || id.starts_with(|c: char| c.is_ascii_digit()) {
+        id.insert_str(0, "Fn");
+    }
+    // Logical IDs may be 255 characters; leave room for suffixes.
+    id.truncate(200);
+    id
+}
+
+/// Renders a template with one function resource per (function, image).
+///
+/// Each function gets `PackageType: Image`, its image by digest, its one architecture,
+/// memory, timeout, ephemeral storage, environment, tags and role; `ImageConfig` (with all of
+/// `EntryPoint`, `Command` and `WorkingDirectory`, as CloudFormation needs) when the function
+/// configures an entrypoint, a command or a working directory. Function names follow
+/// [`crate::deploy::function_name`]; outputs give each function's ARN.
+pub fn render(functions: &[(FunctionSpec, ImageRef)], format: TemplateFormat) -> Result<Value> {
+    if functions.is_empty() {
+        return Err(Error::Template {
+            message: "no functions to put in the template".into(),
+            help: "select at least one function".into(),
+        });
+    }
+    let specs: Vec<FunctionSpec> = functions.iter().map(|(s, _)| s.clone()).collect();
+    let mut resources = Map::new();
+    let mut outputs = Map::new();
+    let mut names = BTreeSet::new();
+    let mut bases = BTreeSet::new();
+    for (spec, image) in functions {
+        if let Some(arch) = image.arch {
+            if arch != spec.arch {
+                return Err(Error::Template {
+                    message: format!(
+                        "the {arch} image {} was given for the {} function `{}`",
+                        image.image_uri, spec.arch, spec.name
+                    ),
+                    help: "pair each function with the image pushed for its architecture".into(),
+                });
+            }
+        }
+        let function_name = crate::deploy::function_name(spec, &specs);
+        if !names.insert(function_name.clone()) {
+            return Err(Error::Template {
+                message: format!("the function `{function_name}` is listed twice"),
+                help: "give each (function, architecture) once".into(),
+            });
+        }
+        let base = unique_base(logical_id(&function_name), &mut bases);
+        let function_id = format!("{base}Function");
+        let role_id = format!("{base}Role");
+        let (resource, role) = function_resource(spec, image, &function_name, &role_id, format)?;
+        resources.insert(function_id.clone(), resource);
+        if let Some(role) = role {
+            resources.insert(role_id, role);
+        }
+        outputs.insert(
+            format!("{base}Arn"),
+            json!({
+                "Description": format!("ARN of the Lambda function {function_name} ({})", spec.arch),
+                "Value": {"Fn::GetAtt": [function_id, "Arn"]},
+            }),
+        );
+    }
+    let mut template = Map::new();
+    template.insert("AWSTemplateFormatVersion".into(), json!("2010-09-09"));
+    if format == TemplateFormat::Sam {
+        template.insert("Transform".into(), json!(SAM_TRANSFORM));
+    }
+    template.insert(
+        "Description".into(),
+        json!("Rust AWS Lambda functions as container images (generated by cargo-lambda-image)"),
+    );
+    template.insert("Resources".into(), Value::Object(resources));
+    template.insert("Outputs".into(), Value::Object(outputs));
+    Ok(Value::Object(template))
+}
+
+/// [`render`], as pretty-printed JSON with a trailing newline.
+pub fn render_string(
+    functions: &[(FunctionSpec, ImageRef)],
+    format: TemplateFormat,
+) -> Result<String> {
+    let value = render(functions, format)?;
+    let mut text = serde_json::to_string_pretty(&value).map_err(|e| Error::Template {
+        message: e.to_string(),
+        help: String::new(),
+    })?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Makes a logical ID base unique among those already used (`Hello`, `Hello2`, ...), so that
+/// names differing only in punctuation (`a-b`, `a_b`) still get distinct resources.
+fn unique_base(base: String, used: &mut BTreeSet<String>) -> String {
+    let mut candidate = base.clone();
+    let mut n = 2;
+    while used.contains(&candidate) {
+        candidate = format!("{base}{n}");
+        n += 1;
+    }
+    used.insert(candidate.clone());
+    candidate
+}
+
+/// The function resource and, for CloudFormation without a configured role, its role.
+fn function_resource(
+    spec: &FunctionSpec,
+    image: &ImageRef,
+    function_name: &str,
+    role_id: &str,
+    format: TemplateFormat,
+) -> Result<(Value, Option<Value>)> {
+    let mut props = Map::new();
+    props.insert("FunctionName".into(), json!(function_name));
+    props.insert("PackageType".into(), json!("Image"));
+    match format {
+        TemplateFormat::CloudFormation => {
+            props.insert("Code".into(), json!({"ImageUri": image.image_uri}));
+        }
+        TemplateFormat::Sam => {
+            props.insert("ImageUri".into(), json!(image.image_uri));
+        }
+    }
+    props.insert("Architectures".into(), json!([spec.arch.lambda_name()]));
+    props.insert("MemorySize".into(), json!(spec.memory));
+    props.insert("Timeout".into(), json!(spec.timeout));
+    props.insert(
+        "EphemeralStorage".into(),
+        json!({"Size": spec.ephemeral_storage}),
+    );
+    if !spec.env.is_empty() {
+        props.insert("Environment".into(), json!({"Variables": spec.env}));
+    }
+    if let Some(config) = image_config(spec, image) {
+        props.insert("ImageConfig".into(), config);
+    }
+    if !spec.tags.is_empty() {
+        let tags = match format {
+            TemplateFormat::CloudFormation => json!(spec
+                .tags
+                .iter()
+                .map(|(k, v)| json!({"Key": k, "Value": v}))
+                .collect::<Vec<_>>()),
+            // SAM takes tags as a map.
+            TemplateFormat::Sam => json!(spec.tags),
+        };
+        props.insert("Tags".into(), tags);
+    }
+    let mut role = None;
+    match &spec.role {
+        Some(arn) => {
+            if crate::deploy::iam::parse_role_arn(arn).is_none() {
+                return Err(Error::Template {
+                    message: format!(
+                        "the role of `{function_name}`, `{arn}`, is not an IAM role ARN"
+                    ),
+                    help: "set `role` to an ARN like arn:aws:iam::123456789012:role/my-function-role, or leave it unset to have the template create one".into(),
+                });
+            }
+            props.insert("Role".into(), json!(arn));
+        }
+        // SAM creates `<FunctionId>Role` with the basic execution policy by itself.
+        None if format == TemplateFormat::Sam => {}
+        None => {
+            props.insert("Role".into(), json!({"Fn::GetAtt": [role_id, "Arn"]}));
+            role = Some(json!({
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [{
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }],
+                    },
+                    "ManagedPolicyArns": [{
+                        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                    }],
+                },
+            }));
+        }
+    }
+    let kind = match format {
+        TemplateFormat::CloudFormation => "AWS::Lambda::Function",
+        TemplateFormat::Sam => "AWS::Serverless::Function",
+    };
+    Ok((json!({"Type": kind, "Properties": props}), role))
+}
+
+/// `ImageConfig` when the function configures any of entrypoint, command or working
+/// directory, with all three fields: CloudFormation (unlike the Lambda API) resets the fields
+/// a template leaves out, so the others are filled with what the image runs anyway.
+fn image_config(spec: &FunctionSpec, image: &ImageRef) -> Option<Value> {
+    let configured = spec.image.entrypoint.is_some()
+        || spec.image.command.is_some()
+        || spec.image.workdir != DEFAULT_WORKDIR;
+    if !configured {
+        return None;
+    }
+    let launch = image
+        .launch
+        .clone()
+        .unwrap_or_else(|| LaunchConfig::for_spec(spec));
+    let entrypoint = spec.image.entrypoint.clone().unwrap_or(launch.entrypoint);
+    let command = spec.image.command.clone().unwrap_or(launch.command);
+    Some(json!({
+        "EntryPoint": entrypoint,
+        "Command": command,
+        "WorkingDirectory": spec.image.workdir,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logical_ids_are_alphanumeric() {
+        assert_eq!(logical_id("fixture-echo-arm64"), "FixtureEchoArm64");
+        assert_eq!(logical_id("my_fn.v2"), "MyFnV2");
+        assert_eq!(logical_id("9lives"), "Fn9lives");
+        assert_eq!(logical_id("---"), "Fn");
+        let mut used = BTreeSet::new();
+        assert_eq!(unique_base("AB".into(), &mut used), "AB");
+        assert_eq!(unique_base("AB".into(), &mut used), "AB2");
+        assert_eq!(unique_base("AB".into(), &mut used), "AB3");
+    }
+
+    #[test]
+    fn image_uris_must_be_by_digest() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert!(ImageRef::new(format!("reg.example/repo@{digest}")).is_ok());
+        assert!(ImageRef::new("reg.example/repo:latest").is_err());
+        assert!(ImageRef::new(format!("repo@{digest}")).is_err());
+        assert!(ImageRef::new("reg.example/repo@sha256:abc").is_err());
+    }
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!(
+            "cloudformation".parse::<TemplateFormat>().unwrap(),
+            TemplateFormat::CloudFormation
+        );
+        assert_eq!(
+            "SAM".parse::<TemplateFormat>().unwrap(),
+            TemplateFormat::Sam
+        );
+        assert!("terraform".parse::<TemplateFormat>().is_err());
+    }
+}
