@@ -80,8 +80,79 @@ pub enum Commands {
     Test(TestArgs),
     /// Run the built-in Lambda emulator for a program on this machine, until Ctrl-C.
     Emulator(EmulatorArgs),
+    /// Build, check, push to ECR and create or update the Lambda function (versions, aliases).
+    Deploy(DeployArgs),
+    /// Write a CloudFormation or SAM template that deploys the images by digest.
+    Template(TemplateArgs),
     /// Create a new function crate that builds and passes `test` straight away.
     New(NewArgs),
+}
+
+/// `deploy`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "With --dry-run the image is still built (locally), and only read-only AWS \
+    calls are made: the output lists the calls a deploy would make."
+)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// The AWS shared config/credentials profile [default: AWS_PROFILE, then `default`]
+    /// (`--profile` is cargo's build profile).
+    #[arg(long, value_name = "NAME", help_heading = "AWS")]
+    pub aws_profile: Option<String>,
+    /// The AWS region [default: `deploy.region` from metadata, then AWS_REGION, then the
+    /// profile's].
+    #[arg(long, value_name = "REGION", help_heading = "AWS")]
+    pub region: Option<String>,
+    /// One endpoint for ECR, IAM and Lambda (AWS_ENDPOINT_URL works too).
+    #[arg(long, value_name = "URL", help_heading = "AWS")]
+    pub endpoint_url: Option<String>,
+    /// Push the image bytes to this registry host instead of the ECR registry (a VPC
+    /// endpoint, a test registry); Lambda still gets the ECR image URI by digest.
+    #[arg(long, value_name = "HOST", help_heading = "AWS")]
+    pub registry: Option<String>,
+}
+
+/// Which template `template` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TemplateFormatArg {
+    /// Plain CloudFormation (`AWS::Lambda::Function`, plus a role when none is configured).
+    Cloudformation,
+    /// AWS SAM (`AWS::Serverless::Function`).
+    Sam,
+}
+
+/// `template`.
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// The template's kind.
+    #[arg(long, value_enum, default_value_t = TemplateFormatArg::Cloudformation, help_heading = "Template")]
+    pub format: TemplateFormatArg,
+    /// Registry host the images are (or, with --push, will be) in, e.g.
+    /// 123456789012.dkr.ecr.eu-west-1.amazonaws.com; the template refers to
+    /// HOST/REPOSITORY@DIGEST.
+    #[arg(
+        long,
+        env = "CARGO_LAMBDA_IMAGE_REGISTRY",
+        value_name = "HOST",
+        help_heading = "Template"
+    )]
+    pub registry: String,
+    /// Push the images to --registry first (otherwise push them with `push`: the same inputs
+    /// give the same digests).
+    #[arg(long, help_heading = "Template")]
+    pub push: bool,
+    /// Write the template to FILE instead of stdout.
+    #[arg(
+        long = "template-file",
+        short = 'o',
+        value_name = "FILE",
+        help_heading = "Template"
+    )]
+    pub file: Option<PathBuf>,
 }
 
 /// `new`.
@@ -188,6 +259,10 @@ pub struct PushArgs {
         help_heading = "Registry"
     )]
     pub registry: String,
+    /// Also push an OCI image index under TAG listing each repository's per-arch images, for
+    /// Docker and Kubernetes users (Lambda itself always gets one image per architecture).
+    #[arg(long, value_name = "TAG", help_heading = "Registry")]
+    pub index: Option<String>,
 }
 
 /// `check`.
@@ -310,7 +385,8 @@ pub struct BuildArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub compile: CompileArgs,
-    /// Print the plan (and the compiler commands) without building anything.
+    /// Print the plan (and the compiler commands) without building anything; with `deploy`,
+    /// build the image and print the AWS calls a deploy would make, without making them.
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -18,8 +18,8 @@ use cargo_lambda_image::registry::RegistryOptions;
 use cargo_lambda_image::{config, push, Error, Plan};
 
 use cli::{
-    BuildArgs, CheckArgs, Cli, ColorChoice, Commands, EmulatorArgs, ImageArgs, MessageFormat,
-    NewArgs, PushArgs, Runner, TestArgs,
+    BuildArgs, CheckArgs, Cli, ColorChoice, Commands, DeployArgs, EmulatorArgs, ImageArgs,
+    MessageFormat, NewArgs, PushArgs, Runner, TemplateArgs, TemplateFormatArg, TestArgs,
 };
 
 fn main() -> ExitCode {
@@ -51,6 +51,8 @@ fn main() -> ExitCode {
             Commands::Push(_) => "push",
             Commands::Test(_) => "test",
             Commands::Emulator(_) => "emulator",
+            Commands::Deploy(_) => "deploy",
+            Commands::Template(_) => "template",
             Commands::New(_) => "new",
         },
         out: Output {
@@ -82,6 +84,8 @@ fn main() -> ExitCode {
             Commands::Push(args) => push_command(args, &ctx).await,
             Commands::Test(args) => test_command(args, &ctx).await,
             Commands::Emulator(args) => emulator_command(args, &ctx).await,
+            Commands::Deploy(args) => deploy_command(args, &ctx).await,
+            Commands::Template(args) => template_command(args, &ctx).await,
             Commands::New(args) => new_command(args, &ctx),
         }
     });
@@ -227,6 +231,9 @@ impl Output {
 
 /// `build`: plan and compile. Returns `None` for a dry run.
 async fn build(args: &BuildArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<Artifact>)>, Error> {
+    // `deploy --dry-run` builds the image (a local, harmless step) so that the AWS calls can
+    // be planned against its digest; only the calls are left out.
+    let dry_run = args.dry_run && ctx.stage != "deploy";
     let mut plan = config::plan(&args.plan_request())?;
     if let Ok(mut planned) = ctx.planned.lock() {
         *planned = plan
@@ -239,17 +246,17 @@ async fn build(args: &BuildArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<Artifact
         color: Some(if ctx.color { "always" } else { "never" }.to_string()),
         install_targets: !args.compile.no_install_targets,
     };
-    if args.dry_run || ctx.verbose > 0 {
+    if dry_run || ctx.verbose > 0 {
         for cmd in compile::commands(&plan, &options) {
             ctx.progress.line(&format!("  command: {}", cmd.display()));
         }
     }
     let mut event = json!({"reason": "plan", "plan": plan});
-    if args.dry_run {
+    if dry_run {
         event["commands"] = json!(compile::commands(&plan, &options));
     }
     ctx.out.json(event);
-    if args.dry_run {
+    if dry_run {
         for f in &plan.functions {
             ctx.out.human(&format!(
                 "{}\t{}\t{}\t{}\t{}\t{}",
@@ -506,17 +513,13 @@ fn check_command(args: &CheckArgs, ctx: &Ctx) -> Result<(), Error> {
 /// `push`: image, check, push each image; the manifest goes last so no tag is half-written.
 async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
     if args.image.no_check {
-        return Err(Error::InvalidValue {
-            source_: Box::new(cargo_lambda_image::error::Source::Cli { flag: "--no-check".into() }),
-            key: "no-check".into(),
-            message: "images are always checked before they are pushed".into(),
-            help: "drop --no-check; `cargo lambda-image check` shows which rule fails and how to fix it".into(),
-        });
+        return Err(no_check_refused());
     }
     let Some((plan, built)) = images(&args.image, ctx).await? else {
         return Ok(());
     };
     let registry = RegistryOptions::from_env();
+    let mut all_pushed = Vec::new();
     for (spec, img) in plan.functions.iter().zip(&built) {
         let target = push::target_for(img, &args.registry)?;
         let pushed = match push::push(img, &target, &registry, &ctx.progress).await {
@@ -531,8 +534,221 @@ async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
             "{}\t{}\t{}:{}\t{}",
             pushed.function, pushed.arch, pushed.repository, pushed.tag, pushed.image_uri
         ));
+        all_pushed.push((img.repository.clone(), pushed));
+    }
+    if let Some(tag) = &args.index {
+        push_indexes(&all_pushed, &args.registry, tag, &registry, ctx).await?;
     }
     Ok(())
+}
+
+/// `push --index TAG`: one OCI index per repository over its per-arch images.
+async fn push_indexes(
+    pushed: &[(String, push::PushedImage)],
+    registry_host: &str,
+    tag: &str,
+    registry: &RegistryOptions,
+    ctx: &Ctx,
+) -> Result<(), Error> {
+    let mut by_repository: std::collections::BTreeMap<&str, Vec<push::PushedImage>> =
+        Default::default();
+    for (repository, image) in pushed {
+        by_repository
+            .entry(repository)
+            .or_default()
+            .push(image.clone());
+    }
+    for (repository, images) in by_repository {
+        let index = cargo_lambda_image::index::push_index(
+            &images,
+            registry_host,
+            repository,
+            tag,
+            registry,
+            &ctx.progress,
+        )
+        .await?;
+        ctx.out.json(json!({"reason": "index", "index": index}));
+        ctx.out.human(&format!(
+            "index\t{}\t{}\t{}",
+            index.reference,
+            images
+                .iter()
+                .map(|i| i.arch.lambda_name())
+                .collect::<Vec<_>>()
+                .join(","),
+            index.index_uri
+        ));
+    }
+    Ok(())
+}
+
+/// `deploy`: image, check, then for each (function, arch) ECR, IAM and Lambda. A function
+/// that fails drops out; the others go on.
+async fn deploy_command(args: &DeployArgs, ctx: &Ctx) -> Result<(), Error> {
+    use cargo_lambda_image::deploy::{self, DeployOptions, DeployOutcome};
+
+    if args.image.no_check {
+        return Err(no_check_refused());
+    }
+    let Some((plan, built)) = images(&args.image, ctx).await? else {
+        return Ok(());
+    };
+    let options = DeployOptions {
+        profile: args.aws_profile.clone(),
+        region: args.region.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+        registry_override: args.registry.clone(),
+        registry: RegistryOptions::from_env(),
+        dry_run: args.image.build.dry_run,
+        ..Default::default()
+    };
+    // Names are decided among everything planned, so that an arm64 function keeps its
+    // `-arm64` name even when its x86_64 twin failed to build.
+    let planned = ctx.planned.lock().map(|p| p.clone()).unwrap_or_default();
+    for (spec, img) in plan.functions.iter().zip(&built) {
+        let mut spec = spec.clone();
+        spec.name = deploy::function_name_among(
+            &spec.name,
+            spec.arch,
+            planned.iter().map(|(n, a)| (n.as_str(), *a)),
+        );
+        let outcome = match deploy::deploy(&spec, img, &options, &ctx.progress).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                ctx.fail(&spec, "deploy", e);
+                continue;
+            }
+        };
+        match &outcome {
+            DeployOutcome::Planned {
+                function,
+                arch,
+                image_uri,
+                steps,
+            } => {
+                ctx.out
+                    .json(json!({"reason": "planned", "deployment": outcome}));
+                ctx.out
+                    .human(&format!("{function}\t{arch}\t{image_uri}\t(dry run)"));
+                for step in steps {
+                    ctx.out.human(&format!(
+                        "  {} {} {}: {}",
+                        step.service, step.operation, step.target, step.summary
+                    ));
+                }
+                if steps.is_empty() {
+                    ctx.out.human("  nothing to change");
+                }
+            }
+            DeployOutcome::Deployed(d) => {
+                ctx.out.json(json!({"reason": "deployed", "deployment": d}));
+                ctx.out.human(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    d.function,
+                    d.arch,
+                    d.arn,
+                    d.version.as_deref().unwrap_or("$LATEST"),
+                    d.digest,
+                    if d.changed { "changed" } else { "unchanged" }
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `template`: image (and push, with --push), then one template for every function.
+async fn template_command(args: &TemplateArgs, ctx: &Ctx) -> Result<(), Error> {
+    use cargo_lambda_image::template::{self, ImageRef, LaunchConfig, TemplateFormat};
+
+    if args.image.no_check {
+        return Err(no_check_refused());
+    }
+    let Some((plan, built)) = images(&args.image, ctx).await? else {
+        return Ok(());
+    };
+    let registry = RegistryOptions::from_env();
+    let mut functions = Vec::new();
+    for (spec, img) in plan.functions.iter().zip(&built) {
+        let image_ref = if args.push {
+            let target = push::target_for(img, &args.registry)?;
+            match push::push(img, &target, &registry, &ctx.progress).await {
+                Ok(pushed) => {
+                    ctx.out.json(json!({"reason": "pushed", "image": pushed}));
+                    ImageRef::from_pushed(&pushed)
+                }
+                Err(e) => {
+                    ctx.fail(spec, "push", e);
+                    continue;
+                }
+            }
+        } else {
+            push::target_for(img, &args.registry)?;
+            ImageRef::new(format!(
+                "{}/{}@{}",
+                args.registry, img.repository, img.digest
+            ))?
+            .with_arch(img.arch)
+        };
+        functions.push((
+            spec.clone(),
+            image_ref.with_launch(LaunchConfig::from_image(img)?),
+        ));
+    }
+    if functions.is_empty() {
+        // Every function failed; the summary says why.
+        return Ok(());
+    }
+    let format = match args.format {
+        TemplateFormatArg::Cloudformation => TemplateFormat::CloudFormation,
+        TemplateFormatArg::Sam => TemplateFormat::Sam,
+    };
+    let text = template::render_string(&functions, format)?;
+    match &args.file {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
+            }
+            // Written whole to a temporary file, then renamed: never a half-written template.
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &text).map_err(|e| Error::io("could not write", &tmp, e))?;
+            std::fs::rename(&tmp, path).map_err(|e| Error::io("could not write", path, e))?;
+            ctx.out
+                .json(json!({"reason": "template", "format": format, "path": path}));
+            ctx.out.human(&path.display().to_string());
+            ctx.progress.line(&format!(
+                "✓ Wrote the {format} template for {} function(s) to {}",
+                functions.len(),
+                path.display()
+            ));
+        }
+        None => {
+            if ctx.out.is_json() {
+                let value: serde_json::Value =
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+                ctx.out
+                    .json(json!({"reason": "template", "format": format, "template": value}));
+            } else {
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Pushing, deploying and templating always check the image first.
+fn no_check_refused() -> Error {
+    Error::InvalidValue {
+        source_: Box::new(cargo_lambda_image::error::Source::Cli {
+            flag: "--no-check".into(),
+        }),
+        key: "no-check".into(),
+        message: "images are always checked before they are pushed or deployed".into(),
+        help:
+            "drop --no-check; `cargo lambda-image check` shows which rule fails and how to fix it"
+                .into(),
+    }
 }
 
 /// `test`: image, then every event through the emulator with the chosen runner.

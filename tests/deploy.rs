@@ -617,3 +617,182 @@ fn several_arches_of_one_function_get_arch_suffixes_but_x86_64() {
         arm.name
     );
 }
+
+/// A secret access key no real account has; it must never be printed.
+const FAKE_SECRET: &str = "fAkEsEcReTkEy/ForTestsOnly+0123456789abcdEF";
+
+/// `cargo lambda-image deploy` on the fixture's echo function (scratch base), against this
+/// test's moto and the shared registry, with `--message-format json -vv` and fake credentials.
+fn deploy_cli(endpoint: &str, registry: &str, extra: &[&str]) -> std::process::Output {
+    let mut cmd = support::cli();
+    cmd.args(["deploy", "-p", "echo", "--base-image", "scratch"])
+        .args(["--message-format", "json", "-vv", "--manifest-path"])
+        .arg(support::fixture_workspace().join("Cargo.toml"))
+        .args(["--region", "us-east-1", "--endpoint-url", endpoint])
+        .args(["--registry", registry])
+        .args(extra)
+        .env("CARGO_TARGET_DIR", support::fixture_target_dir("musl"))
+        .env("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES", registry)
+        .env("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0001")
+        .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_ENDPOINT_URL");
+    support::run(&mut cmd)
+}
+
+/// The one event of a reason in a command's JSON output.
+fn event(out: &std::process::Output, reason: &str) -> Value {
+    let events = support::json_lines(out);
+    let found: Vec<&Value> = events.iter().filter(|e| e["reason"] == reason).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one `{reason}` event expected in {events:?}"
+    );
+    found[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_command_deploys_the_fixture_then_changes_nothing_and_never_prints_secrets() {
+    let env = env().await;
+    let registry = service_env("CLI_TEST_REGISTRY");
+    let endpoint = env._moto.endpoint.clone();
+    let token = env
+        .ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .unwrap()
+        .authorization_data()[0]
+        .authorization_token()
+        .unwrap()
+        .to_string();
+
+    let mut outputs = Vec::new();
+    let first = tokio::task::block_in_place(|| deploy_cli(&endpoint, &registry, &[]));
+    let (stdout, stderr) = support::texts(&first);
+    assert!(first.status.success(), "{stdout}\n{stderr}");
+    let deployed = event(&first, "deployed")["deployment"].clone();
+    assert_eq!(deployed["function"], "fixture-echo");
+    assert_eq!(deployed["arch"], "x86_64");
+    assert_eq!(deployed["changed"], true);
+    let digest = deployed["digest"].as_str().unwrap().to_string();
+    assert_eq!(deployed["image_uri"], ecr_uri("fixture-echo", &digest));
+    // The digest is the image the same run built and checked.
+    assert_eq!(event(&first, "image")["image"]["digest"], digest.as_str());
+
+    // What AWS has, asked through our own clients.
+    let function = env
+        .lambda
+        .get_function()
+        .function_name("fixture-echo")
+        .send()
+        .await
+        .unwrap();
+    let configuration = function.configuration().unwrap();
+    assert_eq!(
+        configuration.package_type(),
+        Some(&aws_sdk_lambda::types::PackageType::Image)
+    );
+    assert_eq!(
+        function.code().unwrap().image_uri(),
+        Some(ecr_uri("fixture-echo", &digest).as_str())
+    );
+    assert_eq!(configuration.memory_size(), Some(256));
+    assert_eq!(configuration.timeout(), Some(10));
+    assert_eq!(configuration.function_arn(), deployed["arn"].as_str());
+    let policy = env
+        .ecr
+        .get_repository_policy()
+        .repository_name("fixture-echo")
+        .send()
+        .await
+        .unwrap();
+    assert!(policy
+        .policy_text()
+        .unwrap()
+        .contains("lambda.amazonaws.com"));
+    outputs.push(first);
+
+    // The same inputs give the same digest: nothing to change.
+    let second = tokio::task::block_in_place(|| deploy_cli(&endpoint, &registry, &[]));
+    let (stdout, stderr) = support::texts(&second);
+    assert!(second.status.success(), "{stdout}\n{stderr}");
+    let again = event(&second, "deployed")["deployment"].clone();
+    assert_eq!(again["digest"], digest.as_str());
+    assert_eq!(again["changed"], false, "{stdout}");
+    outputs.push(second);
+
+    // A dry run after that plans no Lambda call.
+    let dry = tokio::task::block_in_place(|| deploy_cli(&endpoint, &registry, &["--dry-run"]));
+    let (stdout, stderr) = support::texts(&dry);
+    assert!(dry.status.success(), "{stdout}\n{stderr}");
+    let planned = event(&dry, "planned")["deployment"].clone();
+    assert_eq!(planned["outcome"], "planned");
+    let lambda_steps: Vec<&Value> = planned["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["service"] == "lambda" || s["service"] == "iam")
+        .collect();
+    assert!(lambda_steps.is_empty(), "{lambda_steps:?}");
+    outputs.push(dry);
+
+    for out in &outputs {
+        let (stdout, stderr) = support::texts(out);
+        for secret in [FAKE_SECRET, token.as_str()] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "a secret was printed:\n{stdout}\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn deploy_command_without_a_region_says_how_to_set_one() {
+    let registry = "127.0.0.1:9";
+    let mut cmd = support::cli();
+    cmd.args([
+        "deploy",
+        "-p",
+        "echo",
+        "--base-image",
+        "scratch",
+        "--manifest-path",
+    ])
+    .arg(support::fixture_workspace().join("Cargo.toml"))
+    .args([
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+        "--registry",
+        registry,
+    ])
+    .env("CARGO_TARGET_DIR", support::fixture_target_dir("musl"))
+    .env("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0001")
+    .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
+    .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    .env(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "/nonexistent/aws-credentials",
+    )
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env_remove("AWS_PROFILE")
+    .env_remove("AWS_REGION")
+    .env_remove("AWS_DEFAULT_REGION");
+    let out = support::run(&mut cmd);
+    let (stdout, stderr) = support::texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("no AWS region is configured") && stderr.contains("--region"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(FAKE_SECRET) && !stdout.contains(FAKE_SECRET));
+}

@@ -265,3 +265,78 @@ fn index_refuses_mixed_repositories_and_two_images_of_one_arch() {
     let none = run(&[]);
     assert!(none.to_string().contains("no images"), "{none}");
 }
+
+/// `push --arch x86_64,arm64 --index TAG` on the fixture's echo function pushes both images and
+/// an index over exactly those two digests, with their platforms.
+#[test]
+fn push_command_with_index_pushes_one_index_over_the_per_arch_images() {
+    let registry = registry();
+    let tag = unique("multi");
+    let mut cmd = support::cli();
+    cmd.args([
+        "push",
+        "-p",
+        "echo",
+        "--arch",
+        "x86_64,arm64",
+        "--base-image",
+        "scratch",
+    ])
+    .args([
+        "--message-format",
+        "json",
+        "--registry",
+        &registry,
+        "--index",
+        &tag,
+    ])
+    .arg("--manifest-path")
+    .arg(support::fixture_workspace().join("Cargo.toml"))
+    .env("CARGO_TARGET_DIR", support::fixture_target_dir("musl"))
+    .env("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES", &registry);
+    let out = support::run(&mut cmd);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let events = support::json_lines(&out);
+    let mut pushed: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["reason"] == "pushed")
+        .map(|e| {
+            let arch = e["image"]["arch"].as_str().unwrap();
+            let platform = if arch == "arm64" { "arm64" } else { "amd64" };
+            (
+                platform.to_string(),
+                e["image"]["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    pushed.sort();
+    assert_eq!(pushed.len(), 2, "{stdout}");
+    let indexes: Vec<&Value> = events.iter().filter(|e| e["reason"] == "index").collect();
+    assert_eq!(indexes.len(), 1, "{stdout}");
+
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{registry}/fixture-echo:{tag}"),
+    ]);
+    assert_eq!(
+        sha256_digest(&raw),
+        indexes[0]["index"]["digest"].as_str().unwrap()
+    );
+    let index: Value = serde_json::from_slice(&raw).unwrap();
+    let mut listed: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["platform"]["architecture"].as_str().unwrap().to_string(),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, pushed);
+}

@@ -494,3 +494,85 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `template` on the fixture's echo function: with `--push`, a SAM template written to a file
+/// names the digest that was pushed and passes cfn-lint; without, a CloudFormation template on
+/// stdout names the digest of the image `image` builds from the same inputs.
+#[test]
+fn template_command_writes_templates_that_name_the_built_digest() {
+    let registry = support::service_env("CLI_TEST_REGISTRY");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out/template.json");
+    let base_args = |cmd: &mut Command| {
+        cmd.args(["-p", "echo", "--base-image", "scratch", "--manifest-path"])
+            .arg(fixture_workspace().join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", support::fixture_target_dir("musl"))
+            .env("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES", &registry);
+    };
+
+    let mut cmd = support::cli();
+    cmd.args([
+        "template",
+        "--format",
+        "sam",
+        "--push",
+        "--message-format",
+        "json",
+    ])
+    .args(["--registry", &registry, "-o"])
+    .arg(&file);
+    base_args(&mut cmd);
+    let out = support::run(&mut cmd);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let events = support::json_lines(&out);
+    let pushed: Vec<&Value> = events.iter().filter(|e| e["reason"] == "pushed").collect();
+    assert_eq!(pushed.len(), 1, "{stdout}");
+    let image_uri = pushed[0]["image"]["image_uri"].as_str().unwrap();
+    let written: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["reason"] == "template")
+        .collect();
+    assert_eq!(written[0]["path"], file.display().to_string());
+    let sam: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(sam["Transform"], template::SAM_TRANSFORM);
+    let functions = resources(&sam, "AWS::Serverless::Function");
+    assert_eq!(functions.len(), 1, "{sam}");
+    let properties = &functions[0].1["Properties"];
+    assert_eq!(properties["ImageUri"], image_uri);
+    assert_eq!(properties["FunctionName"], "fixture-echo");
+    assert_eq!(properties["Architectures"], serde_json::json!(["x86_64"]));
+    assert_eq!(properties["MemorySize"], 256);
+    assert_lint_clean(&sam);
+    // The digest the template names is in the registry.
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{image_uri}"))
+        .output()
+        .expect("skopeo runs");
+    assert!(out.status.success(), "{:?}", texts(&out));
+
+    // Without --push, to stdout: the digest is the one `image` reports.
+    let mut cmd = support::cli();
+    cmd.args(["template", "--registry", REGISTRY]);
+    base_args(&mut cmd);
+    let out = support::run(&mut cmd);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let cfn: Value = serde_json::from_str(&stdout).expect("stdout is the template alone");
+    let mut cmd = support::cli();
+    cmd.args(["image", "--message-format", "json"]);
+    base_args(&mut cmd);
+    let out = support::run(&mut cmd);
+    let digest = support::json_lines(&out)
+        .into_iter()
+        .find(|e| e["reason"] == "image")
+        .map(|e| e["image"]["digest"].as_str().unwrap().to_string())
+        .expect("an image event");
+    let functions = resources(&cfn, "AWS::Lambda::Function");
+    assert_eq!(
+        functions[0].1["Properties"]["Code"]["ImageUri"],
+        format!("{REGISTRY}/fixture-echo@{digest}")
+    );
+    assert_lint_clean(&cfn);
+}
