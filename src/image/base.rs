@@ -253,14 +253,7 @@ pub fn from_docker_archive(file: &Path, cache: &Path, reference: &str) -> Result
         let compressed = if data.starts_with(&[0x1f, 0x8b]) {
             data
         } else {
-            let mut encoder = flate2::GzBuilder::new()
-                .mtime(0)
-                .write(Vec::new(), flate2::Compression::default());
-            std::io::Write::write_all(&mut encoder, &data)
-                .map_err(|e| Error::io("could not compress", file, e))?;
-            encoder
-                .finish()
-                .map_err(|e| Error::io("could not compress", file, e))?
+            super::layer::gzip(&data).map_err(|e| Error::io("could not compress", file, e))?
         };
         let digest = sha256_digest(&compressed);
         let path = cache.join(oci::digest_hex(&digest)?);

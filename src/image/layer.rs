@@ -46,6 +46,16 @@ pub struct Layer {
     pub uncompressed_size: u64,
 }
 
+/// Gzip without a file name and with mtime 0: gzip headers carry both otherwise, and either
+/// would make two builds of the same tree differ.
+pub(crate) fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = GzBuilder::new()
+        .mtime(0)
+        .write(Vec::with_capacity(data.len() / 2), Compression::default());
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
 /// `sha256:<hex>` of some bytes.
 pub fn sha256_digest(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
@@ -93,20 +103,18 @@ impl LayerBuilder {
     /// Writes the tarball and compresses it. `mtime` is the time stamped on every entry.
     pub fn build(&self, mtime: u64) -> Result<Layer> {
         let tar_bytes = self.tar(mtime)?;
-        // GzBuilder with mtime 0 and no file name: gzip headers carry both otherwise, and
-        // either would make two builds of the same tree differ.
-        let mut encoder = GzBuilder::new()
-            .mtime(0)
-            .write(Vec::new(), Compression::default());
-        encoder
-            .write_all(&tar_bytes)
-            .map_err(|e| Error::io("could not compress", "layer", e))?;
-        let compressed = encoder
-            .finish()
-            .map_err(|e| Error::io("could not compress", "layer", e))?;
+        // The diff_id (digest of the uncompressed tar) is hashed on a second thread while
+        // this one compresses: for a large bootstrap the two take similar time.
+        let (diff_id, compressed) = std::thread::scope(|scope| {
+            let diff_id = scope.spawn(|| sha256_digest(&tar_bytes));
+            let compressed = gzip(&tar_bytes);
+            (diff_id.join(), compressed)
+        });
+        let diff_id = diff_id.unwrap_or_else(|_| sha256_digest(&tar_bytes));
+        let compressed = compressed.map_err(|e| Error::io("could not compress", "layer", e))?;
         Ok(Layer {
             digest: sha256_digest(&compressed),
-            diff_id: sha256_digest(&tar_bytes),
+            diff_id,
             uncompressed_size: tar_bytes.len() as u64,
             compressed,
         })

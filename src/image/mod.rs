@@ -113,7 +113,8 @@ pub fn assemble(
 
     let layout = Layout::create(layout_dir(spec).as_std_path())?;
     let config_digest = layout.write_blob(&config_bytes)?;
-    let layer_digest = layout.write_blob(&layer.compressed)?;
+    layout.write_blob_with_digest(&layer.digest, &layer.compressed)?;
+    let layer_digest = layer.digest.clone();
     let mut layers: Vec<Descriptor> = Vec::new();
     for base_layer in &base.layers {
         layout.import_blob(&base_layer.descriptor.digest, &base_layer.path)?;

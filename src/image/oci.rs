@@ -219,11 +219,18 @@ impl Layout {
     /// Writes a blob under its digest (skipped if already there).
     pub fn write_blob(&self, data: &[u8]) -> Result<String> {
         let digest = super::layer::sha256_digest(data);
-        let path = self.blob_path(&digest)?;
+        self.write_blob_with_digest(&digest, data)?;
+        Ok(digest)
+    }
+
+    /// Writes a blob whose digest the caller has just computed from `data` (a fresh layer),
+    /// sparing a second pass over large data.
+    pub(crate) fn write_blob_with_digest(&self, digest: &str, data: &[u8]) -> Result<()> {
+        let path = self.blob_path(digest)?;
         if !path.exists() {
             write_atomic(&path, data)?;
         }
-        Ok(digest)
+        Ok(())
     }
 
     /// Copies (hard-links where possible) a blob file from elsewhere.
