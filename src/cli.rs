@@ -374,6 +374,10 @@ pub struct CompileArgs {
     /// Fail instead of running `rustup target add` for a missing target.
     #[arg(long)]
     pub no_install_targets: bool,
+    /// Do not compile: use the bootstraps an earlier `build` left in target/lambda-image
+    /// (e.g. in another CI job), checked as if just built.
+    #[arg(long, conflicts_with_all = ["profile", "release", "features", "all_features", "no_default_features", "locked"])]
+    pub no_build: bool,
 }
 
 /// `build`.

@@ -266,7 +266,9 @@ async fn build(args: &BuildArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<Artifact
         return Ok(None);
     }
     // Compiling blocks on child processes; keep it off the async workers.
-    let outcomes = {
+    let outcomes = if args.compile.no_build {
+        plan.functions.iter().map(compile::prebuilt).collect()
+    } else {
         let plan = plan.clone();
         let progress = ctx.progress.clone();
         tokio::task::spawn_blocking(move || compile::compile_each(&plan, &options, &progress))

@@ -315,3 +315,47 @@ fn missing_backend_tool_says_how_to_install_it() {
         "{stderr}"
     );
 }
+
+/// `--no-build` takes the bootstrap an earlier build left (another CI job's, say) and compiles
+/// nothing; without one, it says what to run.
+#[test]
+fn no_build_uses_the_bootstrap_an_earlier_build_left_and_refuses_a_missing_one() {
+    let image = |target_dir: &std::path::Path, extra: &[&str]| {
+        let mut cmd = cli();
+        cmd.args(["image", "-p", "echo", "--base-image", "scratch"])
+            .args(["--message-format", "json", "--manifest-path"])
+            .arg(fixture_workspace().join("Cargo.toml"))
+            .args(extra)
+            .env("CARGO_TARGET_DIR", target_dir);
+        run(&mut cmd)
+    };
+    let digest = |out: &std::process::Output| {
+        json_lines(out)
+            .into_iter()
+            .find(|e| e["reason"] == "image")
+            .map(|e| e["image"]["digest"].as_str().unwrap().to_string())
+            .expect("an image event")
+    };
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = image(empty.path(), &["--no-build"]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("no bootstrap of `fixture-echo`") && stderr.contains("--no-build"),
+        "{stderr}"
+    );
+    assert!(
+        !empty.path().join("x86_64-unknown-linux-musl").exists(),
+        "--no-build compiled something"
+    );
+
+    let target = fixture_target_dir("musl");
+    let built = image(&target, &[]);
+    assert!(built.status.success(), "{:?}", texts(&built));
+    let prebuilt = image(&target, &["--no-build"]);
+    let (stdout, stderr) = texts(&prebuilt);
+    assert!(prebuilt.status.success(), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("Compiling"), "{stderr}");
+    assert_eq!(digest(&prebuilt), digest(&built));
+}

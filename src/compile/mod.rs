@@ -294,6 +294,29 @@ fn install(f: &FunctionSpec, source: &Path) -> Result<Artifact> {
     std::fs::copy(source, &tmp).map_err(|e| Error::io("could not copy to", &tmp, e))?;
     set_executable(&tmp)?;
     std::fs::rename(&tmp, dest).map_err(|e| Error::io("could not write", dest, e))?;
+    artifact(f, elf)
+}
+
+/// The bootstrap an earlier build left at `f.artifact` (in this job, or in another CI job
+/// whose `target/lambda-image` was handed on), checked as a fresh build is: its ELF
+/// architecture and glibc against the plan.
+pub fn prebuilt(f: &FunctionSpec) -> Result<Artifact> {
+    let path = f.artifact.as_std_path();
+    if !path.is_file() {
+        return Err(Error::BadBinary {
+            path: path.to_path_buf(),
+            message: format!("no bootstrap of `{}` ({}) has been built", f.name, f.arch),
+            help: "run `cargo lambda-image build` with the same selection and target first, or drop --no-build".into(),
+        });
+    }
+    let elf = elf::inspect(path)?;
+    check_binary(f, path, &elf)?;
+    artifact(f, elf)
+}
+
+/// The artifact record of the bootstrap installed at `f.artifact`.
+fn artifact(f: &FunctionSpec, elf: ElfInfo) -> Result<Artifact> {
+    let dest = f.artifact.as_std_path();
     let size = std::fs::metadata(dest)
         .map_err(|e| Error::io("could not read", dest, e))?
         .len();
