@@ -796,3 +796,52 @@ fn deploy_command_without_a_region_says_how_to_set_one() {
     );
     assert!(!stderr.contains(FAKE_SECRET) && !stdout.contains(FAKE_SECRET));
 }
+
+/// The control plane goes away mid-deploy (a proxy in front of moto cuts every connection
+/// after a few requests): the deploy fails with an AWS error rather than hanging, and a re-run
+/// against the same moto converges on the deployed function.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_control_plane_gone_mid_deploy_is_a_clear_error_and_a_rerun_converges() {
+    let env = env().await;
+    let upstream = env._moto.endpoint.trim_start_matches("http://").to_string();
+    let proxy = support::proxy::CountingProxy::start_with_faults(
+        &upstream,
+        support::proxy::Faults {
+            cut_after_requests: Some(4),
+            ..Default::default()
+        },
+    );
+    let mut cut_opts = env.opts.clone();
+    cut_opts.sdk_config = Some(sdk_config(&format!("http://{}", proxy.address)).await);
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-cut");
+    let spec = echo(dir.path(), &name, b"");
+    let img = assemble(&spec);
+
+    let err = deploy::deploy(&spec, &img, &cut_opts, &Progress::hidden())
+        .await
+        .unwrap_err();
+    assert!(proxy.was_cut());
+    assert!(matches!(err, Error::Aws { .. }), "{err:?}");
+    assert!(env
+        .lambda
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .is_err());
+
+    let done = deployed(&spec, &img, &env.opts).await;
+    assert!(done.changed);
+    let function = env
+        .lambda
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        function.code().unwrap().image_uri(),
+        Some(ecr_uri(&spec.image.repository, &img.digest).as_str())
+    );
+}

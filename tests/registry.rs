@@ -14,7 +14,7 @@ use cargo_lambda_image::registry::RegistryOptions;
 use cargo_lambda_image::target::Arch;
 use serde_json::Value;
 use support::images::{echo_bootstrap, echo_spec, fake_provided_base};
-use support::proxy::CountingProxy;
+use support::proxy::{CountingProxy, Faults};
 use support::runtime_api::RuntimeApi;
 use support::{
     cli, fixture_target_dir, fixture_workspace, json_lines, run, service_env, texts, unique,
@@ -225,6 +225,14 @@ fn registry_base_is_pulled_mounted_and_runs_through_its_entrypoint() {
 
 /// Pushes through the library, through a counting proxy.
 fn push_via(proxy: &CountingProxy, img: &image::BuiltImage, repository: &str) -> push::PushedImage {
+    try_push_via(proxy, img, repository).unwrap()
+}
+
+fn try_push_via(
+    proxy: &CountingProxy,
+    img: &image::BuiltImage,
+    repository: &str,
+) -> cargo_lambda_image::Result<push::PushedImage> {
     let options = RegistryOptions {
         insecure: vec![proxy.address.clone()],
         ..Default::default()
@@ -235,9 +243,82 @@ fn push_via(proxy: &CountingProxy, img: &image::BuiltImage, repository: &str) ->
         tag: img.tag.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime
-        .block_on(push::push(img, &target, &options, &Progress::hidden()))
-        .unwrap()
+    runtime.block_on(push::push(img, &target, &options, &Progress::hidden()))
+}
+
+/// `skopeo inspect --raw` of a reference on the test registry: the manifest, if it is there.
+fn registry_manifest(reference: &str) -> Option<Vec<u8>> {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/{reference}", registry()))
+        .output()
+        .expect("skopeo (Debian package `skopeo`) runs");
+    out.status.success().then_some(out.stdout)
+}
+
+/// The registry goes away in the middle of the function's own layer: the push fails with an
+/// error naming the target, no tag appears, and a second push completes, uploading only the
+/// layer that did not make it (and the config and manifest), not the base layers.
+#[test]
+fn a_push_cut_off_mid_way_leaves_no_tag_and_a_rerun_uploads_only_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = provided_image(dir.path(), &echo_bootstrap(Arch::X86_64));
+    let repository = unique("cut");
+    let (base_layers, own) = img.layers.split_at(img.layers.len() - 1);
+    let base_bytes: u64 = base_layers.iter().map(|l| l.size).sum();
+    let proxy = CountingProxy::start_with_faults(
+        &registry(),
+        Faults {
+            cut_after_bytes: Some(base_bytes + own[0].size / 2),
+            ..Default::default()
+        },
+    );
+    let err = try_push_via(&proxy, &img, &repository).unwrap_err();
+    assert!(proxy.was_cut());
+    assert!(
+        err.to_string()
+            .contains(&format!("{}/{repository}:{}", proxy.address, img.tag)),
+        "{err}"
+    );
+    assert_eq!(proxy.traffic().count("PUT", "/manifests/"), 0);
+    assert!(registry_manifest(&format!("{repository}:{}", img.tag)).is_none());
+
+    let again = CountingProxy::start(&registry());
+    let pushed = push_via(&again, &img, &repository);
+    let base_digests: Vec<String> = base_layers.iter().map(|l| l.digest.clone()).collect();
+    assert_eq!(pushed.existing, base_digests, "{pushed:?}");
+    assert_eq!(
+        pushed.uploaded,
+        [own[0].digest.clone(), img.config_digest.clone()]
+    );
+    let manifest = registry_manifest(&format!("{repository}:{}", img.tag)).expect("tagged now");
+    assert_eq!(
+        cargo_lambda_image::image::layer::sha256_digest(&manifest),
+        img.digest
+    );
+}
+
+/// A registry that answers 500 to the first connections: the push retries and completes.
+#[test]
+fn a_registry_answering_500_at_first_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = provided_image(dir.path(), &echo_bootstrap(Arch::X86_64));
+    let repository = unique("flaky");
+    let proxy = CountingProxy::start_with_faults(
+        &registry(),
+        Faults {
+            fail_first_connections: 2,
+            ..Default::default()
+        },
+    );
+    let pushed = push_via(&proxy, &img, &repository);
+    assert_eq!(proxy.failed(), 2);
+    assert_eq!(pushed.digest, img.digest);
+    let manifest = registry_manifest(&format!("{repository}:{}", img.tag)).expect("tagged");
+    assert_eq!(
+        cargo_lambda_image::image::layer::sha256_digest(&manifest),
+        img.digest
+    );
 }
 
 fn provided_image(dir: &Path, bootstrap: &Path) -> image::BuiltImage {

@@ -1,9 +1,32 @@
 //! A TCP proxy in front of a real server that counts the HTTP requests and bytes clients send,
-//! so tests can assert what crossed the wire rather than what the tool says it did.
+//! so tests can assert what crossed the wire rather than what the tool says it did. It can
+//! also inject faults: a server that answers 500 at first, or one that goes away mid-transfer.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Faults the proxy injects.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Faults {
+    /// The first this-many connections get `500 Internal Server Error` to their first request,
+    /// and are closed.
+    pub fail_first_connections: usize,
+    /// Once clients have sent more than this many bytes, every connection is cut and new ones
+    /// are closed at once: the server has gone away mid-transfer.
+    pub cut_after_bytes: Option<u64>,
+    /// Once clients have sent more than this many requests, the same as `cut_after_bytes`.
+    pub cut_after_requests: Option<usize>,
+}
+
+/// The shared state of a faulty proxy.
+#[derive(Default)]
+struct FaultState {
+    faults: Faults,
+    failed: AtomicUsize,
+    cut: AtomicBool,
+}
 
 /// What went through the proxy, client to server.
 #[derive(Debug, Default, Clone)]
@@ -29,18 +52,38 @@ pub struct CountingProxy {
     /// `127.0.0.1:PORT`.
     pub address: String,
     traffic: Arc<Mutex<Traffic>>,
+    state: Arc<FaultState>,
 }
 
 impl CountingProxy {
     /// Starts a proxy to `upstream` (`host:port`).
     pub fn start(upstream: &str) -> CountingProxy {
+        CountingProxy::start_with_faults(upstream, Faults::default())
+    }
+
+    /// Starts a proxy to `upstream` that injects `faults`.
+    pub fn start_with_faults(upstream: &str, faults: Faults) -> CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("addr").to_string();
         let traffic = Arc::new(Mutex::new(Traffic::default()));
+        let state = Arc::new(FaultState {
+            faults,
+            ..Default::default()
+        });
         let upstream = upstream.to_string();
         let shared = traffic.clone();
+        let shared_state = state.clone();
         std::thread::spawn(move || {
-            for client in listener.incoming().map_while(Result::ok) {
+            for (n, client) in listener.incoming().map_while(Result::ok).enumerate() {
+                if shared_state.cut.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                if n < shared_state.faults.fail_first_connections {
+                    shared_state.failed.fetch_add(1, Ordering::SeqCst);
+                    std::thread::spawn(move || answer_500(client));
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
@@ -49,11 +92,26 @@ impl CountingProxy {
                     server.try_clone().expect("clone"),
                 );
                 let t = shared.clone();
-                std::thread::spawn(move || pump(client, server, Some(t)));
+                let st = shared_state.clone();
+                std::thread::spawn(move || pump(client, server, Some((t, st))));
                 std::thread::spawn(move || pump(s2, c2, None));
             }
         });
-        CountingProxy { address, traffic }
+        CountingProxy {
+            address,
+            traffic,
+            state,
+        }
+    }
+
+    /// How many connections were answered with 500.
+    pub fn failed(&self) -> usize {
+        self.state.failed.load(Ordering::SeqCst)
+    }
+
+    /// Whether the proxy has cut the connections.
+    pub fn was_cut(&self) -> bool {
+        self.state.cut.load(Ordering::SeqCst)
     }
 
     /// A snapshot of the traffic so far.
@@ -71,7 +129,11 @@ impl CountingProxy {
 
 /// Copies one direction; when counting, follows HTTP/1.1 framing (headers, then a body of
 /// Content-Length bytes or chunks) to record each request line.
-fn pump(mut from: TcpStream, mut to: TcpStream, traffic: Option<Arc<Mutex<Traffic>>>) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    counting: Option<(Arc<Mutex<Traffic>>, Arc<FaultState>)>,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut parser = Framing::default();
     loop {
@@ -79,11 +141,28 @@ fn pump(mut from: TcpStream, mut to: TcpStream, traffic: Option<Arc<Mutex<Traffi
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Some(traffic) = &traffic {
+        if let Some((traffic, state)) = &counting {
             let lines = parser.feed(&buf[..n]);
-            if let Ok(mut t) = traffic.lock() {
-                t.bytes += n as u64;
-                t.requests.extend(lines);
+            let (bytes, requests) = match traffic.lock() {
+                Ok(mut t) => {
+                    t.bytes += n as u64;
+                    t.requests.extend(lines);
+                    (t.bytes, t.requests.len())
+                }
+                Err(_) => (0, 0),
+            };
+            let faults = &state.faults;
+            if state.cut.load(Ordering::SeqCst)
+                || faults.cut_after_bytes.is_some_and(|limit| bytes > limit)
+                || faults
+                    .cut_after_requests
+                    .is_some_and(|limit| requests > limit)
+            {
+                // The server goes away: nothing more is forwarded, both sides are closed.
+                state.cut.store(true, Ordering::SeqCst);
+                let _ = from.shutdown(Shutdown::Both);
+                let _ = to.shutdown(Shutdown::Both);
+                return;
             }
         }
         if to.write_all(&buf[..n]).is_err() {
@@ -91,6 +170,22 @@ fn pump(mut from: TcpStream, mut to: TcpStream, traffic: Option<Arc<Mutex<Traffi
         }
     }
     let _ = to.shutdown(Shutdown::Write);
+}
+
+/// Reads a request head and answers 500, closing the connection.
+fn answer_500(mut client: TcpStream) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while find(&head, b"\r\n\r\n").is_none() {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = client.write_all(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let _ = client.shutdown(Shutdown::Both);
 }
 
 /// Incremental HTTP/1.1 request framing.
