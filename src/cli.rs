@@ -244,6 +244,23 @@ pub struct ImageArgs {
     /// `repository:tag`.
     #[arg(long, help_heading = "Image")]
     pub load: bool,
+    /// Who makes the image: this tool, without a daemon, or the Docker engine from a
+    /// Dockerfile (templates/docker/Dockerfile, or --dockerfile).
+    #[arg(long, value_enum, default_value_t = Builder::Daemonless, help_heading = "Image")]
+    pub builder: Builder,
+    /// With --builder docker: your own Dockerfile (or template with {{placeholders}}); its
+    /// build context holds only var/runtime/bootstrap and the included files under var/task.
+    #[arg(long, value_name = "FILE", help_heading = "Image")]
+    pub dockerfile: Option<PathBuf>,
+}
+
+/// Who makes the images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Builder {
+    /// Assemble the OCI image here: reproducible, no Docker needed.
+    Daemonless,
+    /// Build it in the Docker engine (DOCKER_HOST) and export it back as an OCI layout.
+    Docker,
 }
 
 /// `push`.

@@ -18,7 +18,7 @@ use cargo_lambda_image::registry::RegistryOptions;
 use cargo_lambda_image::{config, push, Error, Plan};
 
 use cli::{
-    BuildArgs, CheckArgs, Cli, ColorChoice, Commands, DeployArgs, EmulatorArgs, ImageArgs,
+    BuildArgs, Builder, CheckArgs, Cli, ColorChoice, Commands, DeployArgs, EmulatorArgs, ImageArgs,
     MessageFormat, NewArgs, PushArgs, Runner, TemplateArgs, TemplateFormatArg, TestArgs,
 };
 
@@ -332,6 +332,16 @@ async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltIm
             }
         },
     };
+    if args.dockerfile.is_some() && args.builder != Builder::Docker {
+        return Err(Error::InvalidValue {
+            source_: Box::new(cargo_lambda_image::error::Source::Cli {
+                flag: "--dockerfile".into(),
+            }),
+            key: "dockerfile".into(),
+            message: "a Dockerfile is only used by the Docker builder".into(),
+            help: "add --builder docker, or drop --dockerfile".into(),
+        });
+    }
     let Some((mut plan, artifacts)) = build(&args.build, ctx).await? else {
         return Ok(None);
     };
@@ -352,8 +362,29 @@ async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltIm
         image::base::ResolvedBase,
     > = Default::default();
     let mut kept = Vec::new();
-    let mut built = Vec::new();
+    let mut built_images = Vec::new();
     for (spec, artifact) in plan.functions.iter().zip(&artifacts) {
+        if args.builder == Builder::Docker {
+            let built = image::docker_build::build(
+                spec,
+                artifact.path.as_std_path(),
+                args.dockerfile.as_deref(),
+                &registry.cache().join("blobs/sha256"),
+                &ctx.progress,
+            )
+            .await;
+            match built {
+                Ok(img) => {
+                    if let Some(img) = finish_image(args, archive.as_deref(), spec, img, ctx).await
+                    {
+                        kept.push(spec.clone());
+                        built_images.push(img);
+                    }
+                }
+                Err(e) => ctx.fail(spec, "build the image with Docker", e),
+            }
+            continue;
+        }
         let key = (spec.base_image.reference.clone(), spec.arch);
         if !bases.contains_key(&key) {
             match image::resolve_base(&key.0, spec.arch, &registry, &ctx.progress).await {
@@ -376,42 +407,59 @@ async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltIm
                 continue;
             }
         };
-        ctx.progress.line(&format!(
-            "✓ Image {}:{} ({}) {}",
-            img.repository,
-            img.tag,
-            img.arch,
-            cargo_lambda_image::registry::short(&img.digest)
-        ));
-        if !args.no_check {
-            let checked = check::check_layout(img.layout_dir(), &Expectations::for_spec(spec))
-                .and_then(|report| {
-                    ctx.out.json(json!({"reason": "check", "report": report}));
-                    report.into_result()
-                });
-            if let Err(e) = checked {
-                ctx.fail(spec, "pass the Lambda checks", e);
-                continue;
-            }
-        }
-        match image_outputs(args, archive.as_deref(), &img, ctx).await {
-            Ok(event) => {
-                ctx.out.json(event);
-                ctx.result(
-                    "image",
-                    &format!(
-                        "{}\t{}\t{}:{}\t{}\t{}",
-                        img.function, img.arch, img.repository, img.tag, img.digest, img.layout
-                    ),
-                );
-                kept.push(spec.clone());
-                built.push(img);
-            }
-            Err(e) => ctx.fail(spec, "write the image", e),
+        if let Some(img) = finish_image(args, archive.as_deref(), spec, img, ctx).await {
+            kept.push(spec.clone());
+            built_images.push(img);
         }
     }
     plan.functions = kept;
-    Ok(Some((plan, built)))
+    Ok(Some((plan, built_images)))
+}
+
+/// After either builder: report the image, check it (unless --no-check), write the outputs.
+/// `None` when the function failed (reported through `ctx.fail`).
+async fn finish_image(
+    args: &ImageArgs,
+    archive: Option<&str>,
+    spec: &cargo_lambda_image::FunctionSpec,
+    img: BuiltImage,
+    ctx: &Ctx,
+) -> Option<BuiltImage> {
+    ctx.progress.line(&format!(
+        "✓ Image {}:{} ({}) {}",
+        img.repository,
+        img.tag,
+        img.arch,
+        cargo_lambda_image::registry::short(&img.digest)
+    ));
+    if !args.no_check {
+        let checked = check::check_layout(img.layout_dir(), &Expectations::for_spec(spec))
+            .and_then(|report| {
+                ctx.out.json(json!({"reason": "check", "report": report}));
+                report.into_result()
+            });
+        if let Err(e) = checked {
+            ctx.fail(spec, "pass the Lambda checks", e);
+            return None;
+        }
+    }
+    match image_outputs(args, archive, &img, ctx).await {
+        Ok(event) => {
+            ctx.out.json(event);
+            ctx.result(
+                "image",
+                &format!(
+                    "{}\t{}\t{}:{}\t{}\t{}",
+                    img.function, img.arch, img.repository, img.tag, img.digest, img.layout
+                ),
+            );
+            Some(img)
+        }
+        Err(e) => {
+            ctx.fail(spec, "write the image", e);
+            None
+        }
+    }
 }
 
 /// Writes the docker-archive and loads into Docker, as asked; returns the `image` event.

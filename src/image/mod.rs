@@ -6,6 +6,7 @@
 //! `target/lambda-image/<function>/<arch>/oci`, optionally also a docker-archive tarball.
 
 pub mod base;
+pub mod docker_build;
 pub mod layer;
 pub mod oci;
 
@@ -94,6 +95,22 @@ pub fn assemble(
     options: &ImageOptions,
 ) -> Result<BuiltImage> {
     let mtime = options.source_date_epoch.unwrap_or(0);
+    let layer = function_tree(spec, bootstrap)?.build(mtime)?;
+    let config = image_config(spec, base, &layer.diff_id, mtime)?;
+    let config_bytes = serde_json::to_vec(&config).map_err(|e| json_error(spec, e))?;
+    write_layout(
+        spec,
+        &base.reference,
+        &config_bytes,
+        &base.layers,
+        Some(&layer),
+    )
+}
+
+/// The files the function adds to its base: `/var/runtime/bootstrap`, the task root, and the
+/// `include`d files under it. The daemonless layer and the Docker build context are both made
+/// from this tree, so both builders put the same files in the image.
+pub(crate) fn function_tree(spec: &FunctionSpec, bootstrap: &Path) -> Result<LayerBuilder> {
     let mut builder = LayerBuilder::new();
     let binary = std::fs::read(bootstrap).map_err(|e| Error::io("could not read", bootstrap, e))?;
     builder.file(BOOTSTRAP_PATH, 0o755, binary)?;
@@ -106,25 +123,34 @@ pub fn assemble(
     for include in &spec.image.include {
         add_include(&mut builder, &package_dir, include)?;
     }
-    let layer = builder.build(mtime)?;
+    Ok(builder)
+}
 
-    let config = image_config(spec, base, &layer.diff_id, mtime)?;
-    let config_bytes = serde_json::to_vec(&config).map_err(|e| json_error(spec, e))?;
-
+/// Writes the OCI layout of `spec`'s image: the config, the layers already stored as blob
+/// files (a base's), optionally one more layer held in memory (the function's), then the
+/// manifest and, last, `index.json`, so a layout with an index is always complete.
+pub(crate) fn write_layout(
+    spec: &FunctionSpec,
+    base_reference: &str,
+    config_bytes: &[u8],
+    stored_layers: &[base::BaseLayer],
+    own_layer: Option<&layer::Layer>,
+) -> Result<BuiltImage> {
     let layout = Layout::create(layout_dir(spec).as_std_path())?;
-    let config_digest = layout.write_blob(&config_bytes)?;
-    layout.write_blob_with_digest(&layer.digest, &layer.compressed)?;
-    let layer_digest = layer.digest.clone();
+    let config_digest = layout.write_blob(config_bytes)?;
     let mut layers: Vec<Descriptor> = Vec::new();
-    for base_layer in &base.layers {
-        layout.import_blob(&base_layer.descriptor.digest, &base_layer.path)?;
-        layers.push(base_layer.descriptor.clone());
+    for stored in stored_layers {
+        layout.import_blob(&stored.descriptor.digest, &stored.path)?;
+        layers.push(stored.descriptor.clone());
     }
-    layers.push(Descriptor::new(
-        oci::MEDIA_OCI_LAYER_GZIP,
-        &layer_digest,
-        layer.compressed.len() as u64,
-    ));
+    if let Some(layer) = own_layer {
+        layout.write_blob_with_digest(&layer.digest, &layer.compressed)?;
+        layers.push(Descriptor::new(
+            oci::MEDIA_OCI_LAYER_GZIP,
+            &layer.digest,
+            layer.compressed.len() as u64,
+        ));
+    }
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(oci::MEDIA_OCI_MANIFEST.into()),
@@ -173,7 +199,7 @@ pub fn assemble(
         manifest_size: manifest_bytes.len() as u64,
         config_digest,
         layers,
-        base: base.reference.clone(),
+        base: base_reference.to_string(),
     })
 }
 

@@ -1,0 +1,359 @@
+//! The Docker engine builder (`--builder docker`): the function's image is built by dockerd
+//! from a Dockerfile instead of being assembled here, for teams whose policy asks for
+//! `docker build` or who extend the Dockerfile. The result is exported back (as `docker save`
+//! does, through bollard) into the same OCI layout the daemonless builder writes, so `check`,
+//! `push`, `deploy` and `test` treat images from both builders alike.
+//!
+//! The build context is a tar of the Dockerfile and `var/` only (the bootstrap and the
+//! `include`d files, the tree [`super::function_tree`] makes), never the target directory.
+//! The engine is the one `DOCKER_HOST` (unix, tcp or ssh) names, or the local default.
+//!
+//! Unlike the daemonless builder, Docker stamps the build time into the image, so two builds
+//! give different digests.
+
+use std::io::Write;
+use std::path::Path;
+
+use futures_util::StreamExt;
+
+use crate::config::{BaseKind, FunctionSpec};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+use super::{base, function_tree, layout_dir, write_layout, BuiltImage};
+
+/// The Dockerfile template used when no `--dockerfile` is given (`templates/docker/Dockerfile`).
+pub const DEFAULT_DOCKERFILE: &str = include_str!("../../templates/docker/Dockerfile");
+
+/// Renders a Dockerfile template for `spec`: `{{base}}`, `{{function}}`, `{{arch}}` and
+/// `{{workdir}}` become values, `{{entrypoint}}`, `{{command}}` and `{{labels}}` become
+/// instructions (or nothing).
+///
+/// ENTRYPOINT and CMD are what the daemonless builder would give the image
+/// ([`super::entrypoint_and_command`]), decided from `base_run`, the base's own `Entrypoint`
+/// and `Cmd` as the engine has them: configured values win; a base with `/lambda-entrypoint.sh`
+/// gets CMD `bootstrap`; a base without an entrypoint (scratch) gets the bootstrap itself.
+pub fn render_dockerfile(
+    template: &str,
+    spec: &FunctionSpec,
+    base_run: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let list = |items: &[String]| serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
+    let (entrypoint, command) = super::entrypoint_and_command(spec, base_run);
+    let command = match command {
+        Some(c) => format!("CMD {}", list(&c)),
+        // The base's CMD would be inherited otherwise; the daemonless image has none.
+        None if base_run.contains_key("Cmd") => "CMD []".to_string(),
+        None => String::new(),
+    };
+    let labels: Vec<String> = spec
+        .image
+        .labels
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "LABEL {}={}",
+                serde_json::to_string(k).unwrap_or_default(),
+                serde_json::to_string(v).unwrap_or_default()
+            )
+        })
+        .collect();
+    template
+        .replace("{{base}}", &spec.base_image.reference)
+        .replace("{{function}}", &spec.name)
+        .replace("{{arch}}", spec.arch.lambda_name())
+        .replace("{{workdir}}", &spec.image.workdir)
+        .replace(
+            "{{entrypoint}}",
+            &format!("ENTRYPOINT {}", list(&entrypoint)),
+        )
+        .replace("{{command}}", &command)
+        .replace("{{labels}}", &labels.join("\n"))
+}
+
+/// The build context: `Dockerfile` and the function's `var/` tree, as a tar.
+pub fn build_context(spec: &FunctionSpec, bootstrap: &Path, dockerfile: &str) -> Result<Vec<u8>> {
+    let mut tree = function_tree(spec, bootstrap)?;
+    tree.file("Dockerfile", 0o644, dockerfile.as_bytes().to_vec())?;
+    tree.tar(0)
+}
+
+/// The Dockerfile for `spec`: `dockerfile` (rendered when it has placeholders) or the default.
+pub fn dockerfile_for(
+    spec: &FunctionSpec,
+    dockerfile: Option<&Path>,
+    base_run: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String> {
+    let template = match dockerfile {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| Error::io("could not read", path, e))?
+        }
+        None => DEFAULT_DOCKERFILE.to_string(),
+    };
+    Ok(if template.contains("{{") {
+        render_dockerfile(&template, spec, base_run)
+    } else {
+        template
+    })
+}
+
+/// The base's `Entrypoint` and `Cmd` as the engine has them, pulled for `platform` (empty for
+/// scratch), so the Dockerfile can decide ENTRYPOINT and CMD as the daemonless builder does.
+async fn base_run_config(
+    docker: &bollard::Docker,
+    spec: &FunctionSpec,
+    platform: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut run = serde_json::Map::new();
+    if spec.base_image.kind == BaseKind::Scratch {
+        return Ok(run);
+    }
+    let reference = spec.base_image.reference.as_str();
+    // Without a tag the engine would pull every tag of the repository.
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    let mut options = bollard::query_parameters::CreateImageOptionsBuilder::new()
+        .from_image(reference)
+        .platform(platform);
+    if !last.contains(':') && !last.contains('@') {
+        options = options.tag("latest");
+    }
+    let mut pull = docker.create_image(Some(options.build()), None, None);
+    while let Some(item) = pull.next().await {
+        let info = item.map_err(|e| docker_error(format!("pull {reference}"), e.to_string()))?;
+        if let Some(detail) = info.error_detail {
+            return Err(docker_error(
+                format!("pull {reference}"),
+                detail.message.unwrap_or_default(),
+            ));
+        }
+    }
+    let inspect = docker
+        .inspect_image(reference)
+        .await
+        .map_err(|e| docker_error(format!("inspect {reference}"), e.to_string()))?;
+    if let Some(config) = inspect.config {
+        if let Some(entrypoint) = config.entrypoint {
+            run.insert("Entrypoint".into(), serde_json::json!(entrypoint));
+        }
+        if let Some(cmd) = config.cmd {
+            run.insert("Cmd".into(), serde_json::json!(cmd));
+        }
+    }
+    Ok(run)
+}
+
+fn docker_error(action: String, message: impl Into<String>) -> Error {
+    Error::Docker {
+        action,
+        message: message.into(),
+    }
+}
+
+/// Builds `spec`'s image in the Docker engine for its platform, tags it
+/// `repository:tag`, and exports it into the function's OCI layout. Layers Docker saves
+/// uncompressed are gzipped into `cache` (the blob cache).
+pub async fn build(
+    spec: &FunctionSpec,
+    bootstrap: &Path,
+    dockerfile: Option<&Path>,
+    cache: &Path,
+    progress: &Progress,
+) -> Result<BuiltImage> {
+    let docker = crate::docker::connect()?;
+    let name = format!("{}:{}", spec.image.repository, spec.image.tag);
+    let platform = format!("linux/{}", spec.arch.oci_name());
+    let base_run = base_run_config(&docker, spec, &platform).await?;
+    let text = dockerfile_for(spec, dockerfile, &base_run)?;
+    let context = build_context(spec, bootstrap, &text)?;
+    let options = bollard::query_parameters::BuildImageOptionsBuilder::new()
+        .dockerfile("Dockerfile")
+        .t(&name)
+        .platform(&platform)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    let task = progress.task(format!("Building {name} ({platform}) with Docker"));
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    while let Some(item) = stream.next().await {
+        let info = match item {
+            Ok(info) => info,
+            Err(e) => {
+                task.fail(&format!("Building {name} failed"));
+                return Err(docker_error(format!("build {name}"), e.to_string()));
+            }
+        };
+        if let Some(detail) = info.error_detail {
+            task.fail(&format!("Building {name} failed"));
+            return Err(docker_error(
+                format!("build {name}"),
+                detail.message.unwrap_or_default(),
+            ));
+        }
+        // The build's own output (`Step 1/6 : FROM ...`), as `docker build` shows it.
+        for line in info.stream.iter().flat_map(|s| s.lines()) {
+            if !line.trim().is_empty() {
+                progress.line(&format!("  | {}", line.trim_end()));
+            }
+        }
+    }
+    task.done(&format!("Built {name} ({platform}) with Docker"));
+
+    // Back out of the engine, into an OCI layout like the daemonless builder's.
+    let archive = layout_dir(spec).with_file_name("docker-build.tar");
+    if let Some(dir) = archive.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
+    }
+    let mut file = std::fs::File::create(&archive)
+        .map_err(|e| Error::io("could not create", archive.as_std_path(), e))?;
+    let mut export = docker.export_image(&name);
+    while let Some(chunk) = export.next().await {
+        let chunk = chunk.map_err(|e| docker_error(format!("export {name}"), e.to_string()))?;
+        file.write_all(&chunk)
+            .map_err(|e| Error::io("could not write", archive.as_std_path(), e))?;
+    }
+    drop(file);
+    let resolved =
+        base::from_docker_archive(archive.as_std_path(), cache, &format!("docker:{name}"));
+    let _ = std::fs::remove_file(&archive);
+    let resolved = resolved?;
+    let config_bytes = serde_json::to_vec(&resolved.config).map_err(|e| Error::InvalidImage {
+        image: name.clone(),
+        message: e.to_string(),
+        help: String::new(),
+    })?;
+    write_layout(
+        spec,
+        &spec.base_image.reference,
+        &config_bytes,
+        &resolved.layers,
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BaseImage;
+    use crate::target::Arch;
+
+    fn spec(base: &str) -> FunctionSpec {
+        let s = crate::config::resolve::apply_defaults(Default::default(), "hello");
+        FunctionSpec {
+            name: s.function_name.clone(),
+            package: "hello".into(),
+            package_version: "0.1.0".into(),
+            bin: "hello".into(),
+            manifest_path: "/w/hello/Cargo.toml".into(),
+            arch: Arch::X86_64,
+            libc: s.libc,
+            target: "x86_64-unknown-linux-musl".into(),
+            compiler: s.compiler,
+            base_image: BaseImage::from_reference(base),
+            memory: s.memory,
+            timeout: s.timeout,
+            ephemeral_storage: s.ephemeral_storage,
+            role: None,
+            env: Default::default(),
+            tags: Default::default(),
+            image: s.image.clone(),
+            deploy: s.deploy.clone(),
+            test: s.test.clone(),
+            artifact: "/w/target/lambda-image/hello/x86_64/bootstrap".into(),
+        }
+    }
+
+    fn run(
+        entrypoint: &[&str],
+        cmd: Option<&[&str]>,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        if !entrypoint.is_empty() {
+            map.insert("Entrypoint".into(), serde_json::json!(entrypoint));
+        }
+        if let Some(cmd) = cmd {
+            map.insert("Cmd".into(), serde_json::json!(cmd));
+        }
+        map
+    }
+
+    #[test]
+    fn scratch_gets_the_bootstrap_as_entrypoint_and_no_cmd() {
+        let text = render_dockerfile(DEFAULT_DOCKERFILE, &spec("scratch"), &run(&[], None));
+        assert!(text.contains("\nFROM scratch\n"), "{text}");
+        assert!(
+            text.contains("\nENTRYPOINT [\"/var/runtime/bootstrap\"]\n"),
+            "{text}"
+        );
+        assert!(!text.contains("\nCMD"), "{text}");
+        assert!(!text.contains("{{"), "{text}");
+    }
+
+    #[test]
+    fn a_lambda_entrypoint_base_gets_cmd_bootstrap_whatever_its_name() {
+        for base in [
+            "public.ecr.aws/lambda/provided:al2",
+            "public.ecr.aws/lambda/provided:al2023",
+            "127.0.0.1:5000/mirror/provided:al2",
+        ] {
+            let text = render_dockerfile(
+                DEFAULT_DOCKERFILE,
+                &spec(base),
+                &run(&["/lambda-entrypoint.sh"], None),
+            );
+            assert!(text.contains(&format!("\nFROM {base}\n")), "{text}");
+            assert!(text.contains("\nENTRYPOINT [\"/lambda-entrypoint.sh\"]\n"));
+            assert!(text.contains("\nCMD [\"bootstrap\"]\n"), "{text}");
+        }
+    }
+
+    #[test]
+    fn other_bases_keep_their_own_entrypoint_unless_configured() {
+        let mut s = spec("example.com/base:1");
+        let base = run(&["/usr/bin/tini", "--"], Some(&["serve"]));
+        let text = render_dockerfile(DEFAULT_DOCKERFILE, &s, &base);
+        assert!(
+            text.contains("\nENTRYPOINT [\"/usr/bin/tini\",\"--\"]\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nCMD [\"serve\"]\n"), "{text}");
+        s.image.entrypoint = Some(vec!["/bin/run".into(), "it".into()]);
+        let text = render_dockerfile(DEFAULT_DOCKERFILE, &s, &base);
+        assert!(
+            text.contains("\nENTRYPOINT [\"/bin/run\",\"it\"]\n"),
+            "{text}"
+        );
+        // The base's CMD belonged to its entrypoint: cleared, as the daemonless image has none.
+        assert!(text.contains("\nCMD []\n"), "{text}");
+        s.image.command = Some(vec!["x".into()]);
+        s.image.labels.insert("a \"b\"".into(), "c".into());
+        let text = render_dockerfile(DEFAULT_DOCKERFILE, &s, &base);
+        assert!(text.contains("\nCMD [\"x\"]\n"), "{text}");
+        assert!(text.contains("\nLABEL \"a \\\"b\\\"\"=\"c\"\n"), "{text}");
+    }
+
+    #[test]
+    fn the_context_holds_the_dockerfile_and_var_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let bootstrap = dir.path().join("bootstrap");
+        std::fs::write(&bootstrap, b"\x7fELF").unwrap();
+        let s = spec("scratch");
+        let tar = build_context(&s, &bootstrap, "FROM scratch\n").unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "Dockerfile",
+                "var/",
+                "var/runtime/",
+                "var/runtime/bootstrap",
+                "var/task/"
+            ]
+        );
+    }
+}
