@@ -379,7 +379,7 @@ fn repush_after_a_binary_change_sends_one_layer_config_and_manifest() {
     let changed_source = if hello.exists() {
         hello
     } else {
-        std::env::current_exe().unwrap()
+        std::path::PathBuf::from("/bin/ls")
     };
     let second = provided_image(other.path(), &changed_source);
     assert_eq!(second.layers[0], first.layers[0], "same base layer");
