@@ -784,3 +784,54 @@ async fn a_stream_that_outlives_the_timeout_is_cut_and_the_runtime_replaced() {
     );
     assert_eq!(count(&lines, "Init Duration"), 2, "{lines:#?}");
 }
+
+/// Peak resident memory of this test process, in MB (`VmHWM`).
+fn peak_rss_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+/// A function that prints 512 MB without a newline before it starts (a runaway logger): the
+/// emulator passes the output on in bounded pieces, keeps its memory bounded, and serves the
+/// invocation.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_flooding_its_output_does_not_grow_the_emulators_memory() {
+    const FLOOD_MB: u64 = 512;
+    let lines = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let longest = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (mut config, _logs) = config();
+    let (l, m) = (lines.clone(), longest.clone());
+    config.logs = LogSink::new(move |line| {
+        l.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        m.fetch_max(line.len(), std::sync::atomic::Ordering::Relaxed);
+    });
+    config.timeout = Duration::from_secs(60);
+    let script = format!(
+        "head -c {} /dev/zero | tr '\\0' x; exec {}",
+        FLOOD_MB * 1024 * 1024,
+        fixture_bin("behave").display()
+    );
+    let before = peak_rss_mb();
+    let emulator = start(
+        config,
+        ProcessLauncher::new("sh").args(["-c".to_string(), script]),
+    )
+    .await;
+    let answer = invoke(&emulator, json!({"after": "flood"})).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json(), json!({"after": "flood"}));
+    let after = peak_rss_mb();
+    assert!(
+        after < before + 128,
+        "peak memory grew from {before} MB to {after} MB for {FLOOD_MB} MB of output"
+    );
+    let split = lines.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(split >= 2048, "the flood came as {split} lines");
+    assert!(longest.load(std::sync::atomic::Ordering::Relaxed) <= 256 * 1024);
+    emulator.shutdown().await;
+}

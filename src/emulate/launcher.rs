@@ -159,21 +159,43 @@ impl Launcher for ProcessLauncher {
     }
 }
 
-/// Sends each line read from `reader` to `logs` until end of file. Invalid UTF-8 is replaced
-/// rather than dropped, so that no output is lost.
+/// The longest log line passed on whole; longer ones are split, as Lambda splits log events
+/// over 256 KB. It bounds the memory a function printing without newlines can make the
+/// emulator use.
+pub const MAX_LOG_LINE: usize = 256 * 1024;
+
+/// Sends each line read from `reader` to `logs` until end of file, splitting lines longer than
+/// [`MAX_LOG_LINE`]. Invalid UTF-8 is replaced rather than dropped, so that no output is lost.
 pub fn forward_lines(reader: impl AsyncRead + Send + Unpin + 'static, logs: LogSink) {
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
-        let mut line = Vec::new();
+        let mut line: Vec<u8> = Vec::new();
+        let emit = |line: &[u8]| {
+            let text = String::from_utf8_lossy(line);
+            logs.line(text.trim_end_matches('\r'));
+        };
         loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line);
-                    logs.line(text.trim_end_matches(['\n', '\r']));
+            let chunk = match reader.fill_buf().await {
+                Ok([]) | Err(_) => break,
+                Ok(chunk) => chunk,
+            };
+            let room = MAX_LOG_LINE - line.len();
+            let (take, consumed, complete) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) if i <= room => (i, i + 1, true),
+                _ => {
+                    let take = chunk.len().min(room);
+                    (take, take, take == room)
                 }
+            };
+            line.extend_from_slice(&chunk[..take]);
+            reader.consume(consumed);
+            if complete {
+                emit(&line);
+                line.clear();
             }
+        }
+        if !line.is_empty() {
+            emit(&line);
         }
     });
 }
