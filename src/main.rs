@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use futures_util::StreamExt;
 use serde_json::json;
 
 use cargo_lambda_image::check::{self, Expectations};
@@ -359,10 +360,11 @@ async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltIm
     let options = ImageOptions::from_env();
     let mut bases: std::collections::BTreeMap<
         (String, cargo_lambda_image::target::Arch),
-        image::base::ResolvedBase,
+        std::sync::Arc<image::base::ResolvedBase>,
     > = Default::default();
     let mut kept = Vec::new();
     let mut built_images = Vec::new();
+    let mut jobs = Vec::new();
     for (spec, artifact) in plan.functions.iter().zip(&artifacts) {
         if args.builder == Builder::Docker {
             let built = image::docker_build::build(
@@ -389,7 +391,7 @@ async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltIm
         if !bases.contains_key(&key) {
             match image::resolve_base(&key.0, spec.arch, &registry, &ctx.progress).await {
                 Ok(base) => {
-                    bases.insert(key.clone(), base);
+                    bases.insert(key.clone(), std::sync::Arc::new(base));
                 }
                 Err(e) => {
                     ctx.fail(spec, "get the base image", e);
@@ -397,19 +399,42 @@ async fn images(args: &ImageArgs, ctx: &Ctx) -> Result<Option<(Plan, Vec<BuiltIm
                 }
             }
         }
-        let Some(base) = bases.get(&key) else {
-            continue;
-        };
-        let img = match image::assemble(spec, artifact.path.as_std_path(), base, &options) {
-            Ok(img) => img,
-            Err(e) => {
-                ctx.fail(spec, "assemble the image", e);
-                continue;
+        if let Some(base) = bases.get(&key) {
+            jobs.push((spec.clone(), artifact.path.clone(), base.clone()));
+        }
+    }
+    // Each image is independent and compressing its layer is most of the work: assemble them
+    // on as many threads as the machine has, reporting in plan order.
+    let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let assembled: Vec<_> =
+        futures_util::stream::iter(jobs.into_iter().map(|(spec, path, base)| {
+            let options = options.clone();
+            async move {
+                let job_spec = spec.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    image::assemble(&job_spec, path.as_std_path(), &base, &options)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::Metadata {
+                        message: format!("the image task failed: {e}"),
+                    })
+                });
+                (spec, result)
             }
-        };
-        if let Some(img) = finish_image(args, archive.as_deref(), spec, img, ctx).await {
-            kept.push(spec.clone());
-            built_images.push(img);
+        }))
+        .buffered(parallelism)
+        .collect()
+        .await;
+    for (spec, result) in assembled {
+        match result {
+            Ok(img) => {
+                if let Some(img) = finish_image(args, archive.as_deref(), &spec, img, ctx).await {
+                    kept.push(spec);
+                    built_images.push(img);
+                }
+            }
+            Err(e) => ctx.fail(&spec, "assemble the image", e),
         }
     }
     plan.functions = kept;
@@ -570,9 +595,23 @@ async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
     };
     let registry = RegistryOptions::from_env();
     let mut all_pushed = Vec::new();
-    for (spec, img) in plan.functions.iter().zip(&built) {
-        let target = push::target_for(img, &args.registry)?;
-        let pushed = match push::push(img, &target, &registry, &ctx.progress).await {
+    // Pushes are network-bound and independent: a few at a time, reported in plan order.
+    let results: Vec<_> =
+        futures_util::stream::iter(plan.functions.iter().zip(&built).map(|(spec, img)| {
+            let registry = &registry;
+            async move {
+                let pushed = match push::target_for(img, &args.registry) {
+                    Ok(target) => push::push(img, &target, registry, &ctx.progress).await,
+                    Err(e) => Err(e),
+                };
+                (spec, img, pushed)
+            }
+        }))
+        .buffered(PARALLEL_PUSHES)
+        .collect()
+        .await;
+    for (spec, img, pushed) in results {
+        let pushed = match pushed {
             Ok(p) => p,
             Err(e) => {
                 ctx.fail(spec, "push", e);
@@ -591,6 +630,9 @@ async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// How many images `push` sends at once.
+const PARALLEL_PUSHES: usize = 4;
 
 /// `push --index TAG`: one OCI index per repository over its per-arch images.
 async fn push_indexes(
