@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
@@ -181,13 +181,7 @@ pub fn registry_error(
     err: OciDistributionError,
 ) -> Error {
     let text = err.to_string();
-    let auth_failed = matches!(
-        err,
-        OciDistributionError::AuthenticationFailure(_)
-            | OciDistributionError::UnauthorizedError { .. }
-    ) || text.contains("401")
-        || text.contains("403");
-    if auth_failed {
+    if is_auth_failure(&err) {
         return Error::RegistryAuth {
             registry: reference.to_string(),
             tried: credentials.source.clone(),
@@ -200,17 +194,41 @@ pub fn registry_error(
     }
 }
 
-/// Whether a registry error is worth retrying: connection problems and 5xx answers.
+/// Whether the registry refused the credentials: 401/403, or an OCI error envelope saying
+/// UNAUTHORIZED or DENIED. Decided from the status and codes, never from the message text,
+/// which holds repository names and digests that may contain any digits.
+pub fn is_auth_failure(err: &OciDistributionError) -> bool {
+    match err {
+        OciDistributionError::AuthenticationFailure(_)
+        | OciDistributionError::UnauthorizedError { .. } => true,
+        OciDistributionError::ServerError { code, .. } => matches!(code, 401 | 403),
+        // Some calls (a blob HEAD) turn the status into a reqwest error.
+        OciDistributionError::RequestError(e) => {
+            e.status().is_some_and(|s| matches!(s.as_u16(), 401 | 403))
+        }
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
+        _ => false,
+    }
+}
+
+/// Whether a registry error is worth retrying: connection problems, 5xx and 429 answers.
+/// Like [`is_auth_failure`], decided from the error's kind and status, not its text.
 pub fn is_transient(err: &OciDistributionError) -> bool {
     match err {
-        OciDistributionError::RequestError(_) => true,
-        OciDistributionError::ServerError { code, .. } => *code >= 500,
-        other => {
-            let text = other.to_string();
-            ["500", "502", "503", "504", "connection", "timed out"]
-                .iter()
-                .any(|s| text.contains(s))
-        }
+        // Without a status, a request error is a connection problem.
+        OciDistributionError::RequestError(e) => e
+            .status()
+            .is_none_or(|s| s.is_server_error() || s.as_u16() == 429),
+        OciDistributionError::IoError(_) => true,
+        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| e.code == OciErrorCode::Toomanyrequests),
+        _ => false,
     }
 }
 
@@ -387,4 +405,57 @@ async fn fetch_blob(
 pub fn short(digest: &str) -> &str {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     &hex[..hex.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_client::errors::{OciEnvelope, OciError};
+
+    fn server(code: u16, url: &str) -> OciDistributionError {
+        OciDistributionError::ServerError {
+            code,
+            url: url.into(),
+            message: String::new(),
+        }
+    }
+
+    fn envelope(code: OciErrorCode) -> OciDistributionError {
+        OciDistributionError::RegistryError {
+            envelope: OciEnvelope {
+                errors: vec![OciError {
+                    code,
+                    message: "no".into(),
+                    detail: serde_json::Value::Null,
+                }],
+            },
+            url: "http://r/v2/x-401-500/manifests/sha256:403".into(),
+        }
+    }
+
+    #[test]
+    fn digits_in_names_and_digests_do_not_classify_errors() {
+        // A 404 for a repository whose name happens to hold 401, 403 and 500.
+        let not_found = server(
+            404,
+            "http://r/v2/index-13401-500403/manifests/sha256:5004031",
+        );
+        assert!(!is_auth_failure(&not_found));
+        assert!(!is_transient(&not_found));
+        let unknown = envelope(OciErrorCode::ManifestUnknown);
+        assert!(!is_auth_failure(&unknown) && !is_transient(&unknown));
+    }
+
+    #[test]
+    fn statuses_and_codes_classify_errors() {
+        assert!(is_auth_failure(&server(401, "http://r/v2/")));
+        assert!(is_auth_failure(&server(403, "http://r/v2/")));
+        assert!(is_auth_failure(&envelope(OciErrorCode::Denied)));
+        assert!(is_auth_failure(&envelope(OciErrorCode::Unauthorized)));
+        assert!(is_transient(&server(500, "http://r/v2/")));
+        assert!(is_transient(&server(503, "http://r/v2/")));
+        assert!(is_transient(&server(429, "http://r/v2/")));
+        assert!(is_transient(&envelope(OciErrorCode::Toomanyrequests)));
+        assert!(!is_transient(&server(400, "http://r/v2/")));
+    }
 }
