@@ -835,3 +835,23 @@ async fn a_function_flooding_its_output_does_not_grow_the_emulators_memory() {
     assert!(longest.load(std::sync::atomic::Ordering::Relaxed) <= 256 * 1024);
     emulator.shutdown().await;
 }
+
+/// A fast runtime can take an event and answer it before the invoking task runs again; every
+/// one of many back-to-back invocations must still be a success (this once raced into
+/// "Runtime.Unknown: the runtime answered before taking the event").
+#[tokio::test(flavor = "multi_thread")]
+async fn back_to_back_invocations_of_a_fast_runtime_all_succeed() {
+    let (config, _logs) = config();
+    let emulator = start(config, behave()).await;
+    for n in 0..300 {
+        let answer = invoke(&emulator, json!({"n": n})).await;
+        assert_eq!(
+            answer.function_error(),
+            None,
+            "invocation {n}: {:?}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(answer.json(), json!({"n": n}));
+    }
+    emulator.shutdown().await;
+}

@@ -480,14 +480,17 @@ async fn run(pool: Arc<Pool>, request: InvokeRequest) -> Response {
     let dispatched = instance.dispatch(event).await;
 
     // Phase 1: until the runtime takes the event. A cold runtime initializes meanwhile.
+    // `picked` is polled first: a fast runtime can take the event and answer it before this
+    // task runs again, and then both are ready; the answer is still in `outcome_rx` for
+    // `run_picked`.
     let waited = tokio::select! {
         biased;
-        outcome = &mut outcome_rx => match outcome {
-            Ok(outcome) => Waited::Outcome(outcome),
-            Err(_) => Waited::Exited(instance.exited().await),
-        },
         picked = picked_rx, if dispatched => match picked {
             Ok(at) => return run_picked(pool.clone(), lease, id, at, outcome_rx).await,
+            Err(_) => Waited::Exited(instance.exited().await),
+        },
+        outcome = &mut outcome_rx => match outcome {
+            Ok(outcome) => Waited::Outcome(outcome),
             Err(_) => Waited::Exited(instance.exited().await),
         },
         exit = instance.exited() => Waited::Exited(exit),
