@@ -287,6 +287,14 @@ pub enum Error {
         total: usize,
     },
 
+    /// The user pressed Ctrl-C; what was running has been cleaned up.
+    #[error("interrupted")]
+    #[diagnostic(
+        code(lambda_image::interrupted),
+        help("nothing was left half-written: a push writes its tag last, and test containers are removed")
+    )]
+    Interrupted,
+
     /// One function failed a stage; the others went on.
     #[error("`{function}` ({arch}) failed to {stage}: {message}")]
     #[diagnostic(code(lambda_image::function_failed), help("{help}"))]

@@ -78,18 +78,34 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match &cli.command {
-            Commands::Build(args) => build(args, &ctx).await.map(|_| ()),
-            Commands::Image(args) => images(args, &ctx).await.map(|_| ()),
-            Commands::Check(args) => check_command(args, &ctx),
-            Commands::Push(args) => push_command(args, &ctx).await,
-            Commands::Test(args) => test_command(args, &ctx).await,
-            Commands::Emulator(args) => emulator_command(args, &ctx).await,
-            Commands::Deploy(args) => deploy_command(args, &ctx).await,
-            Commands::Template(args) => template_command(args, &ctx).await,
-            Commands::New(args) => new_command(args, &ctx),
+        let command = async {
+            match &cli.command {
+                Commands::Build(args) => build(args, &ctx).await.map(|_| ()),
+                Commands::Image(args) => images(args, &ctx).await.map(|_| ()),
+                Commands::Check(args) => check_command(args, &ctx),
+                Commands::Push(args) => push_command(args, &ctx).await,
+                Commands::Test(args) => test_command(args, &ctx).await,
+                Commands::Emulator(args) => emulator_command(args, &ctx).await,
+                Commands::Deploy(args) => deploy_command(args, &ctx).await,
+                Commands::Template(args) => template_command(args, &ctx).await,
+                Commands::New(args) => new_command(args, &ctx),
+            }
+        };
+        // Ctrl-C stops the command where it is: dropping it (and, below, the runtime with its
+        // tasks) removes test containers and sandboxes. `emulator` handles Ctrl-C itself.
+        let interruptible = !matches!(cli.command, Commands::Emulator(_));
+        tokio::select! {
+            result = command => result,
+            _ = tokio::signal::ctrl_c(), if interruptible => Err(Error::Interrupted),
         }
     });
+    // Drops every task still running, which runs their cleanup (container removal) before
+    // the process exits; a blocking task (a compiler run) gets a while to finish.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(30));
+    if matches!(result, Err(Error::Interrupted)) {
+        ctx.progress.line("Interrupted; cleaned up");
+        return ExitCode::from(130);
+    }
     let result = result.and_then(|()| ctx.summary());
     match result {
         Ok(()) => ExitCode::SUCCESS,

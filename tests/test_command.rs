@@ -145,3 +145,73 @@ fn the_sandbox_runner_is_the_default_and_isolates() {
     let response: Value = serde_json::from_str(stdout.trim()).expect("stdout is the response");
     assert_eq!(response["message"], "hello, sandbox");
 }
+
+/// Runtime containers of this process id, running or not.
+fn containers_of(pid: u32) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=cargo-lambda-image.emulator.pid={pid}"))
+        .output()
+        .expect("docker (Debian docker.io) runs");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Ctrl-C while a function runs in a container under `test --runner docker`: the command
+/// stops with status 130 and its container is removed.
+#[test]
+fn ctrl_c_during_test_with_the_docker_runner_removes_the_container() {
+    support::service_env("DOCKER_HOST");
+    let mut cmd = cli();
+    cmd.args(["test", "--runner", "docker", "--base-image", "scratch"])
+        .args(["-p", "behave", "--bin", "behave", "--manifest-path"])
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/emulator/Cargo.toml"),
+        )
+        .args(["--event", r#"{"sleep_ms": 60000}"#])
+        .env("CARGO_LAMBDA_IMAGE_TIMEOUT", "120")
+        .env("CARGO_TARGET_DIR", fixture_target_dir("emulator-cli"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("the command starts");
+    let pid = child.id();
+    let started = std::time::Instant::now();
+    while containers_of(pid).is_empty() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("the command ended ({status}) before a container ran:\n{stderr}");
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(600),
+            "no container appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The invocation is under way (it sleeps a minute); interrupt as a terminal would.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Interrupted"), "{stderr}");
+    assert_eq!(containers_of(pid), Vec::<String>::new(), "{stderr}");
+}
