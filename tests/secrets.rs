@@ -1,0 +1,112 @@
+//! No command prints a secret, not even with `-vv`: every command runs with known fake AWS
+//! credentials (key, secret, session token) and a Docker config holding a registry password,
+//! and none of them may appear on stdout or stderr. Each command must also succeed, so that
+//! the check is not passed by failing early.
+
+mod support;
+
+use std::path::Path;
+
+use support::{cli, fixture_target_dir, fixture_workspace, run, service_env, texts};
+
+const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYFAKESECRET01";
+const AWS_SESSION: &str = "FwoGZXIvYXdzEFAKESESSIONTOKENforTests0123456789";
+const REGISTRY_PASSWORD: &str = "reg1stry-Pa55w0rd-fake";
+
+/// Standard base64, for the docker config's `auth` (user:password).
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_command_prints_credentials_even_with_vv() {
+    let registry = service_env("CLI_TEST_REGISTRY");
+    let moto = service_env("CLI_TEST_MOTO_ENDPOINT");
+    let dir = tempfile::tempdir().unwrap();
+    let docker_config = dir.path().join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let auth = base64(format!("tester:{REGISTRY_PASSWORD}").as_bytes());
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let manifest = fixture_workspace().join("Cargo.toml");
+    let manifest = manifest.to_str().unwrap();
+    let selection = [
+        "-p",
+        "echo",
+        "--base-image",
+        "scratch",
+        "--manifest-path",
+        manifest,
+    ];
+    let new_dir = dir.path().join("fresh-fn");
+    let new_dir = new_dir.to_str().unwrap();
+
+    let commands: Vec<Vec<&str>> = vec![
+        [&["build"][..], &selection].concat(),
+        [&["image"][..], &selection].concat(),
+        [&["check"][..], &selection].concat(),
+        [&["push", "--registry", &registry][..], &selection].concat(),
+        [&["test", "--runner", "unconfined"][..], &selection].concat(),
+        [&["template", "--registry", &registry][..], &selection].concat(),
+        [
+            &["deploy", "--dry-run", "--region", "us-east-1"][..],
+            &["--endpoint-url", &moto, "--registry", &registry],
+            &selection,
+        ]
+        .concat(),
+        vec!["new", "fresh-fn", "--path", new_dir],
+    ];
+    let secrets = [AWS_SECRET, AWS_SESSION, REGISTRY_PASSWORD, auth.as_str()];
+    for args in commands {
+        let mut cmd = cli();
+        cmd.args(&args)
+            .args(["-vv", "--message-format", "json"])
+            .env("CARGO_TARGET_DIR", fixture_target_dir("musl"))
+            .env("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES", &registry)
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0002")
+            .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+            .env("AWS_SESSION_TOKEN", AWS_SESSION)
+            .env("AWS_CONFIG_FILE", Path::new("/nonexistent/config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                Path::new("/nonexistent/credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE");
+        let out = run(&mut cmd);
+        let (stdout, stderr) = texts(&out);
+        assert!(
+            out.status.success(),
+            "`{}` failed:\n{stdout}\n{stderr}",
+            args.join(" ")
+        );
+        for secret in secrets {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "`{}` printed a secret:\n{stdout}\n{stderr}",
+                args.join(" ")
+            );
+        }
+    }
+}
