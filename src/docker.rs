@@ -1,6 +1,6 @@
 //! The Docker engine, through bollard (no Docker CLI): loading built images into it.
 //!
-//! The engine is found the way the Docker CLI finds it: `DOCKER_HOST` (unix, tcp, ssh) or the
+//! The engine is found the way the Docker CLI finds it: `DOCKER_HOST` (unix or tcp) or the
 //! default socket.
 
 use futures_util::StreamExt;

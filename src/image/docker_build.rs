@@ -6,7 +6,7 @@
 //!
 //! The build context is a tar of the Dockerfile and `var/` only (the bootstrap and the
 //! `include`d files, the tree [`super::function_tree`] makes), never the target directory.
-//! The engine is the one `DOCKER_HOST` (unix, tcp or ssh) names, or the local default.
+//! The engine is the one `DOCKER_HOST` (unix or tcp) names, or the local default.
 //!
 //! Unlike the daemonless builder, Docker stamps the build time into the image, so two builds
 //! give different digests.
