@@ -254,7 +254,9 @@ pub enum Error {
     #[error("Docker engine: could not {action}: {message}")]
     #[diagnostic(
         code(lambda_image::docker),
-        help("check that dockerd is running and that DOCKER_HOST (unix:// or tcp://) points at it")
+        help(
+            "check that dockerd is running and that DOCKER_HOST (unix:// or tcp://) points at it"
+        )
     )]
     Docker {
         /// What we were doing.
