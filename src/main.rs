@@ -16,7 +16,7 @@ use cargo_lambda_image::compile::{self, Artifact, CompileOptions};
 use cargo_lambda_image::image::{self, BuiltImage, ImageOptions};
 use cargo_lambda_image::progress::{Mode, Progress};
 use cargo_lambda_image::registry::RegistryOptions;
-use cargo_lambda_image::{config, push, Error, Plan};
+use cargo_lambda_image::{config, push, Error, FunctionSpec, Plan};
 
 use cli::{
     BuildArgs, Builder, CheckArgs, Cli, ColorChoice, Commands, DeployArgs, EmulatorArgs, ImageArgs,
@@ -650,6 +650,9 @@ async fn push_command(args: &PushArgs, ctx: &Ctx) -> Result<(), Error> {
 /// How many images `push` sends at once.
 const PARALLEL_PUSHES: usize = 4;
 
+/// How many functions (of different ECR repositories) `deploy` deploys at once.
+const PARALLEL_DEPLOYS: usize = 4;
+
 /// `push --index TAG`: one OCI index per repository over its per-arch images.
 async fn push_indexes(
     pushed: &[(String, push::PushedImage)],
@@ -714,17 +717,47 @@ async fn deploy_command(args: &DeployArgs, ctx: &Ctx) -> Result<(), Error> {
     // Names are decided among everything planned, so that an arm64 function keeps its
     // `-arm64` name even when its x86_64 twin failed to build.
     let planned = ctx.planned.lock().map(|p| p.clone()).unwrap_or_default();
-    for (spec, img) in plan.functions.iter().zip(&built) {
-        let mut spec = spec.clone();
-        spec.name = deploy::function_name_among(
+    // Functions sharing an ECR repository (the architectures of one function) deploy one
+    // after another, so that the repository is created once; the groups run in parallel.
+    let mut groups: std::collections::BTreeMap<String, Vec<(usize, FunctionSpec, &BuiltImage)>> =
+        Default::default();
+    for (index, (spec, img)) in plan.functions.iter().zip(&built).enumerate() {
+        let mut lambda_spec = spec.clone();
+        lambda_spec.name = deploy::function_name_among(
             &spec.name,
             spec.arch,
             planned.iter().map(|(n, a)| (n.as_str(), *a)),
         );
-        let outcome = match deploy::deploy(&spec, img, &options, &ctx.progress).await {
+        groups
+            .entry(spec.image.repository.clone())
+            .or_default()
+            .push((index, lambda_spec, img));
+    }
+    let options = &options;
+    let mut results: Vec<(usize, Result<DeployOutcome, Error>)> =
+        futures_util::stream::iter(groups.into_values().map(|group| async move {
+            let mut results = Vec::new();
+            for (index, spec, img) in group {
+                results.push((
+                    index,
+                    deploy::deploy(&spec, img, options, &ctx.progress).await,
+                ));
+            }
+            results
+        }))
+        .buffer_unordered(PARALLEL_DEPLOYS)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    results.sort_by_key(|(index, _)| *index);
+    for (index, result) in results {
+        let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
-                ctx.fail(&spec, "deploy", e);
+                // Reported under the planned name, which the summary lists.
+                ctx.fail(&plan.functions[index], "deploy", e);
                 continue;
             }
         };

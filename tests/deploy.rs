@@ -624,8 +624,20 @@ const FAKE_SECRET: &str = "fAkEsEcReTkEy/ForTestsOnly+0123456789abcdEF";
 /// `cargo lambda-image deploy` on the fixture's echo function (scratch base), against this
 /// test's moto and the shared registry, with `--message-format json -vv` and fake credentials.
 fn deploy_cli(endpoint: &str, registry: &str, extra: &[&str]) -> std::process::Output {
+    deploy_cli_of(&["-p", "echo"], endpoint, registry, extra)
+}
+
+/// [`deploy_cli`] for another selection of the fixture's functions.
+fn deploy_cli_of(
+    selection: &[&str],
+    endpoint: &str,
+    registry: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let mut cmd = support::cli();
-    cmd.args(["deploy", "-p", "echo", "--base-image", "scratch"])
+    cmd.arg("deploy")
+        .args(selection)
+        .args(["--base-image", "scratch"])
         .args(["--message-format", "json", "-vv", "--manifest-path"])
         .arg(support::fixture_workspace().join("Cargo.toml"))
         .args(["--region", "us-east-1", "--endpoint-url", endpoint])
@@ -844,4 +856,77 @@ async fn a_control_plane_gone_mid_deploy_is_a_clear_error_and_a_rerun_converges(
         function.code().unwrap().image_uri(),
         Some(ecr_uri(&spec.image.repository, &img.digest).as_str())
     );
+}
+
+/// `deploy --workspace --arch x86_64,arm64` on the fixture: six functions, the arm64 ones named
+/// `-arm64`, each created with its one architecture and its own architecture's image by
+/// digest; both architectures of a function share its ECR repository.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_command_deploys_every_function_of_the_workspace_for_both_arches() {
+    let env = env().await;
+    let registry = service_env("CLI_TEST_REGISTRY");
+    let endpoint = env._moto.endpoint.clone();
+    let out = tokio::task::block_in_place(|| {
+        deploy_cli_of(
+            &["--workspace", "--arch", "x86_64,arm64"],
+            &endpoint,
+            &registry,
+            &[],
+        )
+    });
+    let (stdout, stderr) = support::texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let deployed: Vec<Value> = support::json_lines(&out)
+        .into_iter()
+        .filter(|e| e["reason"] == "deployed")
+        .map(|e| e["deployment"].clone())
+        .collect();
+    let mut names: Vec<&str> = deployed
+        .iter()
+        .map(|d| d["function"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fixture-echo",
+            "fixture-echo-arm64",
+            "goodbye",
+            "goodbye-arm64",
+            "hello",
+            "hello-arm64"
+        ]
+    );
+    for d in &deployed {
+        let name = d["function"].as_str().unwrap();
+        let arch = d["arch"].as_str().unwrap();
+        let function = env
+            .lambda
+            .get_function()
+            .function_name(name)
+            .send()
+            .await
+            .unwrap();
+        let configuration = function.configuration().unwrap();
+        let architectures: Vec<&str> = configuration
+            .architectures()
+            .iter()
+            .map(|a| a.as_str())
+            .collect();
+        assert_eq!(architectures, [arch], "{name}");
+        let repository = name.trim_end_matches("-arm64");
+        assert_eq!(
+            function.code().unwrap().image_uri(),
+            Some(ecr_uri(repository, d["digest"].as_str().unwrap()).as_str()),
+            "{name}"
+        );
+    }
+    let digest_of = |name: &str| {
+        deployed
+            .iter()
+            .find(|d| d["function"] == name)
+            .map(|d| d["digest"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_ne!(digest_of("hello"), digest_of("hello-arm64"));
 }
