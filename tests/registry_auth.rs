@@ -94,7 +94,21 @@ fn start_registry() -> Registry {
 
 /// `push -vv` of the echo function to the registry with a docker config in `docker_config`.
 fn push(registry: &Registry, docker_config: &Path) -> std::process::Output {
+    push_with_path(registry, docker_config, None)
+}
+
+/// [`push`] with a directory put first on PATH (for credential helpers).
+fn push_with_path(
+    registry: &Registry,
+    docker_config: &Path,
+    bin: Option<&Path>,
+) -> std::process::Output {
     let mut cmd = cli();
+    if let Some(bin) = bin {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let paths = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(paths).unwrap());
+    }
     cmd.args([
         "push",
         "-vv",
@@ -228,4 +242,52 @@ fn credentials_are_required_named_and_never_printed() {
     );
     let inspected: Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(inspected["Digest"], image["digest"]);
+}
+
+/// A credential helper named in the Docker config's `credHelpers` (a program
+/// `docker-credential-NAME` on PATH, speaking Docker's helper protocol) supplies the login.
+#[test]
+fn a_credential_helper_from_the_docker_config_supplies_the_login() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let registry = start_registry();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-lambdatest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n# `get` reads the server on stdin and answers with the login as JSON.\n[ \"$1\" = get ] || exit 1\nread server\necho \"$server\" > \"$(dirname \"$0\")/asked\"\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"tester\",\"Secret\":\"%s\"}}' \"$server\" '{PASSWORD}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        format!(
+            r#"{{"credHelpers":{{"{}":"lambdatest"}}}}"#,
+            registry.address
+        ),
+    )
+    .unwrap();
+
+    let out = push_with_path(&registry, &config, Some(&bin));
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let asked = std::fs::read_to_string(bin.join("asked")).expect("the helper was asked");
+    assert!(asked.contains(&registry.address), "{asked}");
+    assert!(
+        !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
+        "the password was printed"
+    );
+    assert_eq!(
+        json_lines(&out)
+            .iter()
+            .filter(|e| e["reason"] == "pushed")
+            .count(),
+        1
+    );
 }
