@@ -124,19 +124,9 @@ impl LaunchConfig {
             help: "rebuild the image".into(),
         })?;
         let run = &config["config"];
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         Ok(LaunchConfig {
-            entrypoint: strings(&run["Entrypoint"]),
-            command: strings(&run["Cmd"]),
+            entrypoint: crate::image::string_list(run.get("Entrypoint")),
+            command: crate::image::string_list(run.get("Cmd")),
             workdir: run["WorkingDir"]
                 .as_str()
                 .filter(|w| !w.is_empty())

@@ -151,16 +151,6 @@ fn single_manifest(layout: &Layout) -> Result<Manifest> {
 }
 
 fn runtime_from_config(layout_dir: &Path, config: &Value, dest: &Path) -> Result<ImageRuntime> {
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let run = config.get("config");
     let arch_name = config
         .get("architecture")
@@ -171,7 +161,7 @@ fn runtime_from_config(layout_dir: &Path, config: &Value, dest: &Path) -> Result
         message,
         help: "Lambda runs linux/amd64 and linux/arm64 images".into(),
     })?;
-    let env = strings(run.and_then(|r| r.get("Env")))
+    let env = crate::image::string_list(run.and_then(|r| r.get("Env")))
         .into_iter()
         .map(|e| match e.split_once('=') {
             Some((k, v)) => (k.to_string(), v.to_string()),
@@ -186,8 +176,8 @@ fn runtime_from_config(layout_dir: &Path, config: &Value, dest: &Path) -> Result
         .to_string();
     Ok(ImageRuntime {
         rootfs: dest.to_path_buf(),
-        entrypoint: strings(run.and_then(|r| r.get("Entrypoint"))),
-        cmd: strings(run.and_then(|r| r.get("Cmd"))),
+        entrypoint: crate::image::string_list(run.and_then(|r| r.get("Entrypoint"))),
+        cmd: crate::image::string_list(run.and_then(|r| r.get("Cmd"))),
         env,
         workdir,
         arch,

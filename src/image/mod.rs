@@ -365,18 +365,8 @@ pub fn entrypoint_and_command(
     spec: &FunctionSpec,
     base_run: &serde_json::Map<String, Value>,
 ) -> (Vec<String>, Option<Vec<String>>) {
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let base_entrypoint = strings(base_run.get("Entrypoint"));
-    let base_command = strings(base_run.get("Cmd"));
+    let base_entrypoint = string_list(base_run.get("Entrypoint"));
+    let base_command = string_list(base_run.get("Cmd"));
     let (entrypoint, from_base) = match &spec.image.entrypoint {
         Some(e) => (e.clone(), false),
         None if !base_entrypoint.is_empty() => (base_entrypoint, true),
@@ -391,6 +381,20 @@ pub fn entrypoint_and_command(
         None => None,
     };
     (entrypoint, command.filter(|c| !c.is_empty()))
+}
+
+/// The strings of a JSON array in an image config (`Entrypoint`, `Cmd`, `Env`); nothing for a
+/// missing or non-array value, and non-string items are skipped.
+pub(crate) fn string_list(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Formats seconds since the epoch as RFC 3339 UTC, to the second (image `created` fields).
