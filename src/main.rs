@@ -845,36 +845,31 @@ async fn template_command(args: &TemplateArgs, ctx: &Ctx) -> Result<(), Error> {
         TemplateFormatArg::Cloudformation => TemplateFormat::CloudFormation,
         TemplateFormatArg::Sam => TemplateFormat::Sam,
     };
-    let text = template::render_string(&functions, format)?;
-    match &args.file {
-        Some(path) => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
-            }
-            // Written whole to a temporary file, then renamed: never a half-written template.
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &text).map_err(|e| Error::io("could not write", &tmp, e))?;
-            std::fs::rename(&tmp, path).map_err(|e| Error::io("could not write", path, e))?;
+    let Some(path) = &args.file else {
+        if ctx.out.is_json() {
+            let value = template::render(&functions, format)?;
             ctx.out
-                .json(json!({"reason": "template", "format": format, "path": path}));
-            ctx.out.human(&path.display().to_string());
-            ctx.progress.line(&format!(
-                "✓ Wrote the {format} template for {} function(s) to {}",
-                functions.len(),
-                path.display()
-            ));
+                .json(json!({"reason": "template", "format": format, "template": value}));
+        } else {
+            let text = template::render_string(&functions, format)?;
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
-        None => {
-            if ctx.out.is_json() {
-                let value: serde_json::Value =
-                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-                ctx.out
-                    .json(json!({"reason": "template", "format": format, "template": value}));
-            } else {
-                let _ = std::io::stdout().lock().write_all(text.as_bytes());
-            }
-        }
+        return Ok(());
+    };
+    let text = template::render_string(&functions, format)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
     }
+    // Written whole, then renamed into place: never a half-written template.
+    image::oci::write_atomic(path, text.as_bytes())?;
+    ctx.out
+        .json(json!({"reason": "template", "format": format, "path": path}));
+    ctx.out.human(&path.display().to_string());
+    ctx.progress.line(&format!(
+        "✓ Wrote the {format} template for {} function(s) to {}",
+        functions.len(),
+        path.display()
+    ));
     Ok(())
 }
 
