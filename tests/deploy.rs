@@ -163,6 +163,18 @@ fn ecr_uri(repo: &str, digest: &str) -> String {
     format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{repo}@{digest}")
 }
 
+/// The ECR authorization token moto hands out now (a secret that must never be printed).
+async fn ecr_token(ecr: &aws_sdk_ecr::Client) -> String {
+    ecr.get_authorization_token()
+        .send()
+        .await
+        .unwrap()
+        .authorization_data()[0]
+        .authorization_token()
+        .unwrap()
+        .to_string()
+}
+
 fn sent<'a>(log: &'a [Recorded], operation: &str) -> Vec<&'a Recorded> {
     log.iter().filter(|r| r.operation == operation).collect()
 }
@@ -537,16 +549,7 @@ async fn a_registry_refusing_the_ecr_token_is_a_clear_auth_error() {
     let log = env.recorder.take();
     assert!(sent(&log, "CreateFunction").is_empty());
     // The token itself never shows up in the error.
-    let token = env
-        .ecr
-        .get_authorization_token()
-        .send()
-        .await
-        .unwrap()
-        .authorization_data()[0]
-        .authorization_token()
-        .unwrap()
-        .to_string();
+    let token = ecr_token(&env.ecr).await;
     assert!(!format!("{err:?} {err}").contains(&token));
 }
 
@@ -644,8 +647,14 @@ fn deploy_cli_of(
         .args(["--registry", registry])
         .args(extra)
         .env("CARGO_TARGET_DIR", support::fixture_target_dir("musl"))
-        .env("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES", registry)
-        .env("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0001")
+        .env("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES", registry);
+    support::run(fake_aws(&mut cmd))
+}
+
+/// Fake credentials (with [`FAKE_SECRET`]) and nothing else of this machine's AWS settings: no
+/// profile, region, endpoint, config files or instance metadata.
+fn fake_aws(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0001")
         .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
         .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
         .env(
@@ -655,8 +664,8 @@ fn deploy_cli_of(
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_REGION")
-        .env_remove("AWS_ENDPOINT_URL");
-    support::run(&mut cmd)
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_ENDPOINT_URL")
 }
 
 /// The one event of a reason in a command's JSON output.
@@ -676,16 +685,7 @@ async fn deploy_command_deploys_the_fixture_then_changes_nothing_and_never_print
     let env = env().await;
     let registry = service_env("CLI_TEST_REGISTRY");
     let endpoint = env._moto.endpoint.clone();
-    let token = env
-        .ecr
-        .get_authorization_token()
-        .send()
-        .await
-        .unwrap()
-        .authorization_data()[0]
-        .authorization_token()
-        .unwrap()
-        .to_string();
+    let token = ecr_token(&env.ecr).await;
 
     let mut outputs = Vec::new();
     let first = tokio::task::block_in_place(|| deploy_cli(&endpoint, &registry, &[]));
@@ -787,19 +787,8 @@ fn deploy_command_without_a_region_says_how_to_set_one() {
         "--registry",
         registry,
     ])
-    .env("CARGO_TARGET_DIR", support::fixture_target_dir("musl"))
-    .env("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0001")
-    .env("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
-    .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    .env(
-        "AWS_SHARED_CREDENTIALS_FILE",
-        "/nonexistent/aws-credentials",
-    )
-    .env("AWS_EC2_METADATA_DISABLED", "true")
-    .env_remove("AWS_PROFILE")
-    .env_remove("AWS_REGION")
-    .env_remove("AWS_DEFAULT_REGION");
-    let out = support::run(&mut cmd);
+    .env("CARGO_TARGET_DIR", support::fixture_target_dir("musl"));
+    let out = support::run(fake_aws(&mut cmd));
     let (stdout, stderr) = support::texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(

@@ -224,41 +224,18 @@ fn random_value(rng: &mut Rng, depth: usize) -> Value {
     }
 }
 
+/// A key of the schema (any table's), or one it does not know.
 fn random_key(rng: &mut Rng) -> String {
-    const KEYS: &[&str] = &[
-        "function-name",
-        "arch",
-        "libc",
-        "compiler",
-        "base-image",
-        "memory",
-        "timeout",
-        "ephemeral-storage",
-        "role",
-        "env",
-        "tags",
-        "image",
-        "deploy",
-        "test",
-        "bin",
-        "repository",
-        "tag",
-        "entrypoint",
-        "command",
-        "workdir",
-        "labels",
-        "include",
-        "region",
-        "publish",
-        "alias",
-        "cross-account",
-        "scan-on-push",
-        "tag-mutability",
-        "events",
-        "memroy",
-        "",
+    const UNKNOWN: &[&str] = &["memroy", ""];
+    let tables = [
+        schema::TOP_KEYS,
+        schema::IMAGE_KEYS,
+        schema::DEPLOY_KEYS,
+        schema::TEST_KEYS,
+        UNKNOWN,
     ];
-    KEYS[rng.below(KEYS.len())].to_string()
+    let table = tables[rng.below(tables.len())];
+    table[rng.below(table.len())].to_string()
 }
 
 #[test]

@@ -13,41 +13,13 @@ const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYFAKESECRET01";
 const AWS_SESSION: &str = "FwoGZXIvYXdzEFAKESESSIONTOKENforTests0123456789";
 const REGISTRY_PASSWORD: &str = "reg1stry-Pa55w0rd-fake";
 
-/// Standard base64, for the docker config's `auth` (user:password).
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn no_command_prints_credentials_even_with_vv() {
     let registry = service_env("CLI_TEST_REGISTRY");
     let moto = service_env("CLI_TEST_MOTO_ENDPOINT");
     let dir = tempfile::tempdir().unwrap();
     let docker_config = dir.path().join("docker");
-    std::fs::create_dir_all(&docker_config).unwrap();
-    let auth = base64(format!("tester:{REGISTRY_PASSWORD}").as_bytes());
-    std::fs::write(
-        docker_config.join("config.json"),
-        format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
-    )
-    .unwrap();
+    let auth = support::docker_config(&docker_config, &registry, "tester", REGISTRY_PASSWORD);
     let manifest = fixture_workspace().join("Cargo.toml");
     let manifest = manifest.to_str().unwrap();
     let selection = [

@@ -119,6 +119,20 @@ impl TempWorkspace {
     }
 }
 
+/// Writes `dir/config.json`, a Docker config with a login for `registry`, and returns the
+/// base64 `user:password` it holds (a secret tests check is never printed).
+pub fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> String {
+    use base64::Engine;
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        dir.join("config.json"),
+        format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .expect("write the docker config");
+    auth
+}
+
 /// A variable `cargo xtask ci` sets for the services it starts; a clear failure without it.
 pub fn service_env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run the tests with `cargo xtask ci` (or `cargo xtask services` and its exports)"))
