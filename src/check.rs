@@ -9,17 +9,12 @@ use std::io::Read;
 use std::path::Path;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::compile::elf;
 use crate::config::FunctionSpec;
 use crate::error::{Error, Result};
-use crate::image::base::parse_json;
-use crate::image::oci::{self, Layout, Manifest};
+use crate::oci::{self, ImageConfig, Layout, Manifest, RunConfig};
 use crate::target::{Arch, GlibcVersion};
-
-/// Lambda's limit on the uncompressed size of an image, all layers included.
-pub const MAX_UNCOMPRESSED: u64 = 10 * 1024 * 1024 * 1024;
 
 /// What the image must be.
 #[derive(Debug, Clone, Serialize)]
@@ -132,7 +127,7 @@ impl Collector {
 /// Checks the image in an OCI layout directory. Unreadable or malformed images are errors;
 /// rule violations are findings in the report.
 pub fn check_layout(dir: &Path, expect: &Expectations) -> Result<Report> {
-    check_layout_with_limit(dir, expect, MAX_UNCOMPRESSED)
+    check_layout_with_limit(dir, expect, crate::lambda::MAX_IMAGE_UNCOMPRESSED)
 }
 
 /// [`check_layout`] with another size limit (for tests of the rule without 10 GB of data).
@@ -142,8 +137,6 @@ pub fn check_layout_with_limit(
     max_uncompressed: u64,
 ) -> Result<Report> {
     let layout = Layout::open(dir)?;
-    let reference = dir.display().to_string();
-    let index = layout.index()?;
     let mut c = Collector {
         findings: Vec::new(),
     };
@@ -153,16 +146,39 @@ pub fn check_layout_with_limit(
         digest,
         findings: c.findings,
     };
+    let entry = match single_manifest(&layout, &mut c)? {
+        Ok(entry) => entry,
+        // An index, or several images: nothing else can be judged.
+        Err(digest) => return Ok(report(c, digest)),
+    };
+    let manifest = layout.read_manifest(&entry.digest)?;
+    let config = layout.read_config(&manifest)?;
+    platform(&config, expect, &mut c);
+    compressed_layers(&manifest, &mut c);
+    let fs = filesystem(&layout, &manifest, max_uncompressed, &mut c)?;
+    let program = entrypoint(&config.run, &fs, &mut c);
+    if let Some((path, layer)) = bootstrap(program.as_deref(), &fs, &mut c) {
+        let data = layout.read_blob(&manifest.layers[layer].digest)?;
+        elf(&data, &path, expect, &mut c);
+    }
+    Ok(report(c, Some(entry.digest)))
+}
 
-    // single-manifest: Lambda refuses image indexes; it needs one manifest for one platform.
-    let entry = match index.manifests.as_slice() {
+/// single-manifest: Lambda refuses image indexes; it needs one manifest for one platform.
+/// Returns the manifest's entry, or (as `Err`) the digest to report when there is none.
+fn single_manifest(
+    layout: &Layout,
+    c: &mut Collector,
+) -> Result<std::result::Result<oci::Descriptor, Option<String>>> {
+    let index = layout.index()?;
+    Ok(match index.manifests.as_slice() {
         [one] if !oci::is_index(&one.media_type) => {
             c.pass("single-manifest", "one image manifest");
-            one.clone()
+            Ok(one.clone())
         }
         [one] => {
             c.fail("single-manifest", format!("the image is an index ({})", one.media_type), "Lambda accepts one manifest per architecture; push the per-arch image, not the index");
-            return Ok(report(c, Some(one.digest.clone())));
+            Err(Some(one.digest.clone()))
         }
         many => {
             c.fail(
@@ -170,15 +186,14 @@ pub fn check_layout_with_limit(
                 format!("the layout holds {} entries", many.len()),
                 "keep one image per layout directory",
             );
-            return Ok(report(c, None));
+            Err(None)
         }
-    };
-    let manifest: Manifest = parse_json(&layout.read_blob(&entry.digest)?, &reference)?;
-    let config: Value = parse_json(&layout.read_blob(&manifest.config.digest)?, &reference)?;
+    })
+}
 
-    // platform
-    let os = config["os"].as_str().unwrap_or("");
-    let arch = config["architecture"].as_str().unwrap_or("");
+/// platform: linux and the function's architecture.
+fn platform(config: &ImageConfig, expect: &Expectations, c: &mut Collector) {
+    let (os, arch) = (config.os.as_str(), config.architecture.as_str());
     if os != "linux" {
         c.fail(
             "platform",
@@ -197,8 +212,10 @@ pub fn check_layout_with_limit(
     } else {
         c.pass("platform", format!("linux/{arch}"));
     }
+}
 
-    // compressed-layers
+/// compressed-layers: gzip only.
+fn compressed_layers(manifest: &Manifest, c: &mut Collector) {
     let bad: Vec<String> = manifest
         .layers
         .iter()
@@ -213,8 +230,16 @@ pub fn check_layout_with_limit(
     } else {
         c.fail("compressed-layers", format!("layers that are not gzip: {}", bad.join(", ")), "Lambda accepts gzip layers only; re-compress with `skopeo copy --dest-compress-format gzip`");
     }
+}
 
-    // Read every gzip layer: parent directories, sizes and the final filesystem.
+/// Reads every gzip layer into the image's final filesystem, judging parent-directories (every
+/// entry's parent is in its layer) and size (uncompressed, against the limit) on the way.
+fn filesystem(
+    layout: &Layout,
+    manifest: &Manifest,
+    max_uncompressed: u64,
+    c: &mut Collector,
+) -> Result<BTreeMap<String, Node>> {
     let mut fs: BTreeMap<String, Node> = BTreeMap::new();
     let mut total: u64 = 0;
     let mut missing_parents: Vec<String> = Vec::new();
@@ -225,7 +250,7 @@ pub fn check_layout_with_limit(
         let data = layout.read_blob(&layer.digest)?;
         let (size, missing) =
             apply_layer(&data, i, &mut fs).map_err(|message| Error::InvalidImage {
-                image: format!("{reference} layer {}", layer.digest),
+                image: format!("{} layer {}", layout.dir.display(), layer.digest),
                 message,
                 help: "the layer is not a valid gzip tarball".into(),
             })?;
@@ -250,140 +275,159 @@ pub fn check_layout_with_limit(
             "Lambda's limit is 10 GB uncompressed: use a smaller base or fewer included files",
         );
     }
+    Ok(fs)
+}
 
-    // entrypoint: the first word of ENTRYPOINT+CMD must be an absolute path to a real file.
-    let run = &config["config"];
-    let words: Vec<String> = ["Entrypoint", "Cmd"]
-        .iter()
-        .flat_map(|k| run[*k].as_array().cloned().unwrap_or_default())
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
-    let program = words.first().cloned().unwrap_or_default();
-    let program_path = program.trim_start_matches('/').to_string();
-    let mut executable: Option<String> = None;
+/// entrypoint: the first word of ENTRYPOINT+CMD must be an absolute path to a real file,
+/// executable by others. Returns the program when it is one.
+fn entrypoint(run: &RunConfig, fs: &BTreeMap<String, Node>, c: &mut Collector) -> Option<String> {
+    let program = run.command().into_iter().next().unwrap_or_default();
+    let path = program.trim_start_matches('/').to_string();
     if program.is_empty() {
         c.fail(
             "entrypoint",
             "the image has neither ENTRYPOINT nor CMD",
             "set `image.entrypoint` (e.g. [\"/var/runtime/bootstrap\"])",
         );
-    } else if !program.starts_with('/') {
+        return None;
+    }
+    if !program.starts_with('/') {
         c.fail(
             "entrypoint",
             format!("`{program}` is a relative path"),
             "Lambda needs an absolute ENTRYPOINT path, e.g. /var/runtime/bootstrap",
         );
-    } else {
-        match fs.get(&program_path) {
-            None => c.fail(
-                "entrypoint",
-                format!("`{program}` does not exist in the image"),
-                "check `image.entrypoint` and the base image",
+        return None;
+    }
+    match fs.get(&path) {
+        None => c.fail(
+            "entrypoint",
+            format!("`{program}` does not exist in the image"),
+            "check `image.entrypoint` and the base image",
+        ),
+        Some(Node {
+            kind: Kind::Symlink(target),
+            ..
+        }) => c.fail(
+            "entrypoint",
+            format!("`{program}` is a symlink to `{target}`"),
+            "point the ENTRYPOINT at the real file",
+        ),
+        Some(node) if node.kind != Kind::File => c.fail(
+            "entrypoint",
+            format!("`{program}` is not a regular file"),
+            "point the ENTRYPOINT at an executable file",
+        ),
+        Some(node) if node.mode & 0o005 != 0o005 => c.fail(
+            "entrypoint",
+            format!(
+                "`{program}` has mode {:o}, not readable and executable by others",
+                node.mode
             ),
-            Some(Node {
-                kind: Kind::Symlink(target),
-                ..
-            }) => c.fail(
-                "entrypoint",
-                format!("`{program}` is a symlink to `{target}`"),
-                "point the ENTRYPOINT at the real file",
-            ),
-            Some(node) if node.kind != Kind::File => c.fail(
-                "entrypoint",
-                format!("`{program}` is not a regular file"),
-                "point the ENTRYPOINT at an executable file",
-            ),
-            Some(node) if node.mode & 0o005 != 0o005 => c.fail(
-                "entrypoint",
+            "Lambda runs as a non-root user: make it mode 0755",
+        ),
+        Some(_) => {
+            c.pass("entrypoint", format!("`{program}`"));
+            return Some(program);
+        }
+    }
+    None
+}
+
+/// bootstrap: the provided bases' entrypoint execs /var/runtime/bootstrap, which must be an
+/// executable file; otherwise the entrypoint is the function's executable itself. Returns the
+/// executable's path in the image and its layer.
+fn bootstrap(
+    program: Option<&str>,
+    fs: &BTreeMap<String, Node>,
+    c: &mut Collector,
+) -> Option<(String, usize)> {
+    let program = program?;
+    if program != crate::lambda::PROVIDED_ENTRYPOINT {
+        let path = program.trim_start_matches('/').to_string();
+        return fs.get(&path).map(|n| (path, n.layer));
+    }
+    let path = crate::lambda::BOOTSTRAP_PATH.to_string();
+    match fs.get(&path) {
+        None => {
+            c.fail("bootstrap", "/var/runtime/bootstrap is missing", "the provided base runs /var/runtime/bootstrap: put the function's executable there");
+            None
+        }
+        Some(node) if node.kind != Kind::File => {
+            c.fail(
+                "bootstrap",
+                "/var/runtime/bootstrap is not a regular file",
+                "replace it with the executable itself",
+            );
+            None
+        }
+        Some(node) if node.mode & 0o005 != 0o005 => {
+            c.fail(
+                "bootstrap",
                 format!(
-                    "`{program}` has mode {:o}, not readable and executable by others",
+                    "/var/runtime/bootstrap has mode {:o}, not readable and executable by others",
                     node.mode
                 ),
                 "Lambda runs as a non-root user: make it mode 0755",
-            ),
-            Some(_) => {
-                c.pass("entrypoint", format!("`{program}`"));
-                executable = Some(program_path.clone());
-            }
+            );
+            None
+        }
+        Some(node) => {
+            c.pass("bootstrap", "/var/runtime/bootstrap is an executable file");
+            Some((path, node.layer))
         }
     }
+}
 
-    // bootstrap: provided.* entrypoints exec /var/runtime/bootstrap; otherwise the entrypoint
-    // is the function's executable itself.
-    let bootstrap = if program == "/lambda-entrypoint.sh" {
-        let path = crate::image::BOOTSTRAP_PATH.to_string();
-        match fs.get(&path) {
-            None => {
-                c.fail("bootstrap", "/var/runtime/bootstrap is missing", "the provided base runs /var/runtime/bootstrap: put the function's executable there");
-                None
-            }
-            Some(node) if node.kind != Kind::File => {
-                c.fail(
-                    "bootstrap",
-                    "/var/runtime/bootstrap is not a regular file",
-                    "replace it with the executable itself",
-                );
-                None
-            }
-            Some(node) if node.mode & 0o005 != 0o005 => {
-                c.fail("bootstrap", format!("/var/runtime/bootstrap has mode {:o}, not readable and executable by others", node.mode), "Lambda runs as a non-root user: make it mode 0755");
-                None
-            }
-            Some(node) => {
-                c.pass("bootstrap", "/var/runtime/bootstrap is an executable file");
-                Some((path, node.layer))
-            }
-        }
-    } else {
-        executable
-            .as_ref()
-            .and_then(|p| fs.get(p).map(|n| (p.clone(), n.layer)))
-    };
-
-    // elf: the executable's machine and glibc needs.
-    if let Some((path, layer_index)) = bootstrap {
-        let data = layout.read_blob(&manifest.layers[layer_index].digest)?;
-        match read_file(&data, &path) {
-            Some(bytes) if bytes.starts_with(b"\x7fELF") => match elf::inspect_bytes(&bytes) {
-                Ok(info) => {
-                    if info.arch == Some(expect.arch) {
-                        c.pass(
-                            "elf-arch",
-                            format!("/{path} is a {} executable", expect.arch),
-                        );
-                    } else {
-                        let found = info
-                            .arch
-                            .map(|a| a.to_string())
-                            .unwrap_or_else(|| format!("machine {}", info.machine));
-                        c.fail(
-                            "elf-arch",
-                            format!("/{path} is built for {found}, the image is {}", expect.arch),
-                            format!("compile for {}", expect.arch),
-                        );
-                    }
-                    match (info.max_glibc, expect.base_glibc) {
-                        (Some(need), Some(have)) if need > have => c.fail("glibc", format!("/{path} needs GLIBC_{need}, the base provides {have}"), format!("build with `--compiler zigbuild` (pins glibc {have}) or `--libc musl`")),
-                        (Some(need), _) => c.pass("glibc", format!("needs GLIBC_{need}")),
-                        (None, _) => c.pass("glibc", "static executable"),
-                    }
-                }
-                Err(message) => c.fail(
-                    "elf-arch",
-                    format!("/{path}: {message}"),
-                    "the bootstrap must be a 64-bit Linux executable",
-                ),
-            },
-            // A script (e.g. a shell bootstrap) has no ELF header to check.
-            Some(_) => c.pass("elf-arch", format!("/{path} is not an ELF file (script)")),
-            None => c.fail(
+/// elf-arch and glibc: the executable's machine, and the glibc its symbols need.
+fn elf(layer: &[u8], path: &str, expect: &Expectations, c: &mut Collector) {
+    let bytes = match read_file(layer, path) {
+        Some(bytes) if bytes.starts_with(b"\x7fELF") => bytes,
+        // A script (e.g. a shell bootstrap) has no ELF header to check.
+        Some(_) => return c.pass("elf-arch", format!("/{path} is not an ELF file (script)")),
+        None => {
+            return c.fail(
                 "elf-arch",
                 format!("/{path} could not be read back"),
                 "rebuild the image",
-            ),
+            )
         }
+    };
+    let info = match elf::inspect_bytes(&bytes) {
+        Ok(info) => info,
+        Err(message) => {
+            return c.fail(
+                "elf-arch",
+                format!("/{path}: {message}"),
+                "the bootstrap must be a 64-bit Linux executable",
+            )
+        }
+    };
+    if info.arch == Some(expect.arch) {
+        c.pass(
+            "elf-arch",
+            format!("/{path} is a {} executable", expect.arch),
+        );
+    } else {
+        let found = info
+            .arch
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| format!("machine {}", info.machine));
+        c.fail(
+            "elf-arch",
+            format!("/{path} is built for {found}, the image is {}", expect.arch),
+            format!("compile for {}", expect.arch),
+        );
     }
-    Ok(report(c, Some(entry.digest)))
+    match (info.max_glibc, expect.base_glibc) {
+        (Some(need), Some(have)) if need > have => c.fail(
+            "glibc",
+            format!("/{path} needs GLIBC_{need}, the base provides {have}"),
+            format!("build with `--compiler zigbuild` (pins glibc {have}) or `--libc musl`"),
+        ),
+        (Some(need), _) => c.pass("glibc", format!("needs GLIBC_{need}")),
+        (None, _) => c.pass("glibc", "static executable"),
+    }
 }
 
 /// Applies one layer to the filesystem view. Returns the layer's uncompressed size and the

@@ -298,19 +298,32 @@ pub enum Error {
     Interrupted,
 
     /// One function failed a stage; the others went on.
-    #[error("`{function}` ({arch}) failed to {stage}: {message}")]
+    #[error("`{function}` ({arch}) failed to {}: {message}", stage.verb())]
     #[diagnostic(code(lambda_image::function_failed), help("{help}"))]
     FunctionFailed {
         /// The function.
         function: String,
         /// The architecture.
         arch: String,
-        /// The stage (compile, image, check, push, test).
-        stage: &'static str,
+        /// The stage.
+        stage: crate::progress::Stage,
         /// What went wrong.
         message: String,
         /// How to fix it.
         help: String,
+    },
+
+    /// Work handed to another thread or task ended without an answer (it panicked).
+    #[error("the {task} task failed: {message}")]
+    #[diagnostic(
+        code(lambda_image::task),
+        help("this is a bug in cargo-lambda-image; please report it with the output above")
+    )]
+    TaskFailed {
+        /// What the task did.
+        task: &'static str,
+        /// The panic, as the runtime reports it.
+        message: String,
     },
 
     /// Some functions failed; each failure was reported on its own.

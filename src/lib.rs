@@ -1,27 +1,42 @@
 //! cargo-lambda-image: build, test and deploy Rust AWS Lambda functions as container images.
 //!
-//! The pipeline has one module per stage, each stage's output the next one's input:
-//! [`config`] (Cargo metadata and `[package.metadata.lambda]` to a [`Plan`]) ->
-//! [`compile`] (the plan to [`compile::Artifact`]s).
+//! The [`pipeline`] runs one module per stage, each stage's output the next one's input:
+//! [`config`] (Cargo metadata and `[package.metadata.lambda]` to a [`Plan`], every decision
+//! made) -> [`compile`] ([`compile::Artifact`]s) -> [`image`] ([`image::BuiltImage`]s, by a
+//! [`image::Builder`]) -> [`check`] (Lambda's rules) -> [`testing`] under the [`emulate`]
+//! emulator, or [`publish`] (outputs and registries, by a [`publish::Publisher`]) -> [`deploy`]
+//! (observe, plan, execute) and [`template`]s. Every stage reports [`event::Event`]s to the
+//! caller's [`event::Sink`]; [`render`] shows them as the command line does.
 //!
-//! The command-line tool is a thin layer over this library, so an `xtask` can drive the same
-//! stages:
+//! Under the stages, a ground floor they all share and that imports none of them: [`oci`]
+//! (descriptors, manifests, layouts, the image-config reader), [`lambda`] (Lambda's paths,
+//! reserved variables, limits and naming), [`time`], [`target`], [`progress`], [`registry`],
+//! [`docker`], [`aws`] and [`error`].
+//!
+//! The command-line tool is a thin layer over this library, so an `xtask` runs the same code:
 //!
 //! ```no_run
-//! use cargo_lambda_image::{compile, config, progress::Progress};
+//! use std::sync::Arc;
+//! use cargo_lambda_image::{config, event, pipeline};
 //!
+//! # async fn build() -> cargo_lambda_image::Result<()> {
 //! let request = config::PlanRequest {
 //!     selection: config::Selection { workspace: true, ..Default::default() },
 //!     ..Default::default()
 //! };
-//! let plan = config::plan(&request)?;
-//! let artifacts = compile::compile(&plan, &compile::CompileOptions::default(), &Progress::hidden())?;
-//! for artifact in artifacts {
-//!     eprintln!("{} ({}): {}", artifact.function, artifact.arch, artifact.path);
-//! }
-//! # Ok::<(), cargo_lambda_image::Error>(())
+//! let plan = config::plan(&request.with_process_env())?;
+//! let summary = pipeline::run(
+//!     plan,
+//!     pipeline::Options::from_env(),
+//!     pipeline::Goal::Image,
+//!     Arc::new(event::Collect::new()),
+//! )
+//! .await;
+//! summary.into_result()
+//! # }
 //! ```
 
+pub mod aws;
 pub mod check;
 pub mod compile;
 pub mod config;
@@ -29,15 +44,25 @@ pub mod deploy;
 pub mod docker;
 pub mod emulate;
 pub mod error;
+pub mod event;
 pub mod image;
-pub mod index;
+pub mod lambda;
+pub mod oci;
+pub mod pipeline;
 pub mod progress;
-pub mod push;
+pub mod publish;
 pub mod registry;
+pub mod render;
 pub mod scaffold;
 pub mod target;
 pub mod template;
 pub mod testing;
+pub mod time;
 
 pub use config::{FunctionSpec, Plan};
 pub use error::{Error, Result};
+
+/// README.md's Rust examples, compiled as doctests so the documented API stays real.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,10 +1,10 @@
-//! Talking to OCI registries (through `oci-client`): client set-up, credentials, retries, and
-//! pulling base images into a content-addressed cache.
+//! Talking to OCI registries (through `oci-client`): client set-up, credentials, retries and
+//! error classification. The image stage pulls bases and the publish stage pushes with it.
 //!
 //! Credentials are held in memory only and never formatted into messages: errors say where
 //! credentials came from ("docker config", "anonymous", "ECR token"), never what they are.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
@@ -13,11 +13,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use crate::error::{Error, Result};
-use crate::image::base::{self, BaseLayer, ResolvedBase};
-use crate::image::layer::sha256_digest;
-use crate::image::oci::{self, Descriptor, Index, Manifest};
-use crate::progress::Progress;
-use crate::target::Arch;
+use crate::progress::Reporter;
 
 /// Credentials for a registry, with a description of where they came from.
 #[derive(Clone)]
@@ -234,7 +230,7 @@ pub fn is_transient(err: &OciDistributionError) -> bool {
 
 /// Runs a registry operation, retrying transient failures with backoff (5 attempts).
 pub async fn with_retry<T, F, Fut>(
-    progress: &Progress,
+    progress: &Reporter,
     what: &str,
     mut op: F,
 ) -> std::result::Result<T, OciDistributionError>
@@ -248,7 +244,7 @@ where
         match op().await {
             Ok(v) => return Ok(v),
             Err(e) if attempt < 5 && is_transient(&e) => {
-                progress.line(&format!(
+                progress.line(format!(
                     "  retrying {what} after a transient error (attempt {attempt}/5): {e}"
                 ));
                 tokio::time::sleep(delay).await;
@@ -258,153 +254,6 @@ where
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Media types we accept when pulling a manifest.
-pub const ACCEPTED_MANIFESTS: &[&str] = &[
-    oci::MEDIA_OCI_MANIFEST,
-    oci::MEDIA_OCI_INDEX,
-    oci::MEDIA_DOCKER_MANIFEST,
-    oci::MEDIA_DOCKER_LIST,
-];
-
-/// Pulls a base image's manifest, config and layers for `linux/<arch>` into the blob cache.
-pub async fn pull_base(
-    reference: &str,
-    arch: Arch,
-    options: &RegistryOptions,
-    progress: &Progress,
-) -> Result<ResolvedBase> {
-    let image = parse_reference(reference)?;
-    let client = options.client()?;
-    let credentials = options.credentials_for(image.resolve_registry());
-    let fail = |what: &str, e| registry_error(what, reference, &credentials, e);
-    let (bytes, digest) = with_retry(progress, "manifest pull", || {
-        client.pull_manifest_raw(&image, &credentials.auth, ACCEPTED_MANIFESTS)
-    })
-    .await
-    .map_err(|e| fail("pull the manifest of", e))?;
-    verify(&bytes, &digest, reference)?;
-    let value: serde_json::Value = base::parse_json(&bytes, reference)?;
-    let is_index = value.get("manifests").is_some();
-    let (manifest_bytes, manifest_digest) = if is_index {
-        let index: Index = base::parse_json(&bytes, reference)?;
-        let entry =
-            oci::select_platform(&index, arch.oci_name()).ok_or_else(|| Error::InvalidImage {
-                image: reference.to_string(),
-                message: format!("the image index has no linux/{} image", arch.oci_name()),
-                help: "choose a base image published for this architecture".into(),
-            })?;
-        let by_digest = image.clone_with_digest(entry.digest.clone());
-        let (b, d) = with_retry(progress, "manifest pull", || {
-            client.pull_manifest_raw(&by_digest, &credentials.auth, ACCEPTED_MANIFESTS)
-        })
-        .await
-        .map_err(|e| fail("pull the platform manifest of", e))?;
-        verify(&b, &entry.digest, reference)?;
-        (b, d)
-    } else {
-        (bytes, digest)
-    };
-    let manifest: Manifest = base::parse_json(&manifest_bytes, reference)?;
-    let cache = options.cache().join("blobs/sha256");
-    std::fs::create_dir_all(&cache).map_err(|e| Error::io("could not create", &cache, e))?;
-    let config_path = fetch_blob(
-        &client,
-        &image,
-        &manifest.config,
-        &cache,
-        progress,
-        &credentials,
-        reference,
-    )
-    .await?;
-    let config_bytes =
-        std::fs::read(&config_path).map_err(|e| Error::io("could not read", &config_path, e))?;
-    let config: serde_json::Value = base::parse_json(&config_bytes, reference)?;
-    let mut layers = Vec::new();
-    for layer in &manifest.layers {
-        if !oci::is_gzip_layer(&layer.media_type) {
-            return Err(Error::InvalidImage {
-                image: reference.to_string(),
-                message: format!("layer {} has media type {}", layer.digest, layer.media_type),
-                help: "Lambda accepts gzip layers only; choose a base with gzip layers".into(),
-            });
-        }
-        let path = fetch_blob(
-            &client,
-            &image,
-            layer,
-            &cache,
-            progress,
-            &credentials,
-            reference,
-        )
-        .await?;
-        let mut descriptor = Descriptor::new(oci::MEDIA_OCI_LAYER_GZIP, &layer.digest, layer.size);
-        descriptor.annotations = layer.annotations.clone();
-        layers.push(BaseLayer { descriptor, path });
-    }
-    base::check_base(&config, &layers, reference)?;
-    Ok(ResolvedBase {
-        reference: reference.to_string(),
-        config,
-        layers,
-        manifest_digest: Some(manifest_digest),
-    })
-}
-
-fn verify(data: &[u8], expected: &str, reference: &str) -> Result<()> {
-    let actual = sha256_digest(data);
-    if actual != expected {
-        return Err(Error::InvalidImage {
-            image: reference.to_string(),
-            message: format!("the registry sent content with digest {actual}, expected {expected}"),
-            help: "the registry or a proxy altered the content; nothing was used".into(),
-        });
-    }
-    Ok(())
-}
-
-/// Downloads a blob into the cache (unless it is there), verifying its digest before it is
-/// given its final name.
-async fn fetch_blob(
-    client: &Client,
-    image: &Reference,
-    descriptor: &Descriptor,
-    cache: &Path,
-    progress: &Progress,
-    credentials: &Credentials,
-    reference: &str,
-) -> Result<PathBuf> {
-    let path = cache.join(oci::digest_hex(&descriptor.digest)?);
-    if path.is_file() {
-        return Ok(path);
-    }
-    let task = progress.task(format!(
-        "Pulling {} ({:.1} MB)",
-        short(&descriptor.digest),
-        descriptor.size as f64 / 1e6
-    ));
-    let data = with_retry(progress, "blob pull", || async {
-        let mut buffer: Vec<u8> = Vec::with_capacity(descriptor.size as usize);
-        client
-            .pull_blob(image, descriptor.digest.as_str(), &mut buffer)
-            .await
-            .map(|()| buffer)
-    })
-    .await
-    .map_err(|e| registry_error("pull a layer of", reference, credentials, e))?;
-    verify(&data, &descriptor.digest, reference)?;
-    oci::write_atomic(&path, &data)?;
-    task.done(&format!("Pulled {}", short(&descriptor.digest)));
-    Ok(path)
-}
-
-/// The first 12 hex digits of a digest, for progress lines.
-pub fn short(digest: &str) -> &str {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    &hex[..hex.len().min(12)]
 }
 
 #[cfg(test)]

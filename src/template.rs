@@ -5,7 +5,8 @@
 //! (`<registry>/<repository>@sha256:...`), so that a template always deploys exactly the image
 //! that was built and checked, never whatever a tag points at later. Lambda takes one
 //! architecture per function, so a function planned for several architectures becomes several
-//! resources, named as [`crate::deploy::function_name`] names them (`hello`, `hello-arm64`).
+//! resources, named as the plan names them ([`FunctionSpec::lambda_name`]: `hello`,
+//! `hello-arm64`).
 //!
 //! The output is JSON, which is valid CloudFormation; keys are emitted in a stable order so
 //! templates can be committed and diffed.
@@ -30,18 +31,16 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::config::{BaseKind, FunctionSpec};
+use crate::config::FunctionSpec;
 use crate::error::{Error, Result};
-use crate::image::oci::{self, Layout};
 use crate::image::BuiltImage;
-use crate::push::PushedImage;
+use crate::lambda;
+use crate::oci::{self, ImageConfig, Layout, RunConfig};
+use crate::publish::PushedImage;
 use crate::target::Arch;
 
 /// The `Transform` that makes a template a SAM template.
 pub const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
-
-/// The working directory images get when none is configured.
-pub const DEFAULT_WORKDIR: &str = "/var/task";
 
 /// Which kind of template to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -99,12 +98,9 @@ impl LaunchConfig {
     /// For other bases the base's ENTRYPOINT is not known without the image; this assumes
     /// none (as scratch). Use [`LaunchConfig::from_image`] when the image is at hand.
     pub fn for_spec(spec: &FunctionSpec) -> LaunchConfig {
-        let mut base = Map::new();
-        if matches!(
-            spec.base_image.kind,
-            BaseKind::ProvidedAl2 | BaseKind::ProvidedAl2023
-        ) {
-            base.insert("Entrypoint".into(), json!(["/lambda-entrypoint.sh"]));
+        let mut base = RunConfig::default();
+        if spec.base_image.is_provided() {
+            base.entrypoint = vec![lambda::PROVIDED_ENTRYPOINT.to_string()];
         }
         let (entrypoint, command) = crate::image::entrypoint_and_command(spec, &base);
         LaunchConfig {
@@ -117,21 +113,19 @@ impl LaunchConfig {
     /// What an assembled image runs, read from its config in its OCI layout.
     pub fn from_image(image: &BuiltImage) -> Result<LaunchConfig> {
         let layout = Layout::open(image.layout_dir())?;
-        let data = layout.read_blob(&image.config_digest)?;
-        let config: Value = serde_json::from_slice(&data).map_err(|e| Error::InvalidImage {
-            image: image.layout.to_string(),
-            message: format!("its config is not JSON: {e}"),
-            help: "rebuild the image".into(),
-        })?;
-        let run = &config["config"];
+        let config = ImageConfig::parse(
+            &layout.read_blob(&image.config_digest)?,
+            image.layout.as_str(),
+        )?;
+        let run = config.run;
         Ok(LaunchConfig {
-            entrypoint: crate::image::string_list(run.get("Entrypoint")),
-            command: crate::image::string_list(run.get("Cmd")),
-            workdir: run["WorkingDir"]
-                .as_str()
-                .filter(|w| !w.is_empty())
-                .unwrap_or(DEFAULT_WORKDIR)
-                .to_string(),
+            entrypoint: run.entrypoint,
+            command: run.cmd,
+            workdir: if run.working_dir.is_empty() {
+                lambda::DEFAULT_WORKDIR.to_string()
+            } else {
+                run.working_dir
+            },
         })
     }
 }
@@ -226,7 +220,7 @@ pub fn logical_id(name: &str) -> String {
 /// memory, timeout, ephemeral storage, environment, tags and role; `ImageConfig` (with all of
 /// `EntryPoint`, `Command` and `WorkingDirectory`, as CloudFormation needs) when the function
 /// configures an entrypoint, a command or a working directory. Function names follow
-/// [`crate::deploy::function_name`]; outputs give each function's ARN.
+/// the plan ([`FunctionSpec::lambda_name`]); outputs give each function's ARN.
 pub fn render(functions: &[(FunctionSpec, ImageRef)], format: TemplateFormat) -> Result<Value> {
     if functions.is_empty() {
         return Err(Error::Template {
@@ -234,7 +228,6 @@ pub fn render(functions: &[(FunctionSpec, ImageRef)], format: TemplateFormat) ->
             help: "select at least one function".into(),
         });
     }
-    let specs: Vec<FunctionSpec> = functions.iter().map(|(s, _)| s.clone()).collect();
     let mut resources = Map::new();
     let mut outputs = Map::new();
     let mut names = BTreeSet::new();
@@ -251,7 +244,7 @@ pub fn render(functions: &[(FunctionSpec, ImageRef)], format: TemplateFormat) ->
                 });
             }
         }
-        let function_name = crate::deploy::function_name(spec, &specs);
+        let function_name = spec.lambda_name.clone();
         if !names.insert(function_name.clone()) {
             return Err(Error::Template {
                 message: format!("the function `{function_name}` is listed twice"),
@@ -362,7 +355,7 @@ fn function_resource(
     let mut role = None;
     match &spec.role {
         Some(arn) => {
-            if crate::deploy::iam::parse_role_arn(arn).is_none() {
+            if lambda::parse_role_arn(arn).is_none() {
                 return Err(Error::Template {
                     message: format!(
                         "the role of `{function_name}`, `{arn}`, is not an IAM role ARN"
@@ -405,10 +398,7 @@ fn function_resource(
 /// directory, with all three fields: CloudFormation (unlike the Lambda API) resets the fields
 /// a template leaves out, so the others are filled with what the image runs anyway.
 fn image_config(spec: &FunctionSpec, image: &ImageRef) -> Option<Value> {
-    let configured = spec.image.entrypoint.is_some()
-        || spec.image.command.is_some()
-        || spec.image.workdir != DEFAULT_WORKDIR;
-    if !configured {
+    if !spec.image.overrides_launch() {
         return None;
     }
     let launch = image

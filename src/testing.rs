@@ -1,22 +1,150 @@
-//! Stage 5: invoke a function under the emulator with events and compare what it answers.
+//! Stage 5: run a function's image under the emulator, invoke it with events and compare what
+//! it answers. A [`Runner`] says where the function runs: the image's filesystem in a sandbox
+//! (the default), the image in a Docker engine, unpacked without isolation, or the bare
+//! bootstrap as a process.
 //!
 //! Events come from `--event` (a file, `-` for stdin, or inline JSON) or from the
 //! configuration's `test.events` globs (relative to the package). An `events/x.json` may have
 //! an `events/x.expected.json` next to it, which the response must equal (as JSON).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::FunctionSpec;
+use crate::emulate::docker_runner::DockerLauncher;
+use crate::emulate::sandbox::SandboxLauncher;
+use crate::emulate::{rootfs, Emulator, EmulatorConfig, Launcher, LogSink, ProcessLauncher};
 use crate::error::{Error, Result};
+use crate::image::BuiltImage;
+use crate::progress::Reporter;
 use crate::target::Arch;
+
+/// Where a function runs locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runner {
+    /// The image's filesystem, unpacked and run as Lambda does with bubblewrap: read-only
+    /// root, tmpfs /tmp, non-root user, own PID namespace. Without bubblewrap, a scratch image
+    /// still runs, unconfined, with a warning.
+    #[default]
+    Sandbox,
+    /// The image in the Docker engine (`DOCKER_HOST`): read-only, tmpfs /tmp, non-root user.
+    Docker,
+    /// The image's filesystem unpacked, its entrypoint run directly, without isolation.
+    Unconfined,
+    /// The compiled bootstrap as a plain process on this machine (no image).
+    Process,
+}
+
+/// How the emulator starts `spec`'s runtime with `runner`.
+pub async fn launcher_for(
+    runner: Runner,
+    spec: &FunctionSpec,
+    image: &BuiltImage,
+    reporter: &Reporter,
+) -> Result<Arc<dyn Launcher>> {
+    let unpack = || {
+        rootfs::unpack(
+            image.layout_dir(),
+            &image.layout_dir().with_file_name("rootfs"),
+        )
+    };
+    Ok(match runner {
+        Runner::Process => {
+            let bootstrap = spec.artifact.as_std_path().to_path_buf();
+            if Some(spec.arch) == Arch::host() {
+                Arc::new(ProcessLauncher::new(bootstrap))
+            } else {
+                Arc::new(
+                    ProcessLauncher::new("qemu-aarch64-static")
+                        .args([bootstrap.display().to_string()]),
+                )
+            }
+        }
+        Runner::Unconfined => Arc::new(SandboxLauncher::unconfined(unpack()?)?),
+        Runner::Sandbox => match SandboxLauncher::new(unpack()?) {
+            Ok(launcher) => Arc::new(launcher.ephemeral_storage_mb(spec.ephemeral_storage)),
+            Err(Error::Sandbox { message, help }) => {
+                // The default runner should work on any machine: without bubblewrap, a
+                // scratch image still runs, only without Lambda's isolation. Say so.
+                reporter.warn(format!(
+                    "warning: {message}; running `{}` without isolation (writable root, host /tmp, your user). {help}",
+                    spec.name
+                ));
+                Arc::new(SandboxLauncher::unconfined(unpack()?)?)
+            }
+            Err(other) => return Err(other),
+        },
+        Runner::Docker => Arc::new(
+            DockerLauncher::load(image, reporter)
+                .await?
+                .ephemeral_storage_mb(spec.ephemeral_storage),
+        ),
+    })
+}
+
+/// Runs `image` of `spec` under the emulator with `runner` and sends it `events`, one after
+/// another, handing each invocation to `on_invocation` as it completes. The runtime's own
+/// output goes to `reporter` as verbose lines.
+pub async fn run(
+    spec: &FunctionSpec,
+    image: &BuiltImage,
+    events: &[TestEvent],
+    runner: Runner,
+    reporter: &Reporter,
+    mut on_invocation: impl FnMut(&Invocation),
+) -> Result<Vec<Invocation>> {
+    let launcher = launcher_for(runner, spec, image, reporter).await?;
+    let mut config = EmulatorConfig::from_spec(spec);
+    config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let logs = reporter.clone();
+    config.logs = LogSink::new(move |line| logs.verbose(format!("  | {line}")));
+    let emulator = Emulator::start(config, launcher).await?;
+    let mut invocations = Vec::new();
+    for event in events {
+        match invoke(&emulator.invoke_url(), spec, event).await {
+            Ok(invocation) => {
+                on_invocation(&invocation);
+                invocations.push(invocation);
+            }
+            Err(e) => {
+                emulator.shutdown().await;
+                return Err(e);
+            }
+        }
+    }
+    emulator.shutdown().await;
+    Ok(invocations)
+}
+
+/// The events to send to `spec`: those given (`cli`), else the configuration's `test.events`;
+/// none at all is an error saying how to give some.
+pub fn events_for(spec: &FunctionSpec, cli: &[TestEvent]) -> Result<Vec<TestEvent>> {
+    let events = if cli.is_empty() {
+        events_from_config(spec)?
+    } else {
+        cli.to_vec()
+    };
+    if events.is_empty() {
+        return Err(Error::InvalidValue {
+            source_: Box::new(crate::error::Source::Cli {
+                flag: "--event".into(),
+            }),
+            key: "event".into(),
+            message: format!("no events to send to `{}`", spec.name),
+            help: "pass --event FILE|-|JSON, or set `events = [\"events/*.json\"]` in [package.metadata.lambda.test]".into(),
+        });
+    }
+    Ok(events)
+}
 
 /// An event to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub struct TestEvent {
     /// Where it came from (file name, `stdin`, `inline`).
     pub name: String,
     /// The payload.
@@ -58,14 +186,14 @@ impl Invocation {
 
 /// Reads the events named on the command line: files, `-` (stdin) or inline JSON. `expect`
 /// files pair with events in order (a single expectation with a single event).
-pub fn events_from_args(args: &[String], expect: &[PathBuf]) -> Result<Vec<Event>> {
+pub fn events_from_args(args: &[String], expect: &[PathBuf]) -> Result<Vec<TestEvent>> {
     let mut events = Vec::new();
     for arg in args {
         let event = if arg == "-" {
             let mut payload = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin(), &mut payload)
                 .map_err(|e| Error::io("could not read", "stdin", e))?;
-            Event {
+            TestEvent {
                 name: "stdin".into(),
                 payload,
                 expected: None,
@@ -73,7 +201,7 @@ pub fn events_from_args(args: &[String], expect: &[PathBuf]) -> Result<Vec<Event
         } else if Path::new(arg).is_file() {
             read_event_file(Path::new(arg))?
         } else if serde_json::from_str::<Value>(arg).is_ok() {
-            Event {
+            TestEvent {
                 name: "inline".into(),
                 payload: arg.as_bytes().to_vec(),
                 expected: None,
@@ -102,7 +230,7 @@ pub fn events_from_args(args: &[String], expect: &[PathBuf]) -> Result<Vec<Event
 }
 
 /// The events of a function's `test.events` globs, each with its `.expected.json`, if any.
-pub fn events_from_config(spec: &FunctionSpec) -> Result<Vec<Event>> {
+pub fn events_from_config(spec: &FunctionSpec) -> Result<Vec<TestEvent>> {
     let package_dir = spec
         .manifest_path
         .parent()
@@ -128,7 +256,7 @@ pub fn events_from_config(spec: &FunctionSpec) -> Result<Vec<Event>> {
         .collect()
 }
 
-fn read_event_file(path: &Path) -> Result<Event> {
+fn read_event_file(path: &Path) -> Result<TestEvent> {
     let payload =
         std::fs::read(path).map_err(|e| Error::io("could not read the event", path, e))?;
     let expected_path = path
@@ -139,7 +267,7 @@ fn read_event_file(path: &Path) -> Result<Event> {
         Some(p) => Some(read_json(&p)?),
         None => None,
     };
-    Ok(Event {
+    Ok(TestEvent {
         name: path.display().to_string(),
         payload,
         expected,
@@ -216,7 +344,7 @@ fn wildcard(pattern: &str, text: &str) -> bool {
 }
 
 /// Sends one event to an emulator's invoke URL.
-pub async fn invoke(url: &str, spec: &FunctionSpec, event: &Event) -> Result<Invocation> {
+pub async fn invoke(url: &str, spec: &FunctionSpec, event: &TestEvent) -> Result<Invocation> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(u64::from(spec.timeout) + 30))
         .build()

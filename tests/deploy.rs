@@ -9,84 +9,28 @@ mod aws_recorder;
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_recorder::{Recorded, Recorder};
+use cargo_lambda_image::aws::AwsOptions;
 use cargo_lambda_image::config::FunctionSpec;
 use cargo_lambda_image::deploy::{
     self, DeployOptions, DeployOutcome, DeployedFunction, PlannedStep,
 };
 use cargo_lambda_image::image::{self, base, BuiltImage, ImageOptions};
-use cargo_lambda_image::progress::Progress;
+use cargo_lambda_image::progress::Reporter;
 use cargo_lambda_image::registry::RegistryOptions;
 use cargo_lambda_image::target::Arch;
 use cargo_lambda_image::Error;
 use serde_json::Value;
 use support::images::{echo_bootstrap, echo_spec};
+use support::moto::{sdk_config, Moto};
 use support::{service_env, unique};
 
 const ACCOUNT: &str = "123456789012";
-
-/// A moto_server of our own, killed on drop.
-struct Moto {
-    endpoint: String,
-    child: Child,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        // The shared services' environment also puts the venv with moto_server on PATH.
-        service_env("CLI_TEST_MOTO_ENDPOINT");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_LAMBDA_STUB_ECR", "false")
-            // AWSLambdaBasicExecutionRole, which the created role gets, is an AWS managed policy.
-            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server (PyPI moto[server]) on PATH: run under `cargo xtask ci` or source its exports");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "moto_server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            child,
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .endpoint_url(endpoint)
-        .load()
-        .await
-}
 
 struct Env {
     _moto: Moto,
@@ -109,8 +53,11 @@ async fn env() -> Env {
             insecure: vec![registry],
             ..Default::default()
         },
-        sdk_config: Some(sdk.clone()),
-        interceptor: Some(recorder.interceptor()),
+        aws: AwsOptions {
+            sdk_config: Some(sdk.clone()),
+            interceptor: Some(recorder.interceptor()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     Env {
@@ -129,6 +76,7 @@ async fn env() -> Env {
 fn echo(dir: &Path, name: &str, extra: &[u8]) -> FunctionSpec {
     let mut spec = echo_spec(Arch::X86_64, "scratch", dir, &echo_bootstrap(Arch::X86_64));
     spec.name = name.to_string();
+    spec.lambda_name = name.to_string();
     spec.image.repository = format!("{name}-repo");
     spec.deploy.publish = true;
     spec.deploy.alias = Some("live".into());
@@ -153,7 +101,7 @@ fn assemble(spec: &FunctionSpec) -> BuiltImage {
 }
 
 async fn deployed(spec: &FunctionSpec, img: &BuiltImage, opts: &DeployOptions) -> DeployedFunction {
-    match deploy::deploy(spec, img, opts, &Progress::hidden()).await {
+    match deploy::deploy(spec, img, opts, &Reporter::discard()).await {
         Ok(DeployOutcome::Deployed(d)) => d,
         other => panic!("expected a deploy, got {other:?}"),
     }
@@ -424,7 +372,7 @@ async fn a_role_arn_that_does_not_exist_is_a_clear_error() {
     let role = format!("arn:aws:iam::{ACCOUNT}:role/{name}-missing");
     spec.role = Some(role.clone());
     let img = assemble(&spec);
-    let err = deploy::deploy(&spec, &img, &env.opts, &Progress::hidden())
+    let err = deploy::deploy(&spec, &img, &env.opts, &Reporter::discard())
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -477,7 +425,7 @@ async fn an_existing_zip_function_is_refused_with_a_fix() {
     let spec = echo(dir.path(), &name, b"");
     let img = assemble(&spec);
     env.recorder.take();
-    let err = deploy::deploy(&spec, &img, &env.opts, &Progress::hidden())
+    let err = deploy::deploy(&spec, &img, &env.opts, &Reporter::discard())
         .await
         .unwrap_err();
     let text = format!("{err}");
@@ -539,7 +487,7 @@ async fn a_registry_refusing_the_ecr_token_is_a_clear_auth_error() {
     let name = unique("deploy-401");
     let spec = echo(dir.path(), &name, b"");
     let img = assemble(&spec);
-    let err = deploy::deploy(&spec, &img, &env.opts, &Progress::hidden())
+    let err = deploy::deploy(&spec, &img, &env.opts, &Reporter::discard())
         .await
         .unwrap_err();
     match &err {
@@ -561,7 +509,7 @@ async fn dry_run_lists_the_calls_and_changes_nothing() {
     let name = unique("deploy-dry");
     let spec = echo(dir.path(), &name, b"");
     let img = assemble(&spec);
-    let outcome = deploy::deploy(&spec, &img, &env.opts, &Progress::hidden())
+    let outcome = deploy::deploy(&spec, &img, &env.opts, &Reporter::discard())
         .await
         .unwrap();
     let DeployOutcome::Planned {
@@ -585,7 +533,8 @@ async fn dry_run_lists_the_calls_and_changes_nothing() {
             "AttachRolePolicy",
             "CreateFunction",
             "PublishVersion",
-            "CreateAlias or UpdateAlias"
+            // The planner looked: there is no alias yet.
+            "CreateAlias"
         ]
     );
     assert_eq!(image_uri, ecr_uri(&spec.image.repository, &img.digest));
@@ -607,17 +556,39 @@ fn several_arches_of_one_function_get_arch_suffixes_but_x86_64() {
     let dir = tempfile::tempdir().unwrap();
     let bootstrap = dir.path().join("bootstrap-file");
     std::fs::write(&bootstrap, b"x").unwrap();
+    // Planned one architecture at a time, each keeps the configured name...
     let x86 = echo_spec(Arch::X86_64, "scratch", &dir.path().join("a"), &bootstrap);
     let arm = echo_spec(Arch::Arm64, "scratch", &dir.path().join("b"), &bootstrap);
-    let both = [x86.clone(), arm.clone()];
-    assert_eq!(deploy::function_name(&x86, &both), x86.name);
     assert_eq!(
-        deploy::function_name(&arm, &both),
-        format!("{}-arm64", arm.name)
+        (x86.lambda_name.as_str(), arm.lambda_name.as_str()),
+        (x86.name.as_str(), arm.name.as_str())
     );
+    // ...planned together, arm64 gets the suffix, decided in the plan.
+    let plan = cargo_lambda_image::config::plan(&cargo_lambda_image::config::PlanRequest {
+        selection: cargo_lambda_image::config::Selection {
+            manifest_path: Some(support::fixture_workspace().join("Cargo.toml")),
+            packages: vec!["echo".into()],
+            ..Default::default()
+        },
+        overrides: cargo_lambda_image::config::Overrides {
+            arch: Some(vec![Arch::X86_64, Arch::Arm64]),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let names: Vec<(&str, Arch)> = plan
+        .functions
+        .iter()
+        .map(|f| (f.lambda_name.as_str(), f.arch))
+        .collect();
+    let arm64 = format!("{}-arm64", x86.name);
     assert_eq!(
-        deploy::function_name(&arm, std::slice::from_ref(&arm)),
-        arm.name
+        names,
+        [
+            (x86.name.as_str(), Arch::X86_64),
+            (arm64.as_str(), Arch::Arm64)
+        ]
     );
 }
 
@@ -813,13 +784,13 @@ async fn a_control_plane_gone_mid_deploy_is_a_clear_error_and_a_rerun_converges(
         },
     );
     let mut cut_opts = env.opts.clone();
-    cut_opts.sdk_config = Some(sdk_config(&format!("http://{}", proxy.address)).await);
+    cut_opts.aws.sdk_config = Some(sdk_config(&format!("http://{}", proxy.address)).await);
     let dir = tempfile::tempdir().unwrap();
     let name = unique("deploy-cut");
     let spec = echo(dir.path(), &name, b"");
     let img = assemble(&spec);
 
-    let err = deploy::deploy(&spec, &img, &cut_opts, &Progress::hidden())
+    let err = deploy::deploy(&spec, &img, &cut_opts, &Reporter::discard())
         .await
         .unwrap_err();
     assert!(proxy.was_cut());

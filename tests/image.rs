@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use cargo_lambda_image::check::{self, Expectations};
-use cargo_lambda_image::image::{self, base, oci, ImageOptions};
+use cargo_lambda_image::image::{self, base, ImageOptions};
+use cargo_lambda_image::oci;
 use cargo_lambda_image::target::{Arch, GlibcVersion};
 use serde_json::Value;
 use support::images::{
@@ -158,7 +159,13 @@ fn docker_archive_output_holds_the_same_image() {
     let dir = tempfile::tempdir().unwrap();
     let img = scratch_image(dir.path(), Arch::Arm64, None);
     let archive = dir.path().join("image.tar");
-    image::write_docker_archive(&img, &archive).unwrap();
+    oci::archive::write_docker_archive(
+        &oci::Layout::open(img.layout_dir()).unwrap(),
+        &img.digest,
+        &format!("{}:{}", img.repository, img.tag),
+        &archive,
+    )
+    .unwrap();
     // skopeo reads it both as a docker-archive and as an OCI archive.
     for transport in ["docker-archive", "oci-archive"] {
         let out = Command::new("skopeo")
@@ -489,4 +496,47 @@ fn check_command_reports_each_rule_and_fails_on_a_bad_image() {
         stderr.contains("fails Lambda's rule `elf-arch`"),
         "{stderr}"
     );
+}
+
+/// Every rule's verdict, as `check` prints it, for a good image and for one that breaks
+/// several rules at once (a script bootstrap keeps the bytes, and so the digests, stable).
+#[test]
+fn check_reports_read_the_same_every_time() {
+    let script = b"#!/bin/sh\necho hi\n";
+    let render = |report: &check::Report| {
+        let mut text = format!(
+            "{} ({}) {:?}\n",
+            report.function, report.arch, report.digest
+        );
+        for f in &report.findings {
+            let mark = if f.passed { "✓" } else { "✗" };
+            text.push_str(&format!("  {mark} {:<18} {}\n", f.rule, f.message));
+            if !f.passed {
+                text.push_str(&format!("    help: {}\n", f.help));
+            }
+        }
+        text
+    };
+    let expect = Expectations {
+        function: "hello".into(),
+        arch: Arch::X86_64,
+        base_glibc: None,
+    };
+    let (_good_dir, good) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::X86_64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, good_layer(script, 0o755))],
+    );
+    let broken_layer = gzip(&raw_tar(&[("var/runtime/bootstrap", "f", 0o700, script)]));
+    let (_bad_dir, bad) = crafted(
+        &["var/runtime/bootstrap"],
+        &[],
+        Arch::X86_64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, broken_layer)],
+    );
+    let good = check::check_layout(&good, &expect).unwrap();
+    let bad = check::check_layout(&bad, &expect).unwrap();
+    assert!(good.passed() && !bad.passed());
+    insta::assert_snapshot!(format!("{}\n{}", render(&good), render(&bad)));
 }

@@ -6,11 +6,11 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use cargo_lambda_image::image::layer::sha256_digest;
 use cargo_lambda_image::image::{self, base, ImageOptions};
-use cargo_lambda_image::index;
-use cargo_lambda_image::progress::Progress;
-use cargo_lambda_image::push::{self, PushTarget, PushedImage};
+use cargo_lambda_image::oci::sha256_digest;
+use cargo_lambda_image::progress::Reporter;
+use cargo_lambda_image::publish::index;
+use cargo_lambda_image::publish::{self as push, PushTarget, PushedImage};
 use cargo_lambda_image::registry::RegistryOptions;
 use cargo_lambda_image::target::Arch;
 use serde_json::Value;
@@ -59,7 +59,7 @@ fn push_echo(
             &built,
             &target,
             &options(registry),
-            &Progress::hidden(),
+            &Reporter::discard(),
         ))
         .unwrap()
 }
@@ -95,7 +95,7 @@ fn index_over_pushed_arches_lists_both_platforms_and_resolves_per_arch() {
             &repository,
             "multi",
             &options(&registry),
-            &Progress::hidden(),
+            &Reporter::discard(),
         ))
         .unwrap();
     assert_eq!(pushed.reference, format!("{registry}/{repository}:multi"));
@@ -178,7 +178,7 @@ fn index_over_pushed_arches_lists_both_platforms_and_resolves_per_arch() {
             &repository,
             "multi",
             &options(&registry),
-            &Progress::hidden(),
+            &Reporter::discard(),
         ))
         .unwrap();
     assert_eq!(again.digest, pushed.digest);
@@ -201,7 +201,7 @@ fn index_refuses_a_manifest_that_is_not_in_its_repository() {
             &other,
             "multi",
             &options(&registry),
-            &Progress::hidden(),
+            &Reporter::discard(),
         ))
         .unwrap_err();
     assert!(
@@ -242,7 +242,7 @@ fn index_refuses_mixed_repositories_and_two_images_of_one_arch() {
                 "fn",
                 "multi",
                 &options(unreachable),
-                &Progress::hidden(),
+                &Reporter::discard(),
             ))
             .unwrap_err()
     };

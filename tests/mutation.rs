@@ -15,7 +15,7 @@ use cargo_lambda_image::check::{self, Expectations};
 use cargo_lambda_image::config::schema;
 use cargo_lambda_image::emulate::rootfs;
 use cargo_lambda_image::error::Source;
-use cargo_lambda_image::image::oci;
+use cargo_lambda_image::oci;
 use cargo_lambda_image::target::Arch;
 use serde_json::{json, Value};
 use support::images::{config_for, craft_layout, gzip, raw_tar};
@@ -173,7 +173,7 @@ fn mutated_index_and_config_blobs_are_errors_not_panics() {
     craft_layout(&pristine, &config, &layers);
     let index = std::fs::read(pristine.join("index.json")).unwrap();
     let config_bytes = serde_json::to_vec(&config).unwrap();
-    let config_digest = cargo_lambda_image::image::layer::sha256_digest(&config_bytes);
+    let config_digest = cargo_lambda_image::oci::sha256_digest(&config_bytes);
     let config_path = pristine
         .join("blobs/sha256")
         .join(oci::digest_hex(&config_digest).unwrap());

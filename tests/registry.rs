@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use cargo_lambda_image::image::{self, base, ImageOptions};
-use cargo_lambda_image::progress::Progress;
-use cargo_lambda_image::push::{self, PushTarget};
+use cargo_lambda_image::progress::Reporter;
+use cargo_lambda_image::publish::{self as push, PushTarget};
 use cargo_lambda_image::registry::RegistryOptions;
 use cargo_lambda_image::target::Arch;
 use serde_json::Value;
@@ -243,7 +243,7 @@ fn try_push_via(
         tag: img.tag.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(push::push(img, &target, &options, &Progress::hidden()))
+    runtime.block_on(push::push(img, &target, &options, &Reporter::discard()))
 }
 
 /// `skopeo inspect --raw` of a reference on the test registry: the manifest, if it is there.
@@ -293,7 +293,7 @@ fn a_push_cut_off_mid_way_leaves_no_tag_and_a_rerun_uploads_only_what_is_missing
     );
     let manifest = registry_manifest(&format!("{repository}:{}", img.tag)).expect("tagged now");
     assert_eq!(
-        cargo_lambda_image::image::layer::sha256_digest(&manifest),
+        cargo_lambda_image::oci::sha256_digest(&manifest),
         img.digest
     );
 }
@@ -316,7 +316,7 @@ fn a_registry_answering_500_at_first_is_retried() {
     assert_eq!(pushed.digest, img.digest);
     let manifest = registry_manifest(&format!("{repository}:{}", img.tag)).expect("tagged");
     assert_eq!(
-        cargo_lambda_image::image::layer::sha256_digest(&manifest),
+        cargo_lambda_image::oci::sha256_digest(&manifest),
         img.digest
     );
 }
@@ -430,7 +430,7 @@ fn push_to_a_missing_registry_fails_without_a_tag() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let err = runtime
-        .block_on(push::push(&img, &target, &options, &Progress::hidden()))
+        .block_on(push::push(&img, &target, &options, &Reporter::discard()))
         .unwrap_err();
     assert!(err.to_string().contains("127.0.0.1:9/nowhere:t"), "{err}");
 }

@@ -17,8 +17,8 @@ use cargo_lambda_image::emulate::docker_runner::{DockerLauncher, LABEL};
 use cargo_lambda_image::emulate::rootfs::{self, ImageRuntime};
 use cargo_lambda_image::emulate::sandbox::{Emulation, Isolation, SandboxLauncher};
 use cargo_lambda_image::emulate::{Emulator, EmulatorConfig, Launcher, LogSink};
-use cargo_lambda_image::image::oci;
-use cargo_lambda_image::progress::Progress;
+use cargo_lambda_image::oci;
+use cargo_lambda_image::progress::Reporter;
 use cargo_lambda_image::target::Arch;
 use cargo_lambda_image::Error;
 use serde_json::{json, Value};
@@ -49,7 +49,7 @@ fn unpack_layers(
     craft_layout(&layout, &config, &layers);
     let digests = layers
         .iter()
-        .map(|(_, blob)| cargo_lambda_image::image::layer::sha256_digest(blob))
+        .map(|(_, blob)| cargo_lambda_image::oci::sha256_digest(blob))
         .collect();
     (digests, rootfs::unpack(&layout, &dir.join("rootfs")))
 }
@@ -549,7 +549,7 @@ async fn docker_runs_like_lambda(arch: Arch) {
     let dir = tempfile::tempdir().unwrap();
     let image = scratch_image(arch, dir.path(), &unique("docker"));
     let run_label = unique("runners-test");
-    let launcher = DockerLauncher::load(&image, &Progress::hidden())
+    let launcher = DockerLauncher::load(&image, &Reporter::discard())
         .await
         .expect("the image loads into Docker")
         .label("cargo-lambda-image.test", run_label.clone());
@@ -589,7 +589,7 @@ async fn docker_containers_are_removed_when_the_emulator_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let image = scratch_image(Arch::X86_64, dir.path(), &unique("docker-drop"));
     let run_label = unique("runners-drop");
-    let launcher = DockerLauncher::load(&image, &Progress::hidden())
+    let launcher = DockerLauncher::load(&image, &Reporter::discard())
         .await
         .unwrap()
         .label("cargo-lambda-image.test", run_label.clone());

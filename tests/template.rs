@@ -1,6 +1,7 @@
 //! CloudFormation and SAM templates for the fixture workspace, validated by the real
-//! `cfn-lint` (PyPI; `cargo xtask ci` installs it into its venv and puts that on PATH), and the
-//! example xtask under `templates/xtask` compiled against this crate.
+//! `cfn-lint` (PyPI; `cargo xtask ci` installs it into its venv and puts that on PATH). (The
+//! example xtask under `templates/xtask` is a member of the workspace, and tests/parity.rs
+//! runs it.)
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::process::{Command, Output};
 use cargo_lambda_image::config::{
     self, BaseImage, FunctionSpec, Overrides, PlanRequest, Selection,
 };
-use cargo_lambda_image::image::layer::sha256_digest;
+use cargo_lambda_image::oci::sha256_digest;
 use cargo_lambda_image::target::Arch;
 use cargo_lambda_image::template::{self, ImageRef, LaunchConfig, TemplateFormat};
 use serde_json::Value;
@@ -21,6 +22,11 @@ const ROLE: &str = "arn:aws:iam::123456789012:role/fixture-greet-role";
 
 /// The plan of the whole fixture workspace for both architectures.
 fn workspace_plan() -> Vec<FunctionSpec> {
+    workspace_plan_for(&[Arch::X86_64, Arch::Arm64])
+}
+
+/// The plan of the whole fixture workspace for these architectures.
+fn workspace_plan_for(arches: &[Arch]) -> Vec<FunctionSpec> {
     let request = PlanRequest {
         selection: Selection {
             manifest_path: Some(fixture_workspace().join("Cargo.toml")),
@@ -28,7 +34,7 @@ fn workspace_plan() -> Vec<FunctionSpec> {
             ..Default::default()
         },
         overrides: Overrides {
-            arch: Some(vec![Arch::X86_64, Arch::Arm64]),
+            arch: Some(arches.to_vec()),
             ..Default::default()
         },
         ..Default::default()
@@ -266,10 +272,8 @@ fn cfn_lint_rejects_a_template_missing_a_required_field() {
 
 #[test]
 fn single_arch_functions_keep_their_names_and_images_must_match_arches() {
-    let specs: Vec<FunctionSpec> = workspace_plan()
-        .into_iter()
-        .filter(|s| s.arch == Arch::Arm64)
-        .collect();
+    // Planned for arm64 alone, functions keep their names (the plan names them).
+    let specs = workspace_plan_for(&[Arch::Arm64]);
     let functions: Vec<(FunctionSpec, ImageRef)> =
         specs.iter().map(|s| (s.clone(), fake_image(s))).collect();
     let template = template::render(&functions, TemplateFormat::CloudFormation).unwrap();
@@ -424,77 +428,6 @@ fn github_actions_example_pushes_per_arch_and_deploys() {
     assert_eq!(workflow["jobs"]["deploy"]["needs"], "push");
 }
 
-/// The example under `templates/xtask` compiles against this crate: copied to a temporary
-/// directory with its dependency pointed at the repository, checked with the repository's
-/// lock file (so no new versions are resolved) and a target directory kept between runs.
-#[test]
-fn xtask_template_compiles_against_the_library() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let source = repo.join("templates/xtask");
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("xtask");
-    copy_dir(&source, &dest);
-    let manifest_path = dest.join("Cargo.toml");
-    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
-    let mut rewritten = String::new();
-    let mut replaced = false;
-    for line in manifest.lines() {
-        if line.trim_start().starts_with("cargo-lambda-image =") {
-            rewritten.push_str(&format!(
-                "cargo-lambda-image = {{ path = {:?} }}\n",
-                repo.display().to_string()
-            ));
-            replaced = true;
-        } else {
-            rewritten.push_str(line);
-            rewritten.push('\n');
-        }
-    }
-    assert!(
-        replaced,
-        "the template depends on cargo-lambda-image:\n{manifest}"
-    );
-    // A workspace of its own, so it is not taken for a member of an enclosing one.
-    if !rewritten.contains("[workspace]") {
-        rewritten.push_str("\n[workspace]\n");
-    }
-    std::fs::write(&manifest_path, rewritten).unwrap();
-    std::fs::copy(repo.join("Cargo.lock"), dest.join("Cargo.lock")).unwrap();
-
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["check", "--quiet", "--manifest-path"])
-        .arg(&manifest_path)
-        .env(
-            "CARGO_TARGET_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("xtask-template"),
-        )
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("cargo runs");
-    let (stdout, stderr) = texts(&out);
-    assert!(
-        out.status.success(),
-        "templates/xtask does not compile:\n{stdout}\n{stderr}"
-    );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            if entry.file_name() == "target" {
-                continue;
-            }
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// `template` on the fixture's echo function: with `--push`, a SAM template written to a file
 /// names the digest that was pushed and passes cfn-lint; without, a CloudFormation template on
 /// stdout names the digest of the image `image` builds from the same inputs.
@@ -575,4 +508,15 @@ fn template_command_writes_templates_that_name_the_built_digest() {
         format!("{REGISTRY}/fixture-echo@{digest}")
     );
     assert_lint_clean(&cfn);
+}
+
+/// The rendered templates of the varied fixture functions, both kinds, as committed: keys in a
+/// stable order, names as the plan decides them, every image by digest.
+#[test]
+fn rendered_templates_read_the_same_every_time() {
+    let functions = varied_functions();
+    for format in [TemplateFormat::CloudFormation, TemplateFormat::Sam] {
+        let text = template::render_string(&functions, format).unwrap();
+        insta::assert_snapshot!(format!("template-{format}"), text);
+    }
 }

@@ -82,3 +82,70 @@ fn one_broken_crate_does_not_hide_the_others() {
         assert!(layout.is_file(), "{}", layout.display());
     }
 }
+
+/// Flag values are checked against the plan before anything compiles: nothing is built, and
+/// the error names the flag.
+#[test]
+fn flag_values_are_checked_before_anything_compiles() {
+    let manifest = support::fixture_workspace().join("Cargo.toml");
+    let target = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["image", "--workspace", "--output", "docker-archive=one.tar"],
+            "--output",
+        ),
+        (&["image", "-p", "echo", "--output", "zip=x"], "--output"),
+        (
+            &["image", "-p", "echo", "--dockerfile", "Dockerfile"],
+            "--dockerfile",
+        ),
+        (
+            &["push", "-p", "echo", "--registry", "example.com/not/a/host"],
+            "--registry",
+        ),
+    ];
+    for (args, flag) in cases {
+        let mut cmd = cli();
+        cmd.args(args)
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", target.path());
+        let out = run(&mut cmd);
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}\n{stderr}");
+        assert!(
+            stderr.contains(flag),
+            "{args:?} does not name {flag}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("Compiling"),
+            "{args:?} compiled first: {stderr}"
+        );
+        assert!(
+            !target.path().join("lambda-image").exists(),
+            "{args:?} left something in the target directory"
+        );
+    }
+}
+
+/// A dry run's summary says what it did: it planned, it did not build.
+#[test]
+fn a_dry_run_summary_says_planned() {
+    let manifest = support::fixture_workspace().join("Cargo.toml");
+    let mut cmd = cli();
+    cmd.args([
+        "build",
+        "--dry-run",
+        "--workspace",
+        "--arch",
+        "x86_64,arm64",
+    ])
+    .arg("--manifest-path")
+    .arg(&manifest);
+    let out = run(&mut cmd);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let summary: Vec<&str> = stderr.lines().filter(|l| l.starts_with("  ✓")).collect();
+    assert_eq!(summary.len(), 6, "{stderr}");
+    assert!(summary.iter().all(|l| l.ends_with(" planned")), "{stderr}");
+}

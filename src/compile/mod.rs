@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::{BaseKind, FunctionSpec, Plan};
 use crate::error::{Error, Result};
-use crate::progress::Progress;
+use crate::progress::Reporter;
 use crate::target::{Arch, Compiler, Libc};
 
 pub use command::{build_command, BuildCommand, CommandContext, CompileUnit};
@@ -32,6 +32,9 @@ pub struct CompileOptions {
     pub color: Option<String>,
     /// Run `rustup target add` for missing targets (otherwise fail saying what to run).
     pub install_targets: bool,
+    /// Compile nothing: take the bootstraps an earlier build left (in this job or, handed on,
+    /// in another CI job), checked as if just built.
+    pub no_build: bool,
 }
 
 impl Default for CompileOptions {
@@ -39,6 +42,7 @@ impl Default for CompileOptions {
         CompileOptions {
             color: None,
             install_targets: true,
+            no_build: false,
         }
     }
 }
@@ -116,23 +120,22 @@ fn linker_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Compiles every function of the plan and returns the checked bootstraps, in plan order.
-pub fn compile(
-    plan: &Plan,
-    options: &CompileOptions,
-    progress: &Progress,
-) -> Result<Vec<Artifact>> {
-    compile_each(plan, options, progress).into_iter().collect()
-}
-
-/// Compiles every function of the plan and returns each one's outcome, in plan order. A
-/// compiler invocation that fails fails only its own functions; the rest are still built, so
-/// one broken crate in a workspace does not hide the others' results.
+/// Compiles every function of the plan and returns each one with its outcome, in plan order.
+/// A compiler invocation that fails fails only its own functions; the rest are still built, so
+/// one broken crate in a workspace does not hide the others' results. With
+/// `options.no_build`, the bootstraps already in place are checked instead.
 pub fn compile_each(
     plan: &Plan,
     options: &CompileOptions,
-    progress: &Progress,
-) -> Vec<Result<Artifact>> {
+    progress: &Reporter,
+) -> Vec<(FunctionSpec, Result<Artifact>)> {
+    if options.no_build {
+        return plan
+            .functions
+            .iter()
+            .map(|f| (f.clone(), prebuilt(f)))
+            .collect();
+    }
     let user_env = linker_env();
     let ctx = context(plan, options, &user_env);
     let mut built: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
@@ -150,8 +153,8 @@ pub fn compile_each(
             let task = progress.task(format!("Compiling {what}"));
             let result = run_build(&cmd, &unit, plan, progress);
             match &result {
-                Ok(_) => task.done(&format!("Compiled {what}")),
-                Err(_) => task.fail(&format!("Compiling {what} failed")),
+                Ok(_) => task.done(format!("Compiled {what}")),
+                Err(_) => task.fail(format!("Compiling {what} failed")),
             }
             result
         });
@@ -175,24 +178,31 @@ pub fn compile_each(
     }
     plan.functions
         .iter()
-        .map(|f| {
-            let key = (f.bin.clone(), f.target.clone());
-            if let Some((message, help)) = failed.get(&key) {
-                return Err(Error::FunctionFailed {
-                    function: f.name.clone(),
-                    arch: f.arch.to_string(),
-                    stage: "compile",
-                    message: message.clone(),
-                    help: help.clone(),
-                });
-            }
-            let source = built.get(&key).ok_or_else(|| Error::ArtifactMissing {
-                bin: f.bin.clone(),
-                target: f.target.clone(),
-            })?;
-            install(f, source)
-        })
+        .map(|f| (f.clone(), outcome(f, &built, &failed)))
         .collect()
+}
+
+/// The outcome of one function after every compiler invocation ran.
+fn outcome(
+    f: &FunctionSpec,
+    built: &BTreeMap<(String, String), PathBuf>,
+    failed: &BTreeMap<(String, String), (String, String)>,
+) -> Result<Artifact> {
+    let key = (f.bin.clone(), f.target.clone());
+    if let Some((message, help)) = failed.get(&key) {
+        return Err(Error::FunctionFailed {
+            function: f.name.clone(),
+            arch: f.arch.to_string(),
+            stage: crate::progress::Stage::Compile,
+            message: message.clone(),
+            help: help.clone(),
+        });
+    }
+    let source = built.get(&key).ok_or_else(|| Error::ArtifactMissing {
+        bin: f.bin.clone(),
+        target: f.target.clone(),
+    })?;
+    install(f, source)
 }
 
 /// Runs one compiler invocation and returns `bin -> executable`.
@@ -200,7 +210,7 @@ fn run_build(
     cmd: &BuildCommand,
     unit: &CompileUnit,
     plan: &Plan,
-    progress: &Progress,
+    progress: &Reporter,
 ) -> Result<BTreeMap<String, PathBuf>> {
     let mut child = Command::new(&cmd.program)
         .args(&cmd.args)
@@ -393,7 +403,7 @@ fn ensure_toolchain(
     unit: &CompileUnit,
     plan: &Plan,
     options: &CompileOptions,
-    progress: &Progress,
+    progress: &Reporter,
 ) -> Result<()> {
     match unit.compiler {
         Compiler::Cargo => {}
@@ -446,7 +456,7 @@ fn ensure_toolchain(
     if !options.install_targets {
         return Err(Error::TargetMissing { triple });
     }
-    progress.line(&format!(
+    progress.line(format!(
         "Installing the Rust target {triple} (rustup target add {triple})"
     ));
     let status = Command::new("rustup")

@@ -125,8 +125,13 @@ impl PlanRequest {
 /// One function for one architecture, fully resolved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunctionSpec {
-    /// The Lambda function name.
+    /// The function's configured name (`function-name`, default the binary's): what the
+    /// plan, progress and errors call it.
     pub name: String,
+    /// The name it is deployed under on Lambda: `name`, with `-<arch>` for every architecture
+    /// but x86_64 when several are planned ([`crate::lambda::function_name_among`]). Decided
+    /// once, here, among everything planned, so it never depends on what else built.
+    pub lambda_name: String,
     /// The Cargo package.
     pub package: String,
     /// The package's version.
@@ -256,6 +261,7 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
             }
         }
     }
+    name_for_lambda(&mut functions)?;
     if functions.is_empty() {
         return Err(Error::Selection {
             message: "no Lambda functions selected".into(),
@@ -270,6 +276,32 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
         build: request.build.clone(),
         functions,
     })
+}
+
+/// Decides every function's Lambda name among everything planned, and refuses two functions
+/// that would deploy under one name (`a` for arm64 next to `a-arm64` for x86_64).
+fn name_for_lambda(functions: &mut [FunctionSpec]) -> Result<()> {
+    let planned: Vec<(String, Arch)> = functions.iter().map(|f| (f.name.clone(), f.arch)).collect();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for f in functions.iter_mut() {
+        f.lambda_name = crate::lambda::function_name_among(
+            &f.name,
+            f.arch,
+            planned.iter().map(|(n, a)| (n.as_str(), *a)),
+        );
+        let here = format!("`{}` ({})", f.name, f.arch);
+        if let Some(other) = seen.insert(f.lambda_name.clone(), here.clone()) {
+            return Err(Error::Selection {
+                message: format!(
+                    "{other} and {here} would both deploy as the Lambda function `{}`",
+                    f.lambda_name
+                ),
+                help: "give one of them another `function-name` in [package.metadata.lambda]"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn spec(
@@ -300,6 +332,8 @@ fn spec(
             .join(arch.lambda_name())
             .join("bootstrap"),
         name: settings.function_name.clone(),
+        // Decided among every planned function, in `name_for_lambda`.
+        lambda_name: settings.function_name.clone(),
         package: package.name.to_string(),
         package_version: version,
         bin: bin.to_string(),
@@ -423,4 +457,42 @@ fn select_bins<'p>(
         });
     }
     Ok(chosen)
+}
+
+/// A planned function for unit tests: `name` for `arch` on `base`, with the defaults, under a
+/// made-up workspace `/w`.
+#[cfg(test)]
+pub(crate) fn example_spec(name: &str, arch: Arch, base: &str) -> FunctionSpec {
+    let s = resolve::apply_defaults(Default::default(), name);
+    let target = Target { arch, libc: s.libc };
+    FunctionSpec {
+        name: name.into(),
+        lambda_name: name.into(),
+        package: name.into(),
+        package_version: "0.1.0".into(),
+        bin: name.into(),
+        manifest_path: format!("/w/{name}/Cargo.toml").into(),
+        arch,
+        libc: s.libc,
+        target: target.triple(),
+        compiler: s.compiler,
+        base_image: BaseImage::from_reference(base),
+        memory: s.memory,
+        timeout: s.timeout,
+        ephemeral_storage: s.ephemeral_storage,
+        role: None,
+        env: Default::default(),
+        tags: Default::default(),
+        image: ImageSettings {
+            tag: resolve::render_tag(&s.image.tag, "0.1.0", arch, name, name),
+            ..s.image
+        },
+        deploy: s.deploy,
+        test: s.test,
+        artifact: format!(
+            "/w/target/lambda-image/{name}/{}/bootstrap",
+            arch.lambda_name()
+        )
+        .into(),
+    }
 }

@@ -4,18 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::lambda::{self, DEFAULT_EPHEMERAL_STORAGE, DEFAULT_MEMORY, DEFAULT_TIMEOUT};
 use crate::target::{Arch, Compiler, GlibcVersion, Libc};
 
 use super::schema::{LambdaConfig, TagMutability};
 
 /// The default base image, as DESIGN.md and AWS's own Rust guide use.
 pub const DEFAULT_BASE_IMAGE: &str = "public.ecr.aws/lambda/provided:al2";
-/// Lambda's default memory in MB.
-pub const DEFAULT_MEMORY: u32 = 128;
-/// Lambda's default timeout in seconds.
-pub const DEFAULT_TIMEOUT: u32 = 3;
-/// Lambda's default /tmp size in MB.
-pub const DEFAULT_EPHEMERAL_STORAGE: u32 = 512;
 /// The default image tag template.
 pub const DEFAULT_TAG: &str = "{version}-{arch}";
 
@@ -114,6 +109,17 @@ pub struct ImageSettings {
     pub include: Vec<String>,
 }
 
+impl ImageSettings {
+    /// Whether the configuration sets what the image runs (entrypoint, command or a working
+    /// directory other than the task root); deploys and templates then send Lambda an
+    /// `ImageConfig`.
+    pub fn overrides_launch(&self) -> bool {
+        self.entrypoint.is_some()
+            || self.command.is_some()
+            || self.workdir != lambda::DEFAULT_WORKDIR
+    }
+}
+
 /// Resolved deploy settings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeploySettings {
@@ -201,7 +207,9 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
             tag: image.tag.unwrap_or_else(|| DEFAULT_TAG.to_string()),
             entrypoint: image.entrypoint,
             command: image.command,
-            workdir: image.workdir.unwrap_or_else(|| "/var/task".to_string()),
+            workdir: image
+                .workdir
+                .unwrap_or_else(|| lambda::DEFAULT_WORKDIR.to_string()),
             labels: image.labels.unwrap_or_default(),
             include: image.include.unwrap_or_default(),
         },

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{did_you_mean, Error, Result, Source};
+use crate::lambda;
 use crate::target::{Arch, Compiler, Libc};
 
 /// Keys of the top-level table (and of every `bin.<name>` table, except `bin` itself).
@@ -52,13 +53,6 @@ pub const DEPLOY_KEYS: &[&str] = &[
 ];
 /// Keys of the `test` table.
 pub const TEST_KEYS: &[&str] = &["events"];
-
-/// Lambda's memory range in MB.
-pub const MEMORY_RANGE: std::ops::RangeInclusive<u32> = 128..=10240;
-/// Lambda's timeout range in seconds.
-pub const TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 1..=900;
-/// Lambda's /tmp size range in MB.
-pub const EPHEMERAL_RANGE: std::ops::RangeInclusive<u32> = 512..=10240;
 
 /// One or several architectures: `arch = "arm64"` or `arch = ["x86_64", "arm64"]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -346,12 +340,12 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
             )),
             _ => Ok(()),
         };
-    in_range("memory", config.memory, MEMORY_RANGE, "MB")?;
-    in_range("timeout", config.timeout, TIMEOUT_RANGE, "seconds")?;
+    in_range("memory", config.memory, lambda::MEMORY_RANGE, "MB")?;
+    in_range("timeout", config.timeout, lambda::TIMEOUT_RANGE, "seconds")?;
     in_range(
         "ephemeral-storage",
         config.ephemeral_storage,
-        EPHEMERAL_RANGE,
+        lambda::EPHEMERAL_RANGE,
         "MB",
     )?;
     if let Some(ArchList::Many(list)) = &config.arch {
@@ -387,7 +381,7 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
                 "start with a letter and use only letters, digits and underscores",
             ));
         }
-        if RESERVED_ENV.contains(&key.as_str()) {
+        if lambda::is_reserved_env(key) {
             return Err(invalid(
                 &format!("env.{key}"),
                 format!("`{key}` is reserved by the Lambda runtime"),
@@ -412,28 +406,6 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
     }
     Ok(())
 }
-
-/// Environment variables Lambda reserves; setting them in a function's configuration fails.
-const RESERVED_ENV: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-];
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! Lambda's control plane: create or update an Image function, wait for it, publish, alias.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -13,37 +13,19 @@ use aws_sdk_lambda::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use crate::aws;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
-use crate::target::Arch;
+use crate::progress::Reporter;
 
-use super::aws;
+use super::observe::{FunctionState, LaunchOverrides};
+use super::plan::Desired;
 
 /// How long to wait for a function to become Active / Successful.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long to keep retrying CreateFunction while a new role propagates.
 const ROLE_PROPAGATION: Duration = Duration::from_secs(90);
 
-/// ENTRYPOINT, CMD and WORKDIR for Lambda's ImageConfig.
-pub(crate) type ImageOverrides = (Option<Vec<String>>, Option<Vec<String>>, Option<String>);
-
-/// What the function should look like.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Desired {
-    pub name: String,
-    pub arch: Arch,
-    pub image_uri: String,
-    pub digest: String,
-    pub role: String,
-    pub memory: i32,
-    pub timeout: i32,
-    pub ephemeral_storage: i32,
-    pub env: HashMap<String, String>,
-    /// `(entrypoint, command, workdir)` when the configuration sets any of them.
-    pub image_config: Option<ImageOverrides>,
-    pub tags: HashMap<String, String>,
-}
-
+/// The SDK's forms of the wanted settings.
 impl Desired {
     fn architecture(&self) -> Architecture {
         Architecture::from(self.arch.lambda_name())
@@ -51,7 +33,7 @@ impl Desired {
 
     fn environment(&self) -> Environment {
         Environment::builder()
-            .set_variables(Some(self.env.clone()))
+            .set_variables(Some(self.env.clone().into_iter().collect()))
             .build()
     }
 
@@ -66,76 +48,85 @@ impl Desired {
             })
     }
 
-    fn image_config(&self) -> Option<ImageConfig> {
-        self.image_config
-            .as_ref()
-            .map(|(entrypoint, command, workdir)| {
-                ImageConfig::builder()
-                    .set_entry_point(entrypoint.clone())
-                    .set_command(command.clone())
-                    .set_working_directory(workdir.clone())
-                    .build()
-            })
+    fn sdk_image_config(&self) -> Option<ImageConfig> {
+        self.image_config.as_ref().map(|launch| {
+            ImageConfig::builder()
+                .set_entry_point(Some(launch.entrypoint.clone()).filter(|e| !e.is_empty()))
+                .set_command(Some(launch.command.clone()).filter(|c| !c.is_empty()))
+                .set_working_directory(launch.workdir.clone())
+                .build()
+        })
+    }
+
+    fn sdk_tags(&self) -> Option<HashMap<String, String>> {
+        (!self.tags.is_empty()).then(|| self.tags.clone().into_iter().collect())
     }
 }
 
 /// GetFunction; `None` when the function does not exist.
-pub(crate) async fn get(client: &Client, name: &str) -> Result<Option<GetFunctionOutput>> {
+pub(crate) async fn get(client: &Client, name: &str) -> Result<Option<FunctionState>> {
     match client.get_function().function_name(name).send().await {
-        Ok(out) => Ok(Some(out)),
+        Ok(out) => Ok(Some(state_of(&out))),
         Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(None),
         Err(e) => Err(aws::error("lambda", "GetFunction", e)),
     }
 }
 
-/// Whether the deployed code is the desired image for the desired architecture.
-pub(crate) fn code_matches(current: &GetFunctionOutput, desired: &Desired) -> bool {
-    let code = current.code();
-    let has_digest =
-        |uri: Option<&str>| uri.is_some_and(|u| u.ends_with(&format!("@{}", desired.digest)));
-    let image = has_digest(code.and_then(|c| c.image_uri()))
-        || has_digest(code.and_then(|c| c.resolved_image_uri()));
-    image && arch_matches(current.configuration(), desired)
-}
-
-fn arch_matches(config: Option<&FunctionConfiguration>, desired: &Desired) -> bool {
-    let arches = config.map(|c| c.architectures()).unwrap_or_default();
-    match arches {
-        [] => desired.arch == Arch::X86_64,
-        [one] => one.as_str() == desired.arch.lambda_name(),
-        _ => false,
-    }
-}
-
-/// Whether the function's configuration (memory, timeout, /tmp, env, role, image config)
-/// is the desired one.
-pub(crate) fn config_matches(config: Option<&FunctionConfiguration>, desired: &Desired) -> bool {
-    let Some(c) = config else { return false };
-    let env = c
-        .environment()
-        .and_then(|e| e.variables())
-        .cloned()
-        .unwrap_or_default();
-    let image_config_ok = match &desired.image_config {
-        None => true,
-        Some((entrypoint, command, workdir)) => {
-            let current = c.image_config_response().and_then(|r| r.image_config());
-            let entry = current
+/// The function as GetFunction describes it.
+fn state_of(out: &GetFunctionOutput) -> FunctionState {
+    let c = out.configuration();
+    let image_config = c
+        .and_then(|c| c.image_config_response())
+        .and_then(|r| r.image_config());
+    FunctionState {
+        arn: c
+            .and_then(|c| c.function_arn())
+            .unwrap_or_default()
+            .to_string(),
+        package_type: c
+            .and_then(|c| c.package_type())
+            .map(|p| p.as_str().to_string()),
+        role: c.and_then(|c| c.role()).map(str::to_string),
+        memory: c.and_then(|c| c.memory_size()),
+        timeout: c.and_then(|c| c.timeout()),
+        ephemeral_storage: c.and_then(|c| c.ephemeral_storage()).map(|e| e.size()),
+        env: c
+            .and_then(|c| c.environment())
+            .and_then(|e| e.variables())
+            .map(|v| v.clone().into_iter().collect())
+            .unwrap_or_default(),
+        image_config: LaunchOverrides {
+            entrypoint: image_config
                 .map(|i| i.entry_point().to_vec())
-                .unwrap_or_default();
-            let cmd = current.map(|i| i.command().to_vec()).unwrap_or_default();
-            let dir = current.and_then(|i| i.working_directory());
-            entrypoint.clone().unwrap_or_default() == entry
-                && command.clone().unwrap_or_default() == cmd
-                && workdir.as_deref() == dir
-        }
-    };
-    c.memory_size() == Some(desired.memory)
-        && c.timeout() == Some(desired.timeout)
-        && c.ephemeral_storage().map(|e| e.size()).unwrap_or(512) == desired.ephemeral_storage
-        && env == desired.env
-        && c.role() == Some(desired.role.as_str())
-        && image_config_ok
+                .unwrap_or_default(),
+            command: image_config
+                .map(|i| i.command().to_vec())
+                .unwrap_or_default(),
+            workdir: image_config
+                .and_then(|i| i.working_directory())
+                .map(str::to_string),
+        },
+        architectures: c
+            .map(|c| {
+                c.architectures()
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        image_uri: out.code().and_then(|c| c.image_uri()).map(str::to_string),
+        resolved_image_uri: out
+            .code()
+            .and_then(|c| c.resolved_image_uri())
+            .map(str::to_string),
+        code_sha256: c.and_then(|c| c.code_sha256()).map(str::to_string),
+        tags: out
+            .tags()
+            .map(|t| t.clone().into_iter().collect())
+            .unwrap_or_default(),
+        version_with_code: None,
+        alias_version: None,
+    }
 }
 
 /// Retries an operation that fails with 409 ResourceConflictException (an update in
@@ -144,7 +135,7 @@ async fn retry_conflicts<T, E, R, F, Fut>(
     client: &Client,
     name: &str,
     operation: &str,
-    progress: &Progress,
+    progress: &Reporter,
     mut op: F,
 ) -> Result<T>
 where
@@ -158,7 +149,7 @@ where
         match op().await {
             Ok(v) => return Ok(v),
             Err(e) if attempt < 10 && aws::code(&e) == Some("ResourceConflictException") => {
-                progress.line(&format!(
+                progress.line(format!(
                     "  {name}: an update is in progress; waiting before {operation} (attempt {attempt}/10)"
                 ));
                 tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
@@ -175,7 +166,7 @@ where
 pub(crate) async fn wait_ready(
     client: &Client,
     name: &str,
-    progress: &Progress,
+    progress: &Reporter,
 ) -> Result<FunctionConfiguration> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(250);
@@ -237,7 +228,7 @@ pub(crate) async fn wait_ready(
             });
         }
         if !announced {
-            progress.line(&format!("  waiting for {name} to be ready"));
+            progress.line(format!("  waiting for {name} to be ready"));
             announced = true;
         }
         tokio::time::sleep(delay).await;
@@ -250,7 +241,7 @@ pub(crate) async fn create(
     client: &Client,
     desired: &Desired,
     role_is_new: bool,
-    progress: &Progress,
+    progress: &Reporter,
 ) -> Result<()> {
     let start = Instant::now();
     let propagation = if role_is_new {
@@ -275,8 +266,8 @@ pub(crate) async fn create(
             .timeout(desired.timeout)
             .ephemeral_storage(desired.ephemeral()?)
             .environment(desired.environment())
-            .set_image_config(desired.image_config())
-            .set_tags((!desired.tags.is_empty()).then(|| desired.tags.clone()))
+            .set_image_config(desired.sdk_image_config())
+            .set_tags(desired.sdk_tags())
             .send()
             .await;
         match result {
@@ -302,7 +293,7 @@ pub(crate) async fn create(
                         help: "the role must trust lambda.amazonaws.com (sts:AssumeRole); a role created moments ago can take a minute to propagate, so run the deploy again".into(),
                     });
                 }
-                progress.line(&format!(
+                progress.line(format!(
                     "  the role {} is not usable by Lambda yet (IAM propagation); retrying in {} s",
                     desired.role,
                     delay.as_secs()
@@ -318,7 +309,7 @@ pub(crate) async fn create(
 pub(crate) async fn update_configuration(
     client: &Client,
     desired: &Desired,
-    progress: &Progress,
+    progress: &Reporter,
 ) -> Result<()> {
     let ephemeral = desired.ephemeral()?;
     retry_conflicts(
@@ -335,7 +326,7 @@ pub(crate) async fn update_configuration(
                 .timeout(desired.timeout)
                 .ephemeral_storage(ephemeral.clone())
                 .environment(desired.environment())
-                .set_image_config(desired.image_config())
+                .set_image_config(desired.sdk_image_config())
                 .send()
         },
     )
@@ -347,7 +338,7 @@ pub(crate) async fn update_configuration(
 pub(crate) async fn update_code(
     client: &Client,
     desired: &Desired,
-    progress: &Progress,
+    progress: &Reporter,
 ) -> Result<()> {
     retry_conflicts(
         client,
@@ -367,36 +358,28 @@ pub(crate) async fn update_code(
     .map(|_| ())
 }
 
-/// Tags the function with the tags whose values differ; returns whether it did.
-pub(crate) async fn ensure_tags(
+/// TagResource with the tags given.
+pub(crate) async fn tag(
     client: &Client,
+    name: &str,
     arn: &str,
-    current: &HashMap<String, String>,
-    desired: &Desired,
-    progress: &Progress,
-) -> Result<bool> {
-    let missing: HashMap<String, String> = desired
-        .tags
-        .iter()
-        .filter(|(k, v)| current.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if missing.is_empty() {
-        return Ok(false);
-    }
-    retry_conflicts(client, &desired.name, "TagResource", progress, || {
+    tags: &BTreeMap<String, String>,
+    progress: &Reporter,
+) -> Result<()> {
+    let tags: HashMap<String, String> = tags.clone().into_iter().collect();
+    retry_conflicts(client, name, "TagResource", progress, || {
         client
             .tag_resource()
             .resource(arn)
-            .set_tags(Some(missing.clone()))
+            .set_tags(Some(tags.clone()))
             .send()
     })
-    .await?;
-    Ok(true)
+    .await
+    .map(|_| ())
 }
 
 /// PublishVersion; returns the version.
-pub(crate) async fn publish(client: &Client, name: &str, progress: &Progress) -> Result<String> {
+pub(crate) async fn publish(client: &Client, name: &str, progress: &Reporter) -> Result<String> {
     let out = retry_conflicts(client, name, "PublishVersion", progress, || {
         client.publish_version().function_name(name).send()
     })
@@ -436,50 +419,55 @@ pub(crate) async fn published_with(
     Ok(best.map(|n| n.to_string()))
 }
 
-/// Points the alias at the version (creating it); returns whether anything changed.
-pub(crate) async fn ensure_alias(
+/// The version an alias points at; `None` when there is no such alias.
+pub(crate) async fn alias_version(
     client: &Client,
     name: &str,
     alias: &str,
-    version: &str,
-    progress: &Progress,
-) -> Result<bool> {
-    let current = match client
+) -> Result<Option<String>> {
+    match client
         .get_alias()
         .function_name(name)
         .name(alias)
         .send()
         .await
     {
-        Ok(out) => Some(out.function_version().unwrap_or_default().to_string()),
-        Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => None,
-        Err(e) => return Err(aws::error("lambda", "GetAlias", e)),
-    };
-    match current {
-        Some(v) if v == version => Ok(false),
-        Some(_) => {
-            retry_conflicts(client, name, "UpdateAlias", progress, || {
-                client
-                    .update_alias()
-                    .function_name(name)
-                    .name(alias)
-                    .function_version(version)
-                    .send()
-            })
-            .await?;
-            Ok(true)
-        }
-        None => {
-            retry_conflicts(client, name, "CreateAlias", progress, || {
-                client
-                    .create_alias()
-                    .function_name(name)
-                    .name(alias)
-                    .function_version(version)
-                    .send()
-            })
-            .await?;
-            Ok(true)
-        }
+        Ok(out) => Ok(Some(out.function_version().unwrap_or_default().to_string())),
+        Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(aws::error("lambda", "GetAlias", e)),
+    }
+}
+
+/// Creates the alias at `version`, or moves it there.
+pub(crate) async fn set_alias(
+    client: &Client,
+    name: &str,
+    alias: &str,
+    version: &str,
+    exists: bool,
+    progress: &Reporter,
+) -> Result<()> {
+    if exists {
+        retry_conflicts(client, name, "UpdateAlias", progress, || {
+            client
+                .update_alias()
+                .function_name(name)
+                .name(alias)
+                .function_version(version)
+                .send()
+        })
+        .await
+        .map(|_| ())
+    } else {
+        retry_conflicts(client, name, "CreateAlias", progress, || {
+            client
+                .create_alias()
+                .function_name(name)
+                .name(alias)
+                .function_version(version)
+                .send()
+        })
+        .await
+        .map(|_| ())
     }
 }

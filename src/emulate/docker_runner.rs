@@ -29,11 +29,11 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::sandbox::{DEFAULT_EPHEMERAL_STORAGE_MB, SANDBOX_GID, SANDBOX_UID};
+use super::sandbox::{SANDBOX_GID, SANDBOX_UID};
 use super::{BoxFuture, Launcher, LogSink, RuntimeProcess};
 use crate::error::{Error, Result};
 use crate::image::BuiltImage;
-use crate::progress::Progress;
+use crate::progress::Reporter;
 use crate::target::Arch;
 
 /// The label every runtime container carries (value `runtime`).
@@ -61,7 +61,7 @@ impl DockerLauncher {
             docker,
             image: image.into(),
             arch,
-            ephemeral_storage_mb: DEFAULT_EPHEMERAL_STORAGE_MB,
+            ephemeral_storage_mb: crate::lambda::DEFAULT_EPHEMERAL_STORAGE,
             user: format!("{SANDBOX_UID}:{SANDBOX_GID}"),
             labels: HashMap::new(),
         };
@@ -70,8 +70,14 @@ impl DockerLauncher {
     }
 
     /// Loads a built image into the engine (`docker load`), then runs it.
-    pub async fn load(image: &BuiltImage, progress: &Progress) -> Result<DockerLauncher> {
-        let name = crate::docker::load(image, progress).await?;
+    pub async fn load(image: &BuiltImage, progress: &Reporter) -> Result<DockerLauncher> {
+        let name = crate::docker::load(
+            image.layout_dir(),
+            &image.digest,
+            &format!("{}:{}", image.repository, image.tag),
+            progress,
+        )
+        .await?;
         DockerLauncher::new(name, image.arch).await
     }
 

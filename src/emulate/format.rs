@@ -11,16 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use super::EmulatorConfig;
-
-/// The largest request or buffered response Lambda accepts: 6 MB.
-pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
-
-/// The limit Lambda *names* in its oversized-response error, which is 100 bytes more than the
-/// request limit; mirrored as is so that tools matching on the message keep working.
-pub const RESPONSE_LIMIT_IN_MESSAGE: usize = 6_291_556;
-
-/// `PATH` in Lambda's execution environment (used unless the function sets its own).
-pub const LAMBDA_PATH: &str = "/usr/local/bin:/usr/bin/:/bin:/opt/bin";
+use crate::lambda;
+use crate::time::rfc3339_millis;
 
 /// 64 random bits. Each `RandomState` is seeded from the OS once per thread and then
 /// incremented, and a counter and the clock are mixed in, so consecutive calls differ; that is
@@ -111,7 +103,7 @@ pub fn resolve_function<'a>(
 
 /// The log stream name Lambda gives an execution environment: `YYYY/MM/DD/[$LATEST]<32 hex>`.
 pub fn log_stream_name(now: SystemTime, version: &str) -> String {
-    let date = rfc3339(now);
+    let date = rfc3339_millis(now);
     format!(
         "{}/{}/{}/[{version}]{:016x}{:016x}",
         &date[0..4],
@@ -121,58 +113,6 @@ pub fn log_stream_name(now: SystemTime, version: &str) -> String {
         random_u64()
     )
 }
-
-/// `2024-05-01T12:00:00.000Z`, the timestamp format of Lambda's timeout message.
-pub fn rfc3339(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Milliseconds since the epoch, the unit of `Lambda-Runtime-Deadline-Ms`.
-pub fn epoch_ms(time: SystemTime) -> u128 {
-    time.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis()
-}
-
-/// Variables Lambda reserves: a function's own configuration cannot override them.
-const RESERVED: &[&str] = &[
-    "_HANDLER",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-];
 
 /// The environment of one runtime instance, as Lambda builds it: defaults that a function may
 /// override (`PATH`, `LANG`, `TZ`), then the function's own variables, then the reserved ones.
@@ -188,11 +128,11 @@ pub fn runtime_env(
     let mut set = |k: &str, v: &str| {
         env.insert(k.to_string(), v.to_string());
     };
-    set("PATH", LAMBDA_PATH);
+    set("PATH", lambda::PATH);
     set("LANG", "en_US.UTF-8");
     set("TZ", ":UTC");
     for (k, v) in &config.env {
-        if !RESERVED.contains(&k.as_str()) {
+        if !lambda::is_reserved_env(k) {
             set(k, v);
         }
     }
@@ -212,8 +152,8 @@ pub fn runtime_env(
     set("AWS_REGION", &config.region);
     set("AWS_DEFAULT_REGION", &config.region);
     set("_HANDLER", &config.handler);
-    set("LAMBDA_TASK_ROOT", "/var/task");
-    set("LAMBDA_RUNTIME_DIR", "/var/runtime");
+    set("LAMBDA_TASK_ROOT", lambda::TASK_ROOT_DIR);
+    set("LAMBDA_RUNTIME_DIR", lambda::RUNTIME_DIR);
     env
 }
 
@@ -284,7 +224,7 @@ pub fn error_body(error_type: &str, message: &str) -> Value {
 pub fn timeout_message(now: SystemTime, request_id: &str, timeout: Duration) -> String {
     format!(
         "{} {request_id} Task timed out after {:.2} seconds",
-        rfc3339(now),
+        rfc3339_millis(now),
         timeout.as_secs_f64()
     )
 }
@@ -396,16 +336,6 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_rfc3339_utc_with_millis() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        // 2024-02-29T23:59:59.123Z: a leap day.
-        let t = UNIX_EPOCH + Duration::from_millis(1_709_251_199_123);
-        assert_eq!(rfc3339(t), "2024-02-29T23:59:59.123Z");
-        let t = UNIX_EPOCH + Duration::from_secs(4_102_444_800);
-        assert_eq!(rfc3339(t), "2100-01-01T00:00:00.000Z");
-    }
-
-    #[test]
     fn log_stream_names_look_like_lambdas() {
         let name = log_stream_name(UNIX_EPOCH + Duration::from_secs(1_709_251_199), "$LATEST");
         assert!(name.starts_with("2024/02/29/[$LATEST]"), "{name}");
@@ -436,7 +366,7 @@ mod tests {
         assert_eq!(env["_HANDLER"], "bootstrap");
         assert_eq!(env["LAMBDA_TASK_ROOT"], "/var/task");
         assert_eq!(env["LAMBDA_RUNTIME_DIR"], "/var/runtime");
-        assert_eq!(env["PATH"], LAMBDA_PATH);
+        assert_eq!(env["PATH"], lambda::PATH);
         assert_eq!(env["STAGE"], "dev");
         assert_eq!(env["TZ"], "Europe/Paris", "TZ is not reserved");
         assert!(!env.contains_key("AWS_ACCESS_KEY_ID"));

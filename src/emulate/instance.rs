@@ -22,9 +22,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::format::{self, MAX_PAYLOAD_BYTES, RESPONSE_LIMIT_IN_MESSAGE};
+use super::format;
 use super::launcher::{self, RuntimeProcess};
 use super::Shared;
+use crate::lambda::{MAX_PAYLOAD_BYTES, RESPONSE_LIMIT_IN_MESSAGE};
 
 /// Header names of the Runtime API.
 pub(crate) mod headers {
@@ -383,7 +384,7 @@ async fn next(State(state): State<Arc<InstanceState>>) -> Response {
             );
         };
         let deadline = SystemTime::now() + state.timeout;
-        let headers = next_headers(&event, format::epoch_ms(deadline));
+        let headers = next_headers(&event, crate::time::epoch_ms(deadline));
         // If the invocation was abandoned before the runtime took it, wait for the next one.
         if event.picked.send(Instant::now()).is_err() {
             continue;

@@ -24,9 +24,10 @@ use http_body::Frame;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::format::{self, Report, MAX_PAYLOAD_BYTES, RESPONSE_LIMIT_IN_MESSAGE};
+use super::format::{self, Report};
 use super::instance::{collect_limited, Collected, Event, Exit, FrameReceiver, Instance, Outcome};
 use super::Shared;
+use crate::lambda::{MAX_PAYLOAD_BYTES, RESPONSE_LIMIT_IN_MESSAGE};
 
 /// The runtime instances: idle ones ready for an invocation, and permits bounding how many
 /// exist (idle or busy) to `concurrency`.

@@ -23,10 +23,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use serde_json::Value;
-
 use crate::error::{Error, Result};
-use crate::image::oci::{self, Layout, Manifest};
+use crate::oci::{self, ImageConfig, Layout};
 use crate::target::Arch;
 
 /// What a runner needs to run an unpacked image: its root filesystem and the parts of its
@@ -62,13 +60,8 @@ impl ImageRuntime {
 /// returns how to run it.
 pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
     let layout = Layout::open(layout_dir)?;
-    let manifest = single_manifest(&layout)?;
-    let config_bytes = layout.read_blob(&manifest.config.digest)?;
-    let config: Value = serde_json::from_slice(&config_bytes).map_err(|e| Error::InvalidImage {
-        image: layout_dir.display().to_string(),
-        message: format!("invalid config: {e}"),
-        help: "the layout is corrupt; rebuild it".into(),
-    })?;
+    let manifest = layout.single_manifest()?;
+    let config = layout.read_config(&manifest)?;
     let runtime = runtime_from_config(layout_dir, &config, dest)?;
 
     match fs::symlink_metadata(dest) {
@@ -121,65 +114,30 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
     })
 }
 
-/// The manifest of the layout's only image (following one nested index of one manifest).
-fn single_manifest(layout: &Layout) -> Result<Manifest> {
-    let invalid = |message: String| Error::InvalidImage {
-        image: layout.dir.display().to_string(),
-        message,
-        help: "point at a layout holding exactly one image, as `cargo lambda-image image` writes"
-            .into(),
-    };
-    let mut manifests = layout.index()?.manifests;
-    loop {
-        if manifests.len() != 1 {
-            return Err(invalid(format!(
-                "the index lists {} manifests, not one",
-                manifests.len()
-            )));
-        }
-        let entry = manifests.remove(0);
-        let bytes = layout.read_blob(&entry.digest)?;
-        if oci::is_index(&entry.media_type) {
-            let index: oci::Index = serde_json::from_slice(&bytes)
-                .map_err(|e| invalid(format!("invalid index {}: {e}", entry.digest)))?;
-            manifests = index.manifests;
-            continue;
-        }
-        return serde_json::from_slice(&bytes)
-            .map_err(|e| invalid(format!("invalid manifest {}: {e}", entry.digest)));
-    }
-}
-
-fn runtime_from_config(layout_dir: &Path, config: &Value, dest: &Path) -> Result<ImageRuntime> {
-    let run = config.get("config");
-    let arch_name = config
-        .get("architecture")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let arch: Arch = arch_name.parse().map_err(|message| Error::InvalidImage {
-        image: layout_dir.display().to_string(),
-        message,
-        help: "Lambda runs linux/amd64 and linux/arm64 images".into(),
-    })?;
-    let env = crate::image::string_list(run.and_then(|r| r.get("Env")))
-        .into_iter()
-        .map(|e| match e.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (e, String::new()),
-        })
-        .collect();
-    let workdir = run
-        .and_then(|r| r.get("WorkingDir"))
-        .and_then(Value::as_str)
-        .filter(|w| !w.is_empty())
-        .unwrap_or("/")
-        .to_string();
+fn runtime_from_config(
+    layout_dir: &Path,
+    config: &ImageConfig,
+    dest: &Path,
+) -> Result<ImageRuntime> {
+    let arch: Arch = config
+        .architecture
+        .parse()
+        .map_err(|message| Error::InvalidImage {
+            image: layout_dir.display().to_string(),
+            message,
+            help: "Lambda runs linux/amd64 and linux/arm64 images".into(),
+        })?;
+    let run = &config.run;
     Ok(ImageRuntime {
         rootfs: dest.to_path_buf(),
-        entrypoint: crate::image::string_list(run.and_then(|r| r.get("Entrypoint"))),
-        cmd: crate::image::string_list(run.and_then(|r| r.get("Cmd"))),
-        env,
-        workdir,
+        entrypoint: run.entrypoint.clone(),
+        cmd: run.cmd.clone(),
+        env: run.env_pairs(),
+        workdir: if run.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            run.working_dir.clone()
+        },
         arch,
     })
 }
@@ -249,91 +207,116 @@ fn apply_layer(
             continue;
         }
 
-        let header = entry.header();
-        let kind = header.entry_type();
-        let mode = header.mode().map_err(read_error)? & 0o1777;
-        let existing = fs::symlink_metadata(&target).ok();
-        match kind {
-            tar::EntryType::Directory => {
-                match existing {
-                    Some(meta) if meta.is_dir() => {}
-                    Some(_) => {
-                        remove_any(&target).map_err(|e| unsafe_entry(e.to_string()))?;
-                        create_dir(&target).map_err(|e| unsafe_entry(e.to_string()))?;
-                    }
-                    None => create_dir(&target).map_err(|e| unsafe_entry(e.to_string()))?,
-                }
-                dir_modes.retain(|(p, _)| p != &target);
-                dir_modes.push((target.clone(), mode));
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if existing.is_some() {
-                    remove_any(&target).map_err(|e| unsafe_entry(e.to_string()))?;
-                }
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .mode(0o600)
-                    .open(&target)
-                    .map_err(|e| unsafe_entry(format!("could not create it: {e}")))?;
-                io::copy(&mut entry, &mut file).map_err(read_error)?;
-                file.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(|e| Error::io("could not set the mode of", &target, e))?;
-            }
-            tar::EntryType::Symlink => {
-                let link = entry
-                    .link_name()
-                    .map_err(read_error)?
-                    .ok_or_else(|| unsafe_entry("a symlink without a target".into()))?
-                    .into_owned();
-                check_symlink_target(parents, &link).map_err(&unsafe_entry)?;
-                if existing.is_some() {
-                    remove_any(&target).map_err(|e| unsafe_entry(e.to_string()))?;
-                }
-                std::os::unix::fs::symlink(&link, &target)
-                    .map_err(|e| unsafe_entry(format!("could not create the symlink: {e}")))?;
-            }
-            tar::EntryType::Link => {
-                let link = entry
-                    .link_name()
-                    .map_err(read_error)?
-                    .ok_or_else(|| unsafe_entry("a hard link without a target".into()))?
-                    .into_owned();
-                let link_parts = relative_components(&link)
-                    .map_err(|m| unsafe_entry(format!("hard link target: {m}")))?;
-                let source = existing_file(root, &link_parts)
-                    .map_err(|m| unsafe_entry(format!("hard link to `{}`: {m}", link.display())))?;
-                if source == target {
-                    continue;
-                }
-                if existing.is_some() {
-                    remove_any(&target).map_err(|e| unsafe_entry(e.to_string()))?;
-                }
-                fs::hard_link(&source, &target)
-                    .map_err(|e| unsafe_entry(format!("could not create the hard link: {e}")))?;
-            }
-            tar::EntryType::Char => return Err(unsafe_entry("a character device".into())),
-            tar::EntryType::Block => return Err(unsafe_entry("a block device".into())),
-            tar::EntryType::Fifo => return Err(unsafe_entry("a FIFO".into())),
-            tar::EntryType::GNUSparse => {
-                return Err(unsafe_entry("a sparse file (not supported)".into()))
-            }
-            // Metadata entries the tar crate applies itself, or that carry nothing to write.
-            tar::EntryType::XGlobalHeader
-            | tar::EntryType::XHeader
-            | tar::EntryType::GNULongName
-            | tar::EntryType::GNULongLink => continue,
-            other => {
-                return Err(unsafe_entry(format!(
-                    "an entry of unsupported type {:?}",
-                    other
-                )))
-            }
+        if write_entry(
+            root,
+            &mut entry,
+            &target,
+            parents,
+            dir_modes,
+            &unsafe_entry,
+            &read_error,
+        )? {
+            written.insert(target);
         }
-        written.insert(target);
     }
     Ok(())
+}
+
+/// Writes one entry of a layer at `target` (its parents made already): a directory (its mode
+/// set at the end, in `dir_modes`), a file, a symlink or a hard link that stays inside the
+/// root. Returns whether something was written; devices and other special files are refused.
+fn write_entry<R: Read>(
+    root: &Path,
+    entry: &mut tar::Entry<R>,
+    target: &Path,
+    parents: &[String],
+    dir_modes: &mut Vec<(PathBuf, u32)>,
+    unsafe_entry: &dyn Fn(String) -> Error,
+    read_error: &dyn Fn(io::Error) -> Error,
+) -> Result<bool> {
+    let header = entry.header();
+    let kind = header.entry_type();
+    let mode = header.mode().map_err(read_error)? & 0o1777;
+    let existing = fs::symlink_metadata(target).ok();
+    match kind {
+        tar::EntryType::Directory => {
+            match existing {
+                Some(meta) if meta.is_dir() => {}
+                Some(_) => {
+                    remove_any(target).map_err(|e| unsafe_entry(e.to_string()))?;
+                    create_dir(target).map_err(|e| unsafe_entry(e.to_string()))?;
+                }
+                None => create_dir(target).map_err(|e| unsafe_entry(e.to_string()))?,
+            }
+            dir_modes.retain(|(p, _)| p != target);
+            dir_modes.push((target.to_path_buf(), mode));
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            if existing.is_some() {
+                remove_any(target).map_err(|e| unsafe_entry(e.to_string()))?;
+            }
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .mode(0o600)
+                .open(target)
+                .map_err(|e| unsafe_entry(format!("could not create it: {e}")))?;
+            io::copy(entry, &mut file).map_err(read_error)?;
+            file.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("could not set the mode of", target, e))?;
+        }
+        tar::EntryType::Symlink => {
+            let link = entry
+                .link_name()
+                .map_err(read_error)?
+                .ok_or_else(|| unsafe_entry("a symlink without a target".into()))?
+                .into_owned();
+            check_symlink_target(parents, &link).map_err(&unsafe_entry)?;
+            if existing.is_some() {
+                remove_any(target).map_err(|e| unsafe_entry(e.to_string()))?;
+            }
+            std::os::unix::fs::symlink(&link, target)
+                .map_err(|e| unsafe_entry(format!("could not create the symlink: {e}")))?;
+        }
+        tar::EntryType::Link => {
+            let link = entry
+                .link_name()
+                .map_err(read_error)?
+                .ok_or_else(|| unsafe_entry("a hard link without a target".into()))?
+                .into_owned();
+            let link_parts = relative_components(&link)
+                .map_err(|m| unsafe_entry(format!("hard link target: {m}")))?;
+            let source = existing_file(root, &link_parts)
+                .map_err(|m| unsafe_entry(format!("hard link to `{}`: {m}", link.display())))?;
+            if source == target {
+                return Ok(false);
+            }
+            if existing.is_some() {
+                remove_any(target).map_err(|e| unsafe_entry(e.to_string()))?;
+            }
+            fs::hard_link(&source, target)
+                .map_err(|e| unsafe_entry(format!("could not create the hard link: {e}")))?;
+        }
+        tar::EntryType::Char => return Err(unsafe_entry("a character device".into())),
+        tar::EntryType::Block => return Err(unsafe_entry("a block device".into())),
+        tar::EntryType::Fifo => return Err(unsafe_entry("a FIFO".into())),
+        tar::EntryType::GNUSparse => {
+            return Err(unsafe_entry("a sparse file (not supported)".into()))
+        }
+        // Metadata entries the tar crate applies itself, or that carry nothing to write.
+        tar::EntryType::XGlobalHeader
+        | tar::EntryType::XHeader
+        | tar::EntryType::GNULongName
+        | tar::EntryType::GNULongLink => return Ok(false),
+        other => {
+            return Err(unsafe_entry(format!(
+                "an entry of unsupported type {:?}",
+                other
+            )))
+        }
+    }
+    Ok(true)
 }
 
 /// Makes sure each parent directory exists under `root` as a real directory (creating missing

@@ -41,8 +41,6 @@ use super::{Launcher, LogSink, RuntimeProcess};
 use crate::error::{Error, Result};
 use crate::target::Arch;
 
-/// Lambda's default ephemeral storage (`/tmp`), in MB.
-pub const DEFAULT_EPHEMERAL_STORAGE_MB: u32 = 512;
 /// The sandbox user's uid (Lambda runs functions as `sbx_user1051`, uid 993).
 pub const SANDBOX_UID: u32 = 993;
 /// The sandbox user's gid (990 on Lambda).
@@ -100,7 +98,7 @@ impl SandboxLauncher {
             runtime,
             isolation: Isolation::Bubblewrap(bwrap),
             emulation,
-            ephemeral_storage_mb: DEFAULT_EPHEMERAL_STORAGE_MB,
+            ephemeral_storage_mb: crate::lambda::DEFAULT_EPHEMERAL_STORAGE,
             uid: SANDBOX_UID,
             gid: SANDBOX_GID,
         };
@@ -147,7 +145,7 @@ impl SandboxLauncher {
             runtime,
             isolation: Isolation::Unconfined,
             emulation,
-            ephemeral_storage_mb: DEFAULT_EPHEMERAL_STORAGE_MB,
+            ephemeral_storage_mb: crate::lambda::DEFAULT_EPHEMERAL_STORAGE,
             uid: SANDBOX_UID,
             gid: SANDBOX_GID,
         })

@@ -1,19 +1,26 @@
 //! Base images: `scratch`, an OCI layout directory (`oci:DIR[:TAG]`), a docker-archive tarball
-//! (`docker-archive:FILE`), or a registry reference (see [`super::registry`]).
+//! (`docker-archive:FILE`), or a registry reference (pulled by [`super::pull`]).
 //!
 //! Whatever the source, the result is the same: the base's config as JSON and its layers as
-//! gzip blobs on disk with their diff_ids, for one platform.
+//! gzip blobs on disk with their diff_ids, for one platform. A [`BaseCache`] resolves each
+//! (reference, architecture) once for every function that uses it.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use miette::Diagnostic;
 use serde_json::{json, Value};
+use tokio::sync::OnceCell;
 
+use crate::config::FunctionSpec;
 use crate::error::{Error, Result};
+use crate::progress::{Reporter, Stage};
+use crate::registry::RegistryOptions;
 use crate::target::Arch;
 
-use super::layer::sha256_digest;
-use super::oci::{self, Descriptor, Index, Layout, Manifest};
+use crate::oci::{self, parse_json, sha256_digest, Descriptor, Index, Layout, Manifest};
 
 /// A layer of a base image, compressed, on disk.
 #[derive(Debug, Clone)]
@@ -101,6 +108,79 @@ pub fn scratch(arch: Arch) -> ResolvedBase {
         }),
         layers: Vec::new(),
         manifest_digest: None,
+    }
+}
+
+/// Reads or pulls a base image for one architecture, whatever its source.
+pub async fn resolve(
+    reference: &str,
+    arch: Arch,
+    registry: &RegistryOptions,
+    reporter: &Reporter,
+) -> Result<ResolvedBase> {
+    match BaseSource::parse(reference) {
+        BaseSource::Scratch => Ok(scratch(arch)),
+        BaseSource::Layout { dir, tag } => from_layout(&dir, tag.as_deref(), arch, reference),
+        BaseSource::DockerArchive(file) => {
+            from_docker_archive(&file, &registry.cache().join("blobs/sha256"), reference)
+        }
+        BaseSource::Registry(r) => super::pull::pull_base(&r, arch, registry, reporter).await,
+    }
+}
+
+/// The outcome of resolving one base, kept for every function that uses it; an error is kept
+/// as its message and help, since the same failure is reported for each of those functions.
+type Resolved = std::result::Result<Arc<ResolvedBase>, (String, String)>;
+
+/// One base's cell: resolved by the first function that needs it.
+type Cell = Arc<OnceCell<Resolved>>;
+
+/// Bases resolved once per (reference, architecture), shared by the functions built at the
+/// same time: the first function that needs a base pulls it, the others wait for it.
+#[derive(Debug)]
+pub struct BaseCache {
+    registry: RegistryOptions,
+    cells: Mutex<HashMap<(String, Arch), Cell>>,
+}
+
+impl BaseCache {
+    /// An empty cache pulling with these registry options.
+    pub fn new(registry: RegistryOptions) -> BaseCache {
+        BaseCache {
+            registry,
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The base of `spec` for its architecture.
+    pub async fn get(&self, spec: &FunctionSpec, reporter: &Reporter) -> Result<Arc<ResolvedBase>> {
+        let key = (spec.base_image.reference.clone(), spec.arch);
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+            cells.entry(key.clone()).or_default().clone()
+        };
+        let resolved = cell
+            .get_or_init(|| async {
+                resolve(&key.0, key.1, &self.registry, reporter)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| {
+                        (
+                            e.to_string(),
+                            e.help().map(|h| h.to_string()).unwrap_or_default(),
+                        )
+                    })
+            })
+            .await;
+        resolved
+            .clone()
+            .map_err(|(message, help)| Error::FunctionFailed {
+                function: spec.name.clone(),
+                arch: spec.arch.to_string(),
+                stage: Stage::Image,
+                message,
+                help,
+            })
     }
 }
 
@@ -280,10 +360,7 @@ pub fn from_docker_archive(file: &Path, cache: &Path, reference: &str) -> Result
 
 /// A base's config must list one diff_id per layer, or the image we make would be invalid.
 pub fn check_base(config: &Value, layers: &[BaseLayer], reference: &str) -> Result<()> {
-    let diff_ids = config["rootfs"]["diff_ids"]
-        .as_array()
-        .map(Vec::len)
-        .unwrap_or(0);
+    let diff_ids = crate::oci::ImageConfig::from_value(config).diff_ids.len();
     if diff_ids != layers.len() {
         return Err(Error::InvalidImage {
             image: reference.to_string(),
@@ -295,15 +372,6 @@ pub fn check_base(config: &Value, layers: &[BaseLayer], reference: &str) -> Resu
         });
     }
     Ok(())
-}
-
-/// Parses a JSON document of an image.
-pub fn parse_json<T: serde::de::DeserializeOwned>(data: &[u8], reference: &str) -> Result<T> {
-    serde_json::from_slice(data).map_err(|e| Error::InvalidImage {
-        image: reference.to_string(),
-        message: format!("malformed JSON document: {e}"),
-        help: "the image is corrupt or not an OCI/Docker image".into(),
-    })
 }
 
 #[cfg(test)]

@@ -12,15 +12,20 @@
 //! give different digests.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 
 use crate::config::{BaseKind, FunctionSpec};
 use crate::error::{Error, Result};
-use crate::progress::Progress;
+use crate::oci::RunConfig;
+use crate::progress::Reporter;
 
-use super::{base, function_tree, layout_dir, write_layout, BuiltImage};
+use crate::registry::RegistryOptions;
+
+use super::assemble::{function_tree, write_layout};
+use super::{base, layout_dir, Builder, BuiltImage};
 
 /// The Dockerfile template used when no `--dockerfile` is given (`templates/docker/Dockerfile`).
 pub const DEFAULT_DOCKERFILE: &str = include_str!("../../templates/docker/Dockerfile");
@@ -33,17 +38,13 @@ pub const DEFAULT_DOCKERFILE: &str = include_str!("../../templates/docker/Docker
 /// ([`super::entrypoint_and_command`]), decided from `base_run`, the base's own `Entrypoint`
 /// and `Cmd` as the engine has them: configured values win; a base with `/lambda-entrypoint.sh`
 /// gets CMD `bootstrap`; a base without an entrypoint (scratch) gets the bootstrap itself.
-pub fn render_dockerfile(
-    template: &str,
-    spec: &FunctionSpec,
-    base_run: &serde_json::Map<String, serde_json::Value>,
-) -> String {
+pub fn render_dockerfile(template: &str, spec: &FunctionSpec, base_run: &RunConfig) -> String {
     let list = |items: &[String]| serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
     let (entrypoint, command) = super::entrypoint_and_command(spec, base_run);
     let command = match command {
         Some(c) => format!("CMD {}", list(&c)),
         // The base's CMD would be inherited otherwise; the daemonless image has none.
-        None if base_run.contains_key("Cmd") => "CMD []".to_string(),
+        None if !base_run.cmd.is_empty() => "CMD []".to_string(),
         None => String::new(),
     };
     let labels: Vec<String> = spec
@@ -82,7 +83,7 @@ pub fn build_context(spec: &FunctionSpec, bootstrap: &Path, dockerfile: &str) ->
 pub fn dockerfile_for(
     spec: &FunctionSpec,
     dockerfile: Option<&Path>,
-    base_run: &serde_json::Map<String, serde_json::Value>,
+    base_run: &RunConfig,
 ) -> Result<String> {
     let template = match dockerfile {
         Some(path) => {
@@ -103,8 +104,8 @@ async fn base_run_config(
     docker: &bollard::Docker,
     spec: &FunctionSpec,
     platform: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let mut run = serde_json::Map::new();
+) -> Result<RunConfig> {
+    let mut run = RunConfig::default();
     if spec.base_image.kind == BaseKind::Scratch {
         return Ok(run);
     }
@@ -132,12 +133,8 @@ async fn base_run_config(
         .await
         .map_err(|e| docker_error(format!("inspect {reference}"), e.to_string()))?;
     if let Some(config) = inspect.config {
-        if let Some(entrypoint) = config.entrypoint {
-            run.insert("Entrypoint".into(), serde_json::json!(entrypoint));
-        }
-        if let Some(cmd) = config.cmd {
-            run.insert("Cmd".into(), serde_json::json!(cmd));
-        }
+        run.entrypoint = config.entrypoint.unwrap_or_default();
+        run.cmd = config.cmd.unwrap_or_default();
     }
     Ok(run)
 }
@@ -149,6 +146,47 @@ fn docker_error(action: String, message: impl Into<String>) -> Error {
     }
 }
 
+/// Has the Docker engine (`DOCKER_HOST`, or the local default) build each image from a
+/// Dockerfile, then exports it back into the function's OCI layout.
+#[derive(Debug, Clone)]
+pub struct DockerBuilder {
+    dockerfile: Option<PathBuf>,
+    cache: PathBuf,
+}
+
+impl DockerBuilder {
+    /// A builder using `dockerfile` (a template with `{{placeholders}}` or a plain
+    /// Dockerfile; [`DEFAULT_DOCKERFILE`] when `None`), keeping the layers it gzips in the
+    /// blob cache of `registry`.
+    pub fn new(dockerfile: Option<PathBuf>, registry: &RegistryOptions) -> DockerBuilder {
+        DockerBuilder {
+            dockerfile,
+            cache: registry.cache().join("blobs/sha256"),
+        }
+    }
+}
+
+impl Builder for DockerBuilder {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn build<'a>(
+        &'a self,
+        spec: &'a FunctionSpec,
+        bootstrap: &'a Path,
+        reporter: &'a Reporter,
+    ) -> BoxFuture<'a, Result<BuiltImage>> {
+        Box::pin(build(
+            spec,
+            bootstrap,
+            self.dockerfile.as_deref(),
+            &self.cache,
+            reporter,
+        ))
+    }
+}
+
 /// Builds `spec`'s image in the Docker engine for its platform, tags it
 /// `repository:tag`, and exports it into the function's OCI layout. Layers Docker saves
 /// uncompressed are gzipped into `cache` (the blob cache).
@@ -157,7 +195,7 @@ pub async fn build(
     bootstrap: &Path,
     dockerfile: Option<&Path>,
     cache: &Path,
-    progress: &Progress,
+    progress: &Reporter,
 ) -> Result<BuiltImage> {
     let docker = crate::docker::connect()?;
     let name = format!("{}:{}", spec.image.repository, spec.image.tag);
@@ -178,12 +216,12 @@ pub async fn build(
         let info = match item {
             Ok(info) => info,
             Err(e) => {
-                task.fail(&format!("Building {name} failed"));
+                task.fail(format!("Building {name} failed"));
                 return Err(docker_error(format!("build {name}"), e.to_string()));
             }
         };
         if let Some(detail) = info.error_detail {
-            task.fail(&format!("Building {name} failed"));
+            task.fail(format!("Building {name} failed"));
             return Err(docker_error(
                 format!("build {name}"),
                 detail.message.unwrap_or_default(),
@@ -192,11 +230,11 @@ pub async fn build(
         // The build's own output (`Step 1/6 : FROM ...`), as `docker build` shows it.
         for line in info.stream.iter().flat_map(|s| s.lines()) {
             if !line.trim().is_empty() {
-                progress.line(&format!("  | {}", line.trim_end()));
+                progress.line(format!("  | {}", line.trim_end()));
             }
         }
     }
-    task.done(&format!("Built {name} ({platform}) with Docker"));
+    task.done(format!("Built {name} ({platform}) with Docker"));
 
     // Back out of the engine, into an OCI layout like the daemonless builder's.
     let archive = layout_dir(spec).with_file_name("docker-build.tar");
@@ -233,47 +271,22 @@ pub async fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BaseImage;
     use crate::target::Arch;
 
     fn spec(base: &str) -> FunctionSpec {
-        let s = crate::config::resolve::apply_defaults(Default::default(), "hello");
-        FunctionSpec {
-            name: s.function_name.clone(),
-            package: "hello".into(),
-            package_version: "0.1.0".into(),
-            bin: "hello".into(),
-            manifest_path: "/w/hello/Cargo.toml".into(),
-            arch: Arch::X86_64,
-            libc: s.libc,
-            target: "x86_64-unknown-linux-musl".into(),
-            compiler: s.compiler,
-            base_image: BaseImage::from_reference(base),
-            memory: s.memory,
-            timeout: s.timeout,
-            ephemeral_storage: s.ephemeral_storage,
-            role: None,
-            env: Default::default(),
-            tags: Default::default(),
-            image: s.image.clone(),
-            deploy: s.deploy.clone(),
-            test: s.test.clone(),
-            artifact: "/w/target/lambda-image/hello/x86_64/bootstrap".into(),
-        }
+        crate::config::example_spec("hello", Arch::X86_64, base)
     }
 
-    fn run(
-        entrypoint: &[&str],
-        cmd: Option<&[&str]>,
-    ) -> serde_json::Map<String, serde_json::Value> {
-        let mut map = serde_json::Map::new();
-        if !entrypoint.is_empty() {
-            map.insert("Entrypoint".into(), serde_json::json!(entrypoint));
+    fn run(entrypoint: &[&str], cmd: Option<&[&str]>) -> RunConfig {
+        RunConfig {
+            entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
+            cmd: cmd
+                .unwrap_or_default()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ..RunConfig::default()
         }
-        if let Some(cmd) = cmd {
-            map.insert("Cmd".into(), serde_json::json!(cmd));
-        }
-        map
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use crate::oci::sha256_digest;
 use flate2::{Compression, GzBuilder};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -58,11 +58,6 @@ pub(crate) fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
         .write(Vec::with_capacity(data.len() / 2), Compression::default());
     encoder.write_all(data)?;
     encoder.finish()
-}
-
-/// `sha256:<hex>` of some bytes.
-pub fn sha256_digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
 impl LayerBuilder {

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use cargo_lambda_image::config::{self, FunctionSpec, Overrides, PlanRequest, Selection};
-use cargo_lambda_image::image::layer::{sha256_digest, LayerBuilder};
-use cargo_lambda_image::image::oci::{self, Descriptor, Index, Layout, Manifest, Platform};
+use cargo_lambda_image::image::layer::LayerBuilder;
+use cargo_lambda_image::oci::sha256_digest;
+use cargo_lambda_image::oci::{self, Descriptor, Index, Layout, Manifest, Platform};
 use cargo_lambda_image::target::Arch;
 use serde_json::{json, Value};
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod images;
+pub mod moto;
 pub mod proxy;
 pub mod runtime_api;
 

@@ -81,7 +81,13 @@ pub(crate) fn ci() -> Result<()> {
         .map_err(|err| format!("{err}\nhelp: run `cargo fmt --all` to fix the formatting"))?;
 
     let (services, test_env) = start_services(&state, &path)?;
-    let tests = cmd::run(cargo(&["test", "--workspace"]).envs(test_env));
+    // Snapshots are compared, never written: a changed one fails the run (review it with
+    // `INSTA_UPDATE=always cargo test` and commit it).
+    let tests = cmd::run(
+        cargo(&["test", "--workspace"])
+            .envs(test_env)
+            .env("INSTA_UPDATE", "no"),
+    );
     // Clippy does not need the services; stopping them first frees memory and
     // CPU on small CI machines.
     drop(services);

@@ -1,60 +1,76 @@
-//! `cargo xtask deploy [--arch x86_64,arm64]`
+//! An example `xtask` driving cargo-lambda-image's pipeline: the same code, the same events and
+//! the same function names as `cargo lambda-image`, for every function of a workspace.
 //!
-//! Deploys every Lambda function of the workspace: plan, cross-compile, assemble and check
-//! one image per architecture, then [`deploy::deploy_all`] (ECR repository and policy, push,
-//! IAM role, create or update the function, version and alias; AWS settings from the
-//! environment and `[package.metadata.lambda.deploy]`). Each architecture is its own function.
+//! `cargo xtask deploy [--arch x86_64,arm64] [--region R] [--endpoint-url URL] [--registry HOST]`
 //!
-//! `cargo xtask release [--arch x86_64,arm64] [--index TAG] [--template FILE] [--sam]`
+//! Plans every Lambda function of the workspace, cross-compiles it, builds and checks one image
+//! per architecture, and deploys each as its own Lambda function (ECR repository and policy,
+//! push, IAM role, create or update, version and alias; settings from
+//! `[package.metadata.lambda]`, AWS credentials from the usual chain).
 //!
-//! Plans every Lambda function of the workspace, cross-compiles it, assembles and checks one
-//! image per architecture, pushes the images to `$LAMBDA_IMAGE_REGISTRY` (e.g.
-//! `123456789012.dkr.ecr.eu-west-1.amazonaws.com`; log in first with
-//! `aws ecr get-login-password | docker login --username AWS --password-stdin $LAMBDA_IMAGE_REGISTRY`,
-//! and create the repositories, or use `cargo lambda-image deploy` which does both), and writes
-//! a CloudFormation (or SAM) template that deploys each image by digest.
+//! `cargo xtask release --registry HOST [--arch ...] [--index TAG] [--template FILE] [--sam]`
 //!
-//! With `--index TAG`, each function's per-arch images also get a multi-arch OCI index under
-//! TAG, for `docker run` and other non-Lambda consumers; Lambda itself never uses the index.
+//! The same up to the images, then pushes them to `HOST` (e.g.
+//! `123456789012.dkr.ecr.eu-west-1.amazonaws.com`, logged in with `docker login`), optionally
+//! an OCI index per function under `TAG` (for Docker and Kubernetes; Lambda never gets an
+//! index), and writes a CloudFormation (or SAM) template deploying each image by digest.
+//!
+//! Both keep going when a function fails a stage: the others are still released, a summary
+//! lists every function, and the exit status says whether anything failed.
 
-use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 
-use cargo_lambda_image::config::{self, Overrides, Plan, PlanRequest, Selection};
-use cargo_lambda_image::image::BuiltImage;
-use cargo_lambda_image::progress::Progress;
-use cargo_lambda_image::registry::RegistryOptions;
+use cargo_lambda_image::aws::AwsOptions;
+use cargo_lambda_image::config::{self, Overrides, PlanRequest, Selection};
+use cargo_lambda_image::deploy::DeployOptions;
+use cargo_lambda_image::event::Sink;
+use cargo_lambda_image::pipeline::{Options, Pipeline, Summary};
+use cargo_lambda_image::publish::RegistryPublisher;
+use cargo_lambda_image::render::{ProgressMode, RenderOptions, Renderer};
 use cargo_lambda_image::target::Arch;
 use cargo_lambda_image::template::{self, ImageRef, LaunchConfig, TemplateFormat};
-use cargo_lambda_image::{check, compile, deploy, image, index, push};
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// The command line: `deploy` or `release`, and the options.
-struct Args {
-    deploy: bool,
-    arch: Vec<Arch>,
-    index: Option<String>,
-    template: String,
-    format: TemplateFormat,
+/// The task and its options.
+pub struct Args {
+    /// `deploy` or `release`.
+    pub deploy: bool,
+    /// The workspace (default: the one around the current directory).
+    pub manifest_path: Option<PathBuf>,
+    /// The architectures, each its own function.
+    pub arch: Vec<Arch>,
+    /// `release`: where to push; `deploy`: where the image bytes go instead of ECR's host.
+    pub registry: Option<String>,
+    /// `release`: the tag of a multi-arch index per function.
+    pub index: Option<String>,
+    /// `release`: where the template goes.
+    pub template: PathBuf,
+    /// `release`: CloudFormation or SAM.
+    pub format: TemplateFormat,
+    /// `deploy`: region, endpoint and profile.
+    pub aws: AwsOptions,
 }
 
-fn args() -> Result<Args> {
-    let mut args = std::env::args().skip(1);
+/// Parses the command line (without the program name).
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Args> {
+    let mut args = args.into_iter();
     let deploy = match args.next().as_deref() {
         Some("deploy") => true,
         Some("release") => false,
-        other => {
-            return Err(
-                format!("unknown task {other:?}; try `cargo xtask deploy` or `release`").into(),
-            )
-        }
+        other => return Err(format!("unknown task {other:?}; try `deploy` or `release`").into()),
     };
     let mut parsed = Args {
         deploy,
+        manifest_path: None,
         arch: vec![Arch::X86_64, Arch::Arm64],
+        registry: None,
         index: None,
         template: "template.json".into(),
         format: TemplateFormat::CloudFormation,
+        aws: AwsOptions::default(),
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -62,120 +78,120 @@ fn args() -> Result<Args> {
             "--arch" => {
                 parsed.arch = value()?
                     .split(',')
-                    .map(|a| match a.trim() {
-                        "x86_64" => Ok(Arch::X86_64),
-                        "arm64" => Ok(Arch::Arm64),
-                        other => Err(format!("unknown architecture `{other}`")),
-                    })
+                    .map(|a| a.trim().parse::<Arch>())
                     .collect::<std::result::Result<_, _>>()?
             }
+            "--manifest-path" => parsed.manifest_path = Some(value()?.into()),
+            "--registry" => parsed.registry = Some(value()?),
             "--index" => parsed.index = Some(value()?),
-            "--template" => parsed.template = value()?,
+            "--template" => parsed.template = value()?.into(),
             "--sam" => parsed.format = TemplateFormat::Sam,
+            "--region" => parsed.aws.region = Some(value()?),
+            "--endpoint-url" => parsed.aws.endpoint_url = Some(value()?),
+            "--aws-profile" => parsed.aws.profile = Some(value()?),
             other => return Err(format!("unknown option `{other}`").into()),
         }
     }
     Ok(parsed)
 }
 
-/// Steps 1 to 4, shared by both tasks: the checked images of every function of the workspace.
-async fn checked_images(
-    arch: Vec<Arch>,
-    options: &RegistryOptions,
-    progress: &Progress,
-) -> Result<(Plan, Vec<BuiltImage>)> {
-    // 1. The plan: every (function, arch) of the workspace, with its resolved settings.
+/// Runs the task: the pipeline up to checked images, then deploy or release. Events go to
+/// `sink`; the summary lists every planned function.
+pub async fn run(args: &Args, options: Options, sink: Arc<dyn Sink>) -> Result<Summary> {
+    // The plan: every (function, arch) of the workspace with its resolved settings and its
+    // Lambda name, decided once, here.
     let plan = config::plan(
         &PlanRequest {
             selection: Selection {
+                manifest_path: args.manifest_path.clone(),
                 workspace: true,
                 ..Default::default()
             },
             overrides: Overrides {
-                arch: Some(arch),
+                arch: Some(args.arch.clone()),
                 ..Default::default()
             },
             ..Default::default()
         }
         .with_process_env(),
     )?;
+    let registry = options.registry.clone();
+    let pipeline = Pipeline::new(plan, options, sink);
+    // Cross-compile, then build and check the images (on every core).
+    let images = pipeline.image(pipeline.compile().await).await;
 
-    // 2. Cross-compile, 3. assemble the images (bases pulled once per architecture).
-    let artifacts = compile::compile(&plan, &compile::CompileOptions::default(), progress)?;
-    let images = image::assemble_all(
-        &plan,
-        &artifacts,
-        &image::ImageOptions::from_env(),
-        options,
-        progress,
-    )
-    .await?;
-
-    // 4. Check each image against Lambda's rules.
-    for (spec, built) in plan.functions.iter().zip(&images) {
-        check::check_layout(built.layout_dir(), &check::Expectations::for_spec(spec))?
-            .into_result()?;
+    if args.deploy {
+        let deploy = DeployOptions {
+            aws: args.aws.clone(),
+            registry_override: args.registry.clone(),
+            registry,
+            dry_run: false,
+        };
+        pipeline.deploy(&images, &deploy).await;
+        return Ok(pipeline.finish());
     }
-    Ok((plan, images))
+
+    let host = args
+        .registry
+        .as_deref()
+        .ok_or("release needs --registry HOST")?;
+    let pushed = pipeline
+        .push(&images, &RegistryPublisher::new(host, registry)?)
+        .await;
+    if let Some(tag) = &args.index {
+        pipeline.index(&pushed, host, tag).await?;
+    }
+    // The template names every pushed image by digest, with what the image runs.
+    let mut functions = Vec::new();
+    for item in &pushed.items {
+        let (image, pushed) = &item.value;
+        let image_ref = ImageRef::from_pushed(pushed).with_launch(LaunchConfig::from_image(image)?);
+        functions.push(((*item.spec).clone(), image_ref));
+    }
+    if !functions.is_empty() {
+        std::fs::write(
+            &args.template,
+            template::render_string(&functions, args.format)?,
+        )?;
+        eprintln!(
+            "wrote {} ({} functions); deploy it with `aws cloudformation deploy --template-file {} --stack-name NAME --capabilities CAPABILITY_IAM`",
+            args.template.display(),
+            functions.len(),
+            args.template.display()
+        );
+    }
+    Ok(pipeline.finish())
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
-    let args = args()?;
-    let progress = Progress::auto();
-    let options = RegistryOptions::from_env();
-    let (plan, images) = checked_images(args.arch.clone(), &options, &progress).await?;
-
-    if args.deploy {
-        // 5. Deploy: one Lambda function per (function, arch), the image by digest.
-        let items: Vec<_> = plan.functions.iter().cloned().zip(images).collect();
-        let outcomes =
-            deploy::deploy_all(&items, &deploy::DeployOptions::default(), &progress).await?;
-        for outcome in outcomes {
-            println!("{}", serde_json::to_string(&outcome)?);
+async fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
-        return Ok(());
-    }
-
-    let registry = std::env::var("LAMBDA_IMAGE_REGISTRY")
-        .map_err(|_| "set LAMBDA_IMAGE_REGISTRY to the registry host to push to")?;
-    // 5. Push each image.
-    let mut functions = Vec::new();
-    let mut by_repository: BTreeMap<String, Vec<push::PushedImage>> = BTreeMap::new();
-    for (spec, built) in plan.functions.iter().zip(&images) {
-        let target = push::target_for(built, &registry)?;
-        let pushed = push::push(built, &target, &options, &progress).await?;
-        let image = ImageRef::from_pushed(&pushed).with_launch(LaunchConfig::from_image(built)?);
-        functions.push((spec.clone(), image));
-        by_repository
-            .entry(target.repository)
-            .or_default()
-            .push(pushed);
-    }
-
-    // Optionally, one multi-arch index per repository (not for Lambda).
-    if let Some(tag) = &args.index {
-        for (repository, pushed) in &by_repository {
-            let index =
-                index::push_index(pushed, &registry, repository, tag, &options, &progress).await?;
-            println!(
-                "{}",
-                serde_json::json!({"index": index.reference, "digest": index.digest})
-            );
+    };
+    // Progress and results on stderr, as `cargo lambda-image` shows them.
+    let renderer = Arc::new(Renderer::new(RenderOptions {
+        primary: Vec::new(),
+        json: false,
+        progress: ProgressMode::auto(),
+        verbosity: 0,
+    }));
+    let outcome = run(&args, Options::from_env(), renderer.clone()).await;
+    let failed = match outcome {
+        Ok(summary) => {
+            renderer.finish(&summary);
+            summary.into_result().err().map(|e| e.to_string())
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    match failed {
+        None => ExitCode::SUCCESS,
+        Some(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
     }
-
-    // 6. The template, deploying every image by digest.
-    std::fs::write(
-        &args.template,
-        template::render_string(&functions, args.format)?,
-    )?;
-    eprintln!(
-        "wrote {} ({} functions); deploy it with `aws cloudformation deploy --template-file {} \
-         --stack-name NAME --capabilities CAPABILITY_IAM`",
-        args.template,
-        functions.len(),
-        args.template
-    );
-    Ok(())
 }

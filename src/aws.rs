@@ -1,22 +1,99 @@
-//! AWS configuration (profile, region, endpoint, credentials) and turning SDK errors into ours.
+//! AWS configuration (profile, region, endpoint, credentials), the ECR, IAM and Lambda clients
+//! built from it, and turning SDK errors into ours. Shared by the ECR output and the deploy
+//! stage.
+//!
+//! Part of the ground floor: it imports nothing from a stage. Secrets stay inside the SDK's
+//! credentials providers; nothing here formats them.
 
 use std::fmt::Debug;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 
-use super::DeployOptions;
+/// How to reach AWS.
+#[derive(Clone, Default)]
+pub struct AwsOptions {
+    /// `--aws-profile`: the shared config/credentials profile.
+    pub profile: Option<String>,
+    /// `--region`: overrides a function's `deploy.region` and the profile's region.
+    pub region: Option<String>,
+    /// `--endpoint-url`: one endpoint for ECR, IAM and Lambda (aws-config also reads
+    /// `AWS_ENDPOINT_URL` and the per-service variables on its own).
+    pub endpoint_url: Option<String>,
+    /// A ready AWS configuration to use instead of loading one (library callers and tests);
+    /// `region` and `endpoint_url` still override it.
+    pub sdk_config: Option<SdkConfig>,
+    /// An interceptor added to every AWS client (tests record the requests with it).
+    pub interceptor: Option<SharedInterceptor>,
+}
+
+impl std::fmt::Debug for AwsOptions {
+    // The SDK config holds a credentials provider; print only whether it is there.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsOptions")
+            .field("profile", &self.profile)
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("sdk_config", &self.sdk_config.as_ref().map(|_| "<given>"))
+            .field("interceptor", &self.interceptor.as_ref().map(|_| "<given>"))
+            .finish()
+    }
+}
+
+/// The ECR, IAM and Lambda clients of one region.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
+    /// IAM.
+    pub iam: aws_sdk_iam::Client,
+    /// Lambda.
+    pub lambda: aws_sdk_lambda::Client,
+    /// The region they talk to.
+    pub region: String,
+}
+
+impl Clients {
+    /// Clients for `opts`, in `region` unless `opts.region` says otherwise; `function` names
+    /// what needs them, for the error when no region is configured.
+    pub async fn new(opts: &AwsOptions, region: Option<&str>, function: &str) -> Result<Clients> {
+        let sdk = load(opts, region).await;
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| Error::Deploy {
+                function: function.to_string(),
+                message: "no AWS region is configured".into(),
+                help: "set --region, AWS_REGION, the profile's `region`, or `deploy.region` in [package.metadata.lambda]".into(),
+            })?;
+        let mut ecr = aws_sdk_ecr::config::Builder::from(&sdk);
+        let mut iam = aws_sdk_iam::config::Builder::from(&sdk);
+        let mut lambda = aws_sdk_lambda::config::Builder::from(&sdk);
+        if let Some(i) = &opts.interceptor {
+            ecr.push_interceptor(i.clone());
+            iam.push_interceptor(i.clone());
+            lambda.push_interceptor(i.clone());
+        }
+        Ok(Clients {
+            ecr: aws_sdk_ecr::Client::from_conf(ecr.build()),
+            iam: aws_sdk_iam::Client::from_conf(iam.build()),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
+            region,
+        })
+    }
+}
 
 /// Loads the AWS configuration: `opts.sdk_config` if given, else aws-config's default chain
 /// (environment, `~/.aws/config` and `credentials`, SSO, process credentials, IMDS) with the
 /// profile given. The region is, highest first: `opts.region`, `region` (the function's
 /// `deploy.region`), then the profile/environment. `opts.endpoint_url` overrides the endpoint of
 /// every service (aws-config also honours `AWS_ENDPOINT_URL` on its own).
-pub(crate) async fn load(opts: &DeployOptions, region: Option<&str>) -> SdkConfig {
+pub async fn load(opts: &AwsOptions, region: Option<&str>) -> SdkConfig {
     let region = opts.region.as_deref().or(region).map(str::to_string);
     if let Some(base) = &opts.sdk_config {
         let mut builder = base.to_builder();
@@ -42,7 +119,7 @@ pub(crate) async fn load(opts: &DeployOptions, region: Option<&str>) -> SdkConfi
 }
 
 /// The AWS error code of an SDK error, if the service answered with one.
-pub(crate) fn code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+pub fn code<E, R>(err: &SdkError<E, R>) -> Option<&str>
 where
     E: ProvideErrorMetadata,
 {
@@ -53,7 +130,7 @@ where
 }
 
 /// Turns an SDK error into an [`Error::Aws`] with a hint for the usual causes.
-pub(crate) fn error<E, R>(service: &'static str, operation: &str, err: SdkError<E, R>) -> Error
+pub fn error<E, R>(service: &'static str, operation: &str, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: Debug + Send + Sync + 'static,

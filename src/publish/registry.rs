@@ -1,20 +1,92 @@
-//! Stage 6: push an image from its OCI layout to a registry.
+//! Pushing an image from its OCI layout to a registry.
 //!
 //! Blobs first, each only if the registry lacks it (HEAD), mounted from the base's repository
-//! when both live on the same registry, uploaded otherwise; the manifest last, under its tag.
-//! A tag therefore never points at an incomplete image, and a push that was interrupted uploads
-//! only what is still missing when run again.
+//! when both live on the same registry, uploaded otherwise (streamed from its file in chunks,
+//! with byte progress); the manifest last, under its tag. A tag therefore never points at an
+//! incomplete image, and a push that was interrupted uploads only what is still missing when
+//! run again.
 
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
 use oci_client::manifest::OCI_IMAGE_MEDIA_TYPE;
 use oci_client::{Reference, RegistryOperation};
 use serde::Serialize;
 
+use crate::config::FunctionSpec;
 use crate::error::{Error, Result};
-use crate::image::oci::{Descriptor, Layout};
 use crate::image::BuiltImage;
-use crate::progress::Progress;
-use crate::registry::{self, short, with_retry, RegistryOptions};
+use crate::oci::{file_chunks, short, Descriptor, Layout};
+use crate::progress::{Direction, Reporter};
+use crate::registry::{self, with_retry, RegistryOptions};
 use crate::target::Arch;
+
+use super::{Published, Publisher};
+
+/// How many bytes one upload request carries (oci-client's chunk size).
+const UPLOAD_CHUNK: usize = 4 << 20;
+
+/// Pushes each image to a registry host, under its repository and tag.
+#[derive(Debug, Clone)]
+pub struct RegistryPublisher {
+    host: String,
+    options: RegistryOptions,
+}
+
+impl RegistryPublisher {
+    /// Pushes to `host` (`HOST` or `HOST:PORT`), which must be a registry host, not a
+    /// reference.
+    pub fn new(host: &str, options: RegistryOptions) -> Result<RegistryPublisher> {
+        check_host(host)?;
+        Ok(RegistryPublisher {
+            host: host.to_string(),
+            options,
+        })
+    }
+
+    /// The registry host.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+impl Publisher for RegistryPublisher {
+    fn destination(&self) -> String {
+        self.host.clone()
+    }
+
+    fn publish<'a>(
+        &'a self,
+        _spec: &'a FunctionSpec,
+        image: &'a BuiltImage,
+        reporter: &'a Reporter,
+    ) -> BoxFuture<'a, Result<Published>> {
+        Box::pin(async move {
+            let target = PushTarget {
+                registry: self.host.clone(),
+                repository: image.repository.clone(),
+                tag: image.tag.clone(),
+            };
+            push(image, &target, &self.options, reporter)
+                .await
+                .map(Published::Pushed)
+        })
+    }
+}
+
+/// Refuses what is not a registry host.
+pub fn check_host(host: &str) -> Result<()> {
+    if host.is_empty() || host.contains('/') {
+        return Err(Error::InvalidValue {
+            source_: Box::new(crate::error::Source::Cli {
+                flag: "--registry".into(),
+            }),
+            key: "registry".into(),
+            message: format!("`{host}` is not a registry host"),
+            help: "give --registry as HOST or HOST:PORT, e.g. 127.0.0.1:5000".into(),
+        });
+    }
+    Ok(())
+}
 
 /// Where to push.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,7 +136,7 @@ pub async fn push(
     image: &BuiltImage,
     target: &PushTarget,
     options: &RegistryOptions,
-    progress: &Progress,
+    progress: &Reporter,
 ) -> Result<PushedImage> {
     let reference = Reference::with_tag(
         target.registry.clone(),
@@ -90,7 +162,7 @@ pub async fn push(
     let layout = Layout::open(image.layout_dir())?;
     let mut blobs: Vec<Descriptor> = image.layers.clone();
     blobs.push(Descriptor::new(
-        crate::image::oci::MEDIA_OCI_CONFIG,
+        crate::oci::MEDIA_OCI_CONFIG,
         &image.config_digest,
         0,
     ));
@@ -128,22 +200,32 @@ pub async fn push(
                 continue;
             }
         }
-        let data = bytes::Bytes::from(layout.read_blob(digest)?);
-        let size = data.len() as u64;
-        let task = progress.task(format!(
-            "Uploading {} ({:.1} MB) to {}",
-            short(digest),
-            size as f64 / 1e6,
-            pushed.repository
+        let path = layout.blob_path(digest)?;
+        let size = std::fs::metadata(&path)
+            .map_err(|e| Error::io("could not read", &path, e))?
+            .len();
+        let transfer = std::sync::Arc::new(progress.transfer(
+            Direction::Upload,
+            digest,
+            &pushed.repository,
+            size,
         ));
         let result = with_retry(progress, "blob upload", || {
-            client.push_blob(&reference, data.clone(), digest)
+            transfer.restart();
+            let transfer = transfer.clone();
+            // Streamed from the file, one chunk in memory at a time, counted as it goes.
+            let chunks = file_chunks(&path, UPLOAD_CHUNK).map(move |chunk| {
+                let chunk = chunk.map_err(oci_client::errors::OciDistributionError::IoError)?;
+                transfer.advance(chunk.len() as u64);
+                Ok(chunk)
+            });
+            client.push_blob_stream(&reference, chunks, digest, Some(size))
         })
         .await;
         match result {
-            Ok(_) => task.done(&format!("Uploaded {}", short(digest))),
+            Ok(_) => transfer.done(),
             Err(e) => {
-                task.fail(&format!("Uploading {} failed", short(digest)));
+                transfer.fail();
                 return Err(fail("upload a blob to", e));
             }
         }
@@ -158,19 +240,13 @@ pub async fn push(
     .await
     .map_err(|e| fail("push the manifest to", e))?;
     pushed.bytes_uploaded += manifest.len() as u64;
-    progress.line(&format!("✓ Pushed {display} ({})", short(&image.digest)));
+    progress.line(format!("✓ Pushed {display} ({})", short(&image.digest)));
     Ok(pushed)
 }
 
 /// The push target of an image, with the registry host given.
 pub fn target_for(image: &BuiltImage, registry: &str) -> Result<PushTarget> {
-    if registry.is_empty() || registry.contains('/') {
-        return Err(Error::InvalidImage {
-            image: registry.to_string(),
-            message: "not a registry host".into(),
-            help: "give --registry as HOST or HOST:PORT, e.g. 127.0.0.1:5000".into(),
-        });
-    }
+    check_host(registry)?;
     Ok(PushTarget {
         registry: registry.to_string(),
         repository: image.repository.clone(),

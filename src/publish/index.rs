@@ -8,16 +8,16 @@
 //! tag next to the per-arch tags, pointing at the very same manifests.
 //!
 //! ```no_run
-//! # async fn demo(x86: cargo_lambda_image::push::PushedImage, arm: cargo_lambda_image::push::PushedImage)
+//! # async fn demo(x86: cargo_lambda_image::publish::PushedImage, arm: cargo_lambda_image::publish::PushedImage)
 //! # -> cargo_lambda_image::Result<()> {
-//! use cargo_lambda_image::{index, progress::Progress, registry::RegistryOptions};
+//! use cargo_lambda_image::{publish::index, progress::Reporter, registry::RegistryOptions};
 //! let pushed = index::push_index(
 //!     &[x86, arm],
 //!     "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
 //!     "hello",
 //!     "1.0.0",
 //!     &RegistryOptions::from_env(),
-//!     &Progress::hidden(),
+//!     &Reporter::discard(),
 //! )
 //! .await?;
 //! println!("{} is {}", pushed.reference, pushed.digest);
@@ -30,12 +30,11 @@ use oci_client::{Reference, RegistryOperation};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::registry::PushedImage;
 use crate::error::{Error, Result};
-use crate::image::layer::sha256_digest;
-use crate::image::oci::{self, Descriptor, Index, Platform};
-use crate::progress::Progress;
-use crate::push::PushedImage;
-use crate::registry::{self, short, with_retry, RegistryOptions};
+use crate::oci::{self, sha256_digest, short, Descriptor, Index, Platform};
+use crate::progress::Reporter;
+use crate::registry::{self, with_retry, RegistryOptions};
 use crate::target::Arch;
 
 /// What pushing an index did.
@@ -57,33 +56,20 @@ pub struct IndexPushed {
     pub manifests: Vec<Descriptor>,
 }
 
-/// The OCI platform of a Lambda architecture: `linux/amd64`, or `linux/arm64` with variant
-/// `v8` (what the images' configs say, and what Docker and containerd match on).
-pub fn platform(arch: Arch) -> Platform {
-    Platform {
-        architecture: arch.oci_name().into(),
-        os: "linux".into(),
-        variant: (arch == Arch::Arm64).then(|| "v8".to_string()),
-    }
-}
-
 /// The index document over per-arch manifest descriptors (their platforms set), in
 /// architecture order so the same images always give the same index digest.
 pub fn build_index(manifests: &[(Arch, Descriptor)]) -> Index {
     let mut entries: Vec<(Arch, Descriptor)> = manifests.to_vec();
     entries.sort_by_key(|(arch, _)| *arch);
-    Index {
-        schema_version: 2,
-        media_type: Some(oci::MEDIA_OCI_INDEX.into()),
-        manifests: entries
+    Index::oci(
+        entries
             .into_iter()
             .map(|(arch, mut d)| {
-                d.platform = Some(platform(arch));
+                d.platform = Some(Platform::linux(arch));
                 d
             })
             .collect(),
-        annotations: Default::default(),
-    }
+    )
 }
 
 /// Checks that the images can share an index: at least one, all in `registry/repository`,
@@ -135,7 +121,7 @@ pub async fn push_index(
     repository: &str,
     tag: &str,
     options: &RegistryOptions,
-    progress: &Progress,
+    progress: &Reporter,
 ) -> Result<IndexPushed> {
     check_images(images, registry, repository)?;
     let reference = Reference::with_tag(registry.into(), repository.into(), tag.into());
@@ -211,7 +197,7 @@ pub async fn push_index(
     .await
     .map_err(|e| fail("push the image index to", e))?;
     let arches: Vec<&str> = entries.iter().map(|(a, _)| a.lambda_name()).collect();
-    progress.line(&format!(
+    progress.line(format!(
         "✓ Pushed index {display} ({}) for {}",
         short(&digest),
         arches.join(", ")

@@ -1,16 +1,29 @@
-//! The OCI (and Docker schema 2) documents this tool reads and writes: descriptors, manifests,
-//! indexes, and the OCI image layout on disk.
+//! The OCI (and Docker schema 2) vocabulary every stage shares: media types, descriptors,
+//! manifests and indexes with their constructors, digests, the OCI image layout on disk
+//! ([`Layout`]), the one typed reader of image configs ([`ImageConfig`]), and docker-archive
+//! tarballs ([`archive`]).
+//!
+//! Part of the ground floor: it imports nothing from a stage.
 //!
 //! The types keep unknown fields out of the way but accept both OCI and Docker media types,
 //! since base images come in either. Documents we write are serialized once and their exact
 //! bytes hashed, so the digest printed is the digest pushed.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::target::Arch;
+
+pub mod archive;
+mod config;
+mod layout;
+
+pub use config::{ImageConfig, RunConfig};
+pub use layout::Layout;
 
 /// OCI image manifest.
 pub const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -60,6 +73,18 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+impl Platform {
+    /// The OCI platform of a Lambda architecture: `linux/amd64`, or `linux/arm64` with variant
+    /// `v8` (what the images' configs say, and what Docker and containerd match on).
+    pub fn linux(arch: Arch) -> Platform {
+        Platform {
+            architecture: arch.oci_name().into(),
+            os: "linux".into(),
+            variant: (arch == Arch::Arm64).then(|| "v8".to_string()),
+        }
+    }
+}
+
 /// A content descriptor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,6 +119,26 @@ impl Descriptor {
     pub fn hex(&self) -> Result<&str> {
         digest_hex(&self.digest)
     }
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// The first 12 hex digits of a digest, for progress lines.
+pub fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+/// Parses a JSON document of an image, naming the image in the error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(data: &[u8], reference: &str) -> Result<T> {
+    serde_json::from_slice(data).map_err(|e| Error::InvalidImage {
+        image: reference.to_string(),
+        message: format!("malformed JSON document: {e}"),
+        help: "the image is corrupt or not an OCI/Docker image".into(),
+    })
 }
 
 /// The hex part of a `sha256:` digest; anything else is refused, so a digest can be used as
@@ -135,6 +180,19 @@ pub struct Manifest {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl Manifest {
+    /// An OCI image manifest over a config and layers.
+    pub fn oci(config: Descriptor, layers: Vec<Descriptor>) -> Manifest {
+        Manifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_OCI_MANIFEST.into()),
+            config,
+            layers,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
 /// An image index (OCI) or manifest list (Docker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -151,6 +209,29 @@ pub struct Index {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl Index {
+    /// An OCI image index listing `manifests`.
+    pub fn oci(manifests: Vec<Descriptor>) -> Index {
+        Index {
+            schema_version: 2,
+            media_type: Some(MEDIA_OCI_INDEX.into()),
+            manifests,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// The index of an OCI layout holding one image: its manifest for `arch`, named `tag`.
+    pub fn single(manifest: Descriptor, arch: Arch, tag: &str) -> Index {
+        let mut entry = manifest;
+        entry.platform = Some(Platform {
+            variant: None,
+            ..Platform::linux(arch)
+        });
+        entry.annotations.insert(REF_NAME.into(), tag.to_string());
+        Index::oci(vec![entry])
+    }
+}
+
 /// Picks the manifest for `linux/<arch>` out of an index.
 pub fn select_platform<'a>(index: &'a Index, oci_arch: &str) -> Option<&'a Descriptor> {
     index.manifests.iter().find(|d| {
@@ -160,129 +241,39 @@ pub fn select_platform<'a>(index: &'a Index, oci_arch: &str) -> Option<&'a Descr
     })
 }
 
-/// An OCI image layout directory: `oci-layout`, `index.json`, `blobs/sha256/...`.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    /// The directory.
-    pub dir: PathBuf,
-}
-
-impl Layout {
-    /// Opens an existing layout, checking its `oci-layout` marker.
-    pub fn open(dir: &Path) -> Result<Layout> {
-        let marker = dir.join("oci-layout");
-        if !marker.is_file() {
-            return Err(Error::InvalidImage {
-                image: dir.display().to_string(),
-                message: "not an OCI image layout (no `oci-layout` file)".into(),
-                help: "point at a directory written by `cargo lambda-image image`, `skopeo copy ... oci:DIR` or `umoci`".into(),
-            });
-        }
-        Ok(Layout {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    /// Creates (or reuses) a layout directory.
-    pub fn create(dir: &Path) -> Result<Layout> {
-        let blobs = dir.join("blobs/sha256");
-        std::fs::create_dir_all(&blobs).map_err(|e| Error::io("could not create", &blobs, e))?;
-        write_atomic(
-            &dir.join("oci-layout"),
-            br#"{"imageLayoutVersion":"1.0.0"}"#,
-        )?;
-        Ok(Layout {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    /// The path of a blob.
-    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        Ok(self.dir.join("blobs/sha256").join(digest_hex(digest)?))
-    }
-
-    /// Reads a blob, verifying its digest.
-    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
-        let path = self.blob_path(digest)?;
-        let data = std::fs::read(&path).map_err(|e| Error::io("could not read", &path, e))?;
-        let actual = super::layer::sha256_digest(&data);
-        if actual != digest {
-            return Err(Error::InvalidImage {
-                image: self.dir.display().to_string(),
-                message: format!("blob {digest} has digest {actual}"),
-                help: "the layout is corrupt; rebuild or re-copy it".into(),
-            });
-        }
-        Ok(data)
-    }
-
-    /// Writes a blob under its digest (skipped if already there).
-    pub fn write_blob(&self, data: &[u8]) -> Result<String> {
-        let digest = super::layer::sha256_digest(data);
-        self.write_blob_with_digest(&digest, data)?;
-        Ok(digest)
-    }
-
-    /// Writes a blob whose digest the caller has just computed from `data` (a fresh layer),
-    /// sparing a second pass over large data.
-    pub(crate) fn write_blob_with_digest(&self, digest: &str, data: &[u8]) -> Result<()> {
-        let path = self.blob_path(digest)?;
-        if !path.exists() {
-            write_atomic(&path, data)?;
-        }
-        Ok(())
-    }
-
-    /// Copies (hard-links where possible) a blob file from elsewhere.
-    pub fn import_blob(&self, digest: &str, source: &Path) -> Result<()> {
-        let path = self.blob_path(digest)?;
-        if path.exists() {
-            return Ok(());
-        }
-        if std::fs::hard_link(source, &path).is_err() {
-            let tmp = path.with_extension("tmp");
-            std::fs::copy(source, &tmp).map_err(|e| Error::io("could not copy to", &tmp, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| Error::io("could not write", &path, e))?;
-        }
-        Ok(())
-    }
-
-    /// Reads `index.json`.
-    pub fn index(&self) -> Result<Index> {
-        let path = self.dir.join("index.json");
-        let data = std::fs::read(&path).map_err(|e| Error::io("could not read", &path, e))?;
-        serde_json::from_slice(&data).map_err(|e| Error::InvalidImage {
-            image: path.display().to_string(),
-            message: format!("invalid index.json: {e}"),
-            help: "the layout is corrupt; rebuild or re-copy it".into(),
-        })
-    }
-
-    /// Writes `index.json`.
-    pub fn write_index(&self, index: &Index) -> Result<()> {
-        let data = serde_json::to_vec(index).map_err(|e| Error::InvalidImage {
-            image: self.dir.display().to_string(),
-            message: e.to_string(),
-            help: String::new(),
-        })?;
-        write_atomic(&self.dir.join("index.json"), &data)
-    }
-
-    /// Removes blobs that `keep` does not list (left over from earlier builds).
-    pub fn retain_blobs(&self, keep: &[String]) -> Result<()> {
-        let dir = self.dir.join("blobs/sha256");
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("could not list", &dir, e))?;
-        for entry in entries.map_while(|e| e.ok()) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !keep
-                .iter()
-                .any(|d| d.strip_prefix("sha256:") == Some(name.as_str()))
-            {
-                let _ = std::fs::remove_file(entry.path());
+/// The bytes of a file as a stream of chunks of up to `chunk` bytes, read as they are asked
+/// for, so that a blob of any size is sent with one chunk in memory.
+pub fn file_chunks(
+    path: &Path,
+    chunk: usize,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    let path = path.to_path_buf();
+    futures_util::stream::unfold(None, move |file: Option<tokio::fs::File>| {
+        let path = path.clone();
+        async move {
+            let mut file = match file {
+                Some(file) => file,
+                None => match tokio::fs::File::open(&path).await {
+                    Ok(file) => file,
+                    Err(e) => return Some((Err(e), None)),
+                },
+            };
+            let mut buffer = bytes::BytesMut::with_capacity(chunk);
+            while buffer.len() < chunk {
+                match file.read_buf(&mut buffer).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => return Some((Err(e), None)),
+                }
+            }
+            if buffer.is_empty() {
+                None
+            } else {
+                Some((Ok(buffer.freeze()), Some(file)))
             }
         }
-        Ok(())
-    }
+    })
 }
 
 /// Writes a file through a temporary name and a rename, so readers never see half of it.

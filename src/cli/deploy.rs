@@ -1,0 +1,42 @@
+//! `deploy`: build and check every image, then push it to ECR and create or update its
+//! Lambda function.
+
+use clap::Args;
+
+use cargo_lambda_image::deploy::DeployOptions;
+use cargo_lambda_image::error::Result;
+use cargo_lambda_image::registry::RegistryOptions;
+
+use super::args::{AwsArgs, ImageArgs};
+use super::Output;
+
+/// `deploy`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "With --dry-run the image is still built (locally), and only read-only AWS \
+    calls are made: the output lists the calls a deploy would make."
+)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// Deploys the selected functions, one Lambda function per architecture.
+pub async fn run(args: &DeployArgs, out: &Output) -> Result<()> {
+    args.image.require_check()?;
+    let options = DeployOptions {
+        aws: args.aws.aws(),
+        registry_override: args.aws.registry.clone(),
+        registry: RegistryOptions::from_env(),
+        dry_run: args.image.build.dry_run,
+    };
+    // A dry run still builds the image (a local, harmless step) so that the AWS calls can be
+    // planned against its digest; only the calls are left out.
+    let (pipeline, images) = super::images(&args.image, out, true).await?;
+    if let Some(images) = images {
+        pipeline.deploy(&images, &options).await;
+    }
+    out.finish(pipeline.finish())
+}

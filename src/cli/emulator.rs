@@ -1,0 +1,87 @@
+//! `emulator`: serve a program on this machine under the built-in emulator until Ctrl-C.
+
+use std::sync::Arc;
+
+use clap::Args;
+
+use cargo_lambda_image::emulate::{Emulator, EmulatorConfig, ProcessLauncher};
+use cargo_lambda_image::error::Result;
+use cargo_lambda_image::event::Event;
+use cargo_lambda_image::lambda;
+
+use super::args::invalid;
+use super::Output;
+
+/// `emulator`.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address of the Invoke API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
+    /// Runtime instances that may run at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Invocation timeout in seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout: u64,
+    /// Memory size reported to the function, in MB.
+    #[arg(long, default_value_t = 128)]
+    pub memory: u32,
+    /// The function name the emulator presents.
+    #[arg(long, default_value = "function")]
+    pub function_name: String,
+    /// A function environment variable, KEY=VALUE; repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The program to run as the runtime, and its arguments.
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub program: Vec<String>,
+}
+
+/// Serves the program until Ctrl-C.
+pub async fn run(args: &EmulatorArgs, out: &Output) -> Result<()> {
+    let mut env = std::collections::BTreeMap::new();
+    for pair in &args.env {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(invalid(
+                "--env",
+                format!("`{pair}` is not KEY=VALUE"),
+                "write --env NAME=value",
+            ));
+        };
+        if lambda::is_reserved_env(k) {
+            return Err(invalid(
+                "--env",
+                format!("`{k}` is reserved by the Lambda runtime"),
+                "the emulator sets (or, for credentials, withholds) it as Lambda does; choose another name",
+            ));
+        }
+        env.insert(k.to_string(), v.to_string());
+    }
+    let config = EmulatorConfig {
+        bind: args.bind,
+        function_name: args.function_name.clone(),
+        memory_mb: args.memory,
+        timeout: std::time::Duration::from_secs(args.timeout),
+        concurrency: args.concurrency.max(1),
+        env,
+        ..EmulatorConfig::default()
+    };
+    let (program, rest) = args
+        .program
+        .split_first()
+        .unwrap_or((&args.function_name, &[]));
+    let launcher = ProcessLauncher::new(program).args(rest.iter().cloned());
+    let emulator = Emulator::start(config, Arc::new(launcher)).await?;
+    out.emit(Event::Emulator {
+        invoke_url: emulator.invoke_url(),
+    });
+    out.line(&format!(
+        "Emulating `{}` at {}; Ctrl-C to stop",
+        args.function_name,
+        emulator.invoke_url()
+    ));
+    let _ = tokio::signal::ctrl_c().await;
+    emulator.shutdown().await;
+    Ok(())
+}

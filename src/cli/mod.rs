@@ -1,0 +1,248 @@
+//! The command line: clap definitions, and one file per command mapping its flags to one
+//! library call (the pipeline's stages, mostly) plus how its results are shown.
+
+pub mod args;
+mod build;
+mod check;
+mod deploy;
+mod emulator;
+mod image;
+mod new;
+mod output;
+mod push;
+mod template;
+mod test;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use cargo_lambda_image::error::Result;
+use cargo_lambda_image::image::BuiltImage;
+use cargo_lambda_image::pipeline::{Batch, Pipeline};
+
+pub use output::Output;
+
+/// Build, test and deploy Rust AWS Lambda functions as container images.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-lambda-image",
+    bin_name = "cargo lambda-image",
+    version,
+    about,
+    long_about = "Build, test and deploy Rust AWS Lambda functions as container images.\n\n\
+        Settings come from [package.metadata.lambda] (defaults in [workspace.metadata.lambda]), \
+        CARGO_LAMBDA_IMAGE_* environment variables and these flags, in that order of precedence.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct GlobalArgs {
+    /// How results are printed on stdout: `human` or `json` (one JSON object per line).
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    /// Show more detail on stderr (the commands being run, the function's own output).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print nothing on stderr but errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Coloring of stderr: auto, always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// Output format of results on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MessageFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line, each with a `reason`.
+    Json,
+}
+
+/// Terminal coloring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Color when stderr is a terminal.
+    Auto,
+    /// Always color.
+    Always,
+    /// Never color.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to color stderr.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            ColorChoice::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Cross-compile functions into target/lambda-image/<function>/<arch>/bootstrap.
+    Build(args::BuildArgs),
+    /// Build and assemble one container image per function and architecture (no Docker needed).
+    Image(args::ImageArgs),
+    /// Build the images and check them against Lambda's requirements, printing every rule.
+    Check(check::CheckArgs),
+    /// Build, check and push images to a registry.
+    Push(push::PushArgs),
+    /// Build the image and invoke it locally under the built-in Lambda emulator.
+    Test(test::TestArgs),
+    /// Run the built-in Lambda emulator for a program on this machine, until Ctrl-C.
+    Emulator(emulator::EmulatorArgs),
+    /// Build, check, push to ECR and create or update the Lambda function (versions, aliases).
+    Deploy(deploy::DeployArgs),
+    /// Write a CloudFormation or SAM template that deploys the images by digest.
+    Template(template::TemplateArgs),
+    /// Create a new function crate that builds and passes `test` straight away.
+    New(new::NewArgs),
+}
+
+impl Commands {
+    /// The `reason`s of the command's own results, printed on stdout.
+    pub fn primary(&self) -> Vec<&'static str> {
+        match self {
+            Commands::Build(_) => vec!["compiled", "plan"],
+            Commands::Image(_) => vec!["image", "plan"],
+            Commands::Check(_) => vec!["check", "plan"],
+            Commands::Push(_) => vec!["pushed", "index", "plan"],
+            Commands::Test(_) => vec!["invocation", "plan"],
+            Commands::Emulator(_) => vec!["emulator"],
+            Commands::Deploy(_) => vec!["deployed", "planned"],
+            Commands::Template(_) => vec!["template", "plan"],
+            Commands::New(_) => vec!["new"],
+        }
+    }
+
+    /// Whether Ctrl-C should stop the command from outside (`emulator` handles it itself).
+    pub fn interruptible(&self) -> bool {
+        !matches!(self, Commands::Emulator(_))
+    }
+}
+
+/// Runs the command.
+pub async fn run(command: &Commands, out: &Output) -> Result<()> {
+    match command {
+        Commands::Build(args) => build::run(args, out).await,
+        Commands::Image(args) => image::run(args, out).await,
+        Commands::Check(args) => check::run(args, out).await,
+        Commands::Push(args) => push::run(args, out).await,
+        Commands::Test(args) => test::run(args, out).await,
+        Commands::Emulator(args) => emulator::run(args, out).await,
+        Commands::Deploy(args) => deploy::run(args, out).await,
+        Commands::Template(args) => template::run(args, out).await,
+        Commands::New(args) => new::run(args, out),
+    }
+}
+
+/// The arguments without the `lambda-image` that cargo inserts when it runs a subcommand.
+pub fn args_from_env() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "lambda-image") {
+        args.remove(1);
+    }
+    args
+}
+
+/// Plans, checks the flags against the plan, then compiles and builds the images. With
+/// `--dry-run` (unless `build_anyway`, as `deploy --dry-run` does), only the plan is
+/// reported and `None` is returned.
+pub(crate) async fn images(
+    args: &args::ImageArgs,
+    out: &Output,
+    build_anyway: bool,
+) -> Result<(Pipeline, Option<Batch<BuiltImage>>)> {
+    let plan = args.build.plan()?;
+    let options = args.options(&plan, out.color)?;
+    let pipeline = Pipeline::new(plan, options, out.sink());
+    if args.build.dry_run && !build_anyway {
+        pipeline.dry_run();
+        return Ok((pipeline, None));
+    }
+    let compiled = pipeline.compile().await;
+    let images = pipeline.image(compiled).await;
+    Ok((pipeline, Some(images)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cargo_lambda_image::target::{Arch, Libc};
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unset_flags_stay_none_so_metadata_wins() {
+        let cli = Cli::try_parse_from(["cargo-lambda-image", "build"]).unwrap();
+        let Commands::Build(b) = cli.command else {
+            panic!()
+        };
+        let r = b.plan_request();
+        assert!(r.overrides.arch.is_none() && r.overrides.libc.is_none());
+        assert!(r.overrides.compiler.is_none() && r.build.profile.is_none());
+    }
+
+    #[test]
+    fn arch_list_and_aliases_parse() {
+        let cli = Cli::try_parse_from(["x", "build", "--arch", "x86_64,aarch64", "--libc", "gnu"])
+            .unwrap();
+        let Commands::Build(b) = cli.command else {
+            panic!()
+        };
+        assert_eq!(b.target.arch, Some(vec![Arch::X86_64, Arch::Arm64]));
+        assert_eq!(b.target.libc, Some(Libc::Gnu));
+    }
+
+    #[test]
+    fn bad_arch_flag_is_rejected_by_name() {
+        let err = Cli::try_parse_from(["x", "build", "--arch", "x86"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--arch") && err.contains("x86_64"), "{err}");
+    }
+
+    /// Every command's `--help`, as users read it (at 100 columns).
+    #[test]
+    fn every_command_help_reads_well() {
+        let mut command = Cli::command().term_width(100);
+        command.build();
+        insta::assert_snapshot!("help", command.render_long_help().to_string());
+        for sub in command.get_subcommands_mut() {
+            let name = format!("help-{}", sub.get_name());
+            insta::assert_snapshot!(name, sub.render_long_help().to_string());
+        }
+    }
+
+    #[test]
+    fn every_command_that_builds_takes_no_build() {
+        for command in [
+            "build", "image", "check", "push", "test", "deploy", "template",
+        ] {
+            let mut args = vec!["x", command, "--no-build"];
+            if matches!(command, "push" | "template") {
+                args.extend(["--registry", "127.0.0.1:5000"]);
+            }
+            Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{command}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! `test`: build the images, run each under the emulator and send it events.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use cargo_lambda_image::error::{Error, Result};
+use cargo_lambda_image::testing::{self, Runner};
+
+use super::args::ImageArgs;
+use super::Output;
+
+/// Where `test` runs the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunnerArg {
+    /// The image's filesystem, unpacked and run as Lambda does with bubblewrap: read-only
+    /// root, tmpfs /tmp, non-root user, own PID namespace (without bubblewrap, a scratch image
+    /// runs unconfined, with a warning).
+    Sandbox,
+    /// The image in the Docker engine (DOCKER_HOST): read-only, tmpfs /tmp, non-root user.
+    Docker,
+    /// The image's filesystem unpacked, its entrypoint run directly, without isolation.
+    Unconfined,
+    /// The compiled bootstrap as a plain process on this machine (no image).
+    Process,
+}
+
+impl From<RunnerArg> for Runner {
+    fn from(runner: RunnerArg) -> Runner {
+        match runner {
+            RunnerArg::Sandbox => Runner::Sandbox,
+            RunnerArg::Docker => Runner::Docker,
+            RunnerArg::Unconfined => Runner::Unconfined,
+            RunnerArg::Process => Runner::Process,
+        }
+    }
+}
+
+/// `test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// An event: a JSON file, `-` for stdin, or inline JSON; repeatable. Default: the
+    /// `events` of [package.metadata.lambda.test].
+    #[arg(
+        long = "event",
+        short = 'e',
+        value_name = "FILE|-|JSON",
+        help_heading = "Test"
+    )]
+    pub events: Vec<String>,
+    /// A JSON file the response must equal, one per --event, in order.
+    #[arg(long = "expect", value_name = "FILE", help_heading = "Test")]
+    pub expect: Vec<PathBuf>,
+    /// Where the function runs.
+    #[arg(long, value_enum, default_value_t = RunnerArg::Sandbox, help_heading = "Test")]
+    pub runner: RunnerArg,
+}
+
+/// Runs every event through every selected function; a failed invocation or a response other
+/// than the expected one makes the exit status 1.
+pub async fn run(args: &TestArgs, out: &Output) -> Result<()> {
+    // The events are read, and every function is checked to have some, before anything
+    // compiles.
+    let events = testing::events_from_args(&args.events, &args.expect)?;
+    let plan = args.image.build.plan()?;
+    for spec in &plan.functions {
+        testing::events_for(spec, &events)?;
+    }
+    let (pipeline, images) = super::images(&args.image, out, false).await?;
+    let Some(images) = images else {
+        return out.finish(pipeline.finish());
+    };
+    let ran = pipeline.test(&images, &events, args.runner.into()).await;
+    let invocations: Vec<_> = ran.values().flatten().collect();
+    let failed = invocations.iter().filter(|i| !i.passed()).count();
+    let result = out.finish(pipeline.finish());
+    if failed > 0 {
+        // Failed invocations say more than a summary of functions that ran fine.
+        result.and(Err(Error::TestFailed {
+            failed,
+            total: invocations.len(),
+        }))
+    } else {
+        result
+    }
+}

@@ -1,0 +1,161 @@
+//! The first step of a deploy: read what AWS has, with read-only calls only (Describe, Get,
+//! List and GetAuthorizationToken), into an [`Observed`] state that the planner turns into
+//! steps. A dry run stops after planning, so it never changes anything.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::aws::Clients;
+use crate::config::FunctionSpec;
+use crate::error::{Error, Result};
+use crate::lambda;
+use crate::publish::ecr::{self, EcrState};
+
+use super::{iam, lambda as lambda_api};
+
+/// What a function's image runs, as Lambda's `ImageConfig` holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LaunchOverrides {
+    /// ENTRYPOINT.
+    pub entrypoint: Vec<String>,
+    /// CMD.
+    pub command: Vec<String>,
+    /// WORKDIR.
+    pub workdir: Option<String>,
+}
+
+/// A Lambda function as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FunctionState {
+    /// Its ARN.
+    pub arn: String,
+    /// `Image` or `Zip`.
+    pub package_type: Option<String>,
+    /// Its execution role.
+    pub role: Option<String>,
+    /// Memory in MB.
+    pub memory: Option<i32>,
+    /// Timeout in seconds.
+    pub timeout: Option<i32>,
+    /// `/tmp` size in MB (Lambda omits it for the default, 512).
+    pub ephemeral_storage: Option<i32>,
+    /// Environment variables (their values are never printed; see [`super::plan`]).
+    #[serde(skip)]
+    pub env: BTreeMap<String, String>,
+    /// Its `ImageConfig`.
+    pub image_config: LaunchOverrides,
+    /// Its architectures (Lambda omits them for x86_64 on old functions).
+    pub architectures: Vec<String>,
+    /// The image URI it was given.
+    pub image_uri: Option<String>,
+    /// The image URI Lambda resolved (by digest).
+    pub resolved_image_uri: Option<String>,
+    /// The code's SHA-256, which published versions carry too.
+    pub code_sha256: Option<String>,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+    /// The newest published version with the current code, when one was looked for.
+    pub version_with_code: Option<String>,
+    /// The version the configured alias points at; `None` when there is no such alias.
+    pub alias_version: Option<String>,
+}
+
+/// The execution role as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RoleState {
+    /// The configured `role`; `exists` is known only for roles of the deploying account that
+    /// it may read.
+    Configured {
+        /// The ARN.
+        arn: String,
+        /// Whether GetRole found it.
+        exists: Option<bool>,
+    },
+    /// No role is configured; the function has this one already.
+    Current {
+        /// The ARN.
+        arn: String,
+    },
+    /// No role is configured and the function does not exist: `<function>-lambda-role`.
+    Default {
+        /// The role's name.
+        name: String,
+        /// Its ARN, when it exists.
+        arn: Option<String>,
+    },
+}
+
+/// Everything a deploy of one function needs to know about AWS.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    /// The region.
+    pub region: String,
+    /// The ECR side.
+    pub ecr: EcrState,
+    /// The function, if it exists.
+    pub function: Option<FunctionState>,
+    /// The execution role.
+    pub role: RoleState,
+}
+
+/// Reads the ECR repository, the function (with its published versions and alias when
+/// versions are wanted) and the execution role of `spec`.
+pub async fn observe(spec: &FunctionSpec, clients: &Clients) -> Result<Observed> {
+    let ecr = ecr::observe(&clients.ecr, &spec.image.repository).await?;
+    let name = spec.lambda_name.as_str();
+    let mut function = lambda_api::get(&clients.lambda, name).await?;
+    if let Some(state) = function.as_mut() {
+        if spec.deploy.publish || spec.deploy.alias.is_some() {
+            if let Some(sha) = state.code_sha256.clone() {
+                state.version_with_code =
+                    lambda_api::published_with(&clients.lambda, name, &sha).await?;
+            }
+        }
+        if let Some(alias) = &spec.deploy.alias {
+            state.alias_version = lambda_api::alias_version(&clients.lambda, name, alias).await?;
+        }
+    }
+    let account = lambda::account_of_repository_uri(&ecr.host).to_string();
+    let role = observe_role(spec, function.as_ref(), clients, &account).await?;
+    Ok(Observed {
+        region: clients.region.clone(),
+        ecr,
+        function,
+        role,
+    })
+}
+
+async fn observe_role(
+    spec: &FunctionSpec,
+    function: Option<&FunctionState>,
+    clients: &Clients,
+    account: &str,
+) -> Result<RoleState> {
+    if let Some(arn) = &spec.role {
+        let exists = match lambda::parse_role_arn(arn) {
+            // The planner refuses what is not a role ARN.
+            None => None,
+            Some((_, role_account)) if role_account != account => None,
+            Some((name, _)) => match iam::get_role(&clients.iam, name).await {
+                Ok(found) => Some(found.is_some()),
+                // Not allowed to read roles: let Lambda judge the ARN.
+                Err(Error::Aws {
+                    code: Some(code), ..
+                }) if code.starts_with("AccessDenied") => None,
+                Err(e) => return Err(e),
+            },
+        };
+        return Ok(RoleState::Configured {
+            arn: arn.clone(),
+            exists,
+        });
+    }
+    if let Some(arn) = function.and_then(|f| f.role.clone()) {
+        return Ok(RoleState::Current { arn });
+    }
+    let name = lambda::default_role_name(&spec.lambda_name);
+    let arn = iam::get_role(&clients.iam, &name).await?;
+    Ok(RoleState::Default { name, arn })
+}

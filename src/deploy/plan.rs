@@ -1,0 +1,719 @@
+//! The middle step of a deploy, and the only place its decisions are made: a pure function of
+//! (spec, image, observed state) to the list of steps that makes the function what the spec
+//! says. Which ECR changes are needed, which role the function gets (and in which account a
+//! new one would be), whether the configuration or the code differs (field by field), whether
+//! a new version is published or an existing one reused, where the alias goes: all decided
+//! here, and nothing here calls AWS, so every decision is tested without it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::FunctionSpec;
+use crate::error::{Error, Result};
+use crate::image::BuiltImage;
+use crate::lambda;
+use crate::publish::ecr::{self, EcrStep};
+use crate::target::Arch;
+
+use super::iam::BASIC_EXECUTION_POLICY;
+use super::observe::{FunctionState, LaunchOverrides, Observed, RoleState};
+use super::PlannedStep;
+
+/// What the function should look like.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Desired {
+    /// The Lambda function name.
+    pub name: String,
+    /// Its one architecture.
+    pub arch: Arch,
+    /// The image by digest.
+    pub image_uri: String,
+    /// The manifest digest.
+    pub digest: String,
+    /// The execution role's ARN (for a role this deploy creates, the ARN it will have).
+    pub role: String,
+    /// Memory in MB.
+    pub memory: i32,
+    /// Timeout in seconds.
+    pub timeout: i32,
+    /// `/tmp` in MB.
+    pub ephemeral_storage: i32,
+    /// Environment variables; values are never printed.
+    #[serde(skip)]
+    pub env: BTreeMap<String, String>,
+    /// `ImageConfig`, when the configuration sets what the image runs.
+    pub image_config: Option<LaunchOverrides>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One setting that differs: what it is now and what it will be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    /// The setting, e.g. `memory` or `env.API_URL`.
+    pub field: String,
+    /// Its value now (`(none)` when unset). Environment values are never shown.
+    pub from: String,
+    /// Its value after the deploy.
+    pub to: String,
+}
+
+impl FieldChange {
+    fn new(field: &str, from: impl ToString, to: impl ToString) -> FieldChange {
+        FieldChange {
+            field: field.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+        }
+    }
+}
+
+/// Which version the alias points at after the deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionRef {
+    /// The version this deploy publishes.
+    Published,
+    /// A version published earlier with the same code.
+    Existing(String),
+}
+
+/// One change a deploy makes, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// A change to ECR or the push.
+    Ecr(EcrStep),
+    /// Create `<function>-lambda-role`, trusting Lambda.
+    CreateRole {
+        /// Its name.
+        name: String,
+    },
+    /// Attach the basic execution policy (CloudWatch Logs) to the new role.
+    AttachRolePolicy {
+        /// The role's name.
+        name: String,
+        /// The policy.
+        policy_arn: String,
+    },
+    /// Create the function.
+    CreateFunction,
+    /// Update the configuration (the fields listed).
+    UpdateFunctionConfiguration {
+        /// What differs.
+        changes: Vec<FieldChange>,
+    },
+    /// Deploy the new image.
+    UpdateFunctionCode {
+        /// What differs (image, architecture).
+        changes: Vec<FieldChange>,
+    },
+    /// Set the tags whose values differ.
+    TagResource {
+        /// The tags to set.
+        tags: BTreeMap<String, String>,
+    },
+    /// Publish a version.
+    PublishVersion,
+    /// Create or move the alias.
+    SetAlias {
+        /// The alias.
+        alias: String,
+        /// Whether it exists already.
+        exists: bool,
+        /// Where it goes.
+        version: VersionRef,
+    },
+}
+
+impl Step {
+    /// Whether the step changes the function itself (not ECR or IAM), which is what a deploy
+    /// reports as `changed`.
+    pub fn changes_function(&self) -> bool {
+        !matches!(
+            self,
+            Step::Ecr(_) | Step::CreateRole { .. } | Step::AttachRolePolicy { .. }
+        )
+    }
+}
+
+/// Everything a deploy of one function will do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployPlan {
+    /// What the function should look like.
+    pub desired: Desired,
+    /// The steps, in order; empty Lambda steps mean the function is as wanted.
+    pub steps: Vec<Step>,
+    /// The version the deploy reports (and the alias gets), when versions are wanted.
+    pub version: Option<VersionRef>,
+    /// The alias, if configured.
+    pub alias: Option<String>,
+}
+
+impl DeployPlan {
+    /// Whether the function itself changes.
+    pub fn changes_function(&self) -> bool {
+        self.steps.iter().any(Step::changes_function)
+    }
+
+    /// Whether the role is created by this deploy (so it may still be propagating in IAM).
+    pub fn creates_role(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::CreateRole { .. }))
+    }
+
+    /// The steps as a dry run prints them.
+    pub fn planned_steps(&self) -> Vec<PlannedStep> {
+        self.steps
+            .iter()
+            .map(|s| describe(s, &self.desired))
+            .collect()
+    }
+}
+
+/// Plans the deploy of `image` as the function `spec`, given what AWS has. `push_host` sends
+/// the image bytes to another registry host than ECR's.
+pub fn plan(
+    spec: &FunctionSpec,
+    image: &BuiltImage,
+    observed: &Observed,
+    push_host: Option<&str>,
+) -> Result<DeployPlan> {
+    let name = spec.lambda_name.as_str();
+    if spec.arch != image.arch {
+        return Err(refuse(
+            name,
+            format!(
+                "the image is for {} but the function is planned for {}",
+                image.arch, spec.arch
+            ),
+            "deploy each architecture's own image".into(),
+        ));
+    }
+    let current = observed.function.as_ref();
+    if current.and_then(|f| f.package_type.as_deref()) == Some("Zip") {
+        return Err(zip_function(name));
+    }
+    let ecr = ecr::plan(spec, image, &observed.ecr, &observed.region, push_host);
+    let mut steps: Vec<Step> = ecr.steps.into_iter().map(Step::Ecr).collect();
+    let role = role(spec, &observed.role, &ecr.account, &mut steps)?;
+    let desired = desired(spec, image, ecr.image_uri, role);
+    match current {
+        None => steps.push(Step::CreateFunction),
+        Some(current) => {
+            let changes = configuration_changes(current, &desired);
+            if !changes.is_empty() {
+                steps.push(Step::UpdateFunctionConfiguration { changes });
+            }
+            let changes = code_changes(current, &desired);
+            if !changes.is_empty() {
+                steps.push(Step::UpdateFunctionCode { changes });
+            }
+            let tags: BTreeMap<String, String> = desired
+                .tags
+                .iter()
+                .filter(|(k, v)| current.tags.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if !tags.is_empty() {
+                steps.push(Step::TagResource { tags });
+            }
+        }
+    }
+    let changed = steps.iter().any(Step::changes_function);
+    let version = versions(spec, current, changed, &mut steps);
+    Ok(DeployPlan {
+        desired,
+        steps,
+        version,
+        alias: spec.deploy.alias.clone(),
+    })
+}
+
+/// The role's ARN, adding the steps that create it when needed.
+fn role(
+    spec: &FunctionSpec,
+    observed: &RoleState,
+    account: &str,
+    steps: &mut Vec<Step>,
+) -> Result<String> {
+    let name = spec.lambda_name.as_str();
+    match observed {
+        RoleState::Configured { arn, exists } => {
+            if lambda::parse_role_arn(arn).is_none() {
+                return Err(refuse(
+                    name,
+                    format!("`{arn}` is not an IAM role ARN"),
+                    "set `role` to an ARN like arn:aws:iam::123456789012:role/my-function-role, or leave it unset to have a role created".into(),
+                ));
+            }
+            if *exists == Some(false) {
+                return Err(refuse(
+                    name,
+                    format!("the IAM role `{arn}` does not exist"),
+                    format!(
+                        "create it (trusting lambda.amazonaws.com), fix the `role` setting, or remove `role` to have `{}` created",
+                        lambda::default_role_name(name)
+                    ),
+                ));
+            }
+            Ok(arn.clone())
+        }
+        RoleState::Current { arn } => Ok(arn.clone()),
+        RoleState::Default { arn: Some(arn), .. } => Ok(arn.clone()),
+        RoleState::Default { name, arn: None } => {
+            steps.push(Step::CreateRole { name: name.clone() });
+            steps.push(Step::AttachRolePolicy {
+                name: name.clone(),
+                policy_arn: BASIC_EXECUTION_POLICY.into(),
+            });
+            Ok(format!("arn:aws:iam::{account}:role/{name}"))
+        }
+    }
+}
+
+fn desired(spec: &FunctionSpec, image: &BuiltImage, image_uri: String, role: String) -> Desired {
+    Desired {
+        name: spec.lambda_name.clone(),
+        arch: spec.arch,
+        image_uri,
+        digest: image.digest.clone(),
+        role,
+        memory: spec.memory as i32,
+        timeout: spec.timeout as i32,
+        ephemeral_storage: spec.ephemeral_storage as i32,
+        env: spec.env.clone(),
+        image_config: spec.image.overrides_launch().then(|| LaunchOverrides {
+            entrypoint: spec.image.entrypoint.clone().unwrap_or_default(),
+            command: spec.image.command.clone().unwrap_or_default(),
+            workdir: Some(spec.image.workdir.clone()),
+        }),
+        tags: spec.tags.clone(),
+    }
+}
+
+/// The configuration fields that differ between the function and what is wanted.
+pub fn configuration_changes(current: &FunctionState, desired: &Desired) -> Vec<FieldChange> {
+    let mut changes = Vec::new();
+    let shown = |v: Option<i32>| v.map_or("(none)".to_string(), |v| v.to_string());
+    if current.memory != Some(desired.memory) {
+        changes.push(FieldChange::new(
+            "memory",
+            shown(current.memory),
+            desired.memory,
+        ));
+    }
+    if current.timeout != Some(desired.timeout) {
+        changes.push(FieldChange::new(
+            "timeout",
+            shown(current.timeout),
+            desired.timeout,
+        ));
+    }
+    let storage = current
+        .ephemeral_storage
+        .unwrap_or(lambda::DEFAULT_EPHEMERAL_STORAGE as i32);
+    if storage != desired.ephemeral_storage {
+        changes.push(FieldChange::new(
+            "ephemeral-storage",
+            storage,
+            desired.ephemeral_storage,
+        ));
+    }
+    if current.role.as_deref() != Some(desired.role.as_str()) {
+        let from = current.role.clone().unwrap_or_else(|| "(none)".into());
+        changes.push(FieldChange::new("role", from, &desired.role));
+    }
+    // Environment values may be secrets: a change says which variable, never its value.
+    let names = current.env.keys().chain(desired.env.keys());
+    let names: std::collections::BTreeSet<&String> = names.collect();
+    for name in names {
+        let (from, to) = (current.env.get(name), desired.env.get(name));
+        if from != to {
+            let state = |v: Option<&String>| if v.is_some() { "(set)" } else { "(unset)" };
+            let to = if from.is_some() && to.is_some() {
+                "(changed)"
+            } else {
+                state(to)
+            };
+            changes.push(FieldChange::new(&format!("env.{name}"), state(from), to));
+        }
+    }
+    if let Some(wanted) = &desired.image_config {
+        if &current.image_config != wanted {
+            changes.push(FieldChange::new(
+                "image-config",
+                launch_text(&current.image_config),
+                launch_text(wanted),
+            ));
+        }
+    }
+    changes
+}
+
+fn launch_text(launch: &LaunchOverrides) -> String {
+    format!(
+        "entrypoint {:?}, command {:?}, workdir {}",
+        launch.entrypoint,
+        launch.command,
+        launch.workdir.as_deref().unwrap_or("(none)")
+    )
+}
+
+/// What differs between the deployed code and the wanted image: the image (by digest) and the
+/// architecture.
+pub fn code_changes(current: &FunctionState, desired: &Desired) -> Vec<FieldChange> {
+    let mut changes = Vec::new();
+    let by_digest = |uri: &Option<String>| {
+        uri.as_deref()
+            .is_some_and(|u| u.ends_with(&format!("@{}", desired.digest)))
+    };
+    if !by_digest(&current.image_uri) && !by_digest(&current.resolved_image_uri) {
+        let from = current
+            .resolved_image_uri
+            .clone()
+            .or_else(|| current.image_uri.clone())
+            .unwrap_or_else(|| "(none)".into());
+        changes.push(FieldChange::new("image", from, &desired.image_uri));
+    }
+    let arch = match current.architectures.as_slice() {
+        // Functions created before architectures existed are x86_64.
+        [] => Some(Arch::X86_64.lambda_name().to_string()),
+        [one] => Some(one.clone()),
+        _ => None,
+    };
+    if arch.as_deref() != Some(desired.arch.lambda_name()) {
+        let from = current.architectures.join(",");
+        changes.push(FieldChange::new(
+            "architecture",
+            if from.is_empty() {
+                "x86_64".into()
+            } else {
+                from
+            },
+            desired.arch.lambda_name(),
+        ));
+    }
+    changes
+}
+
+/// The version the deploy ends with, adding the publish and alias steps: a function that
+/// changed gets a new version; an unchanged one reuses the version published with its code,
+/// or gets one when there is none.
+fn versions(
+    spec: &FunctionSpec,
+    current: Option<&FunctionState>,
+    changed: bool,
+    steps: &mut Vec<Step>,
+) -> Option<VersionRef> {
+    if !spec.deploy.publish && spec.deploy.alias.is_none() {
+        return None;
+    }
+    let existing = current.and_then(|f| f.version_with_code.clone());
+    let version = match existing {
+        Some(v) if !changed => VersionRef::Existing(v),
+        _ => {
+            steps.push(Step::PublishVersion);
+            VersionRef::Published
+        }
+    };
+    if let Some(alias) = &spec.deploy.alias {
+        let now = current.and_then(|f| f.alias_version.clone());
+        let unchanged = matches!((&version, &now), (VersionRef::Existing(v), Some(n)) if v == n);
+        if !unchanged {
+            steps.push(Step::SetAlias {
+                alias: alias.clone(),
+                exists: now.is_some(),
+                version: version.clone(),
+            });
+        }
+    }
+    Some(version)
+}
+
+/// A step as a dry run prints it.
+fn describe(step: &Step, desired: &Desired) -> PlannedStep {
+    let name = desired.name.as_str();
+    let planned = |service: &str, operation: &str, target: &str, summary: String| PlannedStep {
+        service: service.into(),
+        operation: operation.into(),
+        target: target.into(),
+        summary,
+        changes: Vec::new(),
+    };
+    match step {
+        Step::Ecr(step) => {
+            let (service, operation, target, summary) = step.describe();
+            planned(service, operation, &target, summary)
+        }
+        Step::CreateRole { name } => planned(
+            "iam",
+            "CreateRole",
+            name,
+            "create the execution role, trusting lambda.amazonaws.com".into(),
+        ),
+        Step::AttachRolePolicy { name, .. } => planned(
+            "iam",
+            "AttachRolePolicy",
+            name,
+            "attach AWSLambdaBasicExecutionRole".into(),
+        ),
+        Step::CreateFunction => planned(
+            "lambda",
+            "CreateFunction",
+            name,
+            format!(
+                "create the Image function ({}) from {}",
+                desired.arch, desired.image_uri
+            ),
+        ),
+        Step::UpdateFunctionConfiguration { changes } => PlannedStep {
+            changes: changes.clone(),
+            ..planned(
+                "lambda",
+                "UpdateFunctionConfiguration",
+                name,
+                format!("set {}", field_list(changes)),
+            )
+        },
+        Step::UpdateFunctionCode { changes } => PlannedStep {
+            changes: changes.clone(),
+            ..planned(
+                "lambda",
+                "UpdateFunctionCode",
+                name,
+                format!("deploy {} ({})", desired.image_uri, desired.arch),
+            )
+        },
+        Step::TagResource { tags } => planned(
+            "lambda",
+            "TagResource",
+            name,
+            format!(
+                "set tags {}",
+                tags.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        Step::PublishVersion => {
+            planned("lambda", "PublishVersion", name, "publish a version".into())
+        }
+        Step::SetAlias {
+            alias,
+            exists,
+            version,
+        } => planned(
+            "lambda",
+            if *exists {
+                "UpdateAlias"
+            } else {
+                "CreateAlias"
+            },
+            &format!("{name}:{alias}"),
+            match version {
+                VersionRef::Published => "point the alias at the published version".into(),
+                VersionRef::Existing(v) => format!("point the alias at version {v}"),
+            },
+        ),
+    }
+}
+
+fn field_list(changes: &[FieldChange]) -> String {
+    changes
+        .iter()
+        .map(|c| c.field.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn refuse(function: &str, message: String, help: String) -> Error {
+    Error::Deploy {
+        function: function.to_string(),
+        message,
+        help,
+    }
+}
+
+fn zip_function(name: &str) -> Error {
+    refuse(
+        name,
+        "the function exists as a .zip package (PackageType Zip); Lambda cannot switch a function to a container image".into(),
+        format!(
+            "delete it (`aws lambda delete-function --function-name {name}`) and deploy again, or deploy under another name with `function-name` in [package.metadata.lambda]"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::example_spec;
+    use crate::publish::ecr::{EcrState, Repository};
+
+    const HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const OLD: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn spec() -> FunctionSpec {
+        let mut spec = example_spec(
+            "orders",
+            Arch::Arm64,
+            "public.ecr.aws/lambda/provided:al2023",
+        );
+        spec.lambda_name = "orders-arm64".into();
+        spec.deploy.publish = true;
+        spec.deploy.alias = Some("live".into());
+        spec.memory = 512;
+        spec.env
+            .insert("API_URL".into(), "https://example.com".into());
+        spec.env.insert("API_KEY".into(), "s3cr3t-value".into());
+        spec.tags.insert("team".into(), "orders".into());
+        spec
+    }
+
+    fn image(spec: &FunctionSpec) -> BuiltImage {
+        BuiltImage {
+            function: spec.name.clone(),
+            arch: spec.arch,
+            layout: "/w/target/lambda-image/orders/arm64/oci".into(),
+            repository: spec.image.repository.clone(),
+            tag: spec.image.tag.clone(),
+            digest: DIGEST.into(),
+            manifest_size: 500,
+            config_digest: OLD.into(),
+            layers: Vec::new(),
+            base: spec.base_image.reference.clone(),
+        }
+    }
+
+    /// AWS before the first deploy: nothing.
+    fn nothing() -> Observed {
+        Observed {
+            region: "eu-west-1".into(),
+            ecr: EcrState::new(HOST, None, None),
+            function: None,
+            role: RoleState::Default {
+                name: "orders-arm64-lambda-role".into(),
+                arn: None,
+            },
+        }
+    }
+
+    /// AWS right after a deploy of `spec` with the image `digest`.
+    fn deployed(spec: &FunctionSpec, digest: &str) -> Observed {
+        let role = "arn:aws:iam::123456789012:role/orders-arm64-lambda-role".to_string();
+        let policy = ecr::policy(None, "eu-west-1", &[]).to_string();
+        let repository = Repository {
+            uri: format!("{HOST}/orders"),
+            registry_id: "123456789012".into(),
+        };
+        Observed {
+            region: "eu-west-1".into(),
+            ecr: EcrState::new(HOST, Some(repository), Some(policy)),
+            function: Some(FunctionState {
+                arn: "arn:aws:lambda:eu-west-1:123456789012:function:orders-arm64".into(),
+                package_type: Some("Image".into()),
+                role: Some(role.clone()),
+                memory: Some(spec.memory as i32),
+                timeout: Some(spec.timeout as i32),
+                ephemeral_storage: Some(512),
+                env: spec.env.clone(),
+                architectures: vec!["arm64".into()],
+                image_uri: Some(format!("{HOST}/orders@{digest}")),
+                resolved_image_uri: Some(format!("{HOST}/orders@{digest}")),
+                code_sha256: Some("abc".into()),
+                tags: spec.tags.clone(),
+                version_with_code: Some("3".into()),
+                alias_version: Some("3".into()),
+                ..FunctionState::default()
+            }),
+            role: RoleState::Current { arn: role },
+        }
+    }
+
+    /// The plan as a dry run prints it.
+    fn render(plan: &DeployPlan) -> String {
+        let mut text = format!(
+            "function {} ({}) <- {}\nversion: {:?}\n",
+            plan.desired.name, plan.desired.arch, plan.desired.image_uri, plan.version
+        );
+        for step in plan.planned_steps() {
+            text.push_str(&format!(
+                "{} {} {}: {}\n",
+                step.service, step.operation, step.target, step.summary
+            ));
+            for c in step.changes {
+                text.push_str(&format!("    {}: {} -> {}\n", c.field, c.from, c.to));
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn a_first_deploy_creates_everything() {
+        let spec = spec();
+        let plan = plan(&spec, &image(&spec), &nothing(), None).unwrap();
+        assert!(plan.changes_function() && plan.creates_role());
+        insta::assert_snapshot!(render(&plan));
+    }
+
+    #[test]
+    fn the_same_image_and_settings_change_nothing_and_reuse_the_version() {
+        let spec = spec();
+        let plan = plan(
+            &spec,
+            &image(&spec),
+            &deployed(&spec, DIGEST),
+            Some("127.0.0.1:5000"),
+        )
+        .unwrap();
+        assert!(!plan.changes_function());
+        assert_eq!(plan.version, Some(VersionRef::Existing("3".into())));
+        insta::assert_snapshot!(render(&plan));
+    }
+
+    #[test]
+    fn changes_are_listed_field_by_field_without_environment_values() {
+        let mut spec = spec();
+        let mut observed = deployed(&spec, OLD);
+        spec.memory = 1024;
+        spec.env.insert("API_KEY".into(), "n3w-s3cr3t".into());
+        spec.env.remove("API_URL");
+        spec.env.insert("REGION_HINT".into(), "eu".into());
+        spec.tags.insert("cost-center".into(), "42".into());
+        if let Some(f) = observed.function.as_mut() {
+            f.architectures = vec!["x86_64".into()];
+        }
+        let plan = plan(&spec, &image(&spec), &observed, None).unwrap();
+        let text = render(&plan);
+        let json = serde_json::to_string(&plan).unwrap();
+        for secret in ["s3cr3t-value", "n3w-s3cr3t", "https://example.com"] {
+            assert!(!text.contains(secret) && !json.contains(secret), "{secret}");
+        }
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn what_cannot_be_deployed_is_refused_before_any_change() {
+        let spec = spec();
+        let mut zip = deployed(&spec, DIGEST);
+        if let Some(f) = zip.function.as_mut() {
+            f.package_type = Some("Zip".into());
+        }
+        let mut missing_role = nothing();
+        missing_role.role = RoleState::Configured {
+            arn: "arn:aws:iam::123456789012:role/gone".into(),
+            exists: Some(false),
+        };
+        let mut other_arch = image(&spec);
+        other_arch.arch = Arch::X86_64;
+        let errors = [
+            plan(&spec, &image(&spec), &zip, None),
+            plan(&spec, &image(&spec), &missing_role, None),
+            plan(&spec, &other_arch, &nothing(), None),
+        ]
+        .map(|r| r.unwrap_err().to_string());
+        insta::assert_snapshot!(errors.join("\n"));
+    }
+}
