@@ -158,8 +158,10 @@ pub fn check_layout_with_limit(
     let fs = filesystem(&layout, &manifest, max_uncompressed, &mut c)?;
     let program = entrypoint(&config.run, &fs, &mut c);
     if let Some((path, layer)) = bootstrap(program.as_deref(), &fs, &mut c) {
-        let data = layout.read_blob(&manifest.layers[layer].digest)?;
-        elf(&data, &path, expect, &mut c);
+        let mut blob = layout.open_blob(&manifest.layers[layer].digest)?;
+        let bytes = read_file(&mut blob, &path);
+        blob.verify()?;
+        elf(bytes, &path, expect, &mut c);
     }
     Ok(report(c, Some(entry.digest)))
 }
@@ -247,13 +249,15 @@ fn filesystem(
         if !oci::is_gzip_layer(&layer.media_type) {
             continue;
         }
-        let data = layout.read_blob(&layer.digest)?;
+        // Layers stream through the check: a 10 GB image is never held in memory.
+        let mut blob = layout.open_blob(&layer.digest)?;
         let (size, missing) =
-            apply_layer(&data, i, &mut fs).map_err(|message| Error::InvalidImage {
+            apply_layer(&mut blob, i, &mut fs).map_err(|message| Error::InvalidImage {
                 image: format!("{} layer {}", layout.dir.display(), layer.digest),
                 message,
                 help: "the layer is not a valid gzip tarball".into(),
             })?;
+        blob.verify()?;
         total += size;
         missing_parents.extend(missing.into_iter().map(|p| format!("{p} (layer {i})")));
     }
@@ -380,8 +384,8 @@ fn bootstrap(
 }
 
 /// elf-arch and glibc: the executable's machine, and the glibc its symbols need.
-fn elf(layer: &[u8], path: &str, expect: &Expectations, c: &mut Collector) {
-    let bytes = match read_file(layer, path) {
+fn elf(bytes: Option<Vec<u8>>, path: &str, expect: &Expectations, c: &mut Collector) {
+    let bytes = match bytes {
         Some(bytes) if bytes.starts_with(b"\x7fELF") => bytes,
         // A script (e.g. a shell bootstrap) has no ELF header to check.
         Some(_) => return c.pass("elf-arch", format!("/{path} is not an ELF file (script)")),
@@ -433,7 +437,7 @@ fn elf(layer: &[u8], path: &str, expect: &Expectations, c: &mut Collector) {
 /// Applies one layer to the filesystem view. Returns the layer's uncompressed size and the
 /// entries whose parent directory the layer lacks.
 fn apply_layer(
-    gz: &[u8],
+    gz: impl Read,
     index: usize,
     fs: &mut BTreeMap<String, Node>,
 ) -> std::result::Result<(u64, Vec<String>), String> {
@@ -546,7 +550,7 @@ impl<R: Read> Read for CountingReader<R> {
 }
 
 /// Reads one file's bytes out of a gzip layer.
-fn read_file(gz: &[u8], wanted: &str) -> Option<Vec<u8>> {
+fn read_file(gz: impl Read, wanted: &str) -> Option<Vec<u8>> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
     for entry in archive.entries().ok()? {
         let mut entry = entry.ok()?;

@@ -87,16 +87,9 @@ impl RegistryOptions {
         }
     }
 
-    /// The blob cache directory: the option, else `$XDG_CACHE_HOME` or `~/.cache`.
+    /// The blob cache directory: the option, else [`default_cache_dir`].
     pub fn cache(&self) -> PathBuf {
-        if let Some(dir) = &self.cache_dir {
-            return dir.clone();
-        }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir);
-        base.join("cargo-lambda-image")
+        self.cache_dir.clone().unwrap_or_else(default_cache_dir)
     }
 
     /// An oci-client for these options.
@@ -155,6 +148,16 @@ impl RegistryOptions {
             Err(_) => Credentials::anonymous(),
         }
     }
+}
+
+/// The user's cache directory for blobs and layers: `$XDG_CACHE_HOME/cargo-lambda-image`, else
+/// `~/.cache/cargo-lambda-image`.
+pub fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("cargo-lambda-image")
 }
 
 /// Parses an image reference, naming the setting it came from in the error.

@@ -23,6 +23,8 @@ fn scratch_image(dir: &Path, arch: Arch, epoch: Option<u64>) -> image::BuiltImag
         &base::scratch(arch),
         &ImageOptions {
             source_date_epoch: epoch,
+            // A cache of its own, so that every image here is really compressed.
+            cache_dir: Some(dir.join("cache")),
         },
     )
     .unwrap()

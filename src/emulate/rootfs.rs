@@ -80,13 +80,16 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
 
     let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
     for layer in &manifest.layers {
-        let blob = layout.read_blob(&layer.digest)?;
+        // Checked whole before a byte of it is unpacked, then streamed: layers can be
+        // gigabytes, and a layer that is not what its digest says is never unpacked.
+        layout.open_blob(&layer.digest)?.verify()?;
+        let blob = layout.open_blob(&layer.digest)?;
         let reader: Box<dyn Read> = if oci::is_gzip_layer(&layer.media_type) {
-            Box::new(flate2::read::GzDecoder::new(blob.as_slice()))
+            Box::new(flate2::read::GzDecoder::new(blob))
         } else if layer.media_type == oci::MEDIA_OCI_LAYER_TAR
             || layer.media_type == oci::MEDIA_DOCKER_LAYER_TAR
         {
-            Box::new(blob.as_slice())
+            Box::new(blob)
         } else {
             return Err(Error::InvalidImage {
                 image: layout_dir.display().to_string(),

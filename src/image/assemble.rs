@@ -2,6 +2,7 @@
 //! the base's layers; the config keeps the base's ENV and ENTRYPOINT and sets CMD, WORKDIR,
 //! labels, platform and history. Nothing here needs a Docker engine.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use futures_util::future::BoxFuture;
@@ -16,7 +17,7 @@ use crate::registry::RegistryOptions;
 use crate::target::Arch;
 
 use super::base::{BaseCache, BaseLayer, ResolvedBase};
-use super::layer::{self, LayerBuilder};
+use super::layer::{LayerBuilder, LayerCache};
 use super::{entrypoint_and_command, layout_dir, Builder, BuiltImage, ImageOptions};
 
 /// Assembles images here, from the bootstrap and the base's layers: reproducible, and no
@@ -64,7 +65,21 @@ impl Builder for Daemonless {
     }
 }
 
-/// Assembles the image of one function from its compiled bootstrap and its resolved base.
+/// Included files go into layers of at most about this many bytes, split between files, so
+/// that a change to one file re-pushes its layer only, and a code change none of them.
+pub const INCLUDE_LAYER_BYTES: u64 = 256 << 20;
+
+/// One layer the function adds to its base, and what the image's history says of it.
+pub(crate) struct OwnLayer {
+    /// Its files.
+    pub builder: LayerBuilder,
+    /// The history's `created_by`.
+    pub created_by: String,
+}
+
+/// Assembles the image of one function from its compiled bootstrap and its resolved base:
+/// the base's layers, then the included files in layers of their own, then the bootstrap on
+/// top. Layers whose inputs did not change come from the layer cache, not compressed again.
 pub fn assemble(
     spec: &FunctionSpec,
     bootstrap: &Path,
@@ -72,61 +87,146 @@ pub fn assemble(
     options: &ImageOptions,
 ) -> Result<BuiltImage> {
     let mtime = options.source_date_epoch.unwrap_or(0);
-    let layer = function_tree(spec, bootstrap)?.build(mtime)?;
-    let config = image_config(spec, base, &layer.diff_id, mtime)?;
+    let cache = LayerCache::new(&options.cache_dir());
+    let mut layers = base.layers.clone();
+    let mut added = Vec::new();
+    for own in function_layers(spec, bootstrap)? {
+        let layer = cache.get_or_build(&own.builder, mtime)?;
+        added.push((layer.diff_id.clone(), own.created_by));
+        layers.push(BaseLayer {
+            descriptor: Descriptor::new(oci::MEDIA_OCI_LAYER_GZIP, &layer.digest, layer.size),
+            path: layer.path,
+        });
+    }
+    let config = image_config(spec, base, &added, mtime)?;
     let config_bytes = serde_json::to_vec(&config).map_err(|e| json_error(spec, e))?;
-    write_layout(
-        spec,
-        &base.reference,
-        &config_bytes,
-        &base.layers,
-        Some(&layer),
-    )
+    write_layout(spec, &base.reference, &config_bytes, &layers)
 }
 
-/// The files the function adds to its base: `/var/runtime/bootstrap`, the task root, and the
-/// `include`d files under it. The daemonless layer and the Docker build context are both made
-/// from this tree, so both builders put the same files in the image.
+/// The layers the function adds to its base, lowest first: the `include`d files under the task
+/// root, in path order, in layers of at most [`INCLUDE_LAYER_BYTES`] (a larger file gets one
+/// of its own); then `/var/runtime/bootstrap` with the task root itself.
+pub(crate) fn function_layers(spec: &FunctionSpec, bootstrap: &Path) -> Result<Vec<OwnLayer>> {
+    let mut layers = Vec::new();
+    let mut current = LayerBuilder::new();
+    let mut bytes = 0;
+    for file in included_files(spec)? {
+        if !current.is_empty() && bytes + file.size > INCLUDE_LAYER_BYTES {
+            layers.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.file_from(&file.path, file.mode, &file.source)?;
+        bytes += file.size;
+    }
+    if !current.is_empty() {
+        layers.push(current);
+    }
+    let count = layers.len();
+    let mut own: Vec<OwnLayer> = layers
+        .into_iter()
+        .enumerate()
+        .map(|(i, builder)| OwnLayer {
+            builder,
+            created_by: format!(
+                "cargo-lambda-image: COPY include {}/{count} /{TASK_ROOT}/",
+                i + 1
+            ),
+        })
+        .collect();
+    let mut top = LayerBuilder::new();
+    top.file_from(BOOTSTRAP_PATH, 0o755, bootstrap)?;
+    top.dir(TASK_ROOT, 0o755)?;
+    own.push(OwnLayer {
+        builder: top,
+        created_by: format!("cargo-lambda-image: COPY {} /{BOOTSTRAP_PATH}", spec.bin),
+    });
+    Ok(own)
+}
+
+/// The files the function adds to its base, as one tree: what the Docker builder's context
+/// holds, so both builders put the same files in the image.
 pub(crate) fn function_tree(spec: &FunctionSpec, bootstrap: &Path) -> Result<LayerBuilder> {
-    let mut builder = LayerBuilder::new();
-    let binary = std::fs::read(bootstrap).map_err(|e| Error::io("could not read", bootstrap, e))?;
-    builder.file(BOOTSTRAP_PATH, 0o755, binary)?;
-    builder.dir(TASK_ROOT, 0o755)?;
+    let mut tree = LayerBuilder::new();
+    tree.file_from(BOOTSTRAP_PATH, 0o755, bootstrap)?;
+    tree.dir(TASK_ROOT, 0o755)?;
+    for file in included_files(spec)? {
+        tree.file_from(&file.path, file.mode, &file.source)?;
+    }
+    Ok(tree)
+}
+
+/// An included file.
+struct Included {
+    /// Its path in the image (under the task root).
+    path: String,
+    /// Where it is read from.
+    source: PathBuf,
+    /// 0755 when executable, else 0644.
+    mode: u32,
+    /// Its size.
+    size: u64,
+}
+
+/// Every `include`d file (a file, or the files of a directory, relative to the package),
+/// sorted by its path in the image.
+fn included_files(spec: &FunctionSpec) -> Result<Vec<Included>> {
     let package_dir = spec
         .manifest_path
         .parent()
         .map(|p| p.as_std_path().to_path_buf())
         .unwrap_or_default();
+    let mut found: BTreeMap<String, Included> = BTreeMap::new();
     for include in &spec.image.include {
-        add_include(&mut builder, &package_dir, include)?;
+        let relative = Path::new(include);
+        if relative.is_absolute()
+            || relative
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(Error::InvalidPath {
+                path: include.to_string(),
+            });
+        }
+        let mut files: Vec<PathBuf> = Vec::new();
+        collect_files(&package_dir.join(relative), &mut files)?;
+        for file in files {
+            let rel = file.strip_prefix(&package_dir).unwrap_or(&file);
+            let path = format!("{TASK_ROOT}/{}", rel.to_string_lossy());
+            let meta = std::fs::metadata(&file)
+                .map_err(|e| Error::io("could not read the included file", &file, e))?;
+            let mode = executable_mode(&meta);
+            found.insert(
+                path.clone(),
+                Included {
+                    path,
+                    source: file,
+                    mode,
+                    size: meta.len(),
+                },
+            );
+        }
     }
-    Ok(builder)
+    Ok(found.into_values().collect())
 }
 
-/// Writes the OCI layout of `spec`'s image: the config, the layers already stored as blob
-/// files (a base's), optionally one more layer held in memory (the function's), then the
-/// manifest and, last, `index.json`, so a layout with an index is always complete.
+/// Writes the OCI layout of `spec`'s image: the config, the layers (blob files, hard-linked
+/// where possible), the manifest and, last, `index.json`. It is written into a new directory
+/// that then replaces the old layout, so a layout is never half-written.
 pub(crate) fn write_layout(
     spec: &FunctionSpec,
     base_reference: &str,
     config_bytes: &[u8],
     stored_layers: &[BaseLayer],
-    own_layer: Option<&layer::Layer>,
 ) -> Result<BuiltImage> {
-    let layout = Layout::create(layout_dir(spec).as_std_path())?;
+    let final_dir = layout_dir(spec).into_std_path_buf();
+    let fresh = final_dir.with_file_name(format!("oci.new-{}", std::process::id()));
+    remove_dir(&fresh)?;
+    let layout = Layout::create(&fresh)?;
     let config_digest = layout.write_blob(config_bytes)?;
     let mut layers: Vec<Descriptor> = Vec::new();
     for stored in stored_layers {
         layout.import_blob(&stored.descriptor.digest, &stored.path)?;
         layers.push(stored.descriptor.clone());
-    }
-    if let Some(layer) = own_layer {
-        layout.write_blob_with_digest(&layer.digest, &layer.compressed)?;
-        layers.push(Descriptor::new(
-            oci::MEDIA_OCI_LAYER_GZIP,
-            &layer.digest,
-            layer.compressed.len() as u64,
-        ));
     }
     let manifest = Manifest::oci(
         Descriptor::new(
@@ -144,11 +244,7 @@ pub(crate) fn write_layout(
         manifest_bytes.len() as u64,
     );
     layout.write_index(&Index::single(entry, spec.arch, &spec.image.tag))?;
-    let mut keep: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
-    keep.push(config_digest.clone());
-    keep.push(digest.clone());
-    layout.retain_blobs(&keep)?;
-
+    replace_dir(&fresh, &final_dir)?;
     Ok(BuiltImage {
         function: spec.name.clone(),
         arch: spec.arch,
@@ -163,42 +259,33 @@ pub(crate) fn write_layout(
     })
 }
 
+/// Removes a directory if it is there.
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("could not remove", dir, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Puts the directory `fresh` at `target`, replacing what was there.
+fn replace_dir(fresh: &Path, target: &Path) -> Result<()> {
+    let old = target.with_file_name(format!("oci.old-{}", std::process::id()));
+    remove_dir(&old)?;
+    if target.exists() {
+        std::fs::rename(target, &old).map_err(|e| Error::io("could not move", target, e))?;
+    }
+    std::fs::rename(fresh, target).map_err(|e| Error::io("could not write", target, e))?;
+    remove_dir(&old)
+}
+
 fn json_error(spec: &FunctionSpec, e: serde_json::Error) -> Error {
     Error::InvalidImage {
         image: spec.name.clone(),
         message: e.to_string(),
         help: String::new(),
     }
-}
-
-/// Adds an `include` entry (a file or a directory, relative to the package) under the task root.
-fn add_include(builder: &mut LayerBuilder, package_dir: &Path, include: &str) -> Result<()> {
-    let relative = Path::new(include);
-    if relative.is_absolute()
-        || relative
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(Error::InvalidPath {
-            path: include.to_string(),
-        });
-    }
-    let source = package_dir.join(relative);
-    let mut files: Vec<PathBuf> = Vec::new();
-    collect_files(&source, &mut files)?;
-    files.sort();
-    for file in files {
-        let rel = file.strip_prefix(package_dir).unwrap_or(&file);
-        let data = std::fs::read(&file)
-            .map_err(|e| Error::io("could not read the included file", &file, e))?;
-        let mode = executable_mode(&file)?;
-        builder.file(
-            &format!("{TASK_ROOT}/{}", rel.to_string_lossy()),
-            mode,
-            data,
-        )?;
-    }
-    Ok(())
 }
 
 fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -216,19 +303,14 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-#[cfg(unix)]
-fn executable_mode(path: &Path) -> Result<u32> {
+/// 0755 for an executable file, 0644 for any other.
+fn executable_mode(meta: &std::fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| Error::io("could not read", path, e))?
-        .permissions()
-        .mode();
-    Ok(if mode & 0o111 != 0 { 0o755 } else { 0o644 })
-}
-
-#[cfg(not(unix))]
-fn executable_mode(_path: &Path) -> Result<u32> {
-    Ok(0o644)
+    if meta.permissions().mode() & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    }
 }
 
 /// The new image's config: the base's, with our platform, command, workdir, labels, layer and
@@ -236,7 +318,7 @@ fn executable_mode(_path: &Path) -> Result<u32> {
 fn image_config(
     spec: &FunctionSpec,
     base: &ResolvedBase,
-    diff_id: &str,
+    added: &[(String, String)],
     mtime: u64,
 ) -> Result<Value> {
     let base_run = ImageConfig::from_value(&base.config).run;
@@ -300,17 +382,88 @@ fn image_config(
         .entry("rootfs")
         .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
     rootfs["type"] = json!("layers");
-    match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-        Some(ids) => ids.push(json!(diff_id)),
-        None => rootfs["diff_ids"] = json!([diff_id]),
+    if rootfs.get("diff_ids").and_then(Value::as_array).is_none() {
+        rootfs["diff_ids"] = json!([]);
+    }
+    if let Some(ids) = rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+        ids.extend(added.iter().map(|(diff_id, _)| json!(diff_id)));
     }
     let history = root.entry("history").or_insert_with(|| json!([]));
     if let Some(list) = history.as_array_mut() {
-        list.push(json!({
-            "created": created,
-            "created_by": format!("cargo-lambda-image: COPY {} /{BOOTSTRAP_PATH}", spec.bin),
-            "comment": format!("function {} ({})", spec.name, spec.arch),
+        list.extend(added.iter().map(|(_, created_by)| {
+            json!({
+                "created": created,
+                "created_by": created_by,
+                "comment": format!("function {} ({})", spec.name, spec.arch),
+            })
         }));
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The paths of each layer the function adds, files only.
+    fn files(layers: &[OwnLayer]) -> Vec<Vec<&str>> {
+        layers
+            .iter()
+            .map(|l| {
+                l.builder
+                    .paths()
+                    .filter(|p| p.contains('.') || p.ends_with("bootstrap"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn includes_come_in_layers_of_their_own_split_on_file_boundaries_under_the_bootstrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = dir.path().join("pkg");
+        std::fs::create_dir_all(package.join("models")).unwrap();
+        std::fs::write(package.join("labels.json"), b"[]").unwrap();
+        // Sparse files: sizes without the bytes.
+        for (name, mib) in [
+            ("a.bin", 100),
+            ("b.bin", 100),
+            ("c.bin", 100),
+            ("huge.bin", 300),
+        ] {
+            let file = std::fs::File::create(package.join("models").join(name)).unwrap();
+            file.set_len(mib << 20).unwrap();
+        }
+        let bootstrap = dir.path().join("bootstrap");
+        std::fs::write(&bootstrap, b"\x7fELF").unwrap();
+        let mut spec = crate::config::example_spec("hello", Arch::X86_64, "scratch");
+        spec.manifest_path = package.join("Cargo.toml").try_into().unwrap();
+        spec.image.include = vec!["models".into(), "labels.json".into()];
+        let layers = function_layers(&spec, &bootstrap).unwrap();
+        assert_eq!(
+            files(&layers),
+            [
+                vec![
+                    "var/task/labels.json",
+                    "var/task/models/a.bin",
+                    "var/task/models/b.bin"
+                ],
+                vec!["var/task/models/c.bin"],
+                vec!["var/task/models/huge.bin"],
+                vec!["var/runtime/bootstrap"],
+            ]
+        );
+        // Every layer carries its own parent directories.
+        for layer in &layers {
+            assert!(layer.builder.paths().any(|p| p == "var"));
+        }
+        assert!(layers[3].builder.paths().any(|p| p == "var/task"));
+        assert_eq!(
+            layers[0].created_by,
+            "cargo-lambda-image: COPY include 1/3 /var/task/"
+        );
+        // The same files give the same split; only the files decide it.
+        let again = function_layers(&spec, &bootstrap).unwrap();
+        assert_eq!(files(&again), files(&layers));
+    }
 }

@@ -20,7 +20,7 @@ use crate::progress::{Reporter, Stage};
 use crate::registry::RegistryOptions;
 use crate::target::Arch;
 
-use crate::oci::{self, parse_json, sha256_digest, Descriptor, Index, Layout, Manifest};
+use crate::oci::{self, parse_json, Descriptor, Index, Layout, Manifest};
 
 /// A layer of a base image, compressed, on disk.
 #[derive(Debug, Clone)]
@@ -320,34 +320,40 @@ pub fn from_docker_archive(file: &Path, cache: &Path, reference: &str) -> Result
         .ok_or_else(|| invalid("manifest.json has no Config".into()))?;
     let config_bytes = read_member(config_name)?;
     let config: Value = parse_json(&config_bytes, reference)?;
-    std::fs::create_dir_all(cache).map_err(|e| Error::io("could not create", cache, e))?;
-    let mut layers = Vec::new();
-    for name in entry["Layers"]
+    let names: Vec<&str> = entry["Layers"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-    {
-        let data = read_member(name)?;
-        // docker save writes uncompressed layers (older engines) or gzip (some tools).
-        let compressed = if data.starts_with(&[0x1f, 0x8b]) {
-            data
-        } else {
-            super::layer::gzip(&data).map_err(|e| Error::io("could not compress", file, e))?
-        };
-        let digest = sha256_digest(&compressed);
-        let path = cache.join(oci::digest_hex(&digest)?);
-        if !path.exists() {
-            oci::write_atomic(&path, &compressed)?;
+        .collect();
+    // One pass over the archive streams every layer into the cache, gzipped on the way when
+    // it is not already: layers are never held in memory.
+    let mut stored: HashMap<String, BaseLayer> = HashMap::new();
+    let f = std::fs::File::open(file).map_err(|e| Error::io("could not open", file, e))?;
+    let mut archive = tar::Archive::new(f);
+    let read_err = |e| Error::io("could not read", file, e);
+    for member in archive.entries().map_err(read_err)? {
+        let member = member.map_err(read_err)?;
+        let path = member
+            .path()
+            .map_err(read_err)?
+            .to_string_lossy()
+            .into_owned();
+        let name = path.trim_start_matches("./").to_string();
+        if names.contains(&name.as_str()) && !stored.contains_key(&name) {
+            let layer = super::layer::store_layer(member, cache).map_err(|e| match e {
+                Error::Io { source, .. } => Error::io("could not read a layer of", file, source),
+                other => other,
+            })?;
+            stored.insert(name, layer);
         }
-        layers.push(BaseLayer {
-            descriptor: Descriptor::new(
-                oci::MEDIA_OCI_LAYER_GZIP,
-                &digest,
-                compressed.len() as u64,
-            ),
-            path,
-        });
+    }
+    let mut layers = Vec::new();
+    for name in names {
+        let layer = stored
+            .get(name)
+            .ok_or_else(|| invalid(format!("the archive has no `{name}`")))?;
+        layers.push(layer.clone());
     }
     check_base(&config, &layers, reference)?;
     Ok(ResolvedBase {

@@ -25,6 +25,7 @@ use crate::progress::Reporter;
 use crate::registry::RegistryOptions;
 
 use super::assemble::{function_tree, write_layout};
+use super::layer::LayerBuilder;
 use super::{base, layout_dir, Builder, BuiltImage};
 
 /// The Dockerfile template used when no `--dockerfile` is given (`templates/docker/Dockerfile`).
@@ -72,11 +73,34 @@ pub fn render_dockerfile(template: &str, spec: &FunctionSpec, base_run: &RunConf
         .replace("{{labels}}", &labels.join("\n"))
 }
 
-/// The build context: `Dockerfile` and the function's `var/` tree, as a tar.
+/// The build context: `Dockerfile` and the function's `var/` tree, as a tar in memory (for
+/// tests and small functions; [`build`] streams it from a file).
 pub fn build_context(spec: &FunctionSpec, bootstrap: &Path, dockerfile: &str) -> Result<Vec<u8>> {
+    context_tree(spec, bootstrap, dockerfile)?.tar(0)
+}
+
+/// Writes the build context to `path`.
+fn write_context(
+    spec: &FunctionSpec,
+    bootstrap: &Path,
+    dockerfile: &str,
+    path: &Path,
+) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
+    }
+    let file = std::fs::File::create(path).map_err(|e| Error::io("could not create", path, e))?;
+    let out = std::io::BufWriter::new(file);
+    let out = context_tree(spec, bootstrap, dockerfile)?.write_tar(out, 0)?;
+    out.into_inner()
+        .map_err(|e| Error::io("could not write", path, e.into_error()))?;
+    Ok(())
+}
+
+fn context_tree(spec: &FunctionSpec, bootstrap: &Path, dockerfile: &str) -> Result<LayerBuilder> {
     let mut tree = function_tree(spec, bootstrap)?;
     tree.file("Dockerfile", 0o644, dockerfile.as_bytes().to_vec())?;
-    tree.tar(0)
+    Ok(tree)
 }
 
 /// The Dockerfile for `spec`: `dockerfile` (rendered when it has placeholders) or the default.
@@ -202,7 +226,10 @@ pub async fn build(
     let platform = format!("linux/{}", spec.arch.oci_name());
     let base_run = base_run_config(&docker, spec, &platform).await?;
     let text = dockerfile_for(spec, dockerfile, &base_run)?;
-    let context = build_context(spec, bootstrap, &text)?;
+    // The context is written to a file and streamed to the engine: included files can be
+    // gigabytes.
+    let context = layout_dir(spec).with_file_name("docker-context.tar");
+    write_context(spec, bootstrap, &text, context.as_std_path())?;
     let options = bollard::query_parameters::BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(&name)
@@ -211,7 +238,8 @@ pub async fn build(
         .forcerm(true)
         .build();
     let task = progress.task(format!("Building {name} ({platform}) with Docker"));
-    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    let body = bollard::body_try_stream(crate::oci::file_chunks(context.as_std_path(), 1 << 20));
+    let mut stream = docker.build_image(options, None, Some(body));
     while let Some(item) = stream.next().await {
         let info = match item {
             Ok(info) => info,
@@ -235,6 +263,7 @@ pub async fn build(
         }
     }
     task.done(format!("Built {name} ({platform}) with Docker"));
+    let _ = std::fs::remove_file(&context);
 
     // Back out of the engine, into an OCI layout like the daemonless builder's.
     let archive = layout_dir(spec).with_file_name("docker-build.tar");
@@ -264,7 +293,6 @@ pub async fn build(
         &spec.base_image.reference,
         &config_bytes,
         &resolved.layers,
-        None,
     )
 }
 

@@ -1,14 +1,39 @@
 //! Reproducible layer tarballs, as ko and jib make them: entries sorted, every parent
 //! directory present, owner root, one fixed modification time, gzip without a name or time.
 //! The same inputs give the same bytes, hence the same digests.
+//!
+//! Layers stream: files are read from disk as the tar is written, the tar is compressed on
+//! every core as it is written ([`super::gzip`]) and the compressed bytes go straight to a
+//! file, both digests computed on the way. Memory stays bounded whatever the files' sizes.
+//!
+//! A [`LayerCache`] keeps finished layers by a fingerprint of their inputs, so a layer whose
+//! files did not change is never compressed again.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
-use crate::oci::sha256_digest;
-use flate2::{Compression, GzBuilder};
+use flate2::Compression;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+use super::gzip::ParallelGzip;
 use crate::error::{Error, Result};
+use crate::oci;
+
+/// Files up to this size are fingerprinted by their contents; larger ones (models, data) by
+/// their size, modification time and inode, as cargo and make judge freshness.
+const HASHED_FILE_LIMIT: u64 = 64 << 20;
+
+/// Where a file's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Bytes in memory (a generated file).
+    Bytes(Vec<u8>),
+    /// A file on disk, read while the layer is written.
+    Path(PathBuf),
+}
 
 /// What goes into a layer at one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +47,8 @@ pub enum Entry {
     File {
         /// Permission bits.
         mode: u32,
-        /// The contents.
-        data: Vec<u8>,
+        /// Its contents.
+        source: Source,
     },
 }
 
@@ -33,31 +58,19 @@ pub struct LayerBuilder {
     entries: BTreeMap<String, Entry>,
 }
 
-/// A finished layer.
-#[derive(Debug, Clone)]
+/// A finished layer, compressed, in a blob file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layer {
-    /// The gzip-compressed tarball.
-    pub compressed: Vec<u8>,
     /// `sha256:` digest of the compressed bytes (the blob digest).
     pub digest: String,
     /// `sha256:` digest of the uncompressed tarball (the config's diff_id).
     pub diff_id: String,
+    /// Size of the compressed blob.
+    pub size: u64,
     /// Size of the uncompressed tarball.
     pub uncompressed_size: u64,
-}
-
-/// Gzip without a file name and with mtime 0: gzip headers carry both otherwise, and either
-/// would make two builds of the same tree differ.
-///
-/// Level 6, the default. zlib-rs's level 1 is a "quick" deflate: measured on the fixture's
-/// bootstrap it gave a 25% bigger layer for a third less time, and on incompressible data it
-/// grew the input by 5% while saving little time, so it is not worth it.
-pub(crate) fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut encoder = GzBuilder::new()
-        .mtime(0)
-        .write(Vec::with_capacity(data.len() / 2), Compression::default());
-    encoder.write_all(data)?;
-    encoder.finish()
+    /// The blob file.
+    pub path: PathBuf,
 }
 
 impl LayerBuilder {
@@ -66,22 +79,50 @@ impl LayerBuilder {
         LayerBuilder::default()
     }
 
-    /// Adds a file, and every missing parent directory with mode 0755.
+    /// Whether the layer holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The paths in the layer, in the order they are written.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// Adds a file with these contents, and every missing parent directory with mode 0755.
     ///
     /// Paths are relative to the image root; a leading `/` is ignored. Paths with `..` or
     /// empty components are refused, so nothing can be placed outside the root.
     pub fn file(&mut self, path: &str, mode: u32, data: Vec<u8>) -> Result<&mut Self> {
-        let path = normalize(path)?;
-        self.parents(&path);
-        self.entries.insert(path, Entry::File { mode, data });
-        Ok(self)
+        self.insert(
+            path,
+            Entry::File {
+                mode,
+                source: Source::Bytes(data),
+            },
+        )
+    }
+
+    /// Adds a file whose contents are read from `source` when the layer is written.
+    pub fn file_from(&mut self, path: &str, mode: u32, source: &Path) -> Result<&mut Self> {
+        self.insert(
+            path,
+            Entry::File {
+                mode,
+                source: Source::Path(source.to_path_buf()),
+            },
+        )
     }
 
     /// Adds a directory and its parents.
     pub fn dir(&mut self, path: &str, mode: u32) -> Result<&mut Self> {
+        self.insert(path, Entry::Dir { mode })
+    }
+
+    fn insert(&mut self, path: &str, entry: Entry) -> Result<&mut Self> {
         let path = normalize(path)?;
         self.parents(&path);
-        self.entries.insert(path, Entry::Dir { mode });
+        self.entries.insert(path, entry);
         Ok(self)
     }
 
@@ -99,28 +140,10 @@ impl LayerBuilder {
         }
     }
 
-    /// Writes the tarball and compresses it. `mtime` is the time stamped on every entry.
-    pub fn build(&self, mtime: u64) -> Result<Layer> {
-        let tar_bytes = self.tar(mtime)?;
-        // The diff_id (digest of the uncompressed tar) is hashed on a second thread while
-        // this one compresses: for a large bootstrap the two take similar time.
-        let (diff_id, compressed) = std::thread::scope(|scope| {
-            let diff_id = scope.spawn(|| sha256_digest(&tar_bytes));
-            let compressed = gzip(&tar_bytes);
-            (diff_id.join(), compressed)
-        });
-        let diff_id = diff_id.unwrap_or_else(|_| sha256_digest(&tar_bytes));
-        let compressed = compressed.map_err(|e| Error::io("could not compress", "layer", e))?;
-        Ok(Layer {
-            digest: sha256_digest(&compressed),
-            diff_id,
-            uncompressed_size: tar_bytes.len() as u64,
-            compressed,
-        })
-    }
-
-    pub(crate) fn tar(&self, mtime: u64) -> Result<Vec<u8>> {
-        let mut builder = tar::Builder::new(Vec::new());
+    /// Writes the tarball into `out`, streaming each file from its source. `mtime` is the time
+    /// stamped on every entry. A file that changes size while it is read is an error.
+    pub fn write_tar<W: Write>(&self, out: W, mtime: u64) -> Result<W> {
+        let mut builder = tar::Builder::new(out);
         // BTreeMap order puts "var" before "var/runtime" before "var/runtime/bootstrap", so
         // every directory precedes what it contains.
         for (path, entry) in &self.entries {
@@ -136,17 +159,13 @@ impl LayerBuilder {
                     header.set_size(0);
                     header.set_cksum();
                     builder
-                        .append_data(&mut header, format!("{path}/"), std::io::empty())
+                        .append_data(&mut header, format!("{path}/"), io::empty())
                         .map_err(io_err)?;
                 }
-                Entry::File { mode, data } => {
+                Entry::File { mode, source } => {
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_mode(*mode);
-                    header.set_size(data.len() as u64);
-                    header.set_cksum();
-                    builder
-                        .append_data(&mut header, path, data.as_slice())
-                        .map_err(io_err)?;
+                    append_file(&mut builder, &mut header, path, source)?;
                 }
             }
         }
@@ -154,6 +173,297 @@ impl LayerBuilder {
             .into_inner()
             .map_err(|e| Error::io("could not finish", "layer", e))
     }
+
+    /// The uncompressed tarball in memory (small layers: a Docker build context, tests).
+    pub fn tar(&self, mtime: u64) -> Result<Vec<u8>> {
+        self.write_tar(Vec::new(), mtime)
+    }
+
+    /// The compressed layer in memory and its diff_id (small layers and tests).
+    pub fn compress(&self, mtime: u64) -> Result<(Vec<u8>, String)> {
+        let gz = ParallelGzip::new(Vec::new(), Compression::default(), threads());
+        let gz = self.write_tar(gz, mtime)?;
+        let (bytes, finished) = gz
+            .finish()
+            .map_err(|e| Error::io("could not compress", "layer", e))?;
+        Ok((bytes, finished.diff_id))
+    }
+
+    /// Writes the compressed layer into `blobs` (a `blobs/sha256` directory), under its
+    /// digest: through a temporary file, renamed once complete and hashed, so no partial blob
+    /// ever sits under a digest name.
+    pub fn build(&self, mtime: u64, blobs: &Path) -> Result<Layer> {
+        std::fs::create_dir_all(blobs).map_err(|e| Error::io("could not create", blobs, e))?;
+        let partial = blobs.join(format!(".layer-{}-{}", std::process::id(), unique()));
+        let result = self.build_into(mtime, &partial, blobs);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        result
+    }
+
+    fn build_into(&self, mtime: u64, partial: &Path, blobs: &Path) -> Result<Layer> {
+        let file = File::create(partial).map_err(|e| Error::io("could not create", partial, e))?;
+        let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let gz = ParallelGzip::new(hashing, Compression::default(), threads());
+        let gz = self.write_tar(gz, mtime)?;
+        let write_err = |e| Error::io("could not write", partial, e);
+        let (hashing, finished) = gz.finish().map_err(write_err)?;
+        let (writer, digest, size) = hashing.finish();
+        let file = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
+        file.sync_all().map_err(write_err)?;
+        let path = blobs.join(oci::digest_hex(&digest)?);
+        std::fs::rename(partial, &path).map_err(|e| Error::io("could not write", &path, e))?;
+        Ok(Layer {
+            digest,
+            diff_id: finished.diff_id,
+            size,
+            uncompressed_size: finished.size,
+            path,
+        })
+    }
+
+    /// A fingerprint of everything that decides the layer's bytes: every path, kind, mode and
+    /// file (its bytes, or for a large file its size, modification time and inode), and the
+    /// timestamp. Two builders with the same fingerprint write the same layer.
+    pub fn fingerprint(&self, mtime: u64) -> Result<String> {
+        let mut sha = Sha256::new();
+        // The layer format: bump when the bytes a builder writes change.
+        sha.update(format!(
+            "layer v2 block {} mtime {mtime}\n",
+            super::gzip::BLOCK
+        ));
+        for (path, entry) in &self.entries {
+            match entry {
+                Entry::Dir { mode } => sha.update(format!("d {mode:o} {path}\n")),
+                Entry::File { mode, source } => {
+                    sha.update(format!("f {mode:o} {path} "));
+                    match source {
+                        Source::Bytes(data) => sha.update(Sha256::digest(data)),
+                        Source::Path(file) => sha.update(file_identity(file)?),
+                    }
+                    sha.update(b"\n");
+                }
+            }
+        }
+        Ok(hex::encode(sha.finalize()))
+    }
+}
+
+/// Appends one file entry, streamed from its source, refusing one whose size changes.
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    header: &mut tar::Header,
+    path: &str,
+    source: &Source,
+) -> Result<()> {
+    let io_err = |e| Error::io("could not write the layer entry", path, e);
+    match source {
+        Source::Bytes(data) => {
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            builder
+                .append_data(header, path, data.as_slice())
+                .map_err(io_err)
+        }
+        Source::Path(file) => {
+            let read_err = |e| Error::io("could not read the included file", file, e);
+            let opened = File::open(file).map_err(read_err)?;
+            let size = opened.metadata().map_err(read_err)?.len();
+            header.set_size(size);
+            header.set_cksum();
+            let mut exact = ExactReader {
+                inner: opened.take(size),
+                read: 0,
+            };
+            builder
+                .append_data(header, path, &mut exact)
+                .map_err(io_err)?;
+            if exact.read != size {
+                return Err(Error::io(
+                    "the file changed size while the image was built:",
+                    file,
+                    io::Error::other(format!("{size} bytes expected, {} read", exact.read)),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Counts what it reads, so a file that shrank while read is noticed.
+struct ExactReader<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for ExactReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// What identifies a file's contents in a fingerprint.
+fn file_identity(path: &Path) -> Result<Vec<u8>> {
+    let read_err = |e| Error::io("could not read the included file", path, e);
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if meta.len() <= HASHED_FILE_LIMIT {
+        let mut sha = Sha256::new();
+        let mut file = File::open(path).map_err(read_err)?;
+        io::copy(&mut file, &mut sha).map_err(read_err)?;
+        return Ok(sha.finalize().to_vec());
+    }
+    use std::os::unix::fs::MetadataExt;
+    Ok(format!(
+        "len {} mtime {}.{} dev {} ino {}",
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.dev(),
+        meta.ino()
+    )
+    .into_bytes())
+}
+
+/// Hashes and counts what it writes.
+pub struct HashingWriter<W> {
+    inner: W,
+    sha: Sha256,
+    size: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Writes through to `inner`.
+    pub fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            sha: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// The writer, the `sha256:` digest and the size of what went through.
+    pub fn finish(self) -> (W, String, u64) {
+        let digest = format!("sha256:{}", hex::encode(self.sha.finalize()));
+        (self.inner, digest, self.size)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Stores a layer read from `source` in `blobs` (a `blobs/sha256` directory) as a gzip blob:
+/// a gzip stream as it is, anything else (an uncompressed tar, as `docker save` writes) gzipped
+/// on the way. Streamed, hashed as it goes, renamed into place once complete.
+pub fn store_layer(mut source: impl Read, blobs: &Path) -> Result<super::base::BaseLayer> {
+    std::fs::create_dir_all(blobs).map_err(|e| Error::io("could not create", blobs, e))?;
+    let partial = blobs.join(format!(".layer-{}-{}", std::process::id(), unique()));
+    let write_err = |e| Error::io("could not write", &partial, e);
+    let read_err = |e| Error::io("could not read", "the layer", e);
+    let mut magic = [0u8; 2];
+    let mut have = 0;
+    while have < 2 {
+        match source.read(&mut magic[have..]).map_err(read_err)? {
+            0 => break,
+            n => have += n,
+        }
+    }
+    let head: &[u8] = &magic[..have];
+    let file = File::create(&partial).map_err(|e| Error::io("could not create", &partial, e))?;
+    let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let copied = if magic[..have] == [0x1f, 0x8b] {
+        io::copy(&mut head.chain(source), &mut out).map(|_| out)
+    } else {
+        let mut gz = ParallelGzip::new(out, Compression::default(), threads());
+        io::copy(&mut head.chain(source), &mut gz)
+            .and_then(|_| gz.finish())
+            .map(|(out, _)| out)
+    };
+    let stored = copied.map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        read_err(e)
+    })?;
+    let (writer, digest, size) = stored.finish();
+    let file = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
+    file.sync_all().map_err(write_err)?;
+    let path = blobs.join(oci::digest_hex(&digest)?);
+    std::fs::rename(&partial, &path).map_err(|e| Error::io("could not write", &path, e))?;
+    Ok(super::base::BaseLayer {
+        descriptor: oci::Descriptor::new(oci::MEDIA_OCI_LAYER_GZIP, &digest, size),
+        path,
+    })
+}
+
+/// Layers by the fingerprint of their inputs, with their blobs in the blob cache: a layer
+/// whose inputs did not change is taken from here instead of being compressed again.
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    blobs: PathBuf,
+    records: PathBuf,
+}
+
+impl LayerCache {
+    /// The cache under `dir` (blobs in `dir/blobs/sha256`, records in `dir/layers`).
+    pub fn new(dir: &Path) -> LayerCache {
+        LayerCache {
+            blobs: dir.join("blobs/sha256"),
+            records: dir.join("layers"),
+        }
+    }
+
+    /// The recorded layer of `builder`'s inputs, if there is one and its blob is intact.
+    pub fn lookup(&self, builder: &LayerBuilder, mtime: u64) -> Result<Option<Layer>> {
+        let record = self.record(builder, mtime)?;
+        Ok(std::fs::read(&record)
+            .ok()
+            .and_then(|data| serde_json::from_slice::<Layer>(&data).ok())
+            .filter(|l| std::fs::metadata(&l.path).is_ok_and(|m| m.len() == l.size)))
+    }
+
+    fn record(&self, builder: &LayerBuilder, mtime: u64) -> Result<PathBuf> {
+        let fingerprint = builder.fingerprint(mtime)?;
+        Ok(self.records.join(format!("{fingerprint}.json")))
+    }
+
+    /// The layer `builder` makes, from the cache when its inputs are unchanged, else built
+    /// (into the blob cache) and recorded.
+    pub fn get_or_build(&self, builder: &LayerBuilder, mtime: u64) -> Result<Layer> {
+        if let Some(layer) = self.lookup(builder, mtime)? {
+            return Ok(layer);
+        }
+        let record = self.record(builder, mtime)?;
+        let layer = builder.build(mtime, &self.blobs)?;
+        std::fs::create_dir_all(&self.records)
+            .map_err(|e| Error::io("could not create", &self.records, e))?;
+        let data = serde_json::to_vec(&layer)
+            .map_err(|e| Error::io("could not write", &record, io::Error::other(e)))?;
+        oci::write_atomic(&record, &data)?;
+        Ok(layer)
+    }
+}
+
+/// How many threads compress a layer: every core.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A number no other temporary file of this process uses.
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 fn normalize(path: &str) -> Result<String> {
@@ -174,11 +484,10 @@ fn normalize(path: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
-    fn entries(layer: &Layer) -> Vec<(String, u32, u64, u64, u64)> {
+    fn entries(compressed: &[u8]) -> Vec<(String, u32, u64, u64, u64)> {
         let mut out = Vec::new();
-        let gz = flate2::read::GzDecoder::new(layer.compressed.as_slice());
+        let gz = flate2::read::GzDecoder::new(compressed);
         let mut archive = tar::Archive::new(gz);
         for entry in archive.entries().unwrap() {
             let entry = entry.unwrap();
@@ -201,8 +510,8 @@ mod tests {
             .unwrap();
         b.file("var/task/data/x.json", 0o644, b"{}".to_vec())
             .unwrap();
-        let layer = b.build(1_700_000_000).unwrap();
-        let got = entries(&layer);
+        let (compressed, _) = b.compress(1_700_000_000).unwrap();
+        let got = entries(&compressed);
         let paths: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
             paths,
@@ -223,33 +532,47 @@ mod tests {
     }
 
     #[test]
-    fn same_inputs_give_the_same_digests() {
+    fn same_inputs_give_the_same_digests_from_memory_or_disk() {
+        let dir = tempfile::tempdir().unwrap();
         let make = |order: &[&str]| {
             let mut b = LayerBuilder::new();
             for p in order {
                 b.file(p, 0o644, p.as_bytes().to_vec()).unwrap();
             }
-            b.build(0).unwrap()
+            b.build(0, &dir.path().join("blobs")).unwrap()
         };
         let a = make(&["a/x", "b/y", "a/z"]);
         let b = make(&["b/y", "a/z", "a/x"]);
-        assert_eq!(a.digest, b.digest);
-        assert_eq!(a.diff_id, b.diff_id);
-        let c = make(&["a/x", "b/y"]);
-        assert_ne!(a.digest, c.digest);
+        assert_eq!((&a.digest, &a.diff_id), (&b.digest, &b.diff_id));
+        assert_ne!(a.digest, make(&["a/x", "b/y"]).digest);
+        // The same file read from disk gives the same layer as from memory.
+        std::fs::write(dir.path().join("y"), b"b/y").unwrap();
+        let mut from_disk = LayerBuilder::new();
+        from_disk.file("a/x", 0o644, b"a/x".to_vec()).unwrap();
+        from_disk
+            .file_from("b/y", 0o644, &dir.path().join("y"))
+            .unwrap();
+        from_disk.file("a/z", 0o644, b"a/z".to_vec()).unwrap();
+        let c = from_disk.build(0, &dir.path().join("blobs")).unwrap();
+        assert_eq!(c.digest, a.digest);
+        assert_eq!(std::fs::read(&c.path).unwrap().len() as u64, c.size);
+        assert_eq!(
+            oci::sha256_digest(&std::fs::read(&c.path).unwrap()),
+            c.digest
+        );
     }
 
     #[test]
     fn diff_id_is_the_digest_of_the_uncompressed_tar() {
         let mut b = LayerBuilder::new();
         b.file("f", 0o644, vec![1, 2, 3]).unwrap();
-        let layer = b.build(0).unwrap();
+        let (compressed, diff_id) = b.compress(0).unwrap();
         let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(layer.compressed.as_slice())
+        flate2::read::GzDecoder::new(compressed.as_slice())
             .read_to_end(&mut tar)
             .unwrap();
-        assert_eq!(sha256_digest(&tar), layer.diff_id);
-        assert_eq!(tar.len() as u64, layer.uncompressed_size);
+        assert_eq!(oci::sha256_digest(&tar), diff_id);
+        assert_eq!(tar, b.tar(0).unwrap());
     }
 
     #[test]
@@ -258,5 +581,47 @@ mod tests {
         assert!(b.file("../etc/passwd", 0o644, vec![]).is_err());
         assert!(b.file("var/../../x", 0o644, vec![]).is_err());
         assert!(b.file("/", 0o644, vec![]).is_err());
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_it_and_leaves_no_partial_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = LayerBuilder::new();
+        b.file_from("var/task/model.bin", 0o644, &dir.path().join("gone.bin"))
+            .unwrap();
+        let err = b
+            .build(0, &dir.path().join("blobs"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gone.bin"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("blobs"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn the_cache_builds_once_and_notices_a_changed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LayerCache::new(&dir.path().join("cache"));
+        let file = dir.path().join("data.json");
+        std::fs::write(&file, b"{\"a\":1}").unwrap();
+        let mut b = LayerBuilder::new();
+        b.file_from("var/task/data.json", 0o644, &file).unwrap();
+        assert_eq!(cache.lookup(&b, 0).unwrap(), None);
+        let first = cache.get_or_build(&b, 0).unwrap();
+        assert_eq!(cache.lookup(&b, 0).unwrap(), Some(first.clone()));
+        assert_eq!(cache.get_or_build(&b, 0).unwrap(), first);
+        // Another timestamp is another layer.
+        assert_eq!(cache.lookup(&b, 1).unwrap(), None);
+        std::fs::write(&file, b"{\"a\":2}").unwrap();
+        assert_eq!(cache.lookup(&b, 0).unwrap(), None);
+        let changed = cache.get_or_build(&b, 0).unwrap();
+        assert_ne!(changed.digest, first.digest);
+        // A record whose blob is gone is rebuilt, not trusted.
+        std::fs::remove_file(&changed.path).unwrap();
+        let rebuilt = cache.get_or_build(&b, 0).unwrap();
+        assert_eq!(rebuilt.digest, changed.digest);
+        assert!(rebuilt.path.is_file());
     }
 }

@@ -9,6 +9,7 @@
 mod assemble;
 pub mod base;
 pub mod docker_build;
+pub mod gzip;
 pub mod layer;
 pub mod pull;
 
@@ -47,16 +48,29 @@ pub trait Builder: Send + Sync {
 pub struct ImageOptions {
     /// The timestamp for every file and the config (`SOURCE_DATE_EPOCH`); 0 if unset.
     pub source_date_epoch: Option<u64>,
+    /// Where layers are cached (`CARGO_LAMBDA_IMAGE_CACHE_DIR`); the user's cache directory
+    /// when unset.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl ImageOptions {
-    /// Options with `SOURCE_DATE_EPOCH` from the process environment.
+    /// Options with `SOURCE_DATE_EPOCH` and `CARGO_LAMBDA_IMAGE_CACHE_DIR` from the process
+    /// environment.
     pub fn from_env() -> ImageOptions {
         ImageOptions {
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
                 .ok()
                 .and_then(|v| v.trim().parse().ok()),
+            cache_dir: std::env::var_os("CARGO_LAMBDA_IMAGE_CACHE_DIR").map(Into::into),
         }
+    }
+
+    /// The cache directory: the option, else the user's (see
+    /// [`crate::registry::default_cache_dir`]).
+    pub fn cache_dir(&self) -> std::path::PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(crate::registry::default_cache_dir)
     }
 }
 

@@ -1,6 +1,10 @@
 //! An OCI image layout directory on disk: `oci-layout`, `index.json`, `blobs/sha256/...`.
 
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -60,6 +64,19 @@ impl Layout {
             });
         }
         Ok(data)
+    }
+
+    /// A blob as a stream, for blobs too large to hold: read it, then call
+    /// [`BlobReader::verify`] to check its digest.
+    pub fn open_blob(&self, digest: &str) -> Result<BlobReader> {
+        let path = self.blob_path(digest)?;
+        let file = File::open(&path).map_err(|e| Error::io("could not read", &path, e))?;
+        Ok(BlobReader {
+            inner: BufReader::with_capacity(1 << 20, file),
+            sha: Sha256::new(),
+            digest: digest.to_string(),
+            layout: self.dir.clone(),
+        })
     }
 
     /// Writes a blob under its digest (skipped if already there).
@@ -170,6 +187,40 @@ impl Layout {
             {
                 let _ = std::fs::remove_file(entry.path());
             }
+        }
+        Ok(())
+    }
+}
+
+/// A blob being read as a stream, hashed as it goes.
+pub struct BlobReader {
+    inner: BufReader<File>,
+    sha: Sha256,
+    digest: String,
+    layout: PathBuf,
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl BlobReader {
+    /// Reads what is left and checks the digest of the whole blob.
+    pub fn verify(mut self) -> Result<()> {
+        let layout = self.layout.clone();
+        std::io::copy(&mut self, &mut std::io::sink())
+            .map_err(|e| Error::io("could not read", &layout, e))?;
+        let actual = format!("sha256:{}", hex::encode(self.sha.finalize()));
+        if actual != self.digest {
+            return Err(Error::InvalidImage {
+                image: layout.display().to_string(),
+                message: format!("blob {} has digest {actual}", self.digest),
+                help: "the layout is corrupt; rebuild or re-copy it".into(),
+            });
         }
         Ok(())
     }

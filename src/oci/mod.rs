@@ -23,7 +23,7 @@ mod config;
 mod layout;
 
 pub use config::{ImageConfig, RunConfig};
-pub use layout::Layout;
+pub use layout::{BlobReader, Layout};
 
 /// OCI image manifest.
 pub const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -211,7 +211,7 @@ pub fn fake_provided_base(dir: &Path) -> PathBuf {
     layer.dir("var/runtime", 0o755).unwrap();
     layer.dir("var/task", 0o755).unwrap();
     layer.dir("tmp", 0o1777).unwrap();
-    let built = layer.build(0).unwrap();
+    let (compressed, diff_id) = layer.compress(0).unwrap();
     let config = json!({
         "architecture": "amd64", "os": "linux",
         "config": {
@@ -221,14 +221,14 @@ pub fn fake_provided_base(dir: &Path) -> PathBuf {
             "Entrypoint": ["/lambda-entrypoint.sh"],
             "WorkingDir": "/var/task"
         },
-        "rootfs": {"type": "layers", "diff_ids": [built.diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created_by": "fake provided.al2 for tests"}]
     });
     let layout_dir = dir.join("provided-al2");
     let layout = Layout::create(&layout_dir).unwrap();
     let config_bytes = serde_json::to_vec(&config).unwrap();
     let config_digest = layout.write_blob(&config_bytes).unwrap();
-    let layer_digest = layout.write_blob(&built.compressed).unwrap();
+    let layer_digest = layout.write_blob(&compressed).unwrap();
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(oci::MEDIA_OCI_MANIFEST.into()),
@@ -240,7 +240,7 @@ pub fn fake_provided_base(dir: &Path) -> PathBuf {
         layers: vec![Descriptor::new(
             oci::MEDIA_OCI_LAYER_GZIP,
             &layer_digest,
-            built.compressed.len() as u64,
+            compressed.len() as u64,
         )],
         annotations: Default::default(),
     };

@@ -17,8 +17,8 @@ use crate::{cmd, Result};
 /// Debian packages the tests need: the Docker engine, an OCI registry, two
 /// third-party image consumers, qemu to run arm64 binaries and images, a static
 /// busybox for the stand-in of the provided.al2 base image, htpasswd and openssl
-/// for the authenticated TLS registry, and bubblewrap for the sandbox that runs
-/// images' functions without a daemon.
+/// for the authenticated TLS registry, bubblewrap for the sandbox that runs
+/// images' functions without a daemon, and GNU time to measure peak memory.
 const APT_PACKAGES: &[&str] = &[
     "docker.io",
     "docker-registry",
@@ -29,6 +29,7 @@ const APT_PACKAGES: &[&str] = &[
     "apache2-utils",
     "openssl",
     "bubblewrap",
+    "time",
 ];
 
 /// PyPI packages installed into the venv: a fake AWS API, the Python Lambda
