@@ -256,20 +256,34 @@ fn registry_manifest(reference: &str) -> Option<Vec<u8>> {
     out.status.success().then_some(out.stdout)
 }
 
-/// The registry goes away in the middle of the function's own layer: the push fails with an
-/// error naming the target, no tag appears, and a second push completes, uploading only the
-/// layer that did not make it (and the config and manifest), not the base layers.
+/// Whether the test registry holds a blob in a repository (`HEAD /v2/<repo>/blobs/<digest>`).
+fn registry_has_blob(repository: &str, digest: &str) -> bool {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(registry()).unwrap();
+    write!(
+        stream,
+        "HEAD /v2/{repository}/blobs/{digest} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        registry()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+/// The registry goes away in the middle of the push: the push fails with an error naming the
+/// target, no tag appears, and a second push completes, uploading exactly the blobs that did
+/// not make it (blobs go a few at a time, so which ones did depends on timing), not the others.
 #[test]
 fn a_push_cut_off_mid_way_leaves_no_tag_and_a_rerun_uploads_only_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let img = provided_image(dir.path(), &echo_bootstrap(Arch::X86_64));
     let repository = unique("cut");
-    let (base_layers, own) = img.layers.split_at(img.layers.len() - 1);
-    let base_bytes: u64 = base_layers.iter().map(|l| l.size).sum();
+    let total: u64 = img.layers.iter().map(|l| l.size).sum();
     let proxy = CountingProxy::start_with_faults(
         &registry(),
         Faults {
-            cut_after_bytes: Some(base_bytes + own[0].size / 2),
+            cut_after_bytes: Some(total / 2),
             ..Default::default()
         },
     );
@@ -283,14 +297,23 @@ fn a_push_cut_off_mid_way_leaves_no_tag_and_a_rerun_uploads_only_what_is_missing
     assert_eq!(proxy.traffic().count("PUT", "/manifests/"), 0);
     assert!(registry_manifest(&format!("{repository}:{}", img.tag)).is_none());
 
+    let mut blobs: Vec<String> = img.layers.iter().map(|l| l.digest.clone()).collect();
+    blobs.push(img.config_digest.clone());
+    let (mut there, mut missing): (Vec<String>, Vec<String>) = blobs
+        .into_iter()
+        .partition(|d| registry_has_blob(&repository, d));
+    assert!(!missing.is_empty(), "the cut left nothing missing");
     let again = CountingProxy::start(&registry());
-    let pushed = push_via(&again, &img, &repository);
-    let base_digests: Vec<String> = base_layers.iter().map(|l| l.digest.clone()).collect();
-    assert_eq!(pushed.existing, base_digests, "{pushed:?}");
-    assert_eq!(
-        pushed.uploaded,
-        [own[0].digest.clone(), img.config_digest.clone()]
-    );
+    let mut pushed = push_via(&again, &img, &repository);
+    for list in [
+        &mut there,
+        &mut missing,
+        &mut pushed.existing,
+        &mut pushed.uploaded,
+    ] {
+        list.sort();
+    }
+    assert_eq!((pushed.existing, pushed.uploaded), (there, missing));
     let manifest = registry_manifest(&format!("{repository}:{}", img.tag)).expect("tagged now");
     assert_eq!(
         cargo_lambda_image::oci::sha256_digest(&manifest),
@@ -485,4 +508,126 @@ fn image_load_puts_a_runnable_image_into_docker() {
     let answer = docker_invoke(&name, "linux/amd64", r#"{"name":"loaded"}"#);
     // docker_invoke sets GREETING=hello; the greeting code is shared by both binaries.
     assert_eq!(answer["message"], "hello, loaded");
+}
+
+/// A workspace of three functions (bins of one package) with names no earlier run used, on the
+/// stand-in provided base, so that their repositories are new.
+fn three_functions_on_one_base(dir: &Path) -> (support::TempWorkspace, Vec<String>) {
+    let base = fake_provided_base(dir);
+    let names: Vec<String> = (0..3)
+        .map(|i| unique(&format!("shared-base-{i}")))
+        .collect();
+    let metadata = format!(
+        "[package.metadata.lambda]\nbase-image = \"oci:{}\"\n\n[package.metadata.lambda.bin.func]\nfunction-name = \"{}\"\n\n[package.metadata.lambda.bin.b1]\nfunction-name = \"{}\"\n\n[package.metadata.lambda.bin.b2]\nfunction-name = \"{}\"\n",
+        base.display(),
+        names[0],
+        names[1],
+        names[2]
+    );
+    (
+        support::TempWorkspace::new(&metadata, "", &["b1", "b2"]),
+        names,
+    )
+}
+
+/// `push` of a workspace with its own location cache; returns the `pushed` events.
+fn push_workspace(ws: &support::TempWorkspace, cache: &Path, args: &[&str]) -> Vec<Value> {
+    let mut cmd = cli();
+    cmd.args([
+        "push",
+        "--message-format",
+        "json",
+        "--registry",
+        &registry(),
+    ])
+    .args(args)
+    .arg("--manifest-path")
+    .arg(ws.manifest())
+    .env("CARGO_TARGET_DIR", fixture_target_dir("shared-base"))
+    .env("CARGO_LAMBDA_IMAGE_CACHE_DIR", cache)
+    .env("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES", registry());
+    let out = run(&mut cmd);
+    ok(&out, "push");
+    json_lines(&out)
+        .into_iter()
+        .filter(|e| e["reason"] == "pushed")
+        .map(|e| e["image"].clone())
+        .collect()
+}
+
+fn digests(pushed: &Value, key: &str) -> Vec<String> {
+    pushed[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Functions sharing a base, pushed to new repositories in one run, upload the base once and
+/// mount it for the others, as `docker push` does; a later run mounts it from where it is
+/// remembered to be, and a stale memory falls back to an upload.
+#[test]
+fn a_shared_base_is_uploaded_once_and_mounted_for_the_other_repositories() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, names) = three_functions_on_one_base(dir.path());
+    let cache = dir.path().join("cache");
+    let pushed = push_workspace(&ws, &cache, &[]);
+    assert_eq!(pushed.len(), 3);
+    // The base's layer is the first layer of every image.
+    let layout =
+        fixture_target_dir("shared-base").join(format!("lambda-image/{}/x86_64/oci", names[0]));
+    let manifest = cargo_lambda_image::oci::Layout::open(&layout)
+        .unwrap()
+        .single_manifest()
+        .unwrap();
+    let base_layer = manifest.layers[0].digest.clone();
+    let uploads = pushed
+        .iter()
+        .filter(|p| digests(p, "uploaded").contains(&base_layer))
+        .count();
+    let mounts = pushed
+        .iter()
+        .filter(|p| digests(p, "mounted").contains(&base_layer))
+        .count();
+    assert_eq!((uploads, mounts), (1, 2), "{pushed:?}");
+
+    // Another run, another new repository: mounted from where the cache remembers it.
+    let renamed = ws.package_manifest();
+    let text = std::fs::read_to_string(&renamed).unwrap();
+    let fourth = unique("shared-base-3");
+    std::fs::write(&renamed, text.replace(&names[0], &fourth)).unwrap();
+    let pushed = push_workspace(&ws, &cache, &["--bin", "func"]);
+    assert!(
+        digests(&pushed[0], "mounted").contains(&base_layer),
+        "{pushed:?}"
+    );
+
+    // A cache that only knows a repository that is gone: the mount fails, the blob is
+    // uploaded, and the stale location is forgotten.
+    let stale = dir.path().join("stale-cache");
+    let record = stale
+        .join("locations")
+        .join(format!("{}.json", registry().replace(':', "_")));
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    std::fs::write(
+        &record,
+        serde_json::json!({"blobs": {&base_layer: ["no-such-repository"]}}).to_string(),
+    )
+    .unwrap();
+    let fifth = unique("shared-base-4");
+    let text = std::fs::read_to_string(&renamed).unwrap();
+    std::fs::write(&renamed, text.replace(&fourth, &fifth)).unwrap();
+    let pushed = push_workspace(&ws, &stale, &["--bin", "func"]);
+    assert!(
+        digests(&pushed[0], "uploaded").contains(&base_layer),
+        "{pushed:?}"
+    );
+    let remembered: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let repos = remembered["blobs"][&base_layer].as_array().unwrap();
+    assert!(
+        !repos.contains(&"no-such-repository".into()),
+        "{remembered}"
+    );
+    assert!(repos.contains(&fifth.clone().into()), "{remembered}");
 }

@@ -131,41 +131,38 @@ pub struct PushedImage {
     pub bytes_uploaded: u64,
 }
 
-/// Pushes an image.
+/// How many blobs of one image are sent at once.
+const PARALLEL_BLOBS: usize = 3;
+
+/// Pushes an image: its blobs first (those the registry lacks, a few at a time), the manifest
+/// last under the tag.
 pub async fn push(
     image: &BuiltImage,
     target: &PushTarget,
     options: &RegistryOptions,
     progress: &Reporter,
 ) -> Result<PushedImage> {
-    let reference = Reference::with_tag(
-        target.registry.clone(),
-        target.repository.clone(),
-        target.tag.clone(),
-    );
-    let display = target.reference();
-    let client = options.client()?;
-    let credentials = options.credentials_for(&target.registry);
-    let fail = |what: &str, e| registry::registry_error(what, &display, &credentials, e);
-    with_retry(progress, "authentication", || {
-        client.auth(&reference, &credentials.auth, RegistryOperation::Push)
-    })
-    .await
-    .map_err(|e| fail("authenticate for", e))?;
-
-    // Base layers can be mounted from the base's repository when it is on the same registry.
-    let mount_source = image.base.parse::<Reference>().ok().filter(|b| {
-        b.resolve_registry() == reference.resolve_registry()
-            && b.repository() != reference.repository()
-    });
-
-    let layout = Layout::open(image.layout_dir())?;
+    let session = Session::open(image, target, options, progress).await?;
     let mut blobs: Vec<Descriptor> = image.layers.clone();
     blobs.push(Descriptor::new(
         crate::oci::MEDIA_OCI_CONFIG,
         &image.config_digest,
         0,
     ));
+    // Owned digests: a stream borrowing `blobs` would not be `Send` across the awaits.
+    let digests: Vec<(usize, String)> =
+        blobs.iter().map(|b| b.digest.clone()).enumerate().collect();
+    let session = &session;
+    let outcomes: Vec<(usize, Result<Sent>)> = futures_util::stream::iter(digests)
+        .map(|(i, digest)| async move { (i, session.send_blob(&digest).await) })
+        .buffer_unordered(PARALLEL_BLOBS)
+        .collect()
+        .await;
+    let mut outcomes: Vec<(usize, Sent)> = outcomes
+        .into_iter()
+        .map(|(i, sent)| sent.map(|s| (i, s)))
+        .collect::<Result<_>>()?;
+    outcomes.sort_by_key(|(i, _)| *i);
     let mut pushed = PushedImage {
         function: image.function.clone(),
         arch: image.arch,
@@ -178,39 +175,161 @@ pub async fn push(
         existing: Vec::new(),
         bytes_uploaded: 0,
     };
-    for blob in &blobs {
-        let digest = blob.digest.as_str();
-        let exists = with_retry(progress, "blob check", || {
-            client.blob_exists(&reference, digest)
-        })
-        .await
-        .map_err(|e| fail("check a blob of", e))?;
-        if exists {
-            pushed.existing.push(blob.digest.clone());
-            continue;
-        }
-        if let Some(source) = &mount_source {
-            let mounted = client.mount_blob(&reference, source, digest).await.is_ok()
-                && client
-                    .blob_exists(&reference, digest)
-                    .await
-                    .unwrap_or(false);
-            if mounted {
-                pushed.mounted.push(blob.digest.clone());
-                continue;
+    for (i, sent) in outcomes {
+        let digest = blobs[i].digest.clone();
+        match sent {
+            Sent::Existing => pushed.existing.push(digest),
+            Sent::Mounted => pushed.mounted.push(digest),
+            Sent::Uploaded(bytes) => {
+                pushed.uploaded.push(digest);
+                pushed.bytes_uploaded += bytes;
             }
         }
-        let path = layout.blob_path(digest)?;
+    }
+    pushed.bytes_uploaded += session.send_manifest(&image.digest).await?;
+    progress.line(format!(
+        "✓ Pushed {} ({})",
+        target.reference(),
+        short(&image.digest)
+    ));
+    Ok(pushed)
+}
+
+/// What became of one blob.
+enum Sent {
+    /// The repository had it.
+    Existing,
+    /// Mounted from another repository of the registry.
+    Mounted,
+    /// Uploaded, this many bytes.
+    Uploaded(u64),
+}
+
+/// One image's push: the client, where to and with which credentials.
+struct Session<'a> {
+    client: oci_client::Client,
+    reference: Reference,
+    target: &'a PushTarget,
+    credentials: registry::Credentials,
+    options: &'a RegistryOptions,
+    progress: &'a Reporter,
+    layout: Layout,
+    /// The base's repository, when it is on the same registry: its layers can be mounted.
+    base_repository: Option<String>,
+}
+
+impl<'a> Session<'a> {
+    async fn open(
+        image: &BuiltImage,
+        target: &'a PushTarget,
+        options: &'a RegistryOptions,
+        progress: &'a Reporter,
+    ) -> Result<Session<'a>> {
+        let reference = Reference::with_tag(
+            target.registry.clone(),
+            target.repository.clone(),
+            target.tag.clone(),
+        );
+        let client = options.client()?;
+        let credentials = options.credentials_for(&target.registry);
+        let session = Session {
+            base_repository: image
+                .base
+                .parse::<Reference>()
+                .ok()
+                .filter(|b| {
+                    b.resolve_registry() == reference.resolve_registry()
+                        && b.repository() != reference.repository()
+                })
+                .map(|b| b.repository().to_string()),
+            client,
+            reference,
+            target,
+            credentials,
+            options,
+            progress,
+            layout: Layout::open(image.layout_dir())?,
+        };
+        with_retry(progress, "authentication", || {
+            session.client.auth(
+                &session.reference,
+                &session.credentials.auth,
+                RegistryOperation::Push,
+            )
+        })
+        .await
+        .map_err(|e| session.fail("authenticate for", e))?;
+        Ok(session)
+    }
+
+    fn fail(&self, what: &str, e: oci_client::errors::OciDistributionError) -> Error {
+        registry::registry_error(what, &self.target.reference(), &self.credentials, e)
+    }
+
+    /// Makes sure the repository has the blob: it has it, or it is mounted from a repository
+    /// known to have it, or it is uploaded. Pushes of one blob to one registry take turns, so
+    /// the first upload serves the others.
+    async fn send_blob(&self, digest: &str) -> Result<Sent> {
+        let (registry, repository) = (&self.target.registry, &self.target.repository);
+        let locations = &self.options.locations;
+        let _turn = locations.turn(registry, digest).await;
+        let exists = with_retry(self.progress, "blob check", || {
+            self.client.blob_exists(&self.reference, digest)
+        })
+        .await
+        .map_err(|e| self.fail("check a blob of", e))?;
+        if exists {
+            locations.remember(registry, repository, digest);
+            return Ok(Sent::Existing);
+        }
+        let mut sources: Vec<String> = self.base_repository.iter().cloned().collect();
+        sources.extend(locations.repositories(registry, digest));
+        sources.retain(|s| s != repository);
+        sources.dedup();
+        for source in sources.iter().take(3) {
+            if self.mount(source, digest).await {
+                locations.remember(registry, repository, digest);
+                return Ok(Sent::Mounted);
+            }
+            // Stale: the repository was deleted, or never got the blob after all.
+            locations.forget(registry, source, digest);
+        }
+        let bytes = self.upload(digest).await?;
+        locations.remember(registry, repository, digest);
+        Ok(Sent::Uploaded(bytes))
+    }
+
+    /// Mounts a blob from another repository of the registry; whether it is there now.
+    async fn mount(&self, source: &str, digest: &str) -> bool {
+        let from = Reference::with_tag(
+            self.target.registry.clone(),
+            source.to_string(),
+            "latest".into(),
+        );
+        self.client
+            .mount_blob(&self.reference, &from, digest)
+            .await
+            .is_ok()
+            && self
+                .client
+                .blob_exists(&self.reference, digest)
+                .await
+                .unwrap_or(false)
+    }
+
+    /// Uploads a blob from its file, streamed in chunks with byte progress; returns its size.
+    async fn upload(&self, digest: &str) -> Result<u64> {
+        let path = self.layout.blob_path(digest)?;
         let size = std::fs::metadata(&path)
             .map_err(|e| Error::io("could not read", &path, e))?
             .len();
-        let transfer = std::sync::Arc::new(progress.transfer(
-            Direction::Upload,
-            digest,
-            &pushed.repository,
-            size,
-        ));
-        let result = with_retry(progress, "blob upload", || {
+        let peer = format!("{}/{}", self.target.registry, self.target.repository);
+        let transfer =
+            std::sync::Arc::new(
+                self.progress
+                    .transfer(Direction::Upload, digest, &peer, size),
+            );
+        let result = with_retry(self.progress, "blob upload", || {
             transfer.restart();
             let transfer = transfer.clone();
             // Streamed from the file, one chunk in memory at a time, counted as it goes.
@@ -219,29 +338,34 @@ pub async fn push(
                 transfer.advance(chunk.len() as u64);
                 Ok(chunk)
             });
-            client.push_blob_stream(&reference, chunks, digest, Some(size))
+            self.client
+                .push_blob_stream(&self.reference, chunks, digest, Some(size))
         })
         .await;
         match result {
-            Ok(_) => transfer.done(),
+            Ok(_) => {
+                transfer.done();
+                Ok(size)
+            }
             Err(e) => {
                 transfer.fail();
-                return Err(fail("upload a blob to", e));
+                Err(self.fail("upload a blob to", e))
             }
         }
-        pushed.uploaded.push(blob.digest.clone());
-        pushed.bytes_uploaded += size;
     }
-    let manifest = bytes::Bytes::from(layout.read_blob(&image.digest)?);
-    let content_type = http::HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE);
-    with_retry(progress, "manifest upload", || {
-        client.push_manifest_raw(&reference, manifest.clone(), content_type.clone())
-    })
-    .await
-    .map_err(|e| fail("push the manifest to", e))?;
-    pushed.bytes_uploaded += manifest.len() as u64;
-    progress.line(format!("✓ Pushed {display} ({})", short(&image.digest)));
-    Ok(pushed)
+
+    /// Puts the manifest under the tag; returns its size.
+    async fn send_manifest(&self, digest: &str) -> Result<u64> {
+        let manifest = bytes::Bytes::from(self.layout.read_blob(digest)?);
+        let content_type = http::HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE);
+        with_retry(self.progress, "manifest upload", || {
+            self.client
+                .push_manifest_raw(&self.reference, manifest.clone(), content_type.clone())
+        })
+        .await
+        .map_err(|e| self.fail("push the manifest to", e))?;
+        Ok(manifest.len() as u64)
+    }
 }
 
 /// The push target of an image, with the registry host given.

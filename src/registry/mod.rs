@@ -15,6 +15,10 @@ use oci_client::{Client, Reference};
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 
+mod locations;
+
+pub use locations::{BlobLocations, Turn};
+
 /// Credentials for a registry, with a description of where they came from.
 #[derive(Clone)]
 pub struct Credentials {
@@ -52,6 +56,9 @@ impl Credentials {
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
+    /// Where blobs are known to be, for mounting instead of uploading; shared by every push
+    /// made with (clones of) these options.
+    pub locations: std::sync::Arc<BlobLocations>,
     /// Hosts (`host:port`) spoken to over plain HTTP.
     pub insecure: Vec<String>,
     /// Extra CA or leaf certificates (PEM files) to trust.
@@ -76,6 +83,7 @@ impl RegistryOptions {
                 .map(str::to_string)
                 .collect()
         };
+        let cache_dir = std::env::var_os("CARGO_LAMBDA_IMAGE_CACHE_DIR").map(PathBuf::from);
         RegistryOptions {
             insecure: list("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES"),
             ca_files: list("CARGO_LAMBDA_IMAGE_REGISTRY_CA")
@@ -83,7 +91,12 @@ impl RegistryOptions {
                 .map(PathBuf::from)
                 .collect(),
             credentials: Vec::new(),
-            cache_dir: std::env::var_os("CARGO_LAMBDA_IMAGE_CACHE_DIR").map(PathBuf::from),
+            cache_dir: cache_dir.clone(),
+            locations: std::sync::Arc::new(BlobLocations::new(Some(
+                cache_dir
+                    .unwrap_or_else(default_cache_dir)
+                    .join("locations"),
+            ))),
         }
     }
 
