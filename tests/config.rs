@@ -108,9 +108,27 @@ fn workspace_multi_arch_plans_six_functions() {
     let commands = event["commands"].as_array().unwrap();
     assert_eq!(
         commands.len(),
-        4,
-        "one compiler run per package and target: {commands:?}"
+        2,
+        "one compiler run per target, for both packages: {commands:?}"
     );
+    for command in commands {
+        let args: Vec<&str> = command["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("--package echo --package greet"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("--bin echo --bin goodbye --bin hello"),
+            "{joined}"
+        );
+        assert!(args.contains(&"--keep-going"), "{joined}");
+    }
 }
 
 #[test]

@@ -35,12 +35,12 @@ impl BuildCommand {
     }
 }
 
-/// One compiler invocation: some binaries of one package for one target.
+/// One compiler invocation: binaries of some packages for one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CompileUnit {
-    /// The package.
-    pub package: String,
-    /// Its binaries to build.
+    /// The packages.
+    pub packages: Vec<String>,
+    /// The binaries to build (their names are unique among the packages' binaries).
     pub bins: Vec<String>,
     /// The target.
     pub target: Target,
@@ -92,9 +92,11 @@ pub fn build_command(unit: &CompileUnit, ctx: &CommandContext<'_>) -> BuildComma
         subcommand.to_string(),
         "--manifest-path".to_string(),
         ctx.workspace_manifest.to_string(),
-        "--package".to_string(),
-        unit.package.clone(),
     ];
+    for package in &unit.packages {
+        args.push("--package".into());
+        args.push(package.clone());
+    }
     for bin in &unit.bins {
         args.push("--bin".into());
         args.push(bin.clone());
@@ -105,6 +107,8 @@ pub fn build_command(unit: &CompileUnit, ctx: &CommandContext<'_>) -> BuildComma
         "--profile".to_string(),
         ctx.profile.to_string(),
         "--message-format=json-render-diagnostics".to_string(),
+        // One broken package must not stop the others' binaries.
+        "--keep-going".to_string(),
     ]);
     if !ctx.build.features.is_empty() {
         args.push("--features".into());
@@ -166,7 +170,7 @@ mod tests {
 
     fn unit(compiler: Compiler, arch: Arch, libc: Libc) -> CompileUnit {
         CompileUnit {
-            package: "echo".into(),
+            packages: vec!["echo".into()],
             bins: vec!["a".into(), "b".into()],
             target: Target { arch, libc },
             compiler,

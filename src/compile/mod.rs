@@ -64,22 +64,37 @@ pub struct Artifact {
     pub elf: ElfInfo,
 }
 
-/// Groups the plan's functions into compiler invocations: one per package, target and backend.
+/// Groups the plan's functions into compiler invocations: one per target and backend (and
+/// glibc pin) for every package, run with `--keep-going`, so link steps overlap and one broken
+/// package fails only its own functions. Packages whose binaries share a name go to separate
+/// invocations: `--bin NAME` selects that binary in every selected package, and two binaries
+/// of one name would overwrite each other's output.
 pub fn units(plan: &Plan) -> Vec<CompileUnit> {
     let mut units: Vec<CompileUnit> = Vec::new();
+    let bins_of = |package: &str| plan.package_bins.get(package).cloned().unwrap_or_default();
     for f in &plan.functions {
         let glibc = f.base_image.glibc;
-        let existing = units.iter_mut().find(|u| {
-            u.package == f.package
-                && u.target == f.target()
+        let own = bins_of(&f.package);
+        let fits = |u: &CompileUnit| {
+            u.target == f.target()
                 && u.compiler == f.compiler
                 && u.glibc == glibc
-        });
-        match existing {
-            Some(u) if u.bins.contains(&f.bin) => {}
-            Some(u) => u.bins.push(f.bin.clone()),
+                && (u.packages.contains(&f.package)
+                    || u.packages
+                        .iter()
+                        .all(|p| bins_of(p).iter().all(|b| !own.contains(b))))
+        };
+        match units.iter_mut().find(|u| fits(u)) {
+            Some(u) => {
+                if !u.packages.contains(&f.package) {
+                    u.packages.push(f.package.clone());
+                }
+                if !u.bins.contains(&f.bin) {
+                    u.bins.push(f.bin.clone());
+                }
+            }
             None => units.push(CompileUnit {
-                package: f.package.clone(),
+                packages: vec![f.package.clone()],
                 bins: vec![f.bin.clone()],
                 target: f.target(),
                 compiler: f.compiler,
@@ -139,41 +154,44 @@ pub fn compile_each(
     let user_env = linker_env();
     let ctx = context(plan, options, &user_env);
     let mut built: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
-    // A failed unit's error, rendered once, for each of its functions.
+    // A failed invocation's error, rendered once, for each function it did not build.
     let mut failed: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
     for unit in units(plan) {
-        let what = format!(
-            "{} ({}) for {}",
-            unit.bins.join(", "),
-            unit.package,
-            unit.target
-        );
+        let what = format!("{} for {}", unit.bins.join(", "), unit.target);
         let result = ensure_toolchain(&unit, plan, options, progress).and_then(|()| {
             let cmd = build_command(&unit, &ctx);
             let task = progress.task(format!("Compiling {what}"));
             let result = run_build(&cmd, &unit, plan, progress);
             match &result {
-                Ok(_) => task.done(format!("Compiled {what}")),
-                Err(_) => task.fail(format!("Compiling {what} failed")),
+                Ok(outcome) if outcome.failure.is_none() => task.done(format!("Compiled {what}")),
+                _ => task.fail(format!("Compiling {what} failed")),
             }
             result
         });
+        let triple = unit.target.triple();
+        let fail_all = |e: &Error, failed: &mut BTreeMap<_, _>, bins: &[String]| {
+            use miette::Diagnostic;
+            let help = e.help().map(|h| h.to_string()).unwrap_or_default();
+            for bin in bins {
+                failed.insert((bin.clone(), triple.clone()), (e.to_string(), help.clone()));
+            }
+        };
         match result {
-            Ok(paths) => {
-                for (bin, path) in paths {
-                    built.insert((bin, unit.target.triple()), path);
+            Ok(outcome) => {
+                let missing: Vec<String> = unit
+                    .bins
+                    .iter()
+                    .filter(|b| !outcome.built.contains_key(*b))
+                    .cloned()
+                    .collect();
+                for (bin, path) in outcome.built {
+                    built.insert((bin, triple.clone()), path);
+                }
+                if let Some(e) = outcome.failure {
+                    fail_all(&e, &mut failed, &missing);
                 }
             }
-            Err(e) => {
-                use miette::Diagnostic;
-                let help = e.help().map(|h| h.to_string()).unwrap_or_default();
-                for bin in &unit.bins {
-                    failed.insert(
-                        (bin.clone(), unit.target.triple()),
-                        (e.to_string(), help.clone()),
-                    );
-                }
-            }
+            Err(e) => fail_all(&e, &mut failed, &unit.bins),
         }
     }
     plan.functions
@@ -205,13 +223,20 @@ fn outcome(
     install(f, source)
 }
 
-/// Runs one compiler invocation and returns `bin -> executable`.
+/// What one compiler invocation built, and why it failed if it did (with `--keep-going`, the
+/// binaries of the packages that compiled are built all the same).
+struct BuildOutcome {
+    built: BTreeMap<String, PathBuf>,
+    failure: Option<Error>,
+}
+
+/// Runs one compiler invocation.
 fn run_build(
     cmd: &BuildCommand,
     unit: &CompileUnit,
     plan: &Plan,
     progress: &Reporter,
-) -> Result<BTreeMap<String, PathBuf>> {
+) -> Result<BuildOutcome> {
     let mut child = Command::new(&cmd.program)
         .args(&cmd.args)
         .envs(&cmd.env)
@@ -231,12 +256,13 @@ fn run_build(
         std::thread::spawn(move || {
             if let Some(stderr) = stderr {
                 for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-                    progress.line(&line);
+                    progress.line(line);
                 }
             }
         })
     };
-    let mut found = BTreeMap::new();
+    // The executables cargo reports, by binary name (unique within one invocation).
+    let mut reported = BTreeMap::new();
     if let Some(stdout) = child.stdout.take() {
         for message in Message::parse_stream(BufReader::new(stdout)).map_while(|m| m.ok()) {
             if let Message::CompilerArtifact(artifact) = message {
@@ -244,7 +270,7 @@ fn run_build(
                     && unit.bins.contains(&artifact.target.name)
                 {
                     if let Some(exe) = artifact.executable {
-                        found.insert(artifact.target.name.clone(), exe.into_std_path_buf());
+                        reported.insert(artifact.target.name.clone(), exe.into_std_path_buf());
                     }
                 }
             }
@@ -255,32 +281,42 @@ fn run_build(
         source,
     })?;
     let _ = forward.join();
-    if !status.success() {
-        return Err(Error::CompileFailed {
-            what: format!("{} ({})", unit.bins.join(", "), unit.target),
-            status: status.to_string(),
-            command: cmd.display(),
-        });
-    }
-    for bin in &unit.bins {
-        let reported = found.get(bin).filter(|p| p.exists()).cloned();
+    let mut built = BTreeMap::new();
+    for (bin, path) in reported {
         // cross reports paths inside its container; fall back to where cargo puts the file.
-        let path = reported.unwrap_or_else(|| {
+        let path = if path.exists() {
+            path
+        } else {
             plan.target_directory
                 .join(unit.target.triple())
                 .join(profile_dir(&plan.profile))
-                .join(bin)
+                .join(&bin)
                 .into_std_path_buf()
-        });
+        };
         if !path.exists() {
+            return Err(Error::ArtifactMissing {
+                bin,
+                target: unit.target.triple(),
+            });
+        }
+        built.insert(bin, path);
+    }
+    let failure = if status.success() {
+        if let Some(bin) = unit.bins.iter().find(|b| !built.contains_key(*b)) {
             return Err(Error::ArtifactMissing {
                 bin: bin.clone(),
                 target: unit.target.triple(),
             });
         }
-        found.insert(bin.clone(), path);
-    }
-    Ok(found)
+        None
+    } else {
+        Some(Error::CompileFailed {
+            what: format!("{} ({})", unit.packages.join(", "), unit.target),
+            status: status.to_string(),
+            command: cmd.display(),
+        })
+    };
+    Ok(BuildOutcome { built, failure })
 }
 
 /// The directory cargo uses for a profile (`dev` builds land in `debug`).
@@ -498,4 +534,76 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::example_spec;
+
+    fn plan(functions: Vec<FunctionSpec>, bins: &[(&str, &[&str])]) -> Plan {
+        Plan {
+            workspace_root: "/w".into(),
+            workspace_manifest: "/w/Cargo.toml".into(),
+            target_directory: "/w/target".into(),
+            profile: "release".into(),
+            build: Default::default(),
+            functions,
+            package_bins: bins
+                .iter()
+                .map(|(p, b)| (p.to_string(), b.iter().map(|b| b.to_string()).collect()))
+                .collect(),
+        }
+    }
+
+    fn function(package: &str, bin: &str, arch: Arch) -> FunctionSpec {
+        let mut f = example_spec(bin, arch, "scratch");
+        f.package = package.into();
+        f
+    }
+
+    #[test]
+    fn one_invocation_per_target_for_every_package_whose_binaries_do_not_clash() {
+        let p = plan(
+            vec![
+                function("a", "api", Arch::X86_64),
+                function("b", "worker", Arch::X86_64),
+                function("a", "api", Arch::Arm64),
+                function("c", "tool", Arch::X86_64),
+                // `d` also has a binary named `api`: it cannot share an invocation with `a`.
+                function("d", "cron", Arch::X86_64),
+            ],
+            &[
+                ("a", &["api", "admin"]),
+                ("b", &["worker"]),
+                ("c", &["tool"]),
+                ("d", &["cron", "api"]),
+            ],
+        );
+        let units: Vec<(Vec<String>, Vec<String>, String)> = units(&p)
+            .into_iter()
+            .map(|u| (u.packages, u.bins, u.target.triple()))
+            .collect();
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            units,
+            [
+                (
+                    owned(&["a", "b", "c"]),
+                    owned(&["api", "worker", "tool"]),
+                    "x86_64-unknown-linux-musl".into()
+                ),
+                (
+                    owned(&["a"]),
+                    owned(&["api"]),
+                    "aarch64-unknown-linux-musl".into()
+                ),
+                (
+                    owned(&["d"]),
+                    owned(&["cron"]),
+                    "x86_64-unknown-linux-musl".into()
+                ),
+            ]
+        );
+    }
 }

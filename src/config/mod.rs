@@ -197,6 +197,10 @@ pub struct Plan {
     pub build: BuildOptions,
     /// Every (function, arch), in workspace order.
     pub functions: Vec<FunctionSpec>,
+    /// Every binary of each selected package (not only the functions), so the compile stage
+    /// can tell which packages' binaries share a name.
+    #[serde(skip)]
+    pub package_bins: BTreeMap<String, Vec<String>>,
 }
 
 /// Reads the workspace and computes the plan.
@@ -233,6 +237,7 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
 
     let packages = select_packages(metadata, &request.selection)?;
     let mut functions = Vec::new();
+    let mut all_bins = BTreeMap::new();
     let mut seen: BTreeMap<(String, Arch), String> = BTreeMap::new();
     for package in packages {
         let package_tables = ManifestTables::read(
@@ -242,6 +247,10 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
         )?;
         let bins = package_bins(package);
         check_bin_tables(&package_tables, &bins)?;
+        all_bins.insert(
+            package.name.to_string(),
+            bins.iter().map(|b| b.to_string()).collect(),
+        );
         for bin in select_bins(package, &bins, &request.selection)? {
             let stack = layers::stack(&workspace_tables, &package_tables, bin, &env, &cli);
             let settings = resolve::apply_defaults(layers::merge(&stack)?, bin);
@@ -275,6 +284,7 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
         profile,
         build: request.build.clone(),
         functions,
+        package_bins: all_bins,
     })
 }
 

@@ -236,6 +236,11 @@ pub async fn build(
         .platform(&platform)
         .rm(true)
         .forcerm(true)
+        // The engine's build cache matches a step across platforms when its files are the
+        // same (the task root of a function without includes is the same for x86_64 and
+        // arm64), and then fails on the other platform's image. Docker builds are not
+        // reproducible anyway, so nothing is lost by building every step afresh.
+        .nocache(true)
         .build();
     let task = progress.task(format!("Building {name} ({platform}) with Docker"));
     let body = bollard::body_try_stream(crate::oci::file_chunks(context.as_std_path(), 1 << 20));
