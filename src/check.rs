@@ -243,7 +243,7 @@ fn filesystem(
     c: &mut Collector,
 ) -> Result<BTreeMap<String, Node>> {
     let mut fs: BTreeMap<String, Node> = BTreeMap::new();
-    let mut total: u64 = 0;
+    let mut sizes: Vec<(u64, usize, String)> = Vec::new();
     let mut missing_parents: Vec<String> = Vec::new();
     for (i, layer) in manifest.layers.iter().enumerate() {
         if !oci::is_gzip_layer(&layer.media_type) {
@@ -258,7 +258,7 @@ fn filesystem(
                 help: "the layer is not a valid gzip tarball".into(),
             })?;
         blob.verify()?;
-        total += size;
+        sizes.push((size, i, layer.digest.clone()));
         missing_parents.extend(missing.into_iter().map(|p| format!("{p} (layer {i})")));
     }
     if missing_parents.is_empty() {
@@ -270,12 +270,30 @@ fn filesystem(
         missing_parents.truncate(5);
         c.fail("parent-directories", format!("entries without their parent directory: {}", missing_parents.join(", ")), "Lambda fails such images with MissingParentDirectory; add explicit directory entries to the layer (cargo lambda-image does)");
     }
+    let total: u64 = sizes.iter().map(|(size, _, _)| size).sum();
     if total <= max_uncompressed {
         c.pass("size", format!("{:.1} MB uncompressed", total as f64 / 1e6));
     } else {
+        // The largest layers first: they are what to make smaller.
+        sizes.sort_by(|a, b| b.0.cmp(&a.0));
+        let largest: Vec<String> = sizes
+            .iter()
+            .take(3)
+            .map(|(size, i, digest)| {
+                format!(
+                    "layer {i} {} ({:.2} GB)",
+                    oci::short(digest),
+                    *size as f64 / 1e9
+                )
+            })
+            .collect();
         c.fail(
             "size",
-            format!("{:.2} GB uncompressed", total as f64 / 1e9),
+            format!(
+                "{:.2} GB uncompressed; the largest layers: {}",
+                total as f64 / 1e9,
+                largest.join(", ")
+            ),
             "Lambda's limit is 10 GB uncompressed: use a smaller base or fewer included files",
         );
     }

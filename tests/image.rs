@@ -470,6 +470,12 @@ fn rule_size_counts_uncompressed_bytes_against_the_limit() {
     let report = check::check_layout_with_limit(&layout, &expect, 8 << 20).unwrap();
     let size = report.findings.iter().find(|f| f.rule == "size").unwrap();
     assert!(!size.passed, "{size:?}");
+    // The message names the largest layer first: the one to make smaller.
+    assert!(
+        size.message.contains("the largest layers: layer 1 "),
+        "{}",
+        size.message
+    );
     assert!(check::check_layout_with_limit(&layout, &expect, 16 << 20)
         .unwrap()
         .passed());
