@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::compile::elf;
 use crate::config::FunctionSpec;
@@ -93,12 +93,70 @@ struct Node {
     layer: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Kind {
     File,
     Dir,
     Symlink(String),
     Other,
+}
+
+/// What one layer does to the filesystem, in order: everything the rules need of it, so
+/// that a layer already read is not read again (see [`check_layout_cached`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LayerFacts {
+    ops: Vec<Op>,
+    /// Uncompressed size.
+    size: u64,
+    /// Entries whose parent directory the layer lacks.
+    missing: Vec<String>,
+}
+
+/// One entry of a layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Op {
+    /// `.wh..wh..opq`: the directory's lower contents are gone.
+    Opaque(String),
+    /// `.wh.NAME`: the path (and what is under it) is gone.
+    Whiteout(String),
+    /// A file, directory, link or other entry.
+    Put(String, Kind, u32),
+}
+
+/// What the executable's bytes say, as the `elf-arch` and `glibc` rules need it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Executable {
+    Elf(elf::ElfInfo),
+    Script,
+    Unparsable(String),
+    Unreadable,
+}
+
+/// Facts of layers by digest, under the cache directory: a layer's facts depend only on its
+/// bytes, and its digest names those.
+struct FactCache {
+    dir: Option<std::path::PathBuf>,
+}
+
+impl FactCache {
+    fn path(&self, key: &str) -> Option<std::path::PathBuf> {
+        let hex = oci::sha256_digest(key.as_bytes());
+        Some(self.dir.as_ref()?.join(format!("{}.json", &hex[7..])))
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        serde_json::from_slice(&std::fs::read(self.path(key)?).ok()?).ok()
+    }
+
+    /// Records facts; a cache that cannot be written only costs reading the layer again.
+    fn put<T: Serialize>(&self, key: &str, facts: &T) {
+        if let (Some(path), Ok(data)) = (self.path(key), serde_json::to_vec(facts)) {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = oci::write_atomic(&path, &data);
+        }
+    }
 }
 
 struct Collector {
@@ -130,11 +188,31 @@ pub fn check_layout(dir: &Path, expect: &Expectations) -> Result<Report> {
     check_layout_with_limit(dir, expect, crate::lambda::MAX_IMAGE_UNCOMPRESSED)
 }
 
+/// [`check_layout`], keeping what each layer holds under `cache` (by the layer's digest), so
+/// that layers checked before (a base, unchanged includes) are not read again. The layout's
+/// blobs are trusted to be what their names say: they were written, and hashed, by the image
+/// stage.
+pub fn check_layout_cached(dir: &Path, expect: &Expectations, cache: &Path) -> Result<Report> {
+    let facts = FactCache {
+        dir: Some(cache.join("check")),
+    };
+    check_with(dir, expect, crate::lambda::MAX_IMAGE_UNCOMPRESSED, &facts)
+}
+
 /// [`check_layout`] with another size limit (for tests of the rule without 10 GB of data).
 pub fn check_layout_with_limit(
     dir: &Path,
     expect: &Expectations,
     max_uncompressed: u64,
+) -> Result<Report> {
+    check_with(dir, expect, max_uncompressed, &FactCache { dir: None })
+}
+
+fn check_with(
+    dir: &Path,
+    expect: &Expectations,
+    max_uncompressed: u64,
+    facts: &FactCache,
 ) -> Result<Report> {
     let layout = Layout::open(dir)?;
     let mut c = Collector {
@@ -155,13 +233,22 @@ pub fn check_layout_with_limit(
     let config = layout.read_config(&manifest)?;
     platform(&config, expect, &mut c);
     compressed_layers(&manifest, &mut c);
-    let fs = filesystem(&layout, &manifest, max_uncompressed, &mut c)?;
+    let fs = filesystem(&layout, &manifest, max_uncompressed, facts, &mut c)?;
     let program = entrypoint(&config.run, &fs, &mut c);
     if let Some((path, layer)) = bootstrap(program.as_deref(), &fs, &mut c) {
-        let mut blob = layout.open_blob(&manifest.layers[layer].digest)?;
-        let bytes = read_file(&mut blob, &path);
-        blob.verify()?;
-        elf(bytes, &path, expect, &mut c);
+        let digest = &manifest.layers[layer].digest;
+        let key = format!("executable {digest} {path}");
+        let executable = match facts.get(&key) {
+            Some(known) => known,
+            None => {
+                let mut blob = layout.open_blob(digest)?;
+                let executable = executable(read_file(&mut blob, &path));
+                blob.verify()?;
+                facts.put(&key, &executable);
+                executable
+            }
+        };
+        elf(executable, &path, expect, &mut c);
     }
     Ok(report(c, Some(entry.digest)))
 }
@@ -240,6 +327,7 @@ fn filesystem(
     layout: &Layout,
     manifest: &Manifest,
     max_uncompressed: u64,
+    facts: &FactCache,
     c: &mut Collector,
 ) -> Result<BTreeMap<String, Node>> {
     let mut fs: BTreeMap<String, Node> = BTreeMap::new();
@@ -249,15 +337,24 @@ fn filesystem(
         if !oci::is_gzip_layer(&layer.media_type) {
             continue;
         }
-        // Layers stream through the check: a 10 GB image is never held in memory.
-        let mut blob = layout.open_blob(&layer.digest)?;
-        let (size, missing) =
-            apply_layer(&mut blob, i, &mut fs).map_err(|message| Error::InvalidImage {
-                image: format!("{} layer {}", layout.dir.display(), layer.digest),
-                message,
-                help: "the layer is not a valid gzip tarball".into(),
-            })?;
-        blob.verify()?;
+        let key = format!("layer {}", layer.digest);
+        let read = match facts.get::<LayerFacts>(&key) {
+            Some(known) => known,
+            None => {
+                // Layers stream through the check: a 10 GB image is never held in memory.
+                let mut blob = layout.open_blob(&layer.digest)?;
+                let read = read_layer(&mut blob).map_err(|message| Error::InvalidImage {
+                    image: format!("{} layer {}", layout.dir.display(), layer.digest),
+                    message,
+                    help: "the layer is not a valid gzip tarball".into(),
+                })?;
+                blob.verify()?;
+                facts.put(&key, &read);
+                read
+            }
+        };
+        replay(&read, i, &mut fs);
+        let (size, missing) = (read.size, read.missing);
         sizes.push((size, i, layer.digest.clone()));
         missing_parents.extend(missing.into_iter().map(|p| format!("{p} (layer {i})")));
     }
@@ -275,7 +372,7 @@ fn filesystem(
         c.pass("size", format!("{:.1} MB uncompressed", total as f64 / 1e6));
     } else {
         // The largest layers first: they are what to make smaller.
-        sizes.sort_by(|a, b| b.0.cmp(&a.0));
+        sizes.sort_by_key(|(size, _, _)| std::cmp::Reverse(*size));
         let largest: Vec<String> = sizes
             .iter()
             .take(3)
@@ -402,22 +499,33 @@ fn bootstrap(
 }
 
 /// elf-arch and glibc: the executable's machine, and the glibc its symbols need.
-fn elf(bytes: Option<Vec<u8>>, path: &str, expect: &Expectations, c: &mut Collector) {
-    let bytes = match bytes {
-        Some(bytes) if bytes.starts_with(b"\x7fELF") => bytes,
+/// What an executable's bytes (if they could be read) are.
+fn executable(bytes: Option<Vec<u8>>) -> Executable {
+    match bytes {
+        Some(bytes) if bytes.starts_with(b"\x7fELF") => match elf::inspect_bytes(&bytes) {
+            Ok(info) => Executable::Elf(info),
+            Err(message) => Executable::Unparsable(message),
+        },
+        Some(_) => Executable::Script,
+        None => Executable::Unreadable,
+    }
+}
+
+fn elf(executable: Executable, path: &str, expect: &Expectations, c: &mut Collector) {
+    let info = match executable {
+        Executable::Elf(info) => info,
         // A script (e.g. a shell bootstrap) has no ELF header to check.
-        Some(_) => return c.pass("elf-arch", format!("/{path} is not an ELF file (script)")),
-        None => {
+        Executable::Script => {
+            return c.pass("elf-arch", format!("/{path} is not an ELF file (script)"))
+        }
+        Executable::Unreadable => {
             return c.fail(
                 "elf-arch",
                 format!("/{path} could not be read back"),
                 "rebuild the image",
             )
         }
-    };
-    let info = match elf::inspect_bytes(&bytes) {
-        Ok(info) => info,
-        Err(message) => {
+        Executable::Unparsable(message) => {
             return c.fail(
                 "elf-arch",
                 format!("/{path}: {message}"),
@@ -452,95 +560,102 @@ fn elf(bytes: Option<Vec<u8>>, path: &str, expect: &Expectations, c: &mut Collec
     }
 }
 
-/// Applies one layer to the filesystem view. Returns the layer's uncompressed size and the
-/// entries whose parent directory the layer lacks.
-fn apply_layer(
-    gz: impl Read,
-    index: usize,
-    fs: &mut BTreeMap<String, Node>,
-) -> std::result::Result<(u64, Vec<String>), String> {
+/// Reads one layer: its entries in order, its uncompressed size, and the entries whose parent
+/// directory the layer lacks.
+fn read_layer(gz: impl Read) -> std::result::Result<LayerFacts, String> {
     let mut decoder = flate2::read::GzDecoder::new(gz);
     let mut counted = CountingReader {
         inner: &mut decoder,
         count: 0,
     };
-    let mut in_layer: Vec<(String, bool)> = Vec::new();
+    let mut ops = Vec::new();
     {
         let mut archive = tar::Archive::new(&mut counted);
         for entry in archive.entries().map_err(|e| e.to_string())? {
             let entry = entry.map_err(|e| e.to_string())?;
-            let header = entry.header();
-            let raw = entry
-                .path()
-                .map_err(|e| e.to_string())?
-                .to_string_lossy()
-                .into_owned();
-            let path = raw
-                .trim_start_matches("./")
-                .trim_start_matches('/')
-                .trim_end_matches('/')
-                .to_string();
-            if path.is_empty() || path == "." {
-                continue;
+            if let Some(op) = op_of(&entry)? {
+                ops.push(op);
             }
-            let (dir, name) = match path.rsplit_once('/') {
-                Some((d, n)) => (d.to_string(), n.to_string()),
-                None => (String::new(), path.clone()),
-            };
-            // Whiteouts delete what lower layers had.
-            if name == ".wh..wh..opq" {
-                let prefix = format!("{dir}/");
-                fs.retain(|p, n| n.layer == index || !p.starts_with(&prefix));
-                in_layer.push((path, false));
-                continue;
-            }
-            if let Some(target) = name.strip_prefix(".wh.") {
-                let victim = if dir.is_empty() {
-                    target.to_string()
-                } else {
-                    format!("{dir}/{target}")
-                };
-                let prefix = format!("{victim}/");
-                fs.retain(|p, _| p != &victim && !p.starts_with(&prefix));
-                in_layer.push((path, false));
-                continue;
-            }
-            let kind = match header.entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
-                tar::EntryType::Directory => Kind::Dir,
-                tar::EntryType::Symlink => Kind::Symlink(
-                    entry
-                        .link_name()
-                        .ok()
-                        .flatten()
-                        .map(|l| l.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                ),
-                tar::EntryType::Link => Kind::File,
-                _ => Kind::Other,
-            };
-            let is_dir = kind == Kind::Dir;
-            fs.insert(
-                path.clone(),
-                Node {
-                    kind,
-                    mode: header.mode().unwrap_or(0),
-                    layer: index,
-                },
-            );
-            in_layer.push((path, is_dir));
         }
     }
     // Drain the rest (tar padding) so the size is the full tarball's.
     std::io::copy(&mut counted, &mut std::io::sink()).map_err(|e| e.to_string())?;
-    let dirs: std::collections::BTreeSet<&str> = in_layer
+    let missing = missing_parents(&ops);
+    Ok(LayerFacts {
+        ops,
+        size: counted.count,
+        missing,
+    })
+}
+
+/// What one tar entry does; `None` for the root itself.
+fn op_of<R: Read>(entry: &tar::Entry<R>) -> std::result::Result<Option<Op>, String> {
+    let raw = entry
+        .path()
+        .map_err(|e| e.to_string())?
+        .to_string_lossy()
+        .into_owned();
+    let path = raw
+        .trim_start_matches("./")
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .to_string();
+    if path.is_empty() || path == "." {
+        return Ok(None);
+    }
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((d, n)) => (d.to_string(), n.to_string()),
+        None => (String::new(), path.clone()),
+    };
+    // Whiteouts delete what lower layers had.
+    if name == ".wh..wh..opq" {
+        return Ok(Some(Op::Opaque(dir)));
+    }
+    if let Some(target) = name.strip_prefix(".wh.") {
+        let victim = if dir.is_empty() {
+            target.to_string()
+        } else {
+            format!("{dir}/{target}")
+        };
+        return Ok(Some(Op::Whiteout(victim)));
+    }
+    let header = entry.header();
+    let kind = match header.entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous => Kind::File,
+        tar::EntryType::Directory => Kind::Dir,
+        tar::EntryType::Symlink => Kind::Symlink(
+            entry
+                .link_name()
+                .ok()
+                .flatten()
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+        tar::EntryType::Link => Kind::File,
+        _ => Kind::Other,
+    };
+    Ok(Some(Op::Put(path, kind, header.mode().unwrap_or(0))))
+}
+
+/// The entries (whiteouts included) whose parent directory the layer does not hold.
+fn missing_parents(ops: &[Op]) -> Vec<String> {
+    let dirs: std::collections::BTreeSet<&str> = ops
         .iter()
-        .filter(|(_, d)| *d)
-        .map(|(p, _)| p.as_str())
+        .filter_map(|op| match op {
+            Op::Put(path, Kind::Dir, _) => Some(path.as_str()),
+            _ => None,
+        })
         .collect();
     let mut missing = Vec::new();
-    for (path, _) in &in_layer {
-        let mut current = path.as_str();
+    for op in ops {
+        // A whiteout entry sits where its victim would; an opaque marker inside its directory.
+        let entry = match op {
+            Op::Put(path, ..) => path.clone(),
+            Op::Whiteout(victim) => victim.clone(),
+            Op::Opaque(dir) if dir.is_empty() => continue,
+            Op::Opaque(dir) => format!("{dir}/.wh..wh..opq"),
+        };
+        let mut current = entry.as_str();
         while let Some((parent, _)) = current.rsplit_once('/') {
             if !dirs.contains(parent) {
                 missing.push(format!("/{parent}/"));
@@ -551,7 +666,33 @@ fn apply_layer(
     }
     missing.sort();
     missing.dedup();
-    Ok((counted.count, missing))
+    missing
+}
+
+/// Applies one layer's entries, in order, to the filesystem view.
+fn replay(facts: &LayerFacts, index: usize, fs: &mut BTreeMap<String, Node>) {
+    for op in &facts.ops {
+        match op {
+            Op::Opaque(dir) => {
+                let prefix = format!("{dir}/");
+                fs.retain(|p, n| n.layer == index || !p.starts_with(&prefix));
+            }
+            Op::Whiteout(victim) => {
+                let prefix = format!("{victim}/");
+                fs.retain(|p, _| p != victim && !p.starts_with(&prefix));
+            }
+            Op::Put(path, kind, mode) => {
+                fs.insert(
+                    path.clone(),
+                    Node {
+                        kind: kind.clone(),
+                        mode: *mode,
+                        layer: index,
+                    },
+                );
+            }
+        }
+    }
 }
 
 struct CountingReader<R> {

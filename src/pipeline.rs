@@ -443,7 +443,9 @@ impl Pipeline {
             image.layout_dir().to_path_buf(),
             Expectations::for_spec(spec),
         );
-        tokio::task::spawn_blocking(move || check::check_layout(&dir, &expect))
+        // Layers checked before (a base, unchanged includes) are known by their digests.
+        let cache = self.options.image.cache_dir();
+        tokio::task::spawn_blocking(move || check::check_layout_cached(&dir, &expect, &cache))
             .await
             .map_err(|e| Error::TaskFailed {
                 task: "check",

@@ -47,12 +47,8 @@ pub async fn launcher_for(
     image: &BuiltImage,
     reporter: &Reporter,
 ) -> Result<Arc<dyn Launcher>> {
-    let unpack = || {
-        rootfs::unpack(
-            image.layout_dir(),
-            &image.layout_dir().with_file_name("rootfs"),
-        )
-    };
+    let tree = image.layout_dir().with_file_name("rootfs");
+    let unpack = || rootfs::unpack(image.layout_dir(), &tree);
     Ok(match runner {
         Runner::Process => {
             let bootstrap = spec.artifact.as_std_path().to_path_buf();
@@ -66,19 +62,22 @@ pub async fn launcher_for(
             }
         }
         Runner::Unconfined => Arc::new(SandboxLauncher::unconfined(unpack()?)?),
-        Runner::Sandbox => match SandboxLauncher::new(unpack()?) {
-            Ok(launcher) => Arc::new(launcher.ephemeral_storage_mb(spec.ephemeral_storage)),
-            Err(Error::Sandbox { message, help }) => {
-                // The default runner should work on any machine: without bubblewrap, a
-                // scratch image still runs, only without Lambda's isolation. Say so.
-                reporter.warn(format!(
+        // The sandbox's root is read-only, so an unchanged image's tree is reused.
+        Runner::Sandbox => {
+            match SandboxLauncher::new(rootfs::unpack_reusing(image.layout_dir(), &tree)?) {
+                Ok(launcher) => Arc::new(launcher.ephemeral_storage_mb(spec.ephemeral_storage)),
+                Err(Error::Sandbox { message, help }) => {
+                    // The default runner should work on any machine: without bubblewrap, a
+                    // scratch image still runs, only without Lambda's isolation. Say so.
+                    reporter.warn(format!(
                     "warning: {message}; running `{}` without isolation (writable root, host /tmp, your user). {help}",
                     spec.name
                 ));
-                Arc::new(SandboxLauncher::unconfined(unpack()?)?)
+                    Arc::new(SandboxLauncher::unconfined(unpack()?)?)
+                }
+                Err(other) => return Err(other),
             }
-            Err(other) => return Err(other),
-        },
+        }
         Runner::Docker => Arc::new(
             DockerLauncher::load(image, reporter)
                 .await?

@@ -548,3 +548,63 @@ fn check_reports_read_the_same_every_time() {
     assert!(good.passed() && !bad.passed());
     insta::assert_snapshot!(format!("{}\n{}", render(&good), render(&bad)));
 }
+
+/// A layer's facts are kept by its digest: checking again reads nothing of a layer already
+/// read, and gives exactly the report a full read gives, whiteouts and missing parents included.
+#[test]
+fn check_reads_each_layer_once_and_gives_the_same_report() {
+    let script = b"#!/bin/sh\necho hi\n";
+    let lower = gzip(&raw_tar(&[
+        ("var/", "d", 0o755, b""),
+        ("var/old/", "d", 0o755, b""),
+        ("var/old/x", "f", 0o644, b"x"),
+        ("var/runtime/", "d", 0o755, b""),
+        ("var/runtime/bootstrap", "f", 0o755, script),
+    ]));
+    let upper = gzip(&raw_tar(&[
+        ("var/", "d", 0o755, b""),
+        ("var/old/", "d", 0o755, b""),
+        ("var/old/.wh..wh..opq", "f", 0o644, b""),
+        ("var/.wh.gone", "f", 0o644, b""),
+        ("lost/parent/file", "f", 0o644, b"no parents"),
+    ]));
+    let (_dir, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::X86_64,
+        vec![
+            (oci::MEDIA_OCI_LAYER_GZIP, lower),
+            (oci::MEDIA_OCI_LAYER_GZIP, upper),
+        ],
+    );
+    let expect = Expectations {
+        function: "f".into(),
+        arch: Arch::X86_64,
+        base_glibc: None,
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let full = check::check_layout(&layout, &expect).unwrap();
+    let first = check::check_layout_cached(&layout, &expect, cache.path()).unwrap();
+    assert_eq!(first.findings, full.findings);
+    assert!(!full.passed(), "the upper layer lacks its parents");
+    // The layers' blobs are gone: only what was kept of them can answer.
+    let manifest = oci::Layout::open(&layout)
+        .unwrap()
+        .single_manifest()
+        .unwrap();
+    for layer in &manifest.layers {
+        std::fs::remove_file(
+            oci::Layout::open(&layout)
+                .unwrap()
+                .blob_path(&layer.digest)
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    let again = check::check_layout_cached(&layout, &expect, cache.path()).unwrap();
+    assert_eq!(again.findings, full.findings);
+    assert!(
+        check::check_layout(&layout, &expect).is_err(),
+        "a full read needs the blobs"
+    );
+}

@@ -54,6 +54,42 @@ fn unpack_layers(
     (digests, rootfs::unpack(&layout, &dir.join("rootfs")))
 }
 
+/// An unchanged image is not unpacked again for the read-only sandbox; another image is, and
+/// a tree left half-unpacked is never taken for a complete one.
+#[test]
+fn the_sandbox_reuses_the_tree_of_an_unchanged_image_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, body: &[u8]| {
+        let tar = support::images::raw_tar(&[("var/", "d", 0o755, b""), (name, "f", 0o644, body)]);
+        let layers = vec![(oci::MEDIA_OCI_LAYER_GZIP, gzip(&tar))];
+        let config = config_for(Arch::Arm64, &["/var/runtime/bootstrap"], &[], &layers);
+        let layout = dir.path().join("layout");
+        let _ = std::fs::remove_dir_all(&layout);
+        craft_layout(&layout, &config, &layers);
+        layout
+    };
+    let rootfs = dir.path().join("rootfs");
+    let layout = write("var/one", b"1");
+    rootfs::unpack_reusing(&layout, &rootfs).unwrap();
+    // Something only a reused tree keeps.
+    std::fs::write(rootfs.join("var/left-over"), b"x").unwrap();
+    let again = rootfs::unpack_reusing(&layout, &rootfs).unwrap();
+    assert!(
+        rootfs.join("var/left-over").exists(),
+        "the same image was unpacked again"
+    );
+    assert_eq!(again.entrypoint, ["/var/runtime/bootstrap"]);
+    // Another image: unpacked afresh.
+    let layout = write("var/two", b"2");
+    rootfs::unpack_reusing(&layout, &rootfs).unwrap();
+    assert!(!rootfs.join("var/left-over").exists() && rootfs.join("var/two").exists());
+    // Without the marker (an unpack that did not finish), the tree is not trusted.
+    std::fs::write(rootfs.join("var/left-over"), b"x").unwrap();
+    std::fs::remove_file(dir.path().join("rootfs.image")).unwrap();
+    rootfs::unpack_reusing(&layout, &rootfs).unwrap();
+    assert!(!rootfs.join("var/left-over").exists());
+}
+
 /// Asserts an unpack failed on an unsafe entry of the given layer, and returns the message.
 fn refused(result: cargo_lambda_image::Result<ImageRuntime>, layer: &str, entry: &str) -> String {
     match result {

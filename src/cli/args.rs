@@ -134,6 +134,8 @@ impl BuildArgs {
             },
             overrides: overrides(&self.target),
             env: Default::default(),
+            // Nothing is built: an earlier run's view of the workspace serves, while fresh.
+            reuse_metadata: self.compile.no_build,
         }
         .with_process_env()
     }

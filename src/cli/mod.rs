@@ -168,7 +168,16 @@ pub(crate) async fn images(
     out: &Output,
     build_anyway: bool,
 ) -> Result<(Pipeline, Option<Batch<BuiltImage>>)> {
-    let plan = args.build.plan()?;
+    images_of(args.build.plan()?, args, out, build_anyway).await
+}
+
+/// [`images`] of a plan already made (a command that looked at the plan first).
+pub(crate) async fn images_of(
+    plan: cargo_lambda_image::Plan,
+    args: &args::ImageArgs,
+    out: &Output,
+    build_anyway: bool,
+) -> Result<(Pipeline, Option<Batch<BuiltImage>>)> {
     let options = args.options(&plan, out.color)?;
     let pipeline = Pipeline::new(plan, options, out.sink());
     if args.build.dry_run && !build_anyway {

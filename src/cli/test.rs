@@ -68,7 +68,7 @@ pub async fn run(args: &TestArgs, out: &Output) -> Result<()> {
     for spec in &plan.functions {
         testing::events_for(spec, &events)?;
     }
-    let (pipeline, images) = super::images(&args.image, out, false).await?;
+    let (pipeline, images) = super::images_of(plan, &args.image, out, false).await?;
     let Some(images) = images else {
         return out.finish(pipeline.finish());
     };

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::target::{Arch, GlibcVersion};
 
 /// What the ELF header says about an executable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ElfInfo {
     /// The machine, if it is one Lambda runs.
     pub arch: Option<Arch>,

@@ -5,6 +5,7 @@
 //! and `--message-format json` print, and what every later stage consumes.
 
 pub mod layers;
+pub mod metadata;
 pub mod resolve;
 pub mod schema;
 
@@ -12,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use cargo_metadata::camino::Utf8PathBuf;
-use cargo_metadata::{Metadata, MetadataCommand, Package, TargetKind};
+use cargo_metadata::{Metadata, Package, TargetKind};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -110,6 +111,9 @@ pub struct PlanRequest {
     pub overrides: Overrides,
     /// The environment to read `CARGO_LAMBDA_IMAGE_*` from (passed in so tests control it).
     pub env: BTreeMap<String, String>,
+    /// Reuse an earlier run's `cargo metadata` answer while nothing it depends on changed
+    /// (for runs that build nothing: see [`metadata::cached`]).
+    pub reuse_metadata: bool,
 }
 
 impl PlanRequest {
@@ -205,17 +209,17 @@ pub struct Plan {
 
 /// Reads the workspace and computes the plan.
 pub fn plan(request: &PlanRequest) -> Result<Plan> {
-    let mut cmd = MetadataCommand::new();
-    cmd.no_deps();
-    if let Some(path) = &request.selection.manifest_path {
-        cmd.manifest_path(path);
-    }
-    let metadata = cmd.exec().map_err(|e| Error::Metadata {
-        message: match e {
-            cargo_metadata::Error::CargoMetadata { stderr } => stderr.trim().to_string(),
-            other => other.to_string(),
-        },
-    })?;
+    let manifest = request.selection.manifest_path.as_deref();
+    let metadata = if request.reuse_metadata {
+        let cache = request
+            .env
+            .get("CARGO_LAMBDA_IMAGE_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(crate::registry::default_cache_dir);
+        metadata::cached(manifest, &cache)?
+    } else {
+        metadata::run(manifest)?
+    };
     plan_from_metadata(&metadata, request)
 }
 

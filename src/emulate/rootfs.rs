@@ -56,6 +56,34 @@ impl ImageRuntime {
     }
 }
 
+/// [`unpack`], unless `dest` already holds this very image, unpacked by an earlier run and not
+/// changed since: the sandbox mounts the root filesystem read-only, so an image that did not
+/// change is run again without unpacking it again. A marker next to `dest` (`<dest>.image`)
+/// names the image unpacked there; it is written only once unpacking is complete.
+pub fn unpack_reusing(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
+    let index = layout_dir.join("index.json");
+    let identity = fs::read(&index)
+        .map(|bytes| format!("{UNPACKER}\n{}", oci::sha256_digest(&bytes)))
+        .map_err(|e| Error::io("could not read", &index, e))?;
+    let marker = dest.with_extension("image");
+    if dest.is_dir() && fs::read_to_string(&marker).is_ok_and(|m| m == identity) {
+        let layout = Layout::open(layout_dir)?;
+        let config = layout.read_config(&layout.single_manifest()?)?;
+        let root = dest
+            .canonicalize()
+            .map_err(|e| Error::io("could not resolve", dest, e))?;
+        return runtime_from_config(layout_dir, &config, &root);
+    }
+    let _ = fs::remove_file(&marker);
+    let runtime = unpack(layout_dir, dest)?;
+    oci::write_atomic(&marker, identity.as_bytes())?;
+    Ok(runtime)
+}
+
+/// Names the unpacker's behaviour in [`unpack_reusing`]'s marker: change it when unpacking
+/// changes, so older unpacked trees are not reused.
+const UNPACKER: &str = "rootfs v1";
+
 /// Unpacks the single image of the OCI layout `layout_dir` into `dest` (removed first) and
 /// returns how to run it.
 pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
