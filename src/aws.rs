@@ -1,13 +1,16 @@
 //! AWS configuration (profile, region, endpoint, credentials), the ECR, IAM and Lambda clients
 //! built from it, and turning SDK errors into ours. Shared by the ECR output and the deploy
-//! stage.
+//! stage, and by local runs that hand a function credentials ([`CredentialSource`]).
 //!
 //! Part of the ground floor: it imports nothing from a stage. Secrets stay inside the SDK's
 //! credentials providers; nothing here formats them.
 
 use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_lambda::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -117,6 +120,139 @@ pub async fn load(opts: &AwsOptions, region: Option<&str>) -> SdkConfig {
     }
     loader.load().await
 }
+
+/// Credentials handed to a function run on this machine (`--aws-credentials`), the way Lambda
+/// hands it its execution role's. Their `Debug` shows only whether there is a session token
+/// and when they expire.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalCredentials {
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+    /// `AWS_SESSION_TOKEN`, for temporary credentials.
+    pub session_token: Option<String>,
+    /// When temporary credentials stop working.
+    pub expiry: Option<SystemTime>,
+}
+
+impl std::fmt::Debug for LocalCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCredentials")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<set>"),
+            )
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalCredentials {
+    /// Whether they still work `margin` from now (credentials without an expiry always do).
+    pub fn valid_for(&self, margin: Duration) -> bool {
+        self.expiry
+            .is_none_or(|expiry| expiry > SystemTime::now() + margin)
+    }
+
+    /// The variables Lambda sets for them.
+    pub fn env(&self) -> Vec<(&'static str, &str)> {
+        let mut env = vec![
+            ("AWS_ACCESS_KEY_ID", self.access_key_id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_access_key.as_str()),
+        ];
+        if let Some(token) = &self.session_token {
+            env.push(("AWS_SESSION_TOKEN", token));
+        }
+        env
+    }
+}
+
+/// Where local runs get their credentials: aws-config's default chain (environment, profile,
+/// SSO, `credential_process`, IMDS...), asked again whenever the last answer is about to
+/// expire. Cloning shares the last answer.
+#[derive(Clone)]
+pub struct CredentialSource {
+    provider: SharedCredentialsProvider,
+    region: Option<String>,
+    last: Arc<tokio::sync::Mutex<Option<LocalCredentials>>>,
+}
+
+impl std::fmt::Debug for CredentialSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialSource")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialSource {
+    /// The chain for `opts` (its profile and region; `opts.sdk_config` if given), asked once
+    /// now so that missing credentials are an error before anything builds.
+    pub async fn load(opts: &AwsOptions) -> Result<CredentialSource> {
+        let sdk = load(opts, None).await;
+        let provider = sdk
+            .credentials_provider()
+            .ok_or_else(|| Error::LocalCredentials {
+                message: "the AWS configuration has no credentials provider".into(),
+                help: CREDENTIALS_HELP.into(),
+            })?;
+        let source = CredentialSource {
+            provider,
+            region: sdk.region().map(|r| r.to_string()),
+            last: Arc::default(),
+        };
+        source.get(Duration::ZERO).await?;
+        Ok(source)
+    }
+
+    /// The region of the same configuration (profile or environment), if any.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// Credentials that still work `margin` from now: the last ones if they do, else new ones
+    /// from the chain. New ones that expire sooner than that are returned anyway (the chain
+    /// has nothing better), and asked for again next time.
+    pub async fn get(&self, margin: Duration) -> Result<LocalCredentials> {
+        let mut last = self.last.lock().await;
+        if let Some(credentials) = last.as_ref().filter(|c| c.valid_for(margin)) {
+            return Ok(credentials.clone());
+        }
+        let fresh =
+            self.provider
+                .provide_credentials()
+                .await
+                .map_err(|e| Error::LocalCredentials {
+                    message: causes(&e),
+                    help: CREDENTIALS_HELP.into(),
+                })?;
+        let credentials = LocalCredentials {
+            access_key_id: fresh.access_key_id().to_string(),
+            secret_access_key: fresh.secret_access_key().to_string(),
+            session_token: fresh.session_token().map(str::to_string),
+            expiry: fresh.expiry(),
+        };
+        *last = Some(credentials.clone());
+        Ok(credentials)
+    }
+}
+
+/// An error and its causes, each once, without the SDK's debug dump of the raw response.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = cause.source();
+    }
+    message
+}
+
+const CREDENTIALS_HELP: &str = "give the function credentials through --aws-profile / AWS_PROFILE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or `aws sso login`; or drop --aws-credentials to run it without";
 
 /// The AWS error code of an SDK error, if the service answered with one.
 pub fn code<E, R>(err: &SdkError<E, R>) -> Option<&str>

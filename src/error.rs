@@ -30,6 +30,13 @@ pub enum Source {
         /// The flag, e.g. `--arch`.
         flag: String,
     },
+    /// A line of a file the user named, e.g. a dotenv file given with `--env-file`.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+    },
 }
 
 impl std::fmt::Display for Source {
@@ -39,6 +46,7 @@ impl std::fmt::Display for Source {
             Source::Manifest { path, table } => write!(f, "`[{table}]` in {}", path.display()),
             Source::Env { var } => write!(f, "environment variable {var}"),
             Source::Cli { flag } => write!(f, "command-line flag {flag}"),
+            Source::File { path, line } => write!(f, "{}:{line}", path.display()),
         }
     }
 }
@@ -399,6 +407,16 @@ pub enum Error {
         /// What is missing or failed.
         message: String,
         /// What to install or enable.
+        help: String,
+    },
+
+    /// `--aws-credentials` was given, but aws-config's chain resolved no credentials.
+    #[error("could not resolve AWS credentials for the local run: {message}")]
+    #[diagnostic(code(lambda_image::aws::credentials), help("{help}"))]
+    LocalCredentials {
+        /// What the credentials chain said (never a secret).
+        message: String,
+        /// How to fix it.
         help: String,
     },
 

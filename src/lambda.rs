@@ -56,6 +56,13 @@ pub fn is_reserved_env(name: &str) -> bool {
     RESERVED_ENV.contains(&name)
 }
 
+/// Whether Lambda accepts `name` as an environment variable's name: a letter, then letters,
+/// digits and underscores.
+pub fn is_valid_env_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Lambda's limit on the uncompressed size of an image, all layers included.
 pub const MAX_IMAGE_UNCOMPRESSED: u64 = 10 * 1024 * 1024 * 1024;
 /// The largest request or buffered response Lambda accepts: 6 MB.

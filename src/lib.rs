@@ -11,7 +11,7 @@
 //! Under the stages, a ground floor they all share and that imports none of them: [`oci`]
 //! (descriptors, manifests, layouts, the image-config reader), [`lambda`] (Lambda's paths,
 //! reserved variables, limits and naming), [`time`], [`target`], [`progress`], [`registry`],
-//! [`docker`], [`aws`] and [`error`].
+//! [`docker`], [`aws`], [`envfile`] and [`error`].
 //!
 //! The command-line tool is a thin layer over this library, so an `xtask` runs the same code:
 //!
@@ -43,6 +43,7 @@ pub mod config;
 pub mod deploy;
 pub mod docker;
 pub mod emulate;
+pub mod envfile;
 pub mod error;
 pub mod event;
 pub mod image;

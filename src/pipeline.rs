@@ -38,7 +38,7 @@ use crate::publish::index::{self, IndexPushed};
 use crate::publish::{Published, Publisher, PushedImage};
 use crate::registry::RegistryOptions;
 use crate::target::Arch;
-use crate::testing::{self, Invocation, Runner, TestEvent};
+use crate::testing::{self, Invocation, LocalRun, TestEvent};
 
 /// How many things the pipeline does at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -605,7 +605,7 @@ impl Pipeline {
         &self,
         images: &Batch<BuiltImage>,
         events: &[TestEvent],
-        runner: Runner,
+        local: &LocalRun,
     ) -> Batch<Vec<Invocation>> {
         let none = |_: &Vec<Invocation>| Vec::new();
         self.each(images, 1, Stage::Test, none, |spec, image| async move {
@@ -615,7 +615,7 @@ impl Pipeline {
                     invocation: invocation.clone(),
                 })
             };
-            testing::run(&spec, image, &events, runner, &self.reporter, emit).await
+            testing::run(&spec, image, &events, local, &self.reporter, emit).await
         })
         .await
     }

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::aws::{AwsOptions, CredentialSource};
 use crate::config::FunctionSpec;
 use crate::emulate::docker_runner::DockerLauncher;
 use crate::emulate::sandbox::SandboxLauncher;
 use crate::emulate::{rootfs, Emulator, EmulatorConfig, Launcher, LogSink, ProcessLauncher};
+use crate::envfile::{self, EnvVar};
 use crate::error::{Error, Result};
 use crate::image::BuiltImage;
 use crate::progress::Reporter;
@@ -38,6 +40,92 @@ pub enum Runner {
     Unconfined,
     /// The compiled bootstrap as a plain process on this machine (no image).
     Process,
+}
+
+/// What a local run asks for beyond the image and the metadata: where to run, variables from
+/// `--env-file` and `--env`, `--region`, and whether the function gets AWS credentials. Turned
+/// into a [`LocalRun`] by [`LocalOptions::resolve`] before anything builds, so that a bad env
+/// file or missing credentials fail first.
+#[derive(Debug, Clone, Default)]
+pub struct LocalOptions {
+    /// Where functions run.
+    pub runner: Runner,
+    /// Dotenv files, read in order.
+    pub env_files: Vec<PathBuf>,
+    /// `KEY=VALUE` pairs (`--env`), applied after the files.
+    pub env: Vec<String>,
+    /// The region the function sees; overrides `deploy.region`.
+    pub region: Option<String>,
+    /// Credentials from aws-config's default chain, with this profile (`None`: the default
+    /// profile); `None` gives the function no credentials at all, the default.
+    pub aws_credentials: Option<AwsOptions>,
+}
+
+impl LocalOptions {
+    /// Reads the env files and, when asked to, resolves credentials once.
+    pub async fn resolve(&self) -> Result<LocalRun> {
+        let env = envfile::collect(&self.env_files, &self.env, "--env")?;
+        let credentials = match &self.aws_credentials {
+            Some(aws) => Some(CredentialSource::load(aws).await?),
+            None => None,
+        };
+        Ok(LocalRun {
+            runner: self.runner,
+            env,
+            region: self.region.clone(),
+            credentials,
+        })
+    }
+}
+
+/// How functions run on this machine (see [`LocalOptions`]).
+#[derive(Debug, Clone, Default)]
+pub struct LocalRun {
+    /// Where they run.
+    pub runner: Runner,
+    /// Variables that override the image's ENV and the metadata's `env`, a later one winning.
+    pub env: Vec<EnvVar>,
+    /// The region they see, over `deploy.region`.
+    pub region: Option<String>,
+    /// Where their AWS credentials come from; `None`: they get none.
+    pub credentials: Option<CredentialSource>,
+}
+
+impl LocalRun {
+    /// Runs functions with `runner` and nothing else.
+    pub fn with_runner(runner: Runner) -> LocalRun {
+        LocalRun {
+            runner,
+            ..LocalRun::default()
+        }
+    }
+
+    /// The emulator's settings for `spec`. The environment is, lowest first: the image's ENV
+    /// (applied by the launcher), the metadata's `env`, the env files, `--env`, then the
+    /// emulator's reserved variables. The region is `--region`, else `deploy.region`, else
+    /// (with credentials) the profile's, else us-east-1.
+    pub fn emulator_config(&self, spec: &FunctionSpec) -> EmulatorConfig {
+        let mut config = EmulatorConfig::from_spec(spec);
+        self.apply(&mut config, spec.deploy.region.as_deref());
+        config
+    }
+
+    /// Applies the environment, region and credentials to `config`, whose own region was
+    /// `configured` (if any).
+    pub fn apply(&self, config: &mut EmulatorConfig, configured: Option<&str>) {
+        config
+            .env
+            .extend(self.env.iter().map(|v| (v.key.clone(), v.value.clone())));
+        let region = self
+            .region
+            .as_deref()
+            .or(configured)
+            .or(self.credentials.as_ref().and_then(CredentialSource::region));
+        if let Some(region) = region {
+            config.region = region.to_string();
+        }
+        config.credentials = self.credentials.clone();
+    }
 }
 
 /// How the emulator starts `spec`'s runtime with `runner`.
@@ -86,19 +174,19 @@ pub async fn launcher_for(
     })
 }
 
-/// Runs `image` of `spec` under the emulator with `runner` and sends it `events`, one after
+/// Runs `image` of `spec` under the emulator as `local` says and sends it `events`, one after
 /// another, handing each invocation to `on_invocation` as it completes. The runtime's own
 /// output goes to `reporter` as verbose lines.
 pub async fn run(
     spec: &FunctionSpec,
     image: &BuiltImage,
     events: &[TestEvent],
-    runner: Runner,
+    local: &LocalRun,
     reporter: &Reporter,
     mut on_invocation: impl FnMut(&Invocation),
 ) -> Result<Vec<Invocation>> {
-    let launcher = launcher_for(runner, spec, image, reporter).await?;
-    let mut config = EmulatorConfig::from_spec(spec);
+    let launcher = launcher_for(local.runner, spec, image, reporter).await?;
+    let mut config = local.emulator_config(spec);
     config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let logs = reporter.clone();
     config.logs = LogSink::new(move |line| logs.verbose(format!("  | {line}")));

@@ -19,6 +19,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("registry", 0),
     ("docker", 0),
     ("aws", 0),
+    ("envfile", 0),
     ("scaffold", 0),
     ("config", 1),
     ("compile", 2),

@@ -855,3 +855,95 @@ async fn back_to_back_invocations_of_a_fast_runtime_all_succeed() {
     }
     emulator.shutdown().await;
 }
+
+/// aws-config's real `credential_process` provider, running a script that hands out numbered
+/// keys that expire `lifetime_s` seconds after they are issued.
+fn expiring_credentials(dir: &Path, lifetime_s: u32) -> cargo_lambda_image::aws::AwsOptions {
+    let counter = dir.join("issued");
+    let script = dir.join("issue-credentials.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(($(cat {counter} 2>/dev/null || echo 0) + 1))\necho $n > {counter}\n\
+             printf '{{\"Version\":1,\"AccessKeyId\":\"AKIDLOCAL%s\",\"SecretAccessKey\":\"secret%s\",\
+             \"SessionToken\":\"token%s\",\"Expiration\":\"%s\"}}' $n $n $n \
+             \"$(date -u -d '+{lifetime_s} seconds' +%Y-%m-%dT%H:%M:%SZ)\"\n",
+            counter = counter.display()
+        ),
+    )
+    .unwrap();
+    let status = Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let provider = aws_config::credential_process::CredentialProcessProvider::new(
+        script.display().to_string(),
+    );
+    let sdk = aws_config::SdkConfig::builder()
+        .credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(
+            provider,
+        ))
+        .region(aws_config::Region::new("eu-north-1"))
+        .build();
+    cargo_lambda_image::aws::AwsOptions {
+        sdk_config: Some(sdk),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtimes_get_credentials_only_when_given_and_fresh_ones_before_expiry() {
+    let (plain, _logs) = config();
+    let emulator = start(plain, behave()).await;
+    let answer = invoke(&emulator, json!({"env": "AWS_ACCESS_KEY_ID"})).await;
+    assert_eq!(answer.json(), Value::Null, "no credentials unless asked");
+    emulator.shutdown().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Keys live 65 s; a runtime must keep 60 s + the 1 s timeout, so it may serve for 4 s.
+    let aws = expiring_credentials(dir.path(), 65);
+    let source = cargo_lambda_image::aws::CredentialSource::load(&aws)
+        .await
+        .expect("the credential_process profile resolves");
+    assert_eq!(source.region(), Some("eu-north-1"));
+    let (mut with_keys, mut logs) = config();
+    with_keys.timeout = Duration::from_secs(1);
+    with_keys.credentials = Some(source);
+    let emulator = start(with_keys, behave()).await;
+    let key = |answer: Answer| answer.json().as_str().unwrap_or_default().to_string();
+    let first = key(invoke(&emulator, json!({"env": "AWS_ACCESS_KEY_ID"})).await);
+    assert_eq!(
+        first, "AKIDLOCAL1",
+        "the key resolved when the source loaded"
+    );
+    let token = invoke(&emulator, json!({"env": "AWS_SESSION_TOKEN"})).await;
+    assert_eq!(token.json(), "token1");
+    assert_eq!(
+        invoke(&emulator, json!({"env": "AWS_SECRET_ACCESS_KEY"}))
+            .await
+            .json(),
+        "secret1"
+    );
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let second = key(invoke(&emulator, json!({"env": "AWS_ACCESS_KEY_ID"})).await);
+    assert_eq!(
+        second, "AKIDLOCAL2",
+        "an expiring runtime is replaced with fresh keys"
+    );
+    let lines = drain(&mut logs);
+    assert_eq!(count(&lines, "restarting an idle runtime"), 1, "{lines:#?}");
+    assert_eq!(
+        count(&lines, "Init Duration"),
+        2,
+        "two runtimes: {lines:#?}"
+    );
+    for line in &lines {
+        assert!(
+            !line.contains("secret1") && !line.contains("token1"),
+            "{line}"
+        );
+    }
+    emulator.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! No command prints a secret, not even with `-vv`: every command runs with known fake AWS
-//! credentials (key, secret, session token) and a Docker config holding a registry password,
-//! and none of them may appear on stdout or stderr. Each command must also succeed, so that
+//! credentials (key, secret, session token), a Docker config holding a registry password, and
+//! (for local runs) the credentials handed to the function and variables from `--env` and
+//! `--env-file`, and none of them may appear on stdout or stderr. Each command must also succeed, so that
 //! the check is not passed by failing early.
 
 mod support;
@@ -12,6 +13,8 @@ use support::{cli, fixture_target_dir, fixture_workspace, run, service_env, text
 const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYFAKESECRET01";
 const AWS_SESSION: &str = "FwoGZXIvYXdzEFAKESESSIONTOKENforTests0123456789";
 const REGISTRY_PASSWORD: &str = "reg1stry-Pa55w0rd-fake";
+const ENV_FLAG_SECRET: &str = "flag-Secret-Value-0451";
+const ENV_FILE_SECRET: &str = "file-Secret-Value-2187";
 
 #[test]
 fn no_command_prints_credentials_even_with_vv() {
@@ -32,6 +35,16 @@ fn no_command_prints_credentials_even_with_vv() {
     ];
     let new_dir = dir.path().join("fresh-fn");
     let new_dir = new_dir.to_str().unwrap();
+    let env_file = dir.path().join("local.env");
+    std::fs::write(&env_file, format!("DB_PASSWORD={ENV_FILE_SECRET}\n")).unwrap();
+    let env_flag = format!("API_KEY={ENV_FLAG_SECRET}");
+    let local_run = [
+        "--aws-credentials",
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "--env",
+        &env_flag,
+    ];
 
     let commands: Vec<Vec<&str>> = vec![
         [&["build"][..], &selection].concat(),
@@ -39,6 +52,12 @@ fn no_command_prints_credentials_even_with_vv() {
         [&["check"][..], &selection].concat(),
         [&["push", "--registry", &registry][..], &selection].concat(),
         [&["test", "--runner", "unconfined"][..], &selection].concat(),
+        [
+            &["test", "--runner", "unconfined"][..],
+            &local_run,
+            &selection,
+        ]
+        .concat(),
         [&["template", "--registry", &registry][..], &selection].concat(),
         [
             &["deploy", "--dry-run", "--region", "us-east-1"][..],
@@ -48,7 +67,14 @@ fn no_command_prints_credentials_even_with_vv() {
         .concat(),
         vec!["new", "fresh-fn", "--path", new_dir],
     ];
-    let secrets = [AWS_SECRET, AWS_SESSION, REGISTRY_PASSWORD, auth.as_str()];
+    let secrets = [
+        AWS_SECRET,
+        AWS_SESSION,
+        REGISTRY_PASSWORD,
+        auth.as_str(),
+        ENV_FLAG_SECRET,
+        ENV_FILE_SECRET,
+    ];
     for args in commands {
         let mut cmd = cli();
         cmd.args(&args)

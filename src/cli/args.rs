@@ -18,6 +18,7 @@ use cargo_lambda_image::image::DockerBuilder;
 use cargo_lambda_image::pipeline::Options;
 use cargo_lambda_image::publish::{ArchivePublisher, DaemonPublisher, LayoutPublisher, Publisher};
 use cargo_lambda_image::target::{Arch, Compiler, Libc};
+use cargo_lambda_image::testing::{LocalOptions, Runner};
 
 /// An invalid flag value, naming the flag.
 pub fn invalid(flag: &str, message: impl Into<String>, help: impl Into<String>) -> Error {
@@ -264,6 +265,48 @@ impl ImageArgs {
             ));
         }
         Ok(())
+    }
+}
+
+/// What a function run on this machine gets besides its image and metadata.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Local Run")]
+pub struct LocalArgs {
+    /// A variable for the function, KEY=VALUE; repeatable. Overrides the image's ENV, the
+    /// metadata's `env` and --env-file.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// A dotenv file of variables for the function; repeatable, a later file winning.
+    /// Overrides the image's ENV and the metadata's `env`.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Give the function your AWS credentials (profile, SSO, credential_process, environment
+    /// or IMDS), as Lambda gives it its role's; off by default.
+    #[arg(long)]
+    pub aws_credentials: bool,
+    /// The profile for --aws-credentials [default: AWS_PROFILE, then `default`].
+    #[arg(long, value_name = "NAME", requires = "aws_credentials")]
+    pub aws_profile: Option<String>,
+    /// The function's AWS_REGION [default: `deploy.region` from metadata, then with
+    /// --aws-credentials the profile's, then us-east-1].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+impl LocalArgs {
+    /// The library's local-run options for these flags.
+    pub fn options(&self, runner: Runner) -> LocalOptions {
+        LocalOptions {
+            runner,
+            env_files: self.env_files.clone(),
+            env: self.env.clone(),
+            region: self.region.clone(),
+            aws_credentials: self.aws_credentials.then(|| AwsOptions {
+                profile: self.aws_profile.clone(),
+                region: self.region.clone(),
+                ..AwsOptions::default()
+            }),
+        }
     }
 }
 

@@ -7,9 +7,9 @@ use clap::Args;
 use cargo_lambda_image::emulate::{Emulator, EmulatorConfig, ProcessLauncher};
 use cargo_lambda_image::error::Result;
 use cargo_lambda_image::event::Event;
-use cargo_lambda_image::lambda;
+use cargo_lambda_image::testing::Runner;
 
-use super::args::invalid;
+use super::args::LocalArgs;
 use super::Output;
 
 /// `emulator`.
@@ -30,9 +30,8 @@ pub struct EmulatorArgs {
     /// The function name the emulator presents.
     #[arg(long, default_value = "function")]
     pub function_name: String,
-    /// A function environment variable, KEY=VALUE; repeatable.
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
+    #[command(flatten)]
+    pub local: LocalArgs,
     /// The program to run as the runtime, and its arguments.
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     pub program: Vec<String>,
@@ -40,33 +39,16 @@ pub struct EmulatorArgs {
 
 /// Serves the program until Ctrl-C.
 pub async fn run(args: &EmulatorArgs, out: &Output) -> Result<()> {
-    let mut env = std::collections::BTreeMap::new();
-    for pair in &args.env {
-        let Some((k, v)) = pair.split_once('=') else {
-            return Err(invalid(
-                "--env",
-                format!("`{pair}` is not KEY=VALUE"),
-                "write --env NAME=value",
-            ));
-        };
-        if lambda::is_reserved_env(k) {
-            return Err(invalid(
-                "--env",
-                format!("`{k}` is reserved by the Lambda runtime"),
-                "the emulator sets (or, for credentials, withholds) it as Lambda does; choose another name",
-            ));
-        }
-        env.insert(k.to_string(), v.to_string());
-    }
-    let config = EmulatorConfig {
+    let local = args.local.options(Runner::Process).resolve().await?;
+    let mut config = EmulatorConfig {
         bind: args.bind,
         function_name: args.function_name.clone(),
         memory_mb: args.memory,
         timeout: std::time::Duration::from_secs(args.timeout),
         concurrency: args.concurrency.max(1),
-        env,
         ..EmulatorConfig::default()
     };
+    local.apply(&mut config, None);
     let (program, rest) = args
         .program
         .split_first()

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use cargo_lambda_image::error::{Error, Result};
 use cargo_lambda_image::testing::{self, Runner};
 
-use super::args::ImageArgs;
+use super::args::{ImageArgs, LocalArgs};
 use super::Output;
 
 /// Where `test` runs the function.
@@ -56,14 +56,17 @@ pub struct TestArgs {
     /// Where the function runs.
     #[arg(long, value_enum, default_value_t = RunnerArg::Sandbox, help_heading = "Test")]
     pub runner: RunnerArg,
+    #[command(flatten)]
+    pub local: LocalArgs,
 }
 
 /// Runs every event through every selected function; a failed invocation or a response other
 /// than the expected one makes the exit status 1.
 pub async fn run(args: &TestArgs, out: &Output) -> Result<()> {
-    // The events are read, and every function is checked to have some, before anything
-    // compiles.
+    // The events, env files and credentials are read, and every function is checked to have
+    // events, before anything compiles.
     let events = testing::events_from_args(&args.events, &args.expect)?;
+    let local = args.local.options(args.runner.into()).resolve().await?;
     let plan = args.image.build.plan()?;
     for spec in &plan.functions {
         testing::events_for(spec, &events)?;
@@ -72,7 +75,7 @@ pub async fn run(args: &TestArgs, out: &Output) -> Result<()> {
     let Some(images) = images else {
         return out.finish(pipeline.finish());
     };
-    let ran = pipeline.test(&images, &events, args.runner.into()).await;
+    let ran = pipeline.test(&images, &events, &local).await;
     let invocations: Vec<_> = ran.values().flatten().collect();
     let failed = invocations.iter().filter(|i| !i.passed()).count();
     let result = out.finish(pipeline.finish());

@@ -372,9 +372,7 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
         }
     }
     for key in config.env.iter().flat_map(|m| m.keys()) {
-        let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if !lambda::is_valid_env_name(key) {
             return Err(invalid(
                 &format!("env.{key}"),
                 format!("`{key}` is not a valid environment variable name"),

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use super::EmulatorConfig;
+use crate::aws::LocalCredentials;
 use crate::lambda;
 use crate::time::rfc3339_millis;
 
@@ -123,6 +124,7 @@ pub fn runtime_env(
     config: &EmulatorConfig,
     runtime_api: &str,
     log_stream: &str,
+    credentials: Option<&LocalCredentials>,
 ) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let mut set = |k: &str, v: &str| {
@@ -154,6 +156,9 @@ pub fn runtime_env(
     set("_HANDLER", &config.handler);
     set("LAMBDA_TASK_ROOT", lambda::TASK_ROOT_DIR);
     set("LAMBDA_RUNTIME_DIR", lambda::RUNTIME_DIR);
+    for (k, v) in credentials.map(LocalCredentials::env).unwrap_or_default() {
+        set(k, v);
+    }
     env
 }
 
@@ -354,7 +359,7 @@ mod tests {
         config.env.insert("STAGE".into(), "dev".into());
         config.env.insert("TZ".into(), "Europe/Paris".into());
         config.env.insert("AWS_REGION".into(), "moon-1".into());
-        let env = runtime_env(&config, "127.0.0.1:9001", "stream");
+        let env = runtime_env(&config, "127.0.0.1:9001", "stream", None);
         assert_eq!(env["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:9001");
         assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "hello");
         assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "$LATEST");
@@ -371,6 +376,20 @@ mod tests {
         assert_eq!(env["TZ"], "Europe/Paris", "TZ is not reserved");
         assert!(!env.contains_key("AWS_ACCESS_KEY_ID"));
         assert!(!env.contains_key("AWS_EXECUTION_ENV"));
+
+        config
+            .env
+            .insert("AWS_SECRET_ACCESS_KEY".into(), "from-env".into());
+        let credentials = LocalCredentials {
+            access_key_id: "AKIDLOCAL".into(),
+            secret_access_key: "secret".into(),
+            session_token: Some("token".into()),
+            expiry: None,
+        };
+        let env = runtime_env(&config, "127.0.0.1:9001", "stream", Some(&credentials));
+        assert_eq!(env["AWS_ACCESS_KEY_ID"], "AKIDLOCAL");
+        assert_eq!(env["AWS_SECRET_ACCESS_KEY"], "secret");
+        assert_eq!(env["AWS_SESSION_TOKEN"], "token");
     }
 
     #[test]

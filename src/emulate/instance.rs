@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use super::format;
 use super::launcher::{self, RuntimeProcess};
 use super::Shared;
+use crate::aws::LocalCredentials;
 use crate::lambda::{MAX_PAYLOAD_BYTES, RESPONSE_LIMIT_IN_MESSAGE};
 
 /// Header names of the Runtime API.
@@ -149,11 +150,17 @@ pub(crate) struct Instance {
     pid: Option<u32>,
     launched: Instant,
     init_reported: std::sync::atomic::AtomicBool,
+    /// When the AWS credentials the runtime was started with expire.
+    credentials_expiry: Option<SystemTime>,
 }
 
 impl Instance {
     /// Starts a Runtime API listener and launches a runtime pointed at it.
-    pub async fn launch(shared: &Shared, index: usize) -> io::Result<Instance> {
+    pub async fn launch(
+        shared: &Shared,
+        index: usize,
+        credentials: Option<LocalCredentials>,
+    ) -> io::Result<Instance> {
         let config = &shared.config;
         let listener = TcpListener::bind((config.runtime_api_bind_ip, 0)).await?;
         let runtime_api = listener.local_addr()?;
@@ -174,7 +181,12 @@ impl Instance {
             }
         });
         let log_stream = format::log_stream_name(SystemTime::now(), &config.function_version);
-        let env = format::runtime_env(config, &runtime_api.to_string(), &log_stream);
+        let env = format::runtime_env(
+            config,
+            &runtime_api.to_string(),
+            &log_stream,
+            credentials.as_ref(),
+        );
         let launched = Instant::now();
         let process = match shared.launcher.launch(&env, &config.logs) {
             Ok(p) => p,
@@ -200,7 +212,15 @@ impl Instance {
             pid,
             launched,
             init_reported: false.into(),
+            credentials_expiry: credentials.and_then(|c| c.expiry),
         })
+    }
+
+    /// Whether the runtime's AWS credentials (if it has any that expire) are still valid
+    /// `margin` from now.
+    pub fn credentials_valid_for(&self, margin: Duration) -> bool {
+        self.credentials_expiry
+            .is_none_or(|expiry| expiry > SystemTime::now() + margin)
     }
 
     /// Whether the runtime is still running and not being killed.

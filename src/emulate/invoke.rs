@@ -74,23 +74,43 @@ impl Pool {
             .acquire_owned()
             .await
             .map_err(|_| AcquireError::Closed)?;
+        let config = &self.shared.config;
+        // An invocation must not outlive the credentials it runs with.
+        let margin = config.timeout + config.credentials_margin;
         loop {
             let candidate = self.idle.lock().ok().and_then(|mut idle| idle.pop());
             match candidate {
                 // Runtimes that exited while idle are dropped here, and replaced below.
-                Some(instance) if instance.alive() => {
+                Some(instance) if instance.alive() && instance.credentials_valid_for(margin) => {
                     return Ok(Lease {
                         instance,
                         _permit: permit,
                     })
                 }
-                Some(_) => continue,
+                Some(instance) => {
+                    if instance.alive() {
+                        config.logs.line(
+                            "[emulator] restarting an idle runtime: its AWS credentials are about to expire",
+                        );
+                        instance.kill();
+                    }
+                    continue;
+                }
                 None => break,
             }
         }
+        let credentials = match &config.credentials {
+            Some(source) => Some(
+                source
+                    .get(margin)
+                    .await
+                    .map_err(|e| AcquireError::Launch(io::Error::other(e.to_string())))?,
+            ),
+            None => None,
+        };
         let index = self.next_index.fetch_add(1, Ordering::Relaxed);
         let instance = Arc::new(
-            Instance::launch(&self.shared, index)
+            Instance::launch(&self.shared, index, credentials)
                 .await
                 .map_err(AcquireError::Launch)?,
         );

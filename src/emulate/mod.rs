@@ -45,6 +45,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::aws::CredentialSource;
 use crate::error::{Error, Result};
 use crate::FunctionSpec;
 
@@ -99,7 +100,7 @@ impl Default for LogSink {
 }
 
 /// How the emulator presents the function.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmulatorConfig {
     /// Where the Invoke API listens (default `127.0.0.1:8080`; port 0 picks a free port).
     pub bind: SocketAddr,
@@ -128,6 +129,31 @@ pub struct EmulatorConfig {
     pub runtime_api_bind_ip: IpAddr,
     /// Where log lines go (default stderr).
     pub logs: LogSink,
+    /// AWS credentials for the function (`--aws-credentials`); none by default, as a local
+    /// run should not reach AWS unless asked to.
+    pub credentials: Option<CredentialSource>,
+    /// A runtime is only given an invocation if its credentials are still valid this long
+    /// after the invocation's timeout (default 1 minute); an older one is stopped, and the
+    /// next invocation starts a runtime with fresh credentials.
+    pub credentials_margin: Duration,
+}
+
+impl fmt::Debug for EmulatorConfig {
+    // The environment's values may be secrets: only their names are shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("bind", &self.bind)
+            .field("function_name", &self.function_name)
+            .field("function_version", &self.function_version)
+            .field("memory_mb", &self.memory_mb)
+            .field("timeout", &self.timeout)
+            .field("region", &self.region)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("handler", &self.handler)
+            .field("concurrency", &self.concurrency)
+            .field("credentials", &self.credentials.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -146,6 +172,8 @@ impl Default for EmulatorConfig {
             concurrency: 1,
             runtime_api_bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             logs: LogSink::stderr(),
+            credentials: None,
+            credentials_margin: Duration::from_secs(60),
         }
     }
 }

@@ -197,6 +197,11 @@ fi
 /// as /bin/sh, the entrypoint script, Lambda's env, written as an OCI layout with an index, as
 /// ECR Public serves it. Returns the layout directory.
 pub fn fake_provided_base(dir: &Path) -> PathBuf {
+    fake_provided_base_with_env(dir, &[])
+}
+
+/// [`fake_provided_base`] with `extra_env` (`KEY=value`) in its config's `Env`.
+pub fn fake_provided_base_with_env(dir: &Path, extra_env: &[&str]) -> PathBuf {
     let busybox = std::fs::read("/bin/busybox")
         .expect("/bin/busybox: `cargo xtask ci` installs busybox-static");
     let mut layer = LayerBuilder::new();
@@ -224,6 +229,10 @@ pub fn fake_provided_base(dir: &Path) -> PathBuf {
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created_by": "fake provided.al2 for tests"}]
     });
+    let mut config = config;
+    if let Some(env) = config["config"]["Env"].as_array_mut() {
+        env.extend(extra_env.iter().map(|e| json!(e)));
+    }
     let layout_dir = dir.join("provided-al2");
     let layout = Layout::create(&layout_dir).unwrap();
     let config_bytes = serde_json::to_vec(&config).unwrap();
