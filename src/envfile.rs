@@ -275,7 +275,12 @@ AFTER=still read
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("local.env");
         std::fs::write(&file, "LEVEL=file\nFILE_ONLY=yes\n").unwrap();
-        let vars = collect(&[file.clone()], &["LEVEL=flag=with=equals".into()], "--env").unwrap();
+        let vars = collect(
+            std::slice::from_ref(&file),
+            &["LEVEL=flag=with=equals".into()],
+            "--env",
+        )
+        .unwrap();
         let last = vars.iter().rev().find(|v| v.key == "LEVEL").unwrap();
         assert_eq!(last.value, "flag=with=equals");
         assert_eq!(
