@@ -244,7 +244,13 @@ pub(crate) fn write_layout(
         manifest_bytes.len() as u64,
     );
     layout.write_index(&Index::single(entry, spec.arch, &spec.image.tag))?;
-    replace_dir(&fresh, &final_dir)?;
+    if same_layout(&fresh, &final_dir, &digest) {
+        // The same image is already there (built by an earlier run, or by another process
+        // at the same time): keep it, so that nothing reading it sees it replaced.
+        remove_dir(&fresh)?;
+    } else {
+        replace_dir(&fresh, &final_dir)?;
+    }
     Ok(BuiltImage {
         function: spec.name.clone(),
         arch: spec.arch,
@@ -269,15 +275,37 @@ fn remove_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Puts the directory `fresh` at `target`, replacing what was there.
+/// Whether the layout at `existing` has the same index as `fresh` and the manifest it names.
+fn same_layout(fresh: &Path, existing: &Path, manifest_digest: &str) -> bool {
+    let read = |dir: &Path| std::fs::read(dir.join("index.json")).ok();
+    let manifest = manifest_digest
+        .strip_prefix("sha256:")
+        .map(|hex| existing.join("blobs/sha256").join(hex));
+    matches!((read(fresh), read(existing)), (Some(a), Some(b)) if a == b)
+        && manifest.is_some_and(|m| m.is_file())
+}
+
+/// Puts the directory `fresh` at `target`, replacing what was there. Another process may
+/// swap its own layout in between the two renames, so the swap is tried again a few times.
 fn replace_dir(fresh: &Path, target: &Path) -> Result<()> {
     let old = target.with_file_name(format!("oci.old-{}", std::process::id()));
-    remove_dir(&old)?;
-    if target.exists() {
-        std::fs::rename(target, &old).map_err(|e| Error::io("could not move", target, e))?;
+    let mut attempts = 0;
+    loop {
+        remove_dir(&old)?;
+        if target.exists() {
+            match std::fs::rename(target, &old) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io("could not move", target, e))
+                }
+                _ => {}
+            }
+        }
+        match std::fs::rename(fresh, target) {
+            Ok(()) => return remove_dir(&old),
+            Err(_) if attempts < 5 && target.exists() => attempts += 1,
+            Err(e) => return Err(Error::io("could not write", target, e)),
+        }
     }
-    std::fs::rename(fresh, target).map_err(|e| Error::io("could not write", target, e))?;
-    remove_dir(&old)
 }
 
 fn json_error(spec: &FunctionSpec, e: serde_json::Error) -> Error {
