@@ -364,8 +364,8 @@ pub enum Error {
         help("another program (or another emulator) may be using the port; choose another one, or port 0 for any free port")
     )]
     EmulatorBind {
-        /// Which listener (the Invoke API, a Runtime API).
-        what: &'static str,
+        /// Which listener (the Invoke API, a Runtime API, and the flag that chose it).
+        what: String,
         /// The address.
         addr: std::net::SocketAddr,
         /// The underlying error.

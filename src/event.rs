@@ -24,6 +24,7 @@ use crate::image::BuiltImage;
 use crate::progress::{Progress, Stage};
 use crate::publish::index::IndexPushed;
 use crate::publish::PushedImage;
+use crate::serve::{Invoked, ServedFunction};
 use crate::target::Arch;
 use crate::template::TemplateFormat;
 use crate::testing::Invocation;
@@ -111,6 +112,23 @@ pub enum Event {
     Emulator {
         /// Where to invoke it.
         invoke_url: String,
+    },
+    /// `serve` or `watch` listening: the Invoke API's address and every served function.
+    Serving {
+        /// The Invoke API's base URL, `http://ADDR`.
+        endpoint: String,
+        /// The functions.
+        functions: Vec<ServedFunction>,
+    },
+    /// `watch` swapped a rebuilt image in: new invocations run it.
+    Reloaded {
+        /// The function.
+        function: ServedFunction,
+    },
+    /// `invoke`'s answer.
+    Invoked {
+        /// The answer.
+        invoked: Invoked,
     },
     /// A failure: of one function (with `function`, `arch`, `stage`; the others went on) or of
     /// the whole command.

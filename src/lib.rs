@@ -11,7 +11,7 @@
 //! Under the stages, a ground floor they all share and that imports none of them: [`oci`]
 //! (descriptors, manifests, layouts, the image-config reader), [`lambda`] (Lambda's paths,
 //! reserved variables, limits and naming), [`time`], [`target`], [`progress`], [`registry`],
-//! [`docker`], [`aws`], [`envfile`] and [`error`].
+//! [`docker`], [`aws`], [`envfile`], [`samples`] and [`error`].
 //!
 //! The command-line tool is a thin layer over this library, so an `xtask` runs the same code:
 //!
@@ -54,11 +54,14 @@ pub mod progress;
 pub mod publish;
 pub mod registry;
 pub mod render;
+pub mod samples;
 pub mod scaffold;
+pub mod serve;
 pub mod target;
 pub mod template;
 pub mod testing;
 pub mod time;
+pub mod watch;
 
 pub use config::{FunctionSpec, Plan};
 pub use error::{Error, Result};

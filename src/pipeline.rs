@@ -29,6 +29,7 @@ use crate::check::{self, Expectations};
 use crate::compile::{self, Artifact, CompileOptions};
 use crate::config::{FunctionSpec, Plan};
 use crate::deploy::{self, DeployOptions, DeployOutcome};
+use crate::emulate::FunctionSetup;
 use crate::error::{Error, Result};
 use crate::event::{ErrorEvent, Event, Sink};
 use crate::image::{Builder, BuiltImage, Daemonless, ImageOptions};
@@ -37,6 +38,7 @@ use crate::progress::{Reporter, Stage, State};
 use crate::publish::index::{self, IndexPushed};
 use crate::publish::{Published, Publisher, PushedImage};
 use crate::registry::RegistryOptions;
+use crate::serve::{self, ServeOptions};
 use crate::target::Arch;
 use crate::testing::{self, Invocation, LocalRun, TestEvent};
 
@@ -616,6 +618,20 @@ impl Pipeline {
                 })
             };
             testing::run(&spec, image, &events, local, &self.reporter, emit).await
+        })
+        .await
+    }
+
+    /// Stage 5, served: makes every image ready to serve under one emulator (see
+    /// [`serve::setup`]); a function whose runner cannot start drops out.
+    pub async fn serve_setups(
+        &self,
+        images: &Batch<BuiltImage>,
+        options: &ServeOptions,
+    ) -> Batch<FunctionSetup> {
+        let none = |_: &FunctionSetup| Vec::new();
+        self.each(images, 1, Stage::Test, none, |spec, image| async move {
+            serve::setup(&spec, image, options, &self.reporter).await
         })
         .await
     }

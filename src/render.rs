@@ -126,6 +126,11 @@ impl Renderer {
         }
     }
 
+    /// Prints `text` on stdout (a command's own result that is no event, e.g. a sample).
+    pub fn print(&self, text: &str) {
+        self.stdout(text);
+    }
+
     fn stdout(&self, text: &str) {
         if let Ok(mut out) = self.out.lock() {
             // A closed stdout (a pipe to `head`) is not worth failing the command for.
@@ -288,9 +293,51 @@ impl Renderer {
             }
             Event::New { path, .. } => self.result("new", &path.display().to_string()),
             Event::Emulator { invoke_url } => self.result("emulator", invoke_url),
+            Event::Serving {
+                endpoint,
+                functions,
+            } => self.serving(endpoint, functions),
+            Event::Reloaded { function: f } => {
+                let line = format!("reloaded\t{}\t{}\t{}", f.lambda_name, f.arch, f.digest);
+                self.result("reloaded", &line);
+            }
+            Event::Invoked { invoked } => self.invoked(invoked),
             Event::Error(error) => self.failure(error),
             Event::Progress(_) => {}
         }
+    }
+
+    fn serving(&self, endpoint: &str, functions: &[crate::serve::ServedFunction]) {
+        for f in functions {
+            let mut line = format!("{}\t{}\t{}", f.lambda_name, f.arch, f.invoke_url);
+            if let Some(http) = &f.http {
+                line.push_str(&format!("\thttp: {http}"));
+            }
+            self.result("serving", &line);
+        }
+        self.line(&format!(
+            "Serving {} function{} at {endpoint}; Ctrl-C to stop",
+            functions.len(),
+            if functions.len() == 1 { "" } else { "s" }
+        ));
+    }
+
+    fn invoked(&self, invoked: &crate::serve::Invoked) {
+        if self.options.json {
+            return;
+        }
+        if let Some(tail) = &invoked.log_tail {
+            for line in tail.lines() {
+                self.line(&format!("  | {line}"));
+            }
+        }
+        if let Some(error) = &invoked.function_error {
+            self.line(&format!(
+                "✗ {} answered with a function error ({error})",
+                invoked.function
+            ));
+        }
+        self.stdout(invoked.response.trim_end_matches('\n'));
     }
 
     fn invocation(&self, invocation: &crate::testing::Invocation) {

@@ -20,7 +20,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 const SIX_MB: usize = 6 * 1024 * 1024;
 
-/// The fixture workspace's release binaries, built once per test binary.
+/// The `behave` package's release binaries (`behave`, `stream`), built once per test binary.
 fn fixture_bin(name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
@@ -29,7 +29,14 @@ fn fixture_bin(name: &str) -> PathBuf {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/emulator/Cargo.toml");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = Command::new(cargo)
-            .args(["build", "--release", "--locked", "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "behave",
+                "--manifest-path",
+            ])
             .arg(&manifest)
             .env("CARGO_TARGET_DIR", &target)
             .output()
@@ -359,7 +366,7 @@ async fn payload_limits_are_lambdas_six_megabytes() {
     let big = Value::String("x".repeat(7 * 1024 * 1024)).to_string();
     let answer = post(&emulator.invoke_url(), big, &[]).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(answer.json()["errorType"], "RequestEntityTooLarge");
+    assert_eq!(answer.json()["errorType"], "RequestEntityTooLargeException");
 
     let exact = Value::String("x".repeat(SIX_MB - 2)).to_string();
     assert_eq!(exact.len(), SIX_MB);

@@ -285,7 +285,7 @@ pub struct LocalArgs {
     #[arg(long)]
     pub aws_credentials: bool,
     /// The profile for --aws-credentials [default: AWS_PROFILE, then `default`].
-    #[arg(long, value_name = "NAME", requires = "aws_credentials")]
+    #[arg(long, value_name = "NAME")]
     pub aws_profile: Option<String>,
     /// The function's AWS_REGION [default: `deploy.region` from metadata, then with
     /// --aws-credentials the profile's, then us-east-1].
@@ -295,8 +295,15 @@ pub struct LocalArgs {
 
 impl LocalArgs {
     /// The library's local-run options for these flags.
-    pub fn options(&self, runner: Runner) -> LocalOptions {
-        LocalOptions {
+    pub fn options(&self, runner: Runner) -> Result<LocalOptions, Error> {
+        if self.aws_profile.is_some() && !self.aws_credentials {
+            return Err(invalid(
+                "--aws-profile",
+                "it names the profile whose credentials the function gets, but --aws-credentials is not given",
+                "add --aws-credentials, or drop --aws-profile",
+            ));
+        }
+        Ok(LocalOptions {
             runner,
             env_files: self.env_files.clone(),
             env: self.env.clone(),
@@ -306,7 +313,7 @@ impl LocalArgs {
                 region: self.region.clone(),
                 ..AwsOptions::default()
             }),
-        }
+        })
     }
 }
 

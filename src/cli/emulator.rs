@@ -39,7 +39,7 @@ pub struct EmulatorArgs {
 
 /// Serves the program until Ctrl-C.
 pub async fn run(args: &EmulatorArgs, out: &Output) -> Result<()> {
-    let local = args.local.options(Runner::Process).resolve().await?;
+    let local = args.local.options(Runner::Process)?.resolve().await?;
     let mut config = EmulatorConfig {
         bind: args.bind,
         function_name: args.function_name.clone(),

@@ -7,11 +7,14 @@ mod check;
 mod deploy;
 mod emulator;
 mod image;
+mod invoke;
 mod new;
 mod output;
 mod push;
+mod serve;
 mod template;
 mod test;
+mod watch;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -92,6 +95,14 @@ impl ColorChoice {
     }
 }
 
+/// `event-example`.
+#[derive(Debug, Args)]
+pub struct EventExampleArgs {
+    /// The kind of event.
+    #[arg(value_name = "KIND")]
+    pub kind: cargo_lambda_image::samples::SampleKind,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Commands {
     /// Cross-compile functions into target/lambda-image/<function>/<arch>/bootstrap.
@@ -104,6 +115,17 @@ pub enum Commands {
     Push(push::PushArgs),
     /// Build the image and invoke it locally under the built-in Lambda emulator.
     Test(test::TestArgs),
+    /// Serve the functions under the built-in emulator by their Lambda names (Invoke API,
+    /// optional HTTP fronts), until Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Serve, and rebuild and swap in a function's image when its sources change.
+    Watch(watch::WatchArgs),
+    /// Invoke a function once, here or (--remote) the deployed one; print the response and
+    /// the log tail.
+    Invoke(invoke::InvokeArgs),
+    /// Print a sample event (apigw-v2, apigw-v1, alb, sqs, sns, s3, eventbridge, dynamodb,
+    /// kinesis, scheduled).
+    EventExample(EventExampleArgs),
     /// Run the built-in Lambda emulator for a program on this machine, until Ctrl-C.
     Emulator(emulator::EmulatorArgs),
     /// Build, check, push to ECR and create or update the Lambda function (versions, aliases).
@@ -124,6 +146,9 @@ impl Commands {
             Commands::Push(_) => vec!["pushed", "index", "plan"],
             Commands::Test(_) => vec!["invocation", "plan"],
             Commands::Emulator(_) => vec!["emulator"],
+            Commands::Serve(_) | Commands::Watch(_) => vec!["serving", "reloaded"],
+            Commands::Invoke(_) => vec!["invoked"],
+            Commands::EventExample(_) => vec![],
             Commands::Deploy(_) => vec!["deployed", "planned"],
             Commands::Template(_) => vec!["template", "plan"],
             Commands::New(_) => vec!["new"],
@@ -132,7 +157,10 @@ impl Commands {
 
     /// Whether Ctrl-C should stop the command from outside (`emulator` handles it itself).
     pub fn interruptible(&self) -> bool {
-        !matches!(self, Commands::Emulator(_))
+        !matches!(
+            self,
+            Commands::Emulator(_) | Commands::Serve(_) | Commands::Watch(_)
+        )
     }
 }
 
@@ -145,6 +173,14 @@ pub async fn run(command: &Commands, out: &Output) -> Result<()> {
         Commands::Push(args) => push::run(args, out).await,
         Commands::Test(args) => test::run(args, out).await,
         Commands::Emulator(args) => emulator::run(args, out).await,
+        Commands::Serve(args) => serve::run(args, out).await,
+        Commands::Watch(args) => watch::run(args, out).await,
+        Commands::Invoke(args) => invoke::run(args, out).await,
+        Commands::EventExample(args) => {
+            let sample = cargo_lambda_image::samples::example(args.kind);
+            out.print(&serde_json::to_string_pretty(&sample).unwrap_or_default());
+            Ok(())
+        }
         Commands::Deploy(args) => deploy::run(args, out).await,
         Commands::Template(args) => template::run(args, out).await,
         Commands::New(args) => new::run(args, out),

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use cargo_lambda_image::error::{Error, Result};
+use cargo_lambda_image::samples::{self, SampleKind};
 use cargo_lambda_image::testing::{self, Runner};
 
 use super::args::{ImageArgs, LocalArgs};
@@ -50,6 +51,10 @@ pub struct TestArgs {
         help_heading = "Test"
     )]
     pub events: Vec<String>,
+    /// A sample event of KIND (apigw-v2, apigw-v1, alb, sqs, sns, s3, eventbridge, dynamodb,
+    /// kinesis, scheduled), sent after the --event ones; repeatable.
+    #[arg(long, value_name = "KIND", help_heading = "Test")]
+    pub event_example: Vec<SampleKind>,
     /// A JSON file the response must equal, one per --event, in order.
     #[arg(long = "expect", value_name = "FILE", help_heading = "Test")]
     pub expect: Vec<PathBuf>,
@@ -65,8 +70,13 @@ pub struct TestArgs {
 pub async fn run(args: &TestArgs, out: &Output) -> Result<()> {
     // The events, env files and credentials are read, and every function is checked to have
     // events, before anything compiles.
-    let events = testing::events_from_args(&args.events, &args.expect)?;
-    let local = args.local.options(args.runner.into()).resolve().await?;
+    let mut events = testing::events_from_args(&args.events, &args.expect)?;
+    events.extend(args.event_example.iter().map(|kind| testing::TestEvent {
+        name: format!("example:{kind}"),
+        payload: samples::example(*kind).to_string().into_bytes(),
+        expected: None,
+    }));
+    let local = args.local.options(args.runner.into())?.resolve().await?;
     let plan = args.image.build.plan()?;
     for spec in &plan.functions {
         testing::events_for(spec, &events)?;

@@ -17,6 +17,7 @@
 
 mod execute;
 pub mod iam;
+pub mod invoke;
 mod lambda;
 pub mod observe;
 pub mod plan;

@@ -74,17 +74,14 @@ pub fn function_arn(
     arn
 }
 
-/// The function and qualifier an invoke path names, or `None` when it names another function.
+/// The function name and qualifier an invoke path names, or `None` when it is not a function
+/// reference.
 ///
 /// Lambda accepts a name, `name:qualifier`, a partial ARN (`123456789012:function:name`) or a
-/// full ARN; the emulator also accepts `function`, the name AWS's RIE uses.
-pub fn resolve_function<'a>(
-    path_name: &'a str,
-    function_name: &str,
-    version: &str,
-) -> Option<Option<&'a str>> {
+/// full ARN.
+pub fn split_function_reference(path_name: &str) -> Option<(&str, Option<&str>)> {
     let parts: Vec<&str> = path_name.split(':').collect();
-    let (name, qualifier) = match parts.as_slice() {
+    Some(match parts.as_slice() {
         [name] => (*name, None),
         [name, q] => (*name, Some(*q)),
         [_, "function", name] => (*name, None),
@@ -92,14 +89,17 @@ pub fn resolve_function<'a>(
         ["arn", _, "lambda", _, _, "function", name] => (*name, None),
         ["arn", _, "lambda", _, _, "function", name, q] => (*name, Some(*q)),
         _ => return None,
-    };
-    if name != "function" && name != function_name {
-        return None;
-    }
-    match qualifier {
-        Some(q) if q != "$LATEST" && q != version => None,
-        q => Some(q),
-    }
+    })
+}
+
+/// Whether a function at `version` with `aliases` answers to `qualifier`: `$LATEST`, its own
+/// version, any version number (locally, every version runs the same code), or one of its
+/// aliases.
+pub fn qualifier_matches(qualifier: &str, version: &str, aliases: &[String]) -> bool {
+    qualifier == "$LATEST"
+        || qualifier == version
+        || (!qualifier.is_empty() && qualifier.chars().all(|c| c.is_ascii_digit()))
+        || aliases.iter().any(|a| a == qualifier)
 }
 
 /// The log stream name Lambda gives an execution environment: `YYYY/MM/DD/[$LATEST]<32 hex>`.
@@ -322,22 +322,25 @@ mod tests {
 
     #[test]
     fn invoke_paths_accept_every_form_lambda_accepts() {
-        let r = |p| resolve_function(p, "hello", "$LATEST");
-        assert_eq!(r("function"), Some(None));
-        assert_eq!(r("hello"), Some(None));
-        assert_eq!(r("hello:$LATEST"), Some(Some("$LATEST")));
-        assert_eq!(r("123456789012:function:hello"), Some(None));
+        let r = split_function_reference;
+        assert_eq!(r("hello"), Some(("hello", None)));
+        assert_eq!(r("hello:$LATEST"), Some(("hello", Some("$LATEST"))));
+        assert_eq!(r("123456789012:function:hello"), Some(("hello", None)));
         assert_eq!(
             r("arn:aws:lambda:us-east-1:123456789012:function:hello"),
-            Some(None)
+            Some(("hello", None))
         );
         assert_eq!(
-            r("arn:aws:lambda:us-east-1:123456789012:function:hello:$LATEST"),
-            Some(Some("$LATEST"))
+            r("arn:aws:lambda:us-east-1:123456789012:function:hello:live"),
+            Some(("hello", Some("live")))
         );
-        assert_eq!(r("other"), None);
-        assert_eq!(r("hello:7"), None);
         assert_eq!(r("a:b:c:d:e"), None);
+        let aliases = vec!["live".to_string()];
+        assert!(qualifier_matches("$LATEST", "$LATEST", &aliases));
+        assert!(qualifier_matches("7", "$LATEST", &aliases));
+        assert!(qualifier_matches("live", "$LATEST", &aliases));
+        assert!(!qualifier_matches("staging", "$LATEST", &aliases));
+        assert!(!qualifier_matches("", "$LATEST", &aliases));
     }
 
     #[test]

@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::format;
-use super::launcher::{self, RuntimeProcess};
-use super::Shared;
+use super::launcher::{self, Launcher, RuntimeProcess};
+use super::{EmulatorConfig, LogSink};
 use crate::aws::LocalCredentials;
 use crate::lambda::{MAX_PAYLOAD_BYTES, RESPONSE_LIMIT_IN_MESSAGE};
 
@@ -152,16 +152,45 @@ pub(crate) struct Instance {
     init_reported: std::sync::atomic::AtomicBool,
     /// When the AWS credentials the runtime was started with expire.
     credentials_expiry: Option<SystemTime>,
+    generation: u64,
+    /// The function's log sink, teed into `captured`.
+    logs: LogSink,
+    captured: Arc<Mutex<Option<String>>>,
+}
+
+/// How much of an invocation's log is kept for its tail: Lambda returns the last 4 KB, and
+/// a little more is kept so that the cut falls on a line boundary where it can.
+const CAPTURE_LIMIT: usize = 16 * 1024;
+
+/// A sink that writes to `logs` and, while an invocation captures, appends to `captured`.
+fn tee(logs: LogSink, captured: Arc<Mutex<Option<String>>>) -> LogSink {
+    LogSink::new(move |line| {
+        logs.line(line);
+        if let Ok(mut guard) = captured.lock() {
+            if let Some(buffer) = guard.as_mut() {
+                buffer.push_str(line);
+                buffer.push('\n');
+                if buffer.len() > 2 * CAPTURE_LIMIT {
+                    let cut = buffer.len() - CAPTURE_LIMIT;
+                    let cut = (cut..buffer.len())
+                        .find(|&i| buffer.is_char_boundary(i))
+                        .unwrap_or(buffer.len());
+                    buffer.drain(..cut);
+                }
+            }
+        }
+    })
 }
 
 impl Instance {
     /// Starts a Runtime API listener and launches a runtime pointed at it.
     pub async fn launch(
-        shared: &Shared,
+        config: &EmulatorConfig,
+        launcher: &dyn Launcher,
+        generation: u64,
         index: usize,
         credentials: Option<LocalCredentials>,
     ) -> io::Result<Instance> {
-        let config = &shared.config;
         let listener = TcpListener::bind((config.runtime_api_bind_ip, 0)).await?;
         let runtime_api = listener.local_addr()?;
         let (events_tx, events_rx) = mpsc::channel(1);
@@ -188,7 +217,9 @@ impl Instance {
             credentials.as_ref(),
         );
         let launched = Instant::now();
-        let process = match shared.launcher.launch(&env, &config.logs) {
+        let captured = Arc::new(Mutex::new(None::<String>));
+        let logs = tee(config.logs.clone(), captured.clone());
+        let process = match launcher.launch(&env, &logs) {
             Ok(p) => p,
             Err(e) => {
                 server.abort();
@@ -201,7 +232,7 @@ impl Instance {
             process,
             state.clone(),
             exit_tx,
-            shared.config.logs.clone(),
+            logs.clone(),
             index,
         ));
         Ok(Instance {
@@ -213,7 +244,37 @@ impl Instance {
             launched,
             init_reported: false.into(),
             credentials_expiry: credentials.and_then(|c| c.expiry),
+            generation,
+            logs,
+            captured,
         })
+    }
+
+    /// The launcher generation the runtime was started from (see `Pool::replace`).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Logs a line of the emulator's about this runtime's invocation (`START`, `END`,
+    /// `REPORT`, errors), captured with the runtime's own output.
+    pub fn log(&self, line: &str) {
+        self.logs.line(line);
+    }
+
+    /// Starts capturing log lines, for the invocation's log tail.
+    pub fn capture_logs(&self) {
+        if let Ok(mut c) = self.captured.lock() {
+            *c = Some(String::new());
+        }
+    }
+
+    /// The lines captured since [`Instance::capture_logs`], and stops capturing.
+    pub fn take_logs(&self) -> String {
+        self.captured
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take())
+            .unwrap_or_default()
     }
 
     /// Whether the runtime's AWS credentials (if it has any that expire) are still valid
@@ -305,7 +366,7 @@ async fn monitor(
     mut process: Box<dyn RuntimeProcess>,
     state: Arc<InstanceState>,
     exit_tx: watch::Sender<Option<Exit>>,
-    logs: super::LogSink,
+    logs: LogSink,
     index: usize,
 ) {
     let mut killed = state.killed.subscribe();

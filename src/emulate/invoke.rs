@@ -1,19 +1,24 @@
-//! The Invoke API and the pool of runtime instances behind it.
+//! Lambda's Invoke API for every served function:
 //!
-//! Each invocation runs in its own task (so a client that hangs up does not abandon a runtime
-//! mid-invocation): it leases an idle instance or starts one (at most `concurrency` exist),
-//! hands the event to the instance's `/next`, and waits for the answer, the runtime's exit or
-//! the timeout, whichever comes first.
+//! - `POST /2015-03-31/functions/{name}/invocations` (Invoke) with `X-Amz-Invocation-Type`
+//!   RequestResponse, Event (202, run in the background and retried twice on a function
+//!   error, as Lambda does) or DryRun (204), and `X-Amz-Log-Type: Tail`;
+//! - `POST /2021-11-15/functions/{name}/response-streaming-invocations`
+//!   (InvokeWithResponseStream), answered as an AWS event stream.
+//!
+//! `{name}` is a name, `name:qualifier`, or an ARN; `?Qualifier=` works too. With a single
+//! function, `function` names it as well, as with AWS's RIE. Each invocation runs in its own
+//! task, so a client that hangs up does not abandon a runtime mid-invocation.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,145 +27,94 @@ use axum::{Json, Router};
 use base64::Engine;
 use http_body::Frame;
 use serde_json::{json, Value};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 
-use super::format::{self, Report};
-use super::instance::{collect_limited, Collected, Event, Exit, FrameReceiver, Instance, Outcome};
-use super::Shared;
-use crate::lambda::{MAX_PAYLOAD_BYTES, RESPONSE_LIMIT_IN_MESSAGE};
+use super::eventstream;
+use super::format;
+use super::instance::{collect_limited, Collected, FrameReceiver};
+use super::pool::Pool;
+use super::run::{self, Answer, Finished, Request};
+use crate::lambda::MAX_PAYLOAD_BYTES;
 
-/// The runtime instances: idle ones ready for an invocation, and permits bounding how many
-/// exist (idle or busy) to `concurrency`.
-pub(crate) struct Pool {
-    shared: Shared,
-    permits: Arc<Semaphore>,
-    idle: Mutex<Vec<Arc<Instance>>>,
-    all: Mutex<Vec<Weak<Instance>>>,
-    next_index: AtomicUsize,
+/// How much of an invocation's log `X-Amz-Log-Type: Tail` returns, like Lambda.
+const TAIL_BYTES: usize = 4096;
+
+/// The served functions, by their Lambda names.
+pub(crate) struct Functions {
+    pub pools: BTreeMap<String, Arc<Pool>>,
 }
 
-/// An instance reserved for one invocation.
-struct Lease {
-    instance: Arc<Instance>,
-    _permit: OwnedSemaphorePermit,
-}
-
-/// Why no instance could be leased.
-enum AcquireError {
-    /// The emulator is shutting down.
-    Closed,
-    /// A new runtime could not be started.
-    Launch(io::Error),
-}
-
-impl Pool {
-    pub fn new(shared: Shared) -> Pool {
-        let permits = Arc::new(Semaphore::new(shared.config.concurrency));
-        Pool {
-            shared,
-            permits,
-            idle: Mutex::new(Vec::new()),
-            all: Mutex::new(Vec::new()),
-            next_index: AtomicUsize::new(0),
-        }
-    }
-
-    /// Waits for a free slot (in arrival order), then takes an idle instance that is still
-    /// alive or starts a new one.
-    async fn acquire(&self) -> Result<Lease, AcquireError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AcquireError::Closed)?;
-        let config = &self.shared.config;
-        // An invocation must not outlive the credentials it runs with.
-        let margin = config.timeout + config.credentials_margin;
-        loop {
-            let candidate = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-            match candidate {
-                // Runtimes that exited while idle are dropped here, and replaced below.
-                Some(instance) if instance.alive() && instance.credentials_valid_for(margin) => {
-                    return Ok(Lease {
-                        instance,
-                        _permit: permit,
-                    })
-                }
-                Some(instance) => {
-                    if instance.alive() {
-                        config.logs.line(
-                            "[emulator] restarting an idle runtime: its AWS credentials are about to expire",
-                        );
-                        instance.kill();
-                    }
-                    continue;
-                }
-                None => break,
-            }
-        }
-        let credentials = match &config.credentials {
-            Some(source) => Some(
-                source
-                    .get(margin)
-                    .await
-                    .map_err(|e| AcquireError::Launch(io::Error::other(e.to_string())))?,
-            ),
-            None => None,
+impl Functions {
+    /// The function an invoke path and `?Qualifier=` name, with the qualifier. `Err` is the
+    /// Invoke API's answer, returned as it is to the client: its size does not matter here.
+    #[allow(clippy::result_large_err)]
+    fn find(
+        &self,
+        path_name: &str,
+        query_qualifier: Option<String>,
+    ) -> Result<(Arc<Pool>, Option<String>), Response> {
+        let Some((name, path_qualifier)) = format::split_function_reference(path_name) else {
+            return Err(not_found(&format!(
+                "Function not found: `{path_name}` is not a function name or ARN"
+            )));
         };
-        let index = self.next_index.fetch_add(1, Ordering::Relaxed);
-        let instance = Arc::new(
-            Instance::launch(&self.shared, index, credentials)
-                .await
-                .map_err(AcquireError::Launch)?,
-        );
-        if let Ok(mut all) = self.all.lock() {
-            all.retain(|w| w.strong_count() > 0);
-            all.push(Arc::downgrade(&instance));
-        }
-        Ok(Lease {
-            instance,
-            _permit: permit,
-        })
-    }
-
-    /// Returns a healthy instance to the idle list; a dead one is dropped (which kills it).
-    fn release(&self, lease: Lease) {
-        lease.instance.end();
-        if lease.instance.alive() && !self.permits.is_closed() {
-            if let Ok(mut idle) = self.idle.lock() {
-                idle.push(lease.instance.clone());
+        let qualifier = match (path_qualifier, query_qualifier) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(api_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameterValueException",
+                    &format!("The derived qualifier from the function name ({a}) does not match the specified qualifier ({b})."),
+                ))
+            }
+            (Some(a), _) => Some(a.to_string()),
+            (None, b) => b,
+        };
+        let pool = match self.pools.get(name) {
+            Some(pool) => pool,
+            None if name == "function" && self.pools.len() == 1 => {
+                self.pools.values().next().ok_or_else(|| not_found(name))?
+            }
+            None => {
+                let served: Vec<&str> = self.pools.keys().map(String::as_str).collect();
+                return Err(not_found(&format!(
+                    "Function not found: {name} (this emulator serves {})",
+                    served.join(", ")
+                )));
+            }
+        };
+        let config = &pool.config;
+        if let Some(q) = &qualifier {
+            if !format::qualifier_matches(q, &config.function_version, &config.aliases) {
+                let arn = format::function_arn(
+                    &config.region,
+                    &config.account_id,
+                    &config.function_name,
+                    Some(q),
+                );
+                return Err(not_found(&format!("Function not found: {arn}")));
             }
         }
-    }
-
-    /// Refuses new invocations and kills every runtime.
-    pub fn close(&self) {
-        self.permits.close();
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
-        }
-        if let Ok(all) = self.all.lock() {
-            for instance in all.iter().filter_map(Weak::upgrade) {
-                instance.kill();
-            }
-        }
+        Ok((pool.clone(), qualifier))
     }
 }
 
-pub(crate) fn router(pool: Arc<Pool>) -> Router {
+pub(crate) fn router(functions: Arc<Functions>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route(
+            "/2021-11-15/functions/{name}/response-streaming-invocations",
+            post(invoke_streaming),
+        )
         .fallback(|| async {
             api_error(
                 StatusCode::NOT_FOUND,
                 "UnknownOperationException",
-                "Unknown operation: the emulator serves POST /2015-03-31/functions/function/invocations",
+                "Unknown operation: the emulator serves POST /2015-03-31/functions/{name}/invocations and /2021-11-15/functions/{name}/response-streaming-invocations",
             )
         })
         // The 6 MB limit is checked by the handler, which needs to drain and count the body.
         .layer(DefaultBodyLimit::disable())
-        .with_state(pool)
+        .with_state(functions)
 }
 
 /// An error of the Invoke API itself, readable both by AWS SDKs (`x-amzn-ErrorType`,
@@ -179,14 +133,8 @@ fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     response
 }
 
-/// One invocation, as accepted by the Invoke API.
-struct InvokeRequest {
-    request_id: String,
-    payload: Bytes,
-    invoked_arn: String,
-    trace_id: String,
-    client_context: Option<String>,
-    cognito_identity: Option<String>,
+fn not_found(message: &str) -> Response {
+    api_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -207,124 +155,201 @@ fn decode_client_context(value: &str) -> Result<String, String> {
     Ok(json.to_string())
 }
 
-async fn invoke(
-    State(pool): State<Arc<Pool>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
+/// The `Qualifier` of a query string, percent-decoded.
+fn query_qualifier(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == "Qualifier").then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An accepted invocation.
+struct Accepted {
+    pool: Arc<Pool>,
+    request: Request,
+    invocation_type: String,
+    tail: bool,
+}
+
+/// Checks an invoke request: the function, the invocation type, the payload (6 MB, JSON) and
+/// the context headers. `Err` is the Invoke API's error answer.
+async fn accept(
+    functions: &Functions,
+    name: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
     body: Body,
-) -> Response {
-    let config = &pool.shared.config;
-    let Some(qualifier) =
-        format::resolve_function(&name, &config.function_name, &config.function_version)
-    else {
-        let arn = format::function_arn(&config.region, &config.account_id, &name, None);
-        return api_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            &format!(
-                "Function not found: {arn} (this emulator runs `{}`, also reachable as `function`)",
-                config.function_name
-            ),
-        );
+) -> Result<Accepted, Response> {
+    let (pool, qualifier) = functions.find(name, query_qualifier(query))?;
+    let bad_request = |message: &str| {
+        api_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            message,
+        )
     };
-    let invocation_type =
-        header_str(&headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
+    let invocation_type = header_str(headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
     if !matches!(invocation_type, "RequestResponse" | "Event" | "DryRun") {
-        return api_error(
+        return Err(api_error(
             StatusCode::BAD_REQUEST,
             "InvalidParameterValueException",
             &format!(
                 "Invalid invocation type {invocation_type:?}: use RequestResponse, Event or DryRun"
             ),
-        );
+        ));
     }
     let payload = match collect_limited(body, MAX_PAYLOAD_BYTES).await {
         Ok(Collected::Complete(p)) => p,
         Ok(Collected::TooLarge(size)) => {
-            return api_error(
+            return Err(api_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
+                "RequestEntityTooLargeException",
                 &format!(
                     "Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction \
                      operation (it has {size} bytes)"
                 ),
-            )
+            ))
         }
         Err(e) => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestContentException",
-                &format!("Could not read the request body: {e}"),
-            )
+            return Err(bad_request(&format!(
+                "Could not read the request body: {e}"
+            )))
         }
     };
     if !payload.is_empty() {
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestContentException",
-                &format!("Could not parse request body into json: {e}"),
-            );
+            return Err(bad_request(&format!(
+                "Could not parse request body into json: {e}"
+            )));
         }
     }
-    let client_context = match header_str(&headers, "x-amz-client-context") {
-        None => None,
-        Some(v) => match decode_client_context(v) {
-            Ok(c) => Some(c),
-            Err(message) => {
-                return api_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidRequestContentException",
-                    &message,
-                )
-            }
-        },
-    };
+    let client_context = header_str(headers, "x-amz-client-context")
+        .map(decode_client_context)
+        .transpose()
+        .map_err(|m| bad_request(&m))?;
     // Not part of Lambda's Invoke API (only Cognito-authenticated callers have an identity),
     // so the emulator takes it from its own header, as JSON.
-    let cognito_identity = match header_str(&headers, "x-amz-cognito-identity") {
-        None => None,
-        Some(v) => match serde_json::from_str::<Value>(v) {
-            Ok(json) => Some(json.to_string()),
-            Err(e) => {
-                return api_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidRequestContentException",
-                    &format!("X-Amz-Cognito-Identity must be JSON: {e}"),
-                )
-            }
-        },
-    };
-    let request_id = format::request_id();
-    if invocation_type == "DryRun" {
-        return with_request_id(StatusCode::NO_CONTENT.into_response(), &request_id);
-    }
-    let request = InvokeRequest {
-        request_id: request_id.clone(),
+    let cognito_identity = header_str(headers, "x-amz-cognito-identity")
+        .map(|v| serde_json::from_str::<Value>(v).map(|json| json.to_string()))
+        .transpose()
+        .map_err(|e| bad_request(&format!("X-Amz-Cognito-Identity must be JSON: {e}")))?;
+    let config = &pool.config;
+    let request = Request {
+        request_id: format::request_id(),
         payload,
         invoked_arn: format::function_arn(
             &config.region,
             &config.account_id,
             &config.function_name,
-            qualifier,
+            qualifier.as_deref(),
         ),
-        trace_id: header_str(&headers, "x-amzn-trace-id")
+        trace_id: header_str(headers, "x-amzn-trace-id")
             .map(str::to_string)
             .unwrap_or_else(|| format::trace_id(SystemTime::now())),
         client_context,
         cognito_identity,
+        tail: header_str(headers, "x-amz-log-type") == Some("Tail"),
     };
-    let task = tokio::spawn(run(pool.clone(), request));
-    if invocation_type == "Event" {
-        return with_request_id(StatusCode::ACCEPTED.into_response(), &request_id);
+    Ok(Accepted {
+        tail: request.tail,
+        pool,
+        request,
+        invocation_type: invocation_type.to_string(),
+    })
+}
+
+/// Invoke.
+async fn invoke(
+    State(functions): State<Arc<Functions>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let accepted = match accept(&functions, &name, query.as_deref(), &headers, body).await {
+        Ok(a) => a,
+        Err(response) => return response,
+    };
+    let id = accepted.request.request_id.clone();
+    let version = accepted.pool.config.function_version.clone();
+    match accepted.invocation_type.as_str() {
+        "DryRun" => return with_request_id(StatusCode::NO_CONTENT.into_response(), &id),
+        "Event" => {
+            tokio::spawn(run_event(accepted.pool, accepted.request));
+            return with_request_id(StatusCode::ACCEPTED.into_response(), &id);
+        }
+        _ => {}
     }
-    match task.await {
-        Ok(response) => response,
+    match tokio::spawn(run::run(accepted.pool, accepted.request)).await {
+        Ok(finished) => buffered(finished, &id, &version, accepted.tail),
         Err(_) => api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "ServiceException",
             "the emulator's invocation task failed",
         ),
+    }
+}
+
+/// An Event invocation: run in the background; a function error is retried twice, after the
+/// pool's retry delays (Lambda waits about one and two minutes).
+async fn run_event(pool: Arc<Pool>, request: Request) {
+    let delays = pool.config.event_retry_delays.clone();
+    let attempts = delays.len() + 1;
+    for attempt in 1..=attempts {
+        let finished = run::run(pool.clone(), request.clone()).await;
+        let failed = match finished.answer {
+            Answer::FunctionError { error_type, .. } => Some(error_type),
+            Answer::Stream {
+                mut frames, ended, ..
+            } => {
+                // Nobody reads an Event invocation's stream: drain it so the runtime can end.
+                while frames.recv().await.is_some() {}
+                ended.await.ok().and_then(|e| e.error).map(|(t, _)| t)
+            }
+            Answer::Payload(_) | Answer::Closed => None,
+        };
+        let Some(error_type) = failed else { return };
+        let Some(delay) = delays.get(attempt - 1) else {
+            pool.config.logs.line(&format!(
+                "[emulator] Event invocation {} failed with {error_type} after {attempts} attempts; dropped",
+                request.request_id
+            ));
+            return;
+        };
+        pool.config.logs.line(&format!(
+            "[emulator] Event invocation {} failed with {error_type}; retry {attempt} of {} in {:.0?}",
+            request.request_id,
+            delays.len(),
+            delay
+        ));
+        tokio::time::sleep(*delay).await;
     }
 }
 
@@ -335,401 +360,189 @@ fn with_request_id(mut response: Response, request_id: &str) -> Response {
     response
 }
 
-/// A 200 answer with the function's result.
-fn success(request_id: &str, version: &str, body: Body, content_type: HeaderValue) -> Response {
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, content_type);
-    if let Ok(v) = HeaderValue::from_str(version) {
-        headers.insert("x-amz-executed-version", v);
+/// The last 4 KB of an invocation's log, base64-encoded, as `X-Amz-Log-Result` carries it.
+pub(crate) fn log_tail(log: &str) -> String {
+    let mut start = log.len().saturating_sub(TAIL_BYTES);
+    while !log.is_char_boundary(start) {
+        start += 1;
     }
-    with_request_id(response, request_id)
+    base64::engine::general_purpose::STANDARD.encode(&log[start..])
 }
 
-/// A 200 answer with `X-Amz-Function-Error: Unhandled`, as Lambda gives for any function error.
-fn function_error(request_id: &str, version: &str, body: Bytes) -> Response {
-    let mut response = success(
-        request_id,
-        version,
-        Body::from(body),
-        HeaderValue::from_static("application/json"),
-    );
-    response.headers_mut().insert(
-        "x-amz-function-error",
-        HeaderValue::from_static("Unhandled"),
-    );
-    response
-}
-
-/// The error body a runtime posted, or one built from its error type if the body is not JSON.
-fn posted_error_body(error_type: Option<&str>, body: &[u8]) -> (String, Bytes) {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
-    match parsed {
-        Some(json) => {
-            let t = error_type
-                .map(str::to_string)
-                .or_else(|| json["errorType"].as_str().map(str::to_string))
-                .unwrap_or_else(|| "Runtime.Unknown".into());
-            (t, Bytes::copy_from_slice(body))
-        }
-        None => {
-            let t = error_type.unwrap_or("Runtime.Unknown").to_string();
-            let message = String::from_utf8_lossy(body);
-            let json = format::error_body(&t, &message);
-            (t, Bytes::from(json.to_string()))
-        }
-    }
-}
-
-/// How an invocation ended, for the `REPORT` line and the instance's fate.
-struct Ending {
-    status: Option<&'static str>,
-    error_type: Option<String>,
-    /// Whether the instance can serve again.
-    keep: bool,
-}
-
-impl Ending {
-    fn ok() -> Ending {
-        Ending {
-            status: None,
-            error_type: None,
-            keep: true,
-        }
-    }
-
-    /// A function error: the runtime is fine and serves the next invocation.
-    fn function_error(error_type: String) -> Ending {
-        Ending {
-            status: Some("error"),
-            error_type: Some(error_type),
-            keep: true,
-        }
-    }
-
-    /// The runtime is gone or must be replaced.
-    fn fatal(status: &'static str, error_type: Option<String>) -> Ending {
-        Ending {
-            status: Some(status),
-            error_type,
-            keep: false,
-        }
-    }
-}
-
-/// Ends an invocation: `END` and `REPORT` lines, and the instance back to the pool or killed.
-fn finish(pool: &Pool, lease: Lease, request_id: &str, started: Option<Instant>, ending: Ending) {
-    let config = &pool.shared.config;
-    let instance = &lease.instance;
-    // Measure before killing: a dead process has no memory statistics.
-    let max_memory_mb = instance.max_memory_mb();
-    if !ending.keep {
-        instance.kill();
-    }
-    if let Some(started) = started {
-        config.logs.line(&format::end_line(request_id));
-        let report = Report {
-            request_id: request_id.to_string(),
-            duration: started.elapsed(),
-            memory_mb: config.memory_mb,
-            max_memory_mb,
-            init_duration: instance.take_init_duration(),
-            status: ending.status,
-            error_type: ending.error_type,
-        };
-        config.logs.line(&report.line());
-    } else {
-        // The runtime never took the event: the failure belongs to its init phase.
-        let mut line = format!(
-            "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: {}",
-            instance.since_launch().as_secs_f64() * 1000.0,
-            ending.status.unwrap_or("error")
-        );
-        if let Some(t) = &ending.error_type {
-            line.push_str(&format!("\tError Type: {t}"));
-        }
-        config.logs.line(&line);
-    }
-    if ending.keep {
-        pool.release(lease);
-    }
-}
-
-/// What ended the wait for the runtime.
-enum Waited {
-    Outcome(Outcome),
-    Exited(Exit),
-    TimedOut,
-}
-
-/// Runs one invocation to its end and returns the Invoke API's answer.
-async fn run(pool: Arc<Pool>, request: InvokeRequest) -> Response {
-    let config = &pool.shared.config;
-    let version = config.function_version.as_str();
-    let id = request.request_id.clone();
-    let lease = match pool.acquire().await {
-        Ok(lease) => lease,
-        Err(AcquireError::Closed) => {
+/// The Invoke answer: 200 with the function's result, with `X-Amz-Function-Error: Unhandled`
+/// for any function error, and the log tail when asked for.
+fn buffered(finished: Finished, id: &str, version: &str, tail: bool) -> Response {
+    let (mut response, error) = match finished.answer {
+        Answer::Closed => {
             return api_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceException",
                 "the emulator is shutting down",
             )
         }
-        Err(AcquireError::Launch(e)) => {
-            let message = format!("RequestId: {id} Error: {e}");
-            config.logs.line(&format!(
-                "INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.InvalidEntrypoint\t{message}"
-            ));
-            let body = format::error_body("Runtime.InvalidEntrypoint", &message);
-            return function_error(&id, version, Bytes::from(body.to_string()));
-        }
-    };
-    let instance = lease.instance.clone();
-    let (outcome_tx, mut outcome_rx) = oneshot::channel();
-    instance.begin(&id, outcome_tx);
-    let (picked_tx, picked_rx) = oneshot::channel();
-    let event = Event {
-        request_id: id.clone(),
-        payload: request.payload,
-        invoked_arn: request.invoked_arn,
-        trace_id: request.trace_id,
-        client_context: request.client_context,
-        cognito_identity: request.cognito_identity,
-        picked: picked_tx,
-    };
-    let dispatched = instance.dispatch(event).await;
-
-    // Phase 1: until the runtime takes the event. A cold runtime initializes meanwhile.
-    // `picked` is polled first: a fast runtime can take the event and answer it before this
-    // task runs again, and then both are ready; the answer is still in `outcome_rx` for
-    // `run_picked`.
-    let waited = tokio::select! {
-        biased;
-        picked = picked_rx, if dispatched => match picked {
-            Ok(at) => return run_picked(pool.clone(), lease, id, at, outcome_rx).await,
-            Err(_) => Waited::Exited(instance.exited().await),
-        },
-        outcome = &mut outcome_rx => match outcome {
-            Ok(outcome) => Waited::Outcome(outcome),
-            Err(_) => Waited::Exited(instance.exited().await),
-        },
-        exit = instance.exited() => Waited::Exited(exit),
-        _ = tokio::time::sleep(config.init_timeout) => Waited::TimedOut,
-    };
-    match waited {
-        Waited::Outcome(Outcome::InitError { error_type, body }) => {
-            let (error_type, body) = posted_error_body(error_type.as_deref(), &body);
-            finish(
-                &pool,
-                lease,
-                &id,
-                None,
-                Ending::fatal("error", Some(error_type)),
-            );
-            function_error(&id, version, body)
-        }
-        Waited::Outcome(_) => {
-            // Nothing but an init error can answer an event the runtime has not taken.
-            finish(&pool, lease, &id, None, Ending::fatal("error", None));
-            let body = format::error_body(
-                "Runtime.Unknown",
-                &format!("RequestId: {id} Error: the runtime answered before taking the event"),
-            );
-            function_error(&id, version, Bytes::from(body.to_string()))
-        }
-        Waited::Exited(exit) => exit_error(&pool, lease, &id, None, exit),
-        Waited::TimedOut => {
-            finish(
-                &pool,
-                lease,
-                &id,
-                None,
-                Ending::fatal("timeout", Some("Sandbox.Timedout".into())),
-            );
-            let message = format!(
-                "RequestId: {id} Error: the runtime did not ask for an event within the init \
-                 timeout of {:.2} seconds",
-                config.init_timeout.as_secs_f64()
-            );
-            let body = format::error_body("Sandbox.Timedout", &message);
-            function_error(&id, version, Bytes::from(body.to_string()))
-        }
-    }
-}
-
-/// The `Runtime.ExitError` answer for a runtime that exited (or was lost) mid-invocation.
-fn exit_error(
-    pool: &Pool,
-    lease: Lease,
-    id: &str,
-    started: Option<Instant>,
-    exit: Exit,
-) -> Response {
-    let message = match &exit {
-        Exit::Status(status) => format::exit_message(id, status),
-        Exit::Killed => format!("RequestId: {id} Error: Runtime exited with error: signal: killed"),
-        Exit::Lost(e) => format!("RequestId: {id} Error: Runtime exited with error: {e}"),
-    };
-    pool.shared.config.logs.line(&message);
-    finish(
-        pool,
-        lease,
-        id,
-        started,
-        Ending::fatal("error", Some("Runtime.ExitError".into())),
-    );
-    let body = format::error_body("Runtime.ExitError", &message);
-    function_error(
-        id,
-        &pool.shared.config.function_version,
-        Bytes::from(body.to_string()),
-    )
-}
-
-/// Phase 2: the runtime has the event; wait for its answer within the timeout.
-async fn run_picked(
-    pool: Arc<Pool>,
-    lease: Lease,
-    id: String,
-    started: Instant,
-    mut outcome_rx: oneshot::Receiver<Outcome>,
-) -> Response {
-    let config = &pool.shared.config;
-    let version = config.function_version.clone();
-    config.logs.line(&format::start_line(&id, &version));
-    let instance = lease.instance.clone();
-    let deadline = started + config.timeout;
-    let waited = tokio::select! {
-        biased;
-        outcome = &mut outcome_rx => match outcome {
-            Ok(outcome) => Waited::Outcome(outcome),
-            Err(_) => Waited::Exited(instance.exited().await),
-        },
-        exit = instance.exited() => Waited::Exited(exit),
-        _ = tokio::time::sleep_until(deadline.into()) => Waited::TimedOut,
-    };
-    match waited {
-        Waited::Outcome(Outcome::Response(body)) => {
-            finish(&pool, lease, &id, Some(started), Ending::ok());
-            success(
-                &id,
-                &version,
+        Answer::Payload(body) => (
+            ok(
                 Body::from(body),
                 HeaderValue::from_static("application/json"),
-            )
-        }
-        Waited::Outcome(Outcome::TooLarge { size }) => {
-            let error_type = "Function.ResponseSizeTooLarge";
-            let message = format!(
-                "Response payload size ({size} bytes) exceeded maximum allowed payload size \
-                 ({RESPONSE_LIMIT_IN_MESSAGE} bytes)."
-            );
-            config
-                .logs
-                .line(&format!("RequestId: {id} Error: {message}"));
-            finish(
-                &pool,
-                lease,
-                &id,
-                Some(started),
-                Ending::function_error(error_type.into()),
-            );
-            let body = format::error_body(error_type, &message);
-            function_error(&id, &version, Bytes::from(body.to_string()))
-        }
-        Waited::Outcome(Outcome::Error { error_type, body }) => {
-            let (error_type, body) = posted_error_body(error_type.as_deref(), &body);
-            finish(
-                &pool,
-                lease,
-                &id,
-                Some(started),
-                Ending::function_error(error_type),
-            );
-            function_error(&id, &version, body)
-        }
-        Waited::Outcome(Outcome::InitError { error_type, body }) => {
-            let (error_type, body) = posted_error_body(error_type.as_deref(), &body);
-            finish(
-                &pool,
-                lease,
-                &id,
-                Some(started),
-                Ending::fatal("error", Some(error_type)),
-            );
-            function_error(&id, &version, body)
-        }
-        Waited::Outcome(Outcome::Stream {
+            ),
+            false,
+        ),
+        Answer::Stream {
             content_type,
             frames,
-            done,
-        }) => {
+            ..
+        } => {
             let content_type =
                 content_type.unwrap_or(HeaderValue::from_static("application/octet-stream"));
-            let body = Body::new(ChannelBody(frames));
-            tokio::spawn(watch_stream(pool.clone(), lease, id.clone(), started, done));
-            success(&id, &version, body, content_type)
+            (ok(Body::new(ChannelBody::new(frames)), content_type), false)
         }
-        Waited::Exited(exit) => exit_error(&pool, lease, &id, Some(started), exit),
-        Waited::TimedOut => {
-            let message = format::timeout_message(SystemTime::now(), &id, config.timeout);
-            config.logs.line(&message);
-            finish(
-                &pool,
-                lease,
-                &id,
-                Some(started),
-                Ending::fatal("timeout", None),
-            );
-            let body = format::error_body("Sandbox.Timedout", &message);
-            function_error(&id, &version, Bytes::from(body.to_string()))
+        Answer::FunctionError { body, .. } => (
+            ok(
+                Body::from(body),
+                HeaderValue::from_static("application/json"),
+            ),
+            true,
+        ),
+    };
+    let headers = response.headers_mut();
+    if error {
+        headers.insert(
+            "x-amz-function-error",
+            HeaderValue::from_static("Unhandled"),
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(version) {
+        headers.insert("x-amz-executed-version", v);
+    }
+    if tail {
+        if let Ok(v) = HeaderValue::from_str(&log_tail(&finished.log)) {
+            headers.insert("x-amz-log-result", v);
         }
     }
+    with_request_id(response, id)
 }
 
-/// Finishes a streamed invocation when the runtime ends the stream, or kills the runtime when
-/// the stream outlives the timeout (the client then sees the stream cut short).
-async fn watch_stream(
-    pool: Arc<Pool>,
-    lease: Lease,
-    id: String,
-    started: Instant,
-    done: oneshot::Receiver<super::instance::StreamEnd>,
+fn ok(body: Body, content_type: HeaderValue) -> Response {
+    let mut response = Response::new(body);
+    response.headers_mut().insert(CONTENT_TYPE, content_type);
+    response
+}
+
+/// InvokeWithResponseStream.
+async fn invoke_streaming(
+    State(functions): State<Arc<Functions>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let accepted = match accept(&functions, &name, query.as_deref(), &headers, body).await {
+        Ok(a) => a,
+        Err(response) => return response,
+    };
+    let id = accepted.request.request_id.clone();
+    match accepted.invocation_type.as_str() {
+        "DryRun" => return with_request_id(StatusCode::NO_CONTENT.into_response(), &id),
+        "RequestResponse" => {}
+        other => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                &format!("InvokeWithResponseStream takes RequestResponse or DryRun, not {other}"),
+            )
+        }
+    }
+    let version = accepted.pool.config.function_version.clone();
+    let finished = match tokio::spawn(run::run(accepted.pool, accepted.request)).await {
+        Ok(Finished {
+            answer: Answer::Closed,
+            ..
+        })
+        | Err(_) => {
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceException",
+                "the emulator is shutting down",
+            )
+        }
+        Ok(finished) => finished,
+    };
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(event_stream(finished, accepted.tail, tx));
+    let mut response = ok(
+        Body::new(ChannelBody::new(rx)),
+        HeaderValue::from_static("application/vnd.amazon.eventstream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&version) {
+        response.headers_mut().insert("x-amz-executed-version", v);
+    }
+    with_request_id(response, &id)
+}
+
+/// Writes an answer as event-stream messages: `PayloadChunk`s, then `InvokeComplete`.
+async fn event_stream(
+    finished: Finished,
+    tail: bool,
+    tx: mpsc::Sender<Result<Frame<Bytes>, io::Error>>,
 ) {
-    let config = &pool.shared.config;
-    let deadline = started + config.timeout;
-    let instance = lease.instance.clone();
-    tokio::select! {
-        biased;
-        end = done => {
-            let ending = match end {
-                Ok(end) => match end.error_type {
-                    Some(t) => {
-                        config.logs.line(&format!(
-                            "RequestId: {id} Error: the streamed response ended with {t}: {}",
-                            end.error_body.unwrap_or_default()
-                        ));
-                        Ending::function_error(t)
-                    }
-                    None => Ending::ok(),
-                },
-                Err(_) => Ending::fatal("error", Some("Runtime.ExitError".into())),
-            };
-            finish(&pool, lease, &id, Some(started), ending);
+    let send = |bytes: Vec<u8>| {
+        let tx = tx.clone();
+        async move { tx.send(Ok(Frame::data(Bytes::from(bytes)))).await.is_ok() }
+    };
+    let (error, log) = match finished.answer {
+        Answer::Payload(body) => {
+            if !body.is_empty() {
+                send(eventstream::payload_chunk(&body)).await;
+            }
+            (None, finished.log)
         }
-        exit = instance.exited() => {
-            drop(exit_error(&pool, lease, &id, Some(started), exit));
+        Answer::FunctionError { error_type, body } => (
+            Some((error_type, String::from_utf8_lossy(&body).into_owned())),
+            finished.log,
+        ),
+        Answer::Stream {
+            mut frames, ended, ..
+        } => {
+            while let Some(frame) = frames.recv().await {
+                let data = match frame {
+                    Ok(frame) => frame.into_data().ok(),
+                    Err(_) => None,
+                };
+                // A client that went away is no reason to stop draining the runtime's stream.
+                if let Some(data) = data.filter(|d| !d.is_empty()) {
+                    send(eventstream::payload_chunk(&data)).await;
+                }
+            }
+            match ended.await {
+                Ok(end) => (end.error, end.log),
+                Err(_) => (None, String::new()),
+            }
         }
-        _ = tokio::time::sleep_until(deadline.into()) => {
-            config.logs.line(&format::timeout_message(SystemTime::now(), &id, config.timeout));
-            finish(&pool, lease, &id, Some(started), Ending::fatal("timeout", None));
-        }
-    }
+        Answer::Closed => (None, String::new()),
+    };
+    let error = error.as_ref().map(|(t, d)| (t.as_str(), d.as_str()));
+    let tail = tail.then(|| log_tail(&log));
+    send(eventstream::invoke_complete(error, tail.as_deref())).await;
 }
 
-/// A response body fed frame by frame from the runtime's streamed response.
-struct ChannelBody(FrameReceiver);
+/// A response body fed frame by frame from a channel, after bytes already read from it.
+pub(crate) struct ChannelBody {
+    prefix: Option<Bytes>,
+    rest: FrameReceiver,
+}
+
+impl ChannelBody {
+    /// The frames of `rest`.
+    pub fn new(rest: FrameReceiver) -> ChannelBody {
+        ChannelBody { prefix: None, rest }
+    }
+
+    /// `prefix` (read ahead, e.g. while looking for a prelude), then the frames of `rest`.
+    pub fn with_prefix(prefix: Bytes, rest: FrameReceiver) -> ChannelBody {
+        let prefix = (!prefix.is_empty()).then_some(prefix);
+        ChannelBody { prefix, rest }
+    }
+}
 
 impl http_body::Body for ChannelBody {
     type Data = Bytes;
@@ -739,7 +552,10 @@ impl http_body::Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        self.0.poll_recv(cx)
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        self.rest.poll_recv(cx)
     }
 }
 
@@ -761,18 +577,27 @@ mod tests {
     }
 
     #[test]
-    fn posted_error_bodies_keep_json_and_wrap_text() {
-        let (t, body) = posted_error_body(
-            Some("&str"),
-            br#"{"errorType":"&str","errorMessage":"boom"}"#,
+    fn qualifiers_come_from_the_query_percent_decoded() {
+        assert_eq!(
+            query_qualifier(Some("Qualifier=%24LATEST")).as_deref(),
+            Some("$LATEST")
         );
-        assert_eq!(t, "&str");
-        assert_eq!(&body[..], br#"{"errorType":"&str","errorMessage":"boom"}"#);
-        let (t, body) = posted_error_body(None, b"plain text");
-        assert_eq!(t, "Runtime.Unknown");
-        let json: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(json["errorMessage"], "plain text");
-        let (t, _) = posted_error_body(None, br#"{"errorType":"Custom","errorMessage":"x"}"#);
-        assert_eq!(t, "Custom");
+        assert_eq!(
+            query_qualifier(Some("a=1&Qualifier=live")).as_deref(),
+            Some("live")
+        );
+        assert_eq!(query_qualifier(Some("a=1")), None);
+        assert_eq!(query_qualifier(None), None);
+    }
+
+    #[test]
+    fn log_tails_are_the_last_4_kb_in_base64() {
+        let log = format!("{}\nREPORT end\n", "x".repeat(5000));
+        let tail = base64::engine::general_purpose::STANDARD
+            .decode(log_tail(&log))
+            .unwrap();
+        assert_eq!(tail.len(), TAIL_BYTES);
+        assert!(tail.ends_with(b"REPORT end\n"));
+        assert_eq!(log_tail(""), "");
     }
 }

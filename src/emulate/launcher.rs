@@ -8,6 +8,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -56,6 +58,25 @@ impl RuntimeProcess for Child {
 
     fn id(&self) -> Option<u32> {
         Child::id(self)
+    }
+}
+
+/// A function that cannot run yet (`watch` serves a function whose first build failed this
+/// way until a rebuild succeeds): every launch fails with the reason, which the invocation's
+/// error carries.
+#[derive(Debug, Clone)]
+pub struct UnavailableLauncher {
+    /// Why there is nothing to run.
+    pub reason: String,
+}
+
+impl Launcher for UnavailableLauncher {
+    fn launch(
+        &self,
+        _env: &BTreeMap<String, String>,
+        _logs: &LogSink,
+    ) -> io::Result<Box<dyn RuntimeProcess>> {
+        Err(io::Error::other(self.reason.clone()))
     }
 }
 
@@ -212,9 +233,36 @@ pub fn max_memory_mb(pid: u32) -> Option<u64> {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     };
     let root = hwm_kb(pid)?;
-    // Map every process to its children once, then walk the tree from `pid`.
+    let children = children_map(pid);
+    let mut total = root;
+    let mut stack: Vec<u32> = children.get(&pid).cloned().unwrap_or_default();
+    while let Some(p) = stack.pop() {
+        total += hwm_kb(p).unwrap_or(0);
+        stack.extend(children.get(&p).into_iter().flatten());
+    }
+    Some(total.div_ceil(1024))
+}
+
+/// How long a map of the processes' children is reused by [`max_memory_mb`].
+const CHILDREN_MAP_AGE: Duration = Duration::from_secs(1);
+
+/// Every process's children, from every `/proc/<pid>/stat`. Building it reads every process
+/// on the machine, and it is wanted after every invocation (for `REPORT`'s memory), so one map
+/// serves for [`CHILDREN_MAP_AGE`], unless it does not know `pid` (a runtime started since).
+/// A grandchild forked since is counted from the next map on (the kernels this runs on do not
+/// all have `/proc/<pid>/task/<tid>/children`).
+fn children_map(pid: u32) -> Arc<HashMap<u32, Vec<u32>>> {
+    type Map = Arc<HashMap<u32, Vec<u32>>>;
+    static CACHE: Mutex<Option<(Instant, Map)>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, map)) = cache.as_ref() {
+        let knows = || map.values().any(|kids| kids.contains(&pid));
+        if at.elapsed() < CHILDREN_MAP_AGE && knows() {
+            return map.clone();
+        }
+    }
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    if let Ok(entries) = std::fs::read_dir(proc) {
+    if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
             let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
                 continue;
@@ -224,13 +272,9 @@ pub fn max_memory_mb(pid: u32) -> Option<u64> {
             }
         }
     }
-    let mut total = root;
-    let mut stack: Vec<u32> = children.get(&pid).cloned().unwrap_or_default();
-    while let Some(p) = stack.pop() {
-        total += hwm_kb(p).unwrap_or(0);
-        stack.extend(children.get(&p).into_iter().flatten());
-    }
-    Some(total.div_ceil(1024))
+    let map = Arc::new(children);
+    *cache = Some((Instant::now(), map.clone()));
+    map
 }
 
 /// The parent pid from `/proc/<pid>/stat`. The command name (field 2) may hold spaces and

@@ -28,11 +28,16 @@
 //! ```
 
 pub mod docker_runner;
+pub mod eventstream;
 pub mod format;
+pub mod http_event;
+mod http_front;
 mod instance;
 mod invoke;
 pub mod launcher;
+mod pool;
 pub mod rootfs;
+mod run;
 pub mod sandbox;
 
 use std::collections::BTreeMap;
@@ -49,7 +54,7 @@ use crate::aws::CredentialSource;
 use crate::error::{Error, Result};
 use crate::FunctionSpec;
 
-pub use launcher::{BoxFuture, Launcher, ProcessLauncher, RuntimeProcess};
+pub use launcher::{BoxFuture, Launcher, ProcessLauncher, RuntimeProcess, UnavailableLauncher};
 
 /// Where log lines go: the runtime's output, and the emulator's `START`/`END`/`REPORT` lines.
 #[derive(Clone)]
@@ -136,6 +141,12 @@ pub struct EmulatorConfig {
     /// after the invocation's timeout (default 1 minute); an older one is stopped, and the
     /// next invocation starts a runtime with fresh credentials.
     pub credentials_margin: Duration,
+    /// Aliases the function answers to as a qualifier, besides `$LATEST`, its version and
+    /// version numbers (e.g. `deploy.alias`).
+    pub aliases: Vec<String>,
+    /// How long an Event invocation that failed waits before each retry (default 1 s and
+    /// 2 s: two retries, as Lambda makes, which waits about 1 and 2 minutes).
+    pub event_retry_delays: Vec<Duration>,
 }
 
 impl fmt::Debug for EmulatorConfig {
@@ -174,6 +185,8 @@ impl Default for EmulatorConfig {
             logs: LogSink::stderr(),
             credentials: None,
             credentials_margin: Duration::from_secs(60),
+            aliases: Vec::new(),
+            event_retry_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
         }
     }
 }
@@ -184,7 +197,6 @@ impl EmulatorConfig {
     pub fn from_spec(spec: &FunctionSpec) -> EmulatorConfig {
         let defaults = EmulatorConfig::default();
         EmulatorConfig {
-            function_name: spec.name.clone(),
             memory_mb: spec.memory,
             timeout: Duration::from_secs(u64::from(spec.timeout)),
             env: spec.env.clone(),
@@ -200,6 +212,8 @@ impl EmulatorConfig {
                 .region
                 .clone()
                 .unwrap_or(defaults.region.clone()),
+            function_name: spec.lambda_name.clone(),
+            aliases: spec.deploy.alias.iter().cloned().collect(),
             ..defaults
         }
     }
@@ -244,50 +258,92 @@ impl EmulatorConfig {
     }
 }
 
-/// What the Invoke API and the instances share.
-pub(crate) struct Shared {
+/// A function to serve: its settings and how its runtimes start.
+#[derive(Clone)]
+pub struct FunctionSetup {
+    /// Its settings; `function_name` is the name it is invoked by.
     pub config: EmulatorConfig,
+    /// How its runtimes start.
     pub launcher: Arc<dyn Launcher>,
+}
+
+impl fmt::Debug for FunctionSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FunctionSetup")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A running emulator. Dropping it kills its runtimes; [`Emulator::shutdown`] also waits for
 /// the listener to close.
 pub struct Emulator {
     addr: SocketAddr,
-    pool: Arc<invoke::Pool>,
+    functions: Arc<invoke::Functions>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    fronts: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl fmt::Debug for Emulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Emulator")
             .field("addr", &self.addr)
+            .field(
+                "functions",
+                &self.functions.pools.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
 
 impl Emulator {
-    /// Starts listening. No runtime starts until the first invocation.
+    /// Serves one function on `config.bind`. No runtime starts until the first invocation.
     pub async fn start(config: EmulatorConfig, launcher: Arc<dyn Launcher>) -> Result<Emulator> {
-        config.validate()?;
         let bind = config.bind;
+        Emulator::serve(bind, vec![FunctionSetup { config, launcher }]).await
+    }
+
+    /// Serves every function of `functions` on `bind`, each by its name.
+    pub async fn serve(bind: SocketAddr, functions: Vec<FunctionSetup>) -> Result<Emulator> {
         let listener = TcpListener::bind(bind)
             .await
             .map_err(|source| Error::EmulatorBind {
-                what: "Invoke API",
+                what: "Invoke API".into(),
                 addr: bind,
                 source,
             })?;
+        Emulator::serve_on(listener, functions).await
+    }
+
+    /// Serves every function of `functions` on a listener the caller bound (so that it can
+    /// say which of its settings chose the address when binding fails).
+    pub async fn serve_on(
+        listener: TcpListener,
+        functions: Vec<FunctionSetup>,
+    ) -> Result<Emulator> {
+        let mut pools = BTreeMap::new();
+        for function in functions {
+            function.config.validate()?;
+            let name = function.config.function_name.clone();
+            let pool = Arc::new(pool::Pool::new(function.config, function.launcher));
+            if pools.insert(name.clone(), pool).is_some() {
+                return Err(Error::EmulatorConfig {
+                    setting: "function-name",
+                    message: format!("two functions are named `{name}`"),
+                    help: "serve each function under its own name".into(),
+                });
+            }
+        }
         let addr = listener
             .local_addr()
             .map_err(|source| Error::EmulatorBind {
-                what: "Invoke API",
-                addr: bind,
+                what: "Invoke API".into(),
+                addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
                 source,
             })?;
-        let pool = Arc::new(invoke::Pool::new(Shared { config, launcher }));
-        let router = invoke::router(pool.clone());
+        let functions = Arc::new(invoke::Functions { pools });
+        let router = invoke::router(functions.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             // Serving only ends on shutdown; an accept error then is of no interest.
@@ -299,10 +355,43 @@ impl Emulator {
         });
         Ok(Emulator {
             addr,
-            pool,
+            functions,
             stop: Some(stop),
             server: Some(server),
+            fronts: Default::default(),
         })
+    }
+
+    /// Serves `function` as plain HTTP on `listener`: each request becomes a `format` event
+    /// (a Function URL or API Gateway in front of it), its answer an HTTP response.
+    pub fn add_http_front(
+        &self,
+        listener: TcpListener,
+        function: &str,
+        format: http_event::HttpFormat,
+    ) -> Result<SocketAddr> {
+        let Some(pool) = self.functions.pools.get(function) else {
+            return Err(Error::EmulatorConfig {
+                setting: "http",
+                message: format!("no function is served as `{function}`"),
+                help: format!(
+                    "name one of the served functions: {}",
+                    self.function_names().join(", ")
+                ),
+            });
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::EmulatorBind {
+                what: format!("HTTP front of `{function}`"),
+                addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+                source,
+            })?;
+        let task = http_front::spawn(listener, pool.clone(), format);
+        if let Ok(mut fronts) = self.fronts.lock() {
+            fronts.push(task);
+        }
+        Ok(addr)
     }
 
     /// The Invoke API's address (with the actual port when bound to port 0).
@@ -310,18 +399,42 @@ impl Emulator {
         self.addr
     }
 
-    /// `http://<addr>/2015-03-31/functions/function/invocations`.
+    /// `http://<addr>/2015-03-31/functions/function/invocations`, the RIE's URL (which names
+    /// the function when only one is served).
     pub fn invoke_url(&self) -> String {
+        self.invoke_url_of("function")
+    }
+
+    /// `http://<addr>/2015-03-31/functions/<name>/invocations`.
+    pub fn invoke_url_of(&self, name: &str) -> String {
         format!(
-            "http://{}/2015-03-31/functions/function/invocations",
+            "http://{}/2015-03-31/functions/{name}/invocations",
             self.addr
         )
+    }
+
+    /// The names the functions are served under.
+    pub fn function_names(&self) -> Vec<String> {
+        self.functions.pools.keys().cloned().collect()
+    }
+
+    /// Makes `launcher` start `name`'s runtimes from now on (e.g. a rebuilt image): idle
+    /// runtimes stop at once, busy ones after their invocation, and later invocations start
+    /// new ones. False if no function is served as `name`.
+    pub fn replace_launcher(&self, name: &str, launcher: Arc<dyn Launcher>) -> bool {
+        match self.functions.pools.get(name) {
+            Some(pool) => {
+                pool.replace(launcher);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Kills every runtime and stops listening. Invocations in flight are answered (with
     /// `Runtime.ExitError`) if they can be within a second.
     pub async fn shutdown(mut self) {
-        self.pool.close();
+        self.close();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -334,11 +447,22 @@ impl Emulator {
             }
         }
     }
+
+    fn close(&self) {
+        if let Ok(mut fronts) = self.fronts.lock() {
+            for front in fronts.drain(..) {
+                front.abort();
+            }
+        }
+        for pool in self.functions.pools.values() {
+            pool.close();
+        }
+    }
 }
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        self.pool.close();
+        self.close();
         if let Some(server) = self.server.take() {
             server.abort();
         }

@@ -24,7 +24,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::oci::{self, ImageConfig, Layout};
+use crate::oci::{self, ImageConfig, Layout, Manifest};
 use crate::target::Arch;
 
 /// What a runner needs to run an unpacked image: its root filesystem and the parts of its
@@ -92,20 +92,62 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
     let config = layout.read_config(&manifest)?;
     let runtime = runtime_from_config(layout_dir, &config, dest)?;
 
-    match fs::symlink_metadata(dest) {
-        Ok(meta) if meta.is_dir() => {
-            fs::remove_dir_all(dest).map_err(|e| Error::io("could not remove", dest, e))?
-        }
-        Ok(_) => fs::remove_file(dest).map_err(|e| Error::io("could not remove", dest, e))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("could not inspect", dest, e)),
+    // The tree is unpacked beside `dest` and then swapped in, so that runtimes started from
+    // the previous tree (still answering an invocation while `watch` swaps images) keep their
+    // files: the old tree is moved aside, and removed at the next swap.
+    // Another process may unpack the same image into the same place at the same time (a
+    // `watch` and a `test`): each stages its own tree.
+    let staging = sibling(dest, &format!("unpacking-{}", std::process::id()));
+    let retired = sibling(dest, "retired");
+    remove_path(&staging)?;
+    fs::create_dir_all(&staging).map_err(|e| Error::io("could not create", &staging, e))?;
+    // Never follow a symlink that `staging` itself may be reached through: work on its real
+    // path.
+    let root = staging
+        .canonicalize()
+        .map_err(|e| Error::io("could not resolve", &staging, e))?;
+    if let Err(e) = fill(&layout, layout_dir, &manifest, &root) {
+        // Nothing of a tree that could not be unpacked stays behind.
+        let _ = remove_path(&staging);
+        return Err(e);
     }
-    fs::create_dir_all(dest).map_err(|e| Error::io("could not create", dest, e))?;
-    // Never follow a symlink that `dest` itself may be reached through: work on its real path.
+    swap_in(&staging, dest, &retired)?;
     let root = dest
         .canonicalize()
         .map_err(|e| Error::io("could not resolve", dest, e))?;
+    Ok(ImageRuntime {
+        rootfs: root,
+        ..runtime
+    })
+}
 
+/// Moves `staging` to `dest`, and what was at `dest` to `retired` (removed at the next swap).
+/// Another process's swap may land between the two renames; then the swap is tried again.
+fn swap_in(staging: &Path, dest: &Path, retired: &Path) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        remove_path(retired)?;
+        if fs::symlink_metadata(dest).is_ok() {
+            match fs::rename(dest, retired) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io("could not move aside", dest, e))
+                }
+                _ => {}
+            }
+        }
+        match fs::rename(staging, dest) {
+            Ok(()) => return Ok(()),
+            Err(_) if attempts < 5 && fs::symlink_metadata(dest).is_ok() => attempts += 1,
+            Err(e) => {
+                let _ = remove_path(staging);
+                return Err(Error::io("could not move into place", dest, e));
+            }
+        }
+    }
+}
+
+/// Applies the layers of `manifest` to the empty tree `root`.
+fn fill(layout: &Layout, layout_dir: &Path, manifest: &Manifest, root: &Path) -> Result<()> {
     let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
     for layer in &manifest.layers {
         // Checked whole before a byte of it is unpacked, then streamed: layers can be
@@ -128,7 +170,7 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
                 help: "only gzip and uncompressed tar layers are supported".into(),
             });
         };
-        apply_layer(&root, &layer.digest, reader, &mut dir_modes)?;
+        apply_layer(root, &layer.digest, reader, &mut dir_modes)?;
     }
     // Directory modes last (deepest first), so that a read-only directory could still be
     // filled by later entries and layers.
@@ -139,10 +181,27 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
                 .map_err(|e| Error::io("could not set the mode of", &path, e))?;
         }
     }
-    Ok(ImageRuntime {
-        rootfs: root,
-        ..runtime
-    })
+    Ok(())
+}
+
+/// `<dest>.<suffix>`, next to `dest`.
+fn sibling(dest: &Path, suffix: &str) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    dest.with_file_name(name)
+}
+
+/// Removes a file, symlink or directory tree, if there is one.
+fn remove_path(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            fs::remove_dir_all(path).map_err(|e| Error::io("could not remove", path, e))
+        }
+        Ok(_) => fs::remove_file(path).map_err(|e| Error::io("could not remove", path, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("could not inspect", path, e)),
+    }
 }
 
 fn runtime_from_config(

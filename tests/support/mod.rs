@@ -7,6 +7,7 @@ pub mod images;
 pub mod moto;
 pub mod proxy;
 pub mod runtime_api;
+pub mod serving;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
