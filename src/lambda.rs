@@ -76,6 +76,8 @@ pub const MEMORY_RANGE: RangeInclusive<u32> = 128..=10240;
 pub const TIMEOUT_RANGE: RangeInclusive<u32> = 1..=900;
 /// `/tmp` size in MB.
 pub const EPHEMERAL_RANGE: RangeInclusive<u32> = 512..=10240;
+/// The longest function description Lambda accepts, in characters.
+pub const MAX_DESCRIPTION: usize = 256;
 /// Lambda's default memory in MB.
 pub const DEFAULT_MEMORY: u32 = 128;
 /// Lambda's default timeout in seconds.

@@ -214,6 +214,39 @@ pub fn logical_id(name: &str) -> String {
     id
 }
 
+/// The function settings of `[deploy]` and `description` that differ from Lambda's defaults.
+fn deploy_settings(spec: &FunctionSpec, format: TemplateFormat, props: &mut Map<String, Value>) {
+    let deploy = &spec.deploy;
+    if !spec.description.is_empty() {
+        props.insert("Description".into(), json!(spec.description));
+    }
+    if deploy.tracing != crate::config::schema::Tracing::PassThrough {
+        let mode = deploy.tracing.as_str();
+        match format {
+            TemplateFormat::CloudFormation => {
+                props.insert("TracingConfig".into(), json!({ "Mode": mode }))
+            }
+            TemplateFormat::Sam => props.insert("Tracing".into(), json!(mode)),
+        };
+    }
+    if let Some(key) = &deploy.kms_key {
+        props.insert("KmsKeyArn".into(), json!(key));
+    }
+    if let Some(vpc) = &deploy.vpc {
+        let mut config = json!({
+            "SubnetIds": vpc.subnets,
+            "SecurityGroupIds": vpc.security_groups,
+        });
+        if vpc.ipv6_dual_stack {
+            config["Ipv6AllowedForDualStack"] = json!(true);
+        }
+        props.insert("VpcConfig".into(), config);
+    }
+    if let Some(reserved) = deploy.reserved_concurrency {
+        props.insert("ReservedConcurrentExecutions".into(), json!(reserved));
+    }
+}
+
 /// Renders a template with one function resource per (function, image).
 ///
 /// Each function gets `PackageType: Image`, its image by digest, its one architecture,
@@ -337,6 +370,7 @@ fn function_resource(
     if !spec.env.is_empty() {
         props.insert("Environment".into(), json!({"Variables": spec.env}));
     }
+    deploy_settings(spec, format, &mut props);
     if let Some(config) = image_config(spec, image) {
         props.insert("ImageConfig".into(), config);
     }
@@ -450,5 +484,29 @@ mod tests {
             TemplateFormat::Sam
         );
         assert!("terraform".parse::<TemplateFormat>().is_err());
+    }
+
+    #[test]
+    fn deploy_settings_appear_only_when_set_in_each_formats_spelling() {
+        let mut spec = crate::config::example_spec("orders", Arch::X86_64, "scratch");
+        let mut props = Map::new();
+        deploy_settings(&spec, TemplateFormat::CloudFormation, &mut props);
+        assert!(props.is_empty(), "{props:?}");
+        spec.description = "orders".into();
+        spec.deploy.tracing = crate::config::schema::Tracing::Active;
+        spec.deploy.reserved_concurrency = Some(0);
+        spec.deploy.vpc = Some(crate::config::VpcSettings {
+            subnets: vec!["subnet-a".into()],
+            security_groups: vec!["sg-a".into()],
+            ipv6_dual_stack: true,
+        });
+        deploy_settings(&spec, TemplateFormat::CloudFormation, &mut props);
+        assert_eq!(props["TracingConfig"], json!({"Mode": "Active"}));
+        assert_eq!(props["ReservedConcurrentExecutions"], json!(0));
+        assert_eq!(props["VpcConfig"]["Ipv6AllowedForDualStack"], json!(true));
+        let mut sam = Map::new();
+        deploy_settings(&spec, TemplateFormat::Sam, &mut sam);
+        assert_eq!(sam["Tracing"], json!("Active"));
+        assert_eq!(sam["Description"], json!("orders"));
     }
 }

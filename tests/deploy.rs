@@ -139,6 +139,8 @@ const MUTATING: &[&str] = &[
     "CreateAlias",
     "UpdateAlias",
     "TagResource",
+    "PutFunctionConcurrency",
+    "DeleteFunctionConcurrency",
 ];
 
 fn mutating(log: &[Recorded]) -> Vec<String> {
@@ -889,4 +891,156 @@ async fn deploy_command_deploys_every_function_of_the_workspace_for_both_arches(
             .unwrap()
     };
     assert_ne!(digest_of("hello"), digest_of("hello-arm64"));
+}
+
+const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+/// The planned steps of a dry run of `spec`.
+async fn planned(env: &Env, spec: &FunctionSpec, img: &BuiltImage) -> Vec<PlannedStep> {
+    let opts = DeployOptions {
+        dry_run: true,
+        ..env.opts.clone()
+    };
+    match deploy::deploy(spec, img, &opts, &Reporter::discard()).await {
+        Ok(DeployOutcome::Planned { steps, .. }) => steps,
+        other => panic!("expected a plan, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn function_settings_are_created_diffed_field_by_field_and_reset_when_removed() {
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-settings");
+    let mut spec = echo(dir.path(), &name, b"settings");
+    spec.description = "orders, from the queue".into();
+    spec.deploy.tracing = cargo_lambda_image::config::schema::Tracing::Active;
+    spec.deploy.kms_key = Some(KMS_KEY.into());
+    spec.deploy.reserved_concurrency = Some(5);
+    spec.deploy.vpc = Some(cargo_lambda_image::config::VpcSettings {
+        subnets: vec!["subnet-b".into(), "subnet-a".into()],
+        security_groups: vec!["sg-1".into()],
+        ipv6_dual_stack: false,
+    });
+    let img = assemble(&spec);
+    deployed(&spec, &img, &env.opts).await;
+    let log = env.recorder.take();
+    let create = sent(&log, "CreateFunction")[0].json();
+    assert_eq!(create["Description"], "orders, from the queue");
+    assert_eq!(create["TracingConfig"]["Mode"], "Active");
+    assert_eq!(create["KMSKeyArn"], KMS_KEY);
+    assert_eq!(
+        create["VpcConfig"]["SubnetIds"],
+        serde_json::json!(["subnet-a", "subnet-b"])
+    );
+    let put = sent(&log, "PutFunctionConcurrency");
+    assert_eq!(put.len(), 1, "{:?}", Recorder::operations(&log));
+    let f = env
+        .lambda
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let c = f.configuration().unwrap();
+    assert_eq!(c.description(), Some("orders, from the queue"));
+    assert_eq!(
+        c.tracing_config()
+            .and_then(|t| t.mode())
+            .map(|m| m.as_str()),
+        Some("Active")
+    );
+    assert_eq!(c.kms_key_arn(), Some(KMS_KEY));
+    assert_eq!(c.vpc_config().unwrap().security_group_ids(), ["sg-1"]);
+    assert_eq!(
+        f.concurrency()
+            .and_then(|c| c.reserved_concurrent_executions()),
+        Some(5)
+    );
+
+    // The same settings in another order: nothing to do, and no write call.
+    spec.deploy.vpc.as_mut().unwrap().subnets.reverse();
+    let again = deployed(&spec, &img, &env.opts).await;
+    assert!(!again.changed);
+    assert_eq!(mutating(&env.recorder.take()), Vec::<String>::new());
+
+    // A new description, the VPC and the reservation removed: the plan says what each field
+    // goes from and to, and the deploy resets the removed ones to Lambda's defaults.
+    spec.description = "orders".into();
+    spec.deploy.vpc = None;
+    spec.deploy.reserved_concurrency = None;
+    let steps = planned(&env, &spec, &img).await;
+    let update = steps
+        .iter()
+        .find(|s| s.operation == "UpdateFunctionConfiguration")
+        .expect("a configuration update");
+    let fields: Vec<(&str, &str, &str)> = update
+        .changes
+        .iter()
+        .map(|c| (c.field.as_str(), c.from.as_str(), c.to.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("description", "orders, from the queue", "orders"),
+            (
+                "vpc",
+                "subnets subnet-a,subnet-b, security groups sg-1",
+                "(none)"
+            ),
+        ]
+    );
+    let delete = steps
+        .iter()
+        .find(|s| s.operation == "DeleteFunctionConcurrency")
+        .expect("the reservation is removed");
+    assert_eq!(delete.changes[0].from, "5");
+    env.recorder.take();
+    deployed(&spec, &img, &env.opts).await;
+    let log = env.recorder.take();
+    assert_eq!(
+        mutating(&log),
+        [
+            "UpdateFunctionConfiguration",
+            "DeleteFunctionConcurrency",
+            "PublishVersion",
+            "UpdateAlias"
+        ]
+    );
+    let f = env
+        .lambda
+        .get_function()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let c = f.configuration().unwrap();
+    assert_eq!(c.description(), Some("orders"));
+    assert!(
+        c.vpc_config().is_none_or(|v| v.subnet_ids().is_empty()),
+        "{c:?}"
+    );
+    assert_eq!(
+        f.concurrency()
+            .and_then(|c| c.reserved_concurrent_executions()),
+        None
+    );
+
+    // Tracing and the KMS key removed. moto's UpdateFunctionConfiguration ignores
+    // TracingConfig and KMSKeyArn, so what is checked here is the request: Lambda's defaults,
+    // PassThrough and "" (Lambda's own key).
+    spec.deploy.tracing = Default::default();
+    spec.deploy.kms_key = None;
+    let steps = planned(&env, &spec, &img).await;
+    let fields: Vec<&str> = steps
+        .iter()
+        .flat_map(|s| s.changes.iter().map(|c| c.field.as_str()))
+        .collect();
+    assert_eq!(fields, ["tracing", "kms-key"]);
+    env.recorder.take();
+    deployed(&spec, &img, &env.opts).await;
+    let log = env.recorder.take();
+    let update = sent(&log, "UpdateFunctionConfiguration")[0].json();
+    assert_eq!(update["TracingConfig"]["Mode"], "PassThrough");
+    assert_eq!(update["KMSKeyArn"], "");
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::error::{did_you_mean, Error, Result, Source};
 use crate::target::{Arch, Compiler, Libc, Target};
 
-pub use resolve::{BaseImage, BaseKind, DeploySettings, ImageSettings, TestSettings};
+pub use resolve::{BaseImage, BaseKind, DeploySettings, ImageSettings, TestSettings, VpcSettings};
 
 use layers::{Layer, ManifestTables};
 
@@ -160,6 +160,8 @@ pub struct FunctionSpec {
     pub timeout: u32,
     /// /tmp size in MB.
     pub ephemeral_storage: u32,
+    /// Description (empty: none).
+    pub description: String,
     /// IAM role ARN.
     pub role: Option<String>,
     /// Function environment.
@@ -360,6 +362,7 @@ fn spec(
         memory: settings.memory,
         timeout: settings.timeout,
         ephemeral_storage: settings.ephemeral_storage,
+        description: settings.description.clone(),
         role: settings.role.clone(),
         env: settings.env.clone(),
         tags: settings.tags.clone(),
@@ -494,6 +497,7 @@ pub(crate) fn example_spec(name: &str, arch: Arch, base: &str) -> FunctionSpec {
         memory: s.memory,
         timeout: s.timeout,
         ephemeral_storage: s.ephemeral_storage,
+        description: s.description,
         role: None,
         env: Default::default(),
         tags: Default::default(),

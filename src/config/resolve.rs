@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::lambda::{self, DEFAULT_EPHEMERAL_STORAGE, DEFAULT_MEMORY, DEFAULT_TIMEOUT};
 use crate::target::{Arch, Compiler, GlibcVersion, Libc};
 
-use super::schema::{LambdaConfig, TagMutability};
+use super::schema::{LambdaConfig, TagMutability, Tracing};
 
 /// The default base image, as DESIGN.md and AWS's own Rust guide use.
 pub const DEFAULT_BASE_IMAGE: &str = "public.ecr.aws/lambda/provided:al2";
@@ -135,6 +135,25 @@ pub struct DeploySettings {
     pub scan_on_push: bool,
     /// ECR tag mutability.
     pub tag_mutability: TagMutability,
+    /// X-Ray tracing.
+    pub tracing: Tracing,
+    /// KMS key ARN for the environment (`None`: Lambda's own key).
+    pub kms_key: Option<String>,
+    /// Reserved concurrent executions (`None`: the account's unreserved pool).
+    pub reserved_concurrency: Option<u32>,
+    /// The VPC, if any.
+    pub vpc: Option<VpcSettings>,
+}
+
+/// Resolved `deploy.vpc`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VpcSettings {
+    /// Subnet IDs.
+    pub subnets: Vec<String>,
+    /// Security group IDs.
+    pub security_groups: Vec<String>,
+    /// IPv6 in dual-stack subnets.
+    pub ipv6_dual_stack: bool,
 }
 
 /// Resolved local-test settings.
@@ -163,6 +182,8 @@ pub struct Settings {
     pub timeout: u32,
     /// /tmp size in MB.
     pub ephemeral_storage: u32,
+    /// Description (empty: none).
+    pub description: String,
     /// IAM role ARN.
     pub role: Option<String>,
     /// Function environment.
@@ -196,6 +217,7 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
         ephemeral_storage: config
             .ephemeral_storage
             .unwrap_or(DEFAULT_EPHEMERAL_STORAGE),
+        description: config.description.unwrap_or_default(),
         role: config.role,
         env: config.env.unwrap_or_default(),
         tags: config.tags.unwrap_or_default(),
@@ -220,6 +242,14 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
             cross_account: deploy.cross_account.unwrap_or_default(),
             scan_on_push: deploy.scan_on_push.unwrap_or(false),
             tag_mutability: deploy.tag_mutability.unwrap_or_default(),
+            tracing: deploy.tracing.unwrap_or_default(),
+            kms_key: deploy.kms_key,
+            reserved_concurrency: deploy.reserved_concurrency,
+            vpc: deploy.vpc.map(|v| VpcSettings {
+                subnets: v.subnets.unwrap_or_default(),
+                security_groups: v.security_groups.unwrap_or_default(),
+                ipv6_dual_stack: v.ipv6_dual_stack.unwrap_or(false),
+            }),
         },
         test: TestSettings {
             events: config.test.and_then(|t| t.events).unwrap_or_default(),

@@ -24,6 +24,7 @@ pub const TOP_KEYS: &[&str] = &[
     "memory",
     "timeout",
     "ephemeral-storage",
+    "description",
     "role",
     "env",
     "tags",
@@ -50,7 +51,13 @@ pub const DEPLOY_KEYS: &[&str] = &[
     "cross-account",
     "scan-on-push",
     "tag-mutability",
+    "tracing",
+    "kms-key",
+    "reserved-concurrency",
+    "vpc",
 ];
+/// Keys of the `deploy.vpc` table.
+pub const VPC_KEYS: &[&str] = &["subnets", "security-groups", "ipv6-dual-stack"];
 /// Keys of the `test` table.
 pub const TEST_KEYS: &[&str] = &["events"];
 
@@ -116,6 +123,38 @@ pub enum TagMutability {
     Immutable,
 }
 
+/// X-Ray tracing of the function (`TracingConfig.Mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Tracing {
+    /// Trace requests that arrive sampled (Lambda's default).
+    #[default]
+    PassThrough,
+    /// Sample and trace requests.
+    Active,
+}
+
+impl Tracing {
+    /// Lambda's name for the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tracing::PassThrough => "PassThrough",
+            Tracing::Active => "Active",
+        }
+    }
+}
+
+/// `[...lambda.deploy.vpc]`: the VPC the function's network interfaces join.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct VpcConfig {
+    /// Subnet IDs (1 to 16).
+    pub subnets: Option<Vec<String>>,
+    /// Security group IDs (1 to 5).
+    pub security_groups: Option<Vec<String>>,
+    /// Allow IPv6 traffic in dual-stack subnets.
+    pub ipv6_dual_stack: Option<bool>,
+}
+
 /// `[...lambda.image]`: how the container image is assembled and named.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -152,6 +191,14 @@ pub struct DeployConfig {
     pub scan_on_push: Option<bool>,
     /// ECR tag mutability for a new repository.
     pub tag_mutability: Option<TagMutability>,
+    /// X-Ray tracing.
+    pub tracing: Option<Tracing>,
+    /// KMS key ARN that encrypts the environment variables.
+    pub kms_key: Option<String>,
+    /// Concurrent executions reserved for the function.
+    pub reserved_concurrency: Option<u32>,
+    /// The VPC to connect to.
+    pub vpc: Option<VpcConfig>,
 }
 
 /// `[...lambda.test]`: local test settings.
@@ -182,6 +229,8 @@ pub struct LambdaConfig {
     pub timeout: Option<u32>,
     /// Size of /tmp in MB.
     pub ephemeral_storage: Option<u32>,
+    /// The function's description.
+    pub description: Option<String>,
     /// IAM role ARN.
     pub role: Option<String>,
     /// Environment variables of the function.
@@ -253,13 +302,23 @@ fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
             _ => None,
         };
         if let (Some(keys), Value::Object(table)) = (nested, inner) {
-            for sub in table.keys() {
+            for (sub, value) in table {
+                let inner_keys = match (key.as_str(), sub.as_str()) {
+                    ("deploy", "vpc") => Some(VPC_KEYS),
+                    _ => None,
+                };
+                let unknown = |path: String, name: &str, keys: &[&str]| Error::UnknownKey {
+                    source_: Box::new(source.clone()),
+                    key: path,
+                    help: unknown_help(name, keys),
+                };
                 if !keys.contains(&sub.as_str()) {
-                    return Err(Error::UnknownKey {
-                        source_: Box::new(source.clone()),
-                        key: format!("{key}.{sub}"),
-                        help: unknown_help(sub, keys),
-                    });
+                    return Err(unknown(format!("{key}.{sub}"), sub, keys));
+                }
+                if let (Some(inner_keys), Value::Object(t)) = (inner_keys, value) {
+                    if let Some(bad) = t.keys().find(|k| !inner_keys.contains(&k.as_str())) {
+                        return Err(unknown(format!("{key}.{sub}.{bad}"), bad, inner_keys));
+                    }
                 }
             }
         }
@@ -314,6 +373,14 @@ fn type_help(key: &str) -> String {
         }
         "publish" | "scan-on-push" => "true or false",
         "tag-mutability" => r#"tag-mutability = "MUTABLE" (or "IMMUTABLE")"#,
+        "tracing" => r#"tracing = "Active" (or "PassThrough")"#,
+        "description" | "kms-key" => "a string",
+        "reserved-concurrency" => "reserved-concurrency = 10 (0 stops every invocation)",
+        "subnets" | "security-groups" => r#"a list of IDs, e.g. ["subnet-0abc", "subnet-0def"]"#,
+        "ipv6-dual-stack" => "true or false",
+        "vpc" => {
+            r#"a table, e.g. vpc = { subnets = ["subnet-0abc"], security-groups = ["sg-0abc"] }"#
+        }
         _ => "see the configuration reference in README.md",
     };
     format!("expected {example}")
@@ -348,6 +415,7 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
         lambda::EPHEMERAL_RANGE,
         "MB",
     )?;
+    check_deploy_values(config, source)?;
     if let Some(ArchList::Many(list)) = &config.arch {
         if list.is_empty() {
             return Err(invalid(
@@ -405,6 +473,61 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
     Ok(())
 }
 
+/// The deploy settings' own checks: description length, the KMS key's form, the VPC's lists.
+fn check_deploy_values(config: &LambdaConfig, source: &Source) -> Result<()> {
+    let invalid = |key: &str, message: String, help: &str| Error::InvalidValue {
+        source_: Box::new(source.clone()),
+        key: key.to_string(),
+        message,
+        help: help.to_string(),
+    };
+    if let Some(description) = &config.description {
+        let chars = description.chars().count();
+        if chars > lambda::MAX_DESCRIPTION {
+            return Err(invalid(
+                "description",
+                format!(
+                    "{chars} characters is over Lambda's {}",
+                    lambda::MAX_DESCRIPTION
+                ),
+                "shorten the description",
+            ));
+        }
+    }
+    let Some(deploy) = &config.deploy else {
+        return Ok(());
+    };
+    if let Some(key) = &deploy.kms_key {
+        let parts: Vec<&str> = key.split(':').collect();
+        if parts.len() < 6 || parts[0] != "arn" || parts[2] != "kms" {
+            return Err(invalid(
+                "deploy.kms-key",
+                format!("`{key}` is not a KMS key ARN"),
+                "use the key's ARN, e.g. arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            ));
+        }
+    }
+    if let Some(vpc) = &deploy.vpc {
+        let count = |list: &Option<Vec<String>>| list.as_ref().map_or(0, Vec::len);
+        let (subnets, groups) = (count(&vpc.subnets), count(&vpc.security_groups));
+        if !(1..=16).contains(&subnets) {
+            return Err(invalid(
+                "deploy.vpc.subnets",
+                format!("{subnets} subnets: Lambda takes 1 to 16"),
+                r#"list the subnets the function's interfaces go in, e.g. subnets = ["subnet-0abc"]"#,
+            ));
+        }
+        if !(1..=5).contains(&groups) {
+            return Err(invalid(
+                "deploy.vpc.security-groups",
+                format!("{groups} security groups: Lambda takes 1 to 5"),
+                r#"list the security groups, e.g. security-groups = ["sg-0abc"]"#,
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +538,32 @@ mod tests {
             path: "/ws/Cargo.toml".into(),
             table: "package.metadata.lambda".into(),
         }
+    }
+
+    #[test]
+    fn deploy_settings_are_checked_with_the_key_named() {
+        let check = |v: Value| {
+            validate(&v, &src(), true)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        let err = check(json!({"deploy": {"vpc": {"subnets": [], "security-groups": ["sg-1"]}}}));
+        assert!(err.contains("deploy.vpc.subnets"), "{err}");
+        let err = check(json!({"deploy": {"vpc": {"subnets": ["s"], "security-group": ["sg"]}}}));
+        assert!(err.contains("deploy.vpc.security-group"), "{err}");
+        let err = check(json!({"deploy": {"kms-key": "alias/mine"}}));
+        assert!(err.contains("deploy.kms-key"), "{err}");
+        let err = check(json!({"deploy": {"tracing": "On"}}));
+        assert!(err.contains("deploy.tracing"), "{err}");
+        let err = check(json!({"description": "x".repeat(257)}));
+        assert!(err.contains("description"), "{err}");
+        let err = check(json!({"deploy": {"reserved-concurrency": -1}}));
+        assert!(err.contains("deploy.reserved-concurrency"), "{err}");
+        let ok = json!({"description": "d", "deploy": {"tracing": "Active", "reserved-concurrency": 0,
+            "kms-key": "arn:aws:kms:eu-west-1:123456789012:key/k",
+            "vpc": {"subnets": ["subnet-a"], "security-groups": ["sg-a"], "ipv6-dual-stack": true}}});
+        validate(&ok, &src(), true).unwrap();
     }
 
     #[test]

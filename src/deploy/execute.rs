@@ -117,6 +117,16 @@ async fn run_step(
             lambda::wait_ready(client, &name, reporter).await?;
             reporter.line(format!("✓ Updated {name} ({arch}) to {digest}"));
         }
+        Step::PutFunctionConcurrency { reserved, .. } => {
+            lambda::set_concurrency(client, &name, Some(*reserved), reporter).await?;
+            reporter.line(format!(
+                "✓ Reserved {reserved} concurrent executions for {name}"
+            ));
+        }
+        Step::DeleteFunctionConcurrency { .. } => {
+            lambda::set_concurrency(client, &name, None, reporter).await?;
+            reporter.line(format!("✓ Removed the concurrency reservation of {name}"));
+        }
         Step::TagResource { tags } => {
             let arn = observed.function.as_ref().map_or(name.as_str(), |f| &f.arn);
             lambda::tag(client, &name, arn, tags, reporter).await?;

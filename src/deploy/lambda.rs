@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
 use aws_sdk_lambda::types::{
     Architecture, Environment, EphemeralStorage, FunctionCode, FunctionConfiguration, ImageConfig,
-    LastUpdateStatus, PackageType, State,
+    LastUpdateStatus, PackageType, State, TracingConfig, TracingMode, VpcConfig,
 };
 use aws_sdk_lambda::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::progress::Reporter;
 
 use super::observe::{FunctionState, LaunchOverrides};
-use super::plan::Desired;
+use super::plan::{Desired, Vpc};
 
 /// How long to wait for a function to become Active / Successful.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -58,6 +58,28 @@ impl Desired {
         })
     }
 
+    fn sdk_tracing(&self) -> TracingConfig {
+        TracingConfig::builder()
+            .mode(TracingMode::from(self.tracing.as_str()))
+            .build()
+    }
+
+    /// The VPC; without one, empty lists, which is how an update takes a function out of
+    /// its VPC.
+    fn sdk_vpc(&self) -> VpcConfig {
+        let vpc = self.vpc.clone().unwrap_or_default();
+        VpcConfig::builder()
+            .set_subnet_ids(Some(vpc.subnets))
+            .set_security_group_ids(Some(vpc.security_groups))
+            .set_ipv6_allowed_for_dual_stack(self.vpc.as_ref().map(|v| v.ipv6_dual_stack))
+            .build()
+    }
+
+    /// The KMS key; an empty string puts the environment back under Lambda's own key.
+    fn sdk_kms_key(&self) -> String {
+        self.kms_key.clone().unwrap_or_default()
+    }
+
     fn sdk_tags(&self) -> Option<HashMap<String, String>> {
         (!self.tags.is_empty()).then(|| self.tags.clone().into_iter().collect())
     }
@@ -90,6 +112,31 @@ fn state_of(out: &GetFunctionOutput) -> FunctionState {
         memory: c.and_then(|c| c.memory_size()),
         timeout: c.and_then(|c| c.timeout()),
         ephemeral_storage: c.and_then(|c| c.ephemeral_storage()).map(|e| e.size()),
+        description: c
+            .and_then(|c| c.description())
+            .unwrap_or_default()
+            .to_string(),
+        tracing: c
+            .and_then(|c| c.tracing_config())
+            .and_then(|t| t.mode())
+            .map(|m| m.as_str().to_string()),
+        kms_key: c
+            .and_then(|c| c.kms_key_arn())
+            .filter(|k| !k.is_empty())
+            .map(str::to_string),
+        vpc: c.and_then(|c| c.vpc_config()).and_then(|v| {
+            // Lambda answers an empty VpcConfig for a function outside any VPC.
+            (!v.subnet_ids().is_empty()).then(|| {
+                Vpc::new(
+                    v.subnet_ids().to_vec(),
+                    v.security_group_ids().to_vec(),
+                    v.ipv6_allowed_for_dual_stack().unwrap_or(false),
+                )
+            })
+        }),
+        reserved_concurrency: out
+            .concurrency()
+            .and_then(|c| c.reserved_concurrent_executions()),
         env: c
             .and_then(|c| c.environment())
             .and_then(|e| e.variables())
@@ -268,6 +315,10 @@ pub(crate) async fn create(
             .environment(desired.environment())
             .set_image_config(desired.sdk_image_config())
             .set_tags(desired.sdk_tags())
+            .description(&desired.description)
+            .tracing_config(desired.sdk_tracing())
+            .set_kms_key_arn(desired.kms_key.clone())
+            .set_vpc_config(desired.vpc.is_some().then(|| desired.sdk_vpc()))
             .send()
             .await;
         match result {
@@ -305,6 +356,34 @@ pub(crate) async fn create(
     }
 }
 
+/// PutFunctionConcurrency, or with `None` DeleteFunctionConcurrency.
+pub(crate) async fn set_concurrency(
+    client: &Client,
+    name: &str,
+    reserved: Option<i32>,
+    progress: &Reporter,
+) -> Result<()> {
+    match reserved {
+        Some(n) => retry_conflicts(client, name, "PutFunctionConcurrency", progress, || {
+            client
+                .put_function_concurrency()
+                .function_name(name)
+                .reserved_concurrent_executions(n)
+                .send()
+        })
+        .await
+        .map(|_| ()),
+        None => retry_conflicts(client, name, "DeleteFunctionConcurrency", progress, || {
+            client
+                .delete_function_concurrency()
+                .function_name(name)
+                .send()
+        })
+        .await
+        .map(|_| ()),
+    }
+}
+
 /// UpdateFunctionConfiguration.
 pub(crate) async fn update_configuration(
     client: &Client,
@@ -327,6 +406,10 @@ pub(crate) async fn update_configuration(
                 .ephemeral_storage(ephemeral.clone())
                 .environment(desired.environment())
                 .set_image_config(desired.sdk_image_config())
+                .description(&desired.description)
+                .tracing_config(desired.sdk_tracing())
+                .kms_key_arn(desired.sdk_kms_key())
+                .vpc_config(desired.sdk_vpc())
                 .send()
         },
     )

@@ -40,6 +40,16 @@ pub struct FunctionState {
     pub timeout: Option<i32>,
     /// `/tmp` size in MB (Lambda omits it for the default, 512).
     pub ephemeral_storage: Option<i32>,
+    /// Description (empty: none).
+    pub description: String,
+    /// X-Ray tracing mode, when Lambda says.
+    pub tracing: Option<String>,
+    /// The KMS key of the environment, when not Lambda's own.
+    pub kms_key: Option<String>,
+    /// The VPC, when the function has one.
+    pub vpc: Option<super::plan::Vpc>,
+    /// Reserved concurrent executions, when reserved.
+    pub reserved_concurrency: Option<i32>,
     /// Environment variables (their values are never printed; see [`super::plan`]).
     #[serde(skip)]
     pub env: BTreeMap<String, String>,

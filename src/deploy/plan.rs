@@ -39,6 +39,16 @@ pub struct Desired {
     pub timeout: i32,
     /// `/tmp` in MB.
     pub ephemeral_storage: i32,
+    /// Description (empty: none).
+    pub description: String,
+    /// X-Ray tracing mode (`Active` or `PassThrough`).
+    pub tracing: String,
+    /// KMS key ARN for the environment (`None`: Lambda's own key).
+    pub kms_key: Option<String>,
+    /// The VPC (`None`: no VPC).
+    pub vpc: Option<Vpc>,
+    /// Reserved concurrent executions (`None`: none reserved).
+    pub reserved_concurrency: Option<i32>,
     /// Environment variables; values are never printed.
     #[serde(skip)]
     pub env: BTreeMap<String, String>,
@@ -46,6 +56,46 @@ pub struct Desired {
     pub image_config: Option<LaunchOverrides>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+}
+
+/// A function's VPC connection, as Lambda's `VpcConfig` holds it (lists sorted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Vpc {
+    /// Subnet IDs.
+    pub subnets: Vec<String>,
+    /// Security group IDs.
+    pub security_groups: Vec<String>,
+    /// IPv6 in dual-stack subnets.
+    pub ipv6_dual_stack: bool,
+}
+
+impl Vpc {
+    /// A VPC of these lists, sorted so that the order they are written in is no change.
+    pub fn new(mut subnets: Vec<String>, mut security_groups: Vec<String>, ipv6: bool) -> Vpc {
+        subnets.sort();
+        security_groups.sort();
+        Vpc {
+            subnets,
+            security_groups,
+            ipv6_dual_stack: ipv6,
+        }
+    }
+
+    fn text(vpc: Option<&Vpc>) -> String {
+        match vpc {
+            None => "(none)".into(),
+            Some(v) => format!(
+                "subnets {}, security groups {}{}",
+                v.subnets.join(","),
+                v.security_groups.join(","),
+                if v.ipv6_dual_stack {
+                    ", IPv6 dual-stack"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
 }
 
 /// One setting that differs: what it is now and what it will be.
@@ -108,6 +158,19 @@ pub enum Step {
     UpdateFunctionCode {
         /// What differs (image, architecture).
         changes: Vec<FieldChange>,
+    },
+    /// Reserve concurrent executions (PutFunctionConcurrency).
+    PutFunctionConcurrency {
+        /// The reservation.
+        reserved: i32,
+        /// What it is now.
+        from: Option<i32>,
+    },
+    /// Remove the reservation (DeleteFunctionConcurrency): a setting removed from the metadata
+    /// goes back to Lambda's default.
+    DeleteFunctionConcurrency {
+        /// What it is now.
+        from: i32,
     },
     /// Set the tags whose values differ.
     TagResource {
@@ -201,7 +264,15 @@ pub fn plan(
     let role = role(spec, &observed.role, &ecr.account, &mut steps)?;
     let desired = desired(spec, image, ecr.image_uri, role);
     match current {
-        None => steps.push(Step::CreateFunction),
+        None => {
+            steps.push(Step::CreateFunction);
+            if let Some(reserved) = desired.reserved_concurrency {
+                steps.push(Step::PutFunctionConcurrency {
+                    reserved,
+                    from: None,
+                });
+            }
+        }
         Some(current) => {
             let changes = configuration_changes(current, &desired);
             if !changes.is_empty() {
@@ -210,6 +281,13 @@ pub fn plan(
             let changes = code_changes(current, &desired);
             if !changes.is_empty() {
                 steps.push(Step::UpdateFunctionCode { changes });
+            }
+            match (current.reserved_concurrency, desired.reserved_concurrency) {
+                (from, Some(reserved)) if from != Some(reserved) => {
+                    steps.push(Step::PutFunctionConcurrency { reserved, from })
+                }
+                (Some(from), None) => steps.push(Step::DeleteFunctionConcurrency { from }),
+                _ => {}
             }
             let tags: BTreeMap<String, String> = desired
                 .tags
@@ -284,6 +362,17 @@ fn desired(spec: &FunctionSpec, image: &BuiltImage, image_uri: String, role: Str
         memory: spec.memory as i32,
         timeout: spec.timeout as i32,
         ephemeral_storage: spec.ephemeral_storage as i32,
+        description: spec.description.clone(),
+        tracing: spec.deploy.tracing.as_str().to_string(),
+        kms_key: spec.deploy.kms_key.clone(),
+        vpc: spec.deploy.vpc.as_ref().map(|v| {
+            Vpc::new(
+                v.subnets.clone(),
+                v.security_groups.clone(),
+                v.ipv6_dual_stack,
+            )
+        }),
+        reserved_concurrency: spec.deploy.reserved_concurrency.map(|r| r as i32),
         env: spec.env.clone(),
         image_config: spec.image.overrides_launch().then(|| LaunchOverrides {
             entrypoint: spec.image.entrypoint.clone().unwrap_or_default(),
@@ -325,6 +414,35 @@ pub fn configuration_changes(current: &FunctionState, desired: &Desired) -> Vec<
     if current.role.as_deref() != Some(desired.role.as_str()) {
         let from = current.role.clone().unwrap_or_else(|| "(none)".into());
         changes.push(FieldChange::new("role", from, &desired.role));
+    }
+    // Settings removed from the metadata are wanted at Lambda's defaults, so they differ
+    // (and are reset) like any other change.
+    let text = |v: &str| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    if current.description != desired.description {
+        let (from, to) = (text(&current.description), text(&desired.description));
+        changes.push(FieldChange::new("description", from, to));
+    }
+    let tracing = current.tracing.as_deref().unwrap_or("PassThrough");
+    if tracing != desired.tracing {
+        changes.push(FieldChange::new("tracing", tracing, &desired.tracing));
+    }
+    if current.kms_key != desired.kms_key {
+        let shown = |k: &Option<String>| k.clone().unwrap_or_else(|| "(Lambda's key)".into());
+        let (from, to) = (shown(&current.kms_key), shown(&desired.kms_key));
+        changes.push(FieldChange::new("kms-key", from, to));
+    }
+    if current.vpc != desired.vpc {
+        let (from, to) = (
+            Vpc::text(current.vpc.as_ref()),
+            Vpc::text(desired.vpc.as_ref()),
+        );
+        changes.push(FieldChange::new("vpc", from, to));
     }
     // Environment values may be secrets: a change says which variable, never its value.
     let names = current.env.keys().chain(desired.env.keys());
@@ -485,6 +603,27 @@ fn describe(step: &Step, desired: &Desired) -> PlannedStep {
                 "UpdateFunctionCode",
                 name,
                 format!("deploy {} ({})", desired.image_uri, desired.arch),
+            )
+        },
+        Step::PutFunctionConcurrency { reserved, from } => {
+            let from = from.map_or("(none)".to_string(), |f| f.to_string());
+            PlannedStep {
+                changes: vec![FieldChange::new("reserved-concurrency", from, reserved)],
+                ..planned(
+                    "lambda",
+                    "PutFunctionConcurrency",
+                    name,
+                    format!("reserve {reserved} concurrent executions"),
+                )
+            }
+        }
+        Step::DeleteFunctionConcurrency { from } => PlannedStep {
+            changes: vec![FieldChange::new("reserved-concurrency", from, "(none)")],
+            ..planned(
+                "lambda",
+                "DeleteFunctionConcurrency",
+                name,
+                "remove the concurrency reservation (reserved-concurrency is no longer set)".into(),
             )
         },
         Step::TagResource { tags } => planned(
