@@ -245,6 +245,42 @@ fn deploy_settings(spec: &FunctionSpec, format: TemplateFormat, props: &mut Map<
     if let Some(reserved) = deploy.reserved_concurrency {
         props.insert("ReservedConcurrentExecutions".into(), json!(reserved));
     }
+    let logging = &deploy.logging;
+    if *logging != crate::config::LoggingSettings::default() {
+        let mut config = json!({ "LogFormat": logging.format.as_str() });
+        let fields = [
+            ("ApplicationLogLevel", &logging.application_level),
+            ("SystemLogLevel", &logging.system_level),
+            ("LogGroup", &logging.log_group),
+        ];
+        for (key, value) in fields {
+            if let Some(value) = value {
+                config[key] = json!(value);
+            }
+        }
+        props.insert("LoggingConfig".into(), config);
+    }
+    if let Some(target) = &deploy.dead_letter {
+        let key = match format {
+            TemplateFormat::CloudFormation => "DeadLetterConfig",
+            // SAM's DeadLetterQueue names the type; its `Type` is SQS or SNS.
+            TemplateFormat::Sam => "DeadLetterQueue",
+        };
+        let value = match format {
+            TemplateFormat::CloudFormation => json!({ "TargetArn": target }),
+            TemplateFormat::Sam => json!({
+                "Type": if target.split(':').nth(2) == Some("sns") { "SNS" } else { "SQS" },
+                "TargetArn": target,
+            }),
+        };
+        props.insert(key.into(), value);
+    }
+    if let Some(fs) = &deploy.file_system {
+        props.insert(
+            "FileSystemConfigs".into(),
+            json!([{ "Arn": fs.arn, "LocalMountPath": fs.mount_path }]),
+        );
+    }
 }
 
 /// Renders a template with one function resource per (function, image).
@@ -507,6 +543,10 @@ mod tests {
         let mut sam = Map::new();
         deploy_settings(&spec, TemplateFormat::Sam, &mut sam);
         assert_eq!(sam["Tracing"], json!("Active"));
+        spec.deploy.dead_letter = Some("arn:aws:sns:eu-west-1:123456789012:t".into());
+        let mut sam = Map::new();
+        deploy_settings(&spec, TemplateFormat::Sam, &mut sam);
+        assert_eq!(sam["DeadLetterQueue"]["Type"], json!("SNS"));
         assert_eq!(sam["Description"], json!("orders"));
     }
 }

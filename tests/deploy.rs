@@ -141,7 +141,12 @@ const MUTATING: &[&str] = &[
     "TagResource",
     "PutFunctionConcurrency",
     "DeleteFunctionConcurrency",
+    "PutFunctionEventInvokeConfig",
+    "DeleteFunctionEventInvokeConfig",
+    "PutRolePolicy",
 ];
+
+const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:orders-failures";
 
 fn mutating(log: &[Recorded]) -> Vec<String> {
     Recorder::operations(log)
@@ -882,6 +887,9 @@ async fn deploy_command_deploys_every_function_of_the_workspace_for_both_arches(
             Some(ecr_uri(repository, d["digest"].as_str().unwrap()).as_str()),
             "{name}"
         );
+        // Both architectures of a function run under its one role.
+        let role = format!("arn:aws:iam::{ACCOUNT}:role/{repository}-lambda-role");
+        assert_eq!(configuration.role(), Some(role.as_str()), "{name}");
     }
     let digest_of = |name: &str| {
         deployed
@@ -922,9 +930,59 @@ async fn function_settings_are_created_diffed_field_by_field_and_reset_when_remo
         security_groups: vec!["sg-1".into()],
         ipv6_dual_stack: false,
     });
+    spec.deploy.async_invoke = Some(cargo_lambda_image::config::AsyncSettings {
+        max_retries: Some(0),
+        max_event_age: Some(3600),
+        on_success: None,
+        on_failure: Some(QUEUE.into()),
+    });
     let img = assemble(&spec);
     deployed(&spec, &img, &env.opts).await;
     let log = env.recorder.take();
+    // The role gets what the settings need: VPC access, X-Ray, and sending to the queue.
+    let role = format!("{name}-lambda-role");
+    let attached = env
+        .iam
+        .list_attached_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    let mut policies: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_name())
+        .collect();
+    policies.sort();
+    assert_eq!(
+        policies,
+        [
+            "AWSLambdaBasicExecutionRole",
+            "AWSLambdaVPCAccessExecutionRole",
+            "AWSXRayDaemonWriteAccess"
+        ]
+    );
+    let inline = sent(&log, "PutRolePolicy")[0].body.clone();
+    assert!(
+        inline.contains("sqs%3ASendMessage") || inline.contains("sqs:SendMessage"),
+        "{inline}"
+    );
+    let invoke_config = env
+        .lambda
+        .get_function_event_invoke_config()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invoke_config.maximum_retry_attempts(), Some(0));
+    assert_eq!(invoke_config.maximum_event_age_in_seconds(), Some(3600));
+    assert_eq!(
+        invoke_config
+            .destination_config()
+            .and_then(|d| d.on_failure())
+            .and_then(|d| d.destination()),
+        Some(QUEUE)
+    );
     let create = sent(&log, "CreateFunction")[0].json();
     assert_eq!(create["Description"], "orders, from the queue");
     assert_eq!(create["TracingConfig"]["Mode"], "Active");
@@ -969,6 +1027,7 @@ async fn function_settings_are_created_diffed_field_by_field_and_reset_when_remo
     spec.description = "orders".into();
     spec.deploy.vpc = None;
     spec.deploy.reserved_concurrency = None;
+    spec.deploy.async_invoke = None;
     let steps = planned(&env, &spec, &img).await;
     let update = steps
         .iter()
@@ -1003,6 +1062,7 @@ async fn function_settings_are_created_diffed_field_by_field_and_reset_when_remo
         [
             "UpdateFunctionConfiguration",
             "DeleteFunctionConcurrency",
+            "DeleteFunctionEventInvokeConfig",
             "PublishVersion",
             "UpdateAlias"
         ]
@@ -1025,6 +1085,13 @@ async fn function_settings_are_created_diffed_field_by_field_and_reset_when_remo
             .and_then(|c| c.reserved_concurrent_executions()),
         None
     );
+    assert!(env
+        .lambda
+        .get_function_event_invoke_config()
+        .function_name(&name)
+        .send()
+        .await
+        .is_err());
 
     // Tracing and the KMS key removed. moto's UpdateFunctionConfiguration ignores
     // TracingConfig and KMSKeyArn, so what is checked here is the request: Lambda's defaults,
@@ -1043,4 +1110,63 @@ async fn function_settings_are_created_diffed_field_by_field_and_reset_when_remo
     let update = sent(&log, "UpdateFunctionConfiguration")[0].json();
     assert_eq!(update["TracingConfig"]["Mode"], "PassThrough");
     assert_eq!(update["KMSKeyArn"], "");
+}
+
+/// Logging, the dead-letter target and the file system: moto accepts them but neither stores
+/// nor returns them, so what is checked is what was sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn logging_dead_letter_and_file_system_are_sent_as_lambda_takes_them() {
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-requests");
+    let mut spec = echo(dir.path(), &name, b"requests");
+    spec.deploy.logging = cargo_lambda_image::config::LoggingSettings {
+        format: cargo_lambda_image::config::schema::LogFormat::Json,
+        application_level: Some("INFO".into()),
+        system_level: Some("WARN".into()),
+        log_group: None,
+    };
+    spec.deploy.dead_letter = Some(QUEUE.into());
+    spec.deploy.vpc = Some(cargo_lambda_image::config::VpcSettings {
+        subnets: vec!["subnet-a".into()],
+        security_groups: vec!["sg-1".into()],
+        ipv6_dual_stack: true,
+    });
+    let access_point = "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-1";
+    spec.deploy.file_system = Some(cargo_lambda_image::config::FileSystemSettings {
+        arn: access_point.into(),
+        mount_path: "/mnt/data".into(),
+    });
+    let img = assemble(&spec);
+    deployed(&spec, &img, &env.opts).await;
+    let log = env.recorder.take();
+    let create = sent(&log, "CreateFunction")[0].json();
+    assert_eq!(
+        create["LoggingConfig"],
+        serde_json::json!({"LogFormat": "JSON", "ApplicationLogLevel": "INFO",
+            "SystemLogLevel": "WARN", "LogGroup": format!("/aws/lambda/{name}")})
+    );
+    assert_eq!(create["DeadLetterConfig"]["TargetArn"], QUEUE);
+    assert_eq!(
+        create["FileSystemConfigs"],
+        serde_json::json!([{"Arn": access_point, "LocalMountPath": "/mnt/data"}])
+    );
+    assert_eq!(create["VpcConfig"]["Ipv6AllowedForDualStack"], true);
+
+    // Removed, they are reset: Text logs into the default group, no target, no file system.
+    // (moto forgot them, so the plan sees no difference there: a new memory size makes the
+    // update that carries them.)
+    spec.memory += 128;
+    spec.deploy.logging = Default::default();
+    spec.deploy.dead_letter = None;
+    spec.deploy.file_system = None;
+    deployed(&spec, &img, &env.opts).await;
+    let log = env.recorder.take();
+    let update = sent(&log, "UpdateFunctionConfiguration")[0].json();
+    assert_eq!(
+        update["LoggingConfig"],
+        serde_json::json!({"LogFormat": "Text", "LogGroup": format!("/aws/lambda/{name}")})
+    );
+    assert_eq!(update["DeadLetterConfig"]["TargetArn"], "");
+    assert_eq!(update["FileSystemConfigs"], serde_json::json!([]));
 }

@@ -20,7 +20,10 @@ use serde_json::{Map, Value};
 use crate::error::{did_you_mean, Error, Result, Source};
 use crate::target::{Arch, Compiler, Libc, Target};
 
-pub use resolve::{BaseImage, BaseKind, DeploySettings, ImageSettings, TestSettings, VpcSettings};
+pub use resolve::{
+    AsyncSettings, BaseImage, BaseKind, DeploySettings, FileSystemSettings, ImageSettings,
+    LoggingSettings, TestSettings, VpcSettings,
+};
 
 use layers::{Layer, ManifestTables};
 
@@ -260,6 +263,7 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
         for bin in select_bins(package, &bins, &request.selection)? {
             let stack = layers::stack(&workspace_tables, &package_tables, bin, &env, &cli);
             let settings = resolve::apply_defaults(layers::merge(&stack)?, bin);
+            resolve::check_merged(&settings, package.manifest_path.as_std_path())?;
             for &arch in &settings.arches {
                 let key = (settings.function_name.clone(), arch);
                 let here = format!("{}/{bin}", package.name);

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::lambda::{self, DEFAULT_EPHEMERAL_STORAGE, DEFAULT_MEMORY, DEFAULT_TIMEOUT};
 use crate::target::{Arch, Compiler, GlibcVersion, Libc};
 
-use super::schema::{LambdaConfig, TagMutability, Tracing};
+use super::schema::{LambdaConfig, LogFormat, TagMutability, Tracing};
 
 /// The default base image, as DESIGN.md and AWS's own Rust guide use.
 pub const DEFAULT_BASE_IMAGE: &str = "public.ecr.aws/lambda/provided:al2";
@@ -143,6 +143,49 @@ pub struct DeploySettings {
     pub reserved_concurrency: Option<u32>,
     /// The VPC, if any.
     pub vpc: Option<VpcSettings>,
+    /// Log format, levels and group.
+    pub logging: LoggingSettings,
+    /// The dead-letter queue or topic ARN.
+    pub dead_letter: Option<String>,
+    /// The EFS access point and where it is mounted.
+    pub file_system: Option<FileSystemSettings>,
+    /// Asynchronous invocation settings, when any is set.
+    pub async_invoke: Option<AsyncSettings>,
+}
+
+/// Resolved `deploy.logging` (unset levels and group are Lambda's defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LoggingSettings {
+    /// `Text` or `JSON`.
+    pub format: LogFormat,
+    /// The function's own lowest level (JSON only).
+    pub application_level: Option<String>,
+    /// Lambda's platform logs' lowest level (JSON only).
+    pub system_level: Option<String>,
+    /// The log group (default `/aws/lambda/<function>`).
+    pub log_group: Option<String>,
+}
+
+/// Resolved `deploy.file-system`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileSystemSettings {
+    /// The EFS access point ARN.
+    pub arn: String,
+    /// `/mnt/<name>`.
+    pub mount_path: String,
+}
+
+/// Resolved `deploy.async` (unset values are Lambda's defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AsyncSettings {
+    /// Retries, 0 to 2.
+    pub max_retries: Option<u32>,
+    /// Maximum event age in seconds.
+    pub max_event_age: Option<u32>,
+    /// Destination of successes.
+    pub on_success: Option<String>,
+    /// Destination of failures.
+    pub on_failure: Option<String>,
 }
 
 /// Resolved `deploy.vpc`.
@@ -250,6 +293,26 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
                 security_groups: v.security_groups.unwrap_or_default(),
                 ipv6_dual_stack: v.ipv6_dual_stack.unwrap_or(false),
             }),
+            logging: deploy
+                .logging
+                .map(|l| LoggingSettings {
+                    format: l.format.unwrap_or_default(),
+                    application_level: l.application_level,
+                    system_level: l.system_level,
+                    log_group: l.log_group,
+                })
+                .unwrap_or_default(),
+            dead_letter: deploy.dead_letter,
+            file_system: deploy.file_system.map(|f| FileSystemSettings {
+                arn: f.arn.unwrap_or_default(),
+                mount_path: f.mount_path.unwrap_or_default(),
+            }),
+            async_invoke: deploy.async_.map(|a| AsyncSettings {
+                max_retries: a.max_retries,
+                max_event_age: a.max_event_age,
+                on_success: a.on_success,
+                on_failure: a.on_failure,
+            }),
         },
         test: TestSettings {
             events: config.test.and_then(|t| t.events).unwrap_or_default(),
@@ -257,6 +320,26 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
         function_name,
         base_image,
     }
+}
+
+/// Checks that need the merged settings, since their keys may come from different tables (the
+/// workspace's VPC, a package's file system): a file system needs a VPC.
+pub fn check_merged(settings: &Settings, manifest: &std::path::Path) -> crate::error::Result<()> {
+    if settings.deploy.file_system.is_some() && settings.deploy.vpc.is_none() {
+        return Err(crate::error::Error::InvalidValue {
+            source_: Box::new(crate::error::Source::Manifest {
+                path: manifest.to_path_buf(),
+                table: "package.metadata.lambda".into(),
+            }),
+            key: "deploy.file-system".into(),
+            message: format!(
+                "the function `{}` mounts a file system but is in no VPC",
+                settings.function_name
+            ),
+            help: "Lambda reaches EFS through a VPC: add [package.metadata.lambda.deploy.vpc] with subnets and security groups that reach the file system's mount targets".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Renders a tag template: `{version}`, `{arch}`, `{function}` and `{package}`.
@@ -313,6 +396,29 @@ mod tests {
         assert_eq!((s.memory, s.timeout, s.ephemeral_storage), (128, 3, 512));
         assert_eq!(s.image.repository, "echo");
         assert_eq!((s.image.entrypoint, s.image.command), (None, None));
+    }
+
+    #[test]
+    fn a_file_system_without_a_vpc_is_refused_with_the_fix() {
+        let config: LambdaConfig = serde_json::from_value(serde_json::json!({"deploy": {
+            "file-system": {"arn": "arn:aws:elasticfilesystem:eu-west-1:1:access-point/a",
+                            "mount-path": "/mnt/data"}}}))
+        .unwrap();
+        let mut settings = apply_defaults(config, "orders");
+        let err = check_merged(&settings, std::path::Path::new("/w/Cargo.toml")).unwrap_err();
+        match &err {
+            crate::error::Error::InvalidValue { key, help, .. } => {
+                assert_eq!(key, "deploy.file-system");
+                assert!(help.contains("deploy.vpc"), "{help}");
+            }
+            other => panic!("expected an invalid value, got {other:?}"),
+        }
+        settings.deploy.vpc = Some(VpcSettings {
+            subnets: vec!["subnet-a".into()],
+            security_groups: vec!["sg-a".into()],
+            ipv6_dual_stack: false,
+        });
+        check_merged(&settings, std::path::Path::new("/w/Cargo.toml")).unwrap();
     }
 
     #[test]

@@ -55,9 +55,19 @@ pub const DEPLOY_KEYS: &[&str] = &[
     "kms-key",
     "reserved-concurrency",
     "vpc",
+    "logging",
+    "dead-letter",
+    "file-system",
+    "async",
 ];
 /// Keys of the `deploy.vpc` table.
 pub const VPC_KEYS: &[&str] = &["subnets", "security-groups", "ipv6-dual-stack"];
+/// Keys of the `deploy.logging` table.
+pub const LOGGING_KEYS: &[&str] = &["format", "application-level", "system-level", "log-group"];
+/// Keys of the `deploy.file-system` table.
+pub const FILE_SYSTEM_KEYS: &[&str] = &["arn", "mount-path"];
+/// Keys of the `deploy.async` table.
+pub const ASYNC_KEYS: &[&str] = &["max-retries", "max-event-age", "on-success", "on-failure"];
 /// Keys of the `test` table.
 pub const TEST_KEYS: &[&str] = &["events"];
 
@@ -155,6 +165,71 @@ pub struct VpcConfig {
     pub ipv6_dual_stack: Option<bool>,
 }
 
+/// The format of the function's logs (`LoggingConfig.LogFormat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LogFormat {
+    /// Plain text lines (Lambda's default).
+    #[default]
+    Text,
+    /// JSON objects, which log levels need.
+    #[serde(rename = "JSON")]
+    Json,
+}
+
+impl LogFormat {
+    /// Lambda's name for the format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "Text",
+            LogFormat::Json => "JSON",
+        }
+    }
+}
+
+/// `[...lambda.deploy.logging]`: Lambda's `LoggingConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `JSON` or `Text`.
+    pub format: Option<LogFormat>,
+    /// The lowest level of the function's own logs sent (JSON only): TRACE, DEBUG, INFO, WARN,
+    /// ERROR or FATAL.
+    pub application_level: Option<String>,
+    /// The lowest level of Lambda's platform logs sent (JSON only): DEBUG, INFO or WARN.
+    pub system_level: Option<String>,
+    /// The CloudWatch log group (default `/aws/lambda/<function>`).
+    pub log_group: Option<String>,
+}
+
+/// Application log levels Lambda accepts.
+pub const APPLICATION_LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+/// System log levels Lambda accepts.
+pub const SYSTEM_LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARN"];
+
+/// `[...lambda.deploy.file-system]`: an EFS access point mounted in the function.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileSystemConfig {
+    /// The EFS access point's ARN.
+    pub arn: Option<String>,
+    /// Where it is mounted: `/mnt/<name>`.
+    pub mount_path: Option<String>,
+}
+
+/// `[...lambda.deploy.async]`: what happens to asynchronous invocations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AsyncConfig {
+    /// Retries after a function error, 0 to 2 (Lambda's default: 2).
+    pub max_retries: Option<u32>,
+    /// Seconds an event may wait, 60 to 21600 (Lambda's default: 21600).
+    pub max_event_age: Option<u32>,
+    /// Destination ARN for successful invocations (SQS, SNS, Lambda or EventBridge).
+    pub on_success: Option<String>,
+    /// Destination ARN for failed invocations.
+    pub on_failure: Option<String>,
+}
+
 /// `[...lambda.image]`: how the container image is assembled and named.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -199,6 +274,15 @@ pub struct DeployConfig {
     pub reserved_concurrency: Option<u32>,
     /// The VPC to connect to.
     pub vpc: Option<VpcConfig>,
+    /// Log format, levels and group.
+    pub logging: Option<LoggingConfig>,
+    /// The SQS queue or SNS topic ARN for events that failed every attempt.
+    pub dead_letter: Option<String>,
+    /// An EFS file system to mount.
+    pub file_system: Option<FileSystemConfig>,
+    /// Asynchronous invocation settings.
+    #[serde(rename = "async")]
+    pub async_: Option<AsyncConfig>,
 }
 
 /// `[...lambda.test]`: local test settings.
@@ -305,6 +389,9 @@ fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
             for (sub, value) in table {
                 let inner_keys = match (key.as_str(), sub.as_str()) {
                     ("deploy", "vpc") => Some(VPC_KEYS),
+                    ("deploy", "logging") => Some(LOGGING_KEYS),
+                    ("deploy", "file-system") => Some(FILE_SYSTEM_KEYS),
+                    ("deploy", "async") => Some(ASYNC_KEYS),
                     _ => None,
                 };
                 let unknown = |path: String, name: &str, keys: &[&str]| Error::UnknownKey {
@@ -378,6 +465,13 @@ fn type_help(key: &str) -> String {
         "reserved-concurrency" => "reserved-concurrency = 10 (0 stops every invocation)",
         "subnets" | "security-groups" => r#"a list of IDs, e.g. ["subnet-0abc", "subnet-0def"]"#,
         "ipv6-dual-stack" => "true or false",
+        "format" => r#"format = "JSON" (or "Text")"#,
+        "application-level" | "system-level" => r#"a level, e.g. "INFO""#,
+        "log-group" | "dead-letter" | "arn" | "mount-path" | "on-success" | "on-failure" => {
+            "a string"
+        }
+        "max-retries" => "max-retries = 0 (0 to 2)",
+        "max-event-age" => "max-event-age = 3600 (seconds, 60 to 21600)",
         "vpc" => {
             r#"a table, e.g. vpc = { subnets = ["subnet-0abc"], security-groups = ["sg-0abc"] }"#
         }
@@ -507,6 +601,7 @@ fn check_deploy_values(config: &LambdaConfig, source: &Source) -> Result<()> {
             ));
         }
     }
+    check_logging_and_targets(deploy, source)?;
     if let Some(vpc) = &deploy.vpc {
         let count = |list: &Option<Vec<String>>| list.as_ref().map_or(0, Vec::len);
         let (subnets, groups) = (count(&vpc.subnets), count(&vpc.security_groups));
@@ -523,6 +618,122 @@ fn check_deploy_values(config: &LambdaConfig, source: &Source) -> Result<()> {
                 format!("{groups} security groups: Lambda takes 1 to 5"),
                 r#"list the security groups, e.g. security-groups = ["sg-0abc"]"#,
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `arn` is an ARN of `service` (its third field).
+fn is_arn_of(arn: &str, services: &[&str]) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    parts.len() >= 6 && parts[0] == "arn" && services.contains(&parts[2])
+}
+
+/// `deploy.logging`, `deploy.dead-letter`, `deploy.file-system` and `deploy.async`.
+fn check_logging_and_targets(deploy: &DeployConfig, source: &Source) -> Result<()> {
+    let invalid = |key: &str, message: String, help: &str| Error::InvalidValue {
+        source_: Box::new(source.clone()),
+        key: key.to_string(),
+        message,
+        help: help.to_string(),
+    };
+    if let Some(logging) = &deploy.logging {
+        let levels = [
+            (
+                "application-level",
+                &logging.application_level,
+                APPLICATION_LOG_LEVELS,
+            ),
+            ("system-level", &logging.system_level, SYSTEM_LOG_LEVELS),
+        ];
+        for (key, level, known) in levels {
+            let Some(level) = level else { continue };
+            let key = format!("deploy.logging.{key}");
+            if !known.contains(&level.as_str()) {
+                return Err(invalid(
+                    &key,
+                    format!("`{level}` is not a level Lambda knows here"),
+                    &format!("use one of {}", known.join(", ")),
+                ));
+            }
+            if logging.format != Some(LogFormat::Json) {
+                return Err(invalid(
+                    &key,
+                    "log levels need JSON logs".into(),
+                    r#"add format = "JSON" to [deploy.logging]"#,
+                ));
+            }
+        }
+    }
+    if let Some(arn) = &deploy.dead_letter {
+        if !is_arn_of(arn, &["sqs", "sns"]) {
+            return Err(invalid(
+                "deploy.dead-letter",
+                format!("`{arn}` is not an SQS queue or SNS topic ARN"),
+                "use e.g. arn:aws:sqs:eu-west-1:123456789012:orders-dlq",
+            ));
+        }
+    }
+    if let Some(fs) = &deploy.file_system {
+        match &fs.arn {
+            Some(arn) if is_arn_of(arn, &["elasticfilesystem"]) => {}
+            _ => {
+                return Err(invalid(
+                    "deploy.file-system.arn",
+                    format!(
+                        "`{}` is not an EFS access point ARN",
+                        fs.arn.as_deref().unwrap_or("")
+                    ),
+                    "use e.g. arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0",
+                ))
+            }
+        }
+        let path = fs.mount_path.as_deref().unwrap_or("");
+        let name = path.strip_prefix("/mnt/").unwrap_or("");
+        if name.is_empty() || name.contains('/') {
+            return Err(invalid(
+                "deploy.file-system.mount-path",
+                format!("`{path}` is not /mnt/<name>"),
+                r#"Lambda mounts file systems under /mnt, e.g. mount-path = "/mnt/data""#,
+            ));
+        }
+    }
+    if let Some(config) = &deploy.async_ {
+        let ranges = [
+            ("max-retries", config.max_retries, 0..=2, ""),
+            (
+                "max-event-age",
+                config.max_event_age,
+                60..=21600,
+                " seconds",
+            ),
+        ];
+        for (key, value, range, unit) in ranges {
+            if let Some(v) = value.filter(|v| !range.contains(v)) {
+                return Err(invalid(
+                    &format!("deploy.async.{key}"),
+                    format!("{v} is outside {}..={}{unit}", range.start(), range.end()),
+                    &format!(
+                        "Lambda accepts {key} from {} to {}{unit}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        }
+        for (key, arn) in [
+            ("on-success", &config.on_success),
+            ("on-failure", &config.on_failure),
+        ] {
+            if let Some(arn) = arn {
+                if !is_arn_of(arn, &["sqs", "sns", "lambda", "events"]) {
+                    return Err(invalid(
+                        &format!("deploy.async.{key}"),
+                        format!("`{arn}` is not an SQS, SNS, Lambda or EventBridge ARN"),
+                        "name the destination by its ARN",
+                    ));
+                }
+            }
         }
     }
     Ok(())
@@ -560,6 +771,34 @@ mod tests {
         assert!(err.contains("description"), "{err}");
         let err = check(json!({"deploy": {"reserved-concurrency": -1}}));
         assert!(err.contains("deploy.reserved-concurrency"), "{err}");
+        let err = check(json!({"deploy": {"logging": {"application-level": "INFO"}}}));
+        assert!(
+            err.contains("deploy.logging.application-level") && err.contains("JSON"),
+            "{err}"
+        );
+        let err =
+            check(json!({"deploy": {"logging": {"format": "JSON", "system-level": "TRACE"}}}));
+        assert!(err.contains("deploy.logging.system-level"), "{err}");
+        let err = check(json!({"deploy": {"dead-letter": "arn:aws:s3:::bucket:x:y"}}));
+        assert!(err.contains("deploy.dead-letter"), "{err}");
+        let err = check(json!({"deploy": {"file-system": {
+            "arn": "arn:aws:elasticfilesystem:eu-west-1:1:access-point/fsap-1", "mount-path": "/data"}}}));
+        assert!(err.contains("deploy.file-system.mount-path"), "{err}");
+        let err = check(json!({"deploy": {"async": {"max-retries": 3}}}));
+        assert!(
+            err.contains("deploy.async.max-retries") && err.contains("0..=2"),
+            "{err}"
+        );
+        let err = check(json!({"deploy": {"async": {"max-event-age": 59}}}));
+        assert!(err.contains("deploy.async.max-event-age"), "{err}");
+        let unknown = json!({"deploy": {"logging": {"formats": "JSON"}}});
+        match validate(&unknown, &src(), true) {
+            Err(Error::UnknownKey { key, help, .. }) => {
+                assert_eq!(key, "deploy.logging.formats");
+                assert!(help.contains("`format`"), "{help}");
+            }
+            other => panic!("expected an unknown key, got {other:?}"),
+        }
         let ok = json!({"description": "d", "deploy": {"tracing": "Active", "reserved-concurrency": 0,
             "kms-key": "arn:aws:kms:eu-west-1:123456789012:key/k",
             "vpc": {"subnets": ["subnet-a"], "security-groups": ["sg-a"], "ipv6-dual-stack": true}}});

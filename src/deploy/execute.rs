@@ -100,6 +100,10 @@ async fn run_step(
             name: role,
             policy_arn,
         } => iam::attach_policy(&clients.iam, role, policy_arn).await?,
+        Step::PutRolePolicy {
+            name: role,
+            document,
+        } => iam::put_policy(&clients.iam, role, iam::TARGETS_POLICY, document).await?,
         Step::CreateFunction => {
             lambda::create(client, &run.desired, plan.creates_role(), reporter).await?;
             lambda::wait_ready(client, &name, reporter).await?;
@@ -126,6 +130,14 @@ async fn run_step(
         Step::DeleteFunctionConcurrency { .. } => {
             lambda::set_concurrency(client, &name, None, reporter).await?;
             reporter.line(format!("✓ Removed the concurrency reservation of {name}"));
+        }
+        Step::PutFunctionEventInvokeConfig { .. }
+        | Step::DeleteFunctionEventInvokeConfig { .. } => {
+            let wanted = run.desired.async_invoke.clone();
+            lambda::set_event_invoke_config(client, &name, wanted.as_ref(), reporter).await?;
+            reporter.line(format!(
+                "✓ Set the asynchronous invocation settings of {name}"
+            ));
         }
         Step::TagResource { tags } => {
             let arn = observed.function.as_ref().map_or(name.as_str(), |f| &f.arn);

@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
 use aws_sdk_lambda::types::{
-    Architecture, Environment, EphemeralStorage, FunctionCode, FunctionConfiguration, ImageConfig,
-    LastUpdateStatus, PackageType, State, TracingConfig, TracingMode, VpcConfig,
+    ApplicationLogLevel, Architecture, DeadLetterConfig, DestinationConfig, Environment,
+    EphemeralStorage, FileSystemConfig, FunctionCode, FunctionConfiguration, ImageConfig,
+    LastUpdateStatus, LogFormat, LoggingConfig, OnFailure, OnSuccess, PackageType, State,
+    SystemLogLevel, TracingConfig, TracingMode, VpcConfig,
 };
 use aws_sdk_lambda::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -18,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::progress::Reporter;
 
 use super::observe::{FunctionState, LaunchOverrides};
-use super::plan::{Desired, Vpc};
+use super::plan::{AsyncInvoke, Desired, Logging, Vpc};
 
 /// How long to wait for a function to become Active / Successful.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -73,6 +75,45 @@ impl Desired {
             .set_security_group_ids(Some(vpc.security_groups))
             .set_ipv6_allowed_for_dual_stack(self.vpc.as_ref().map(|v| v.ipv6_dual_stack))
             .build()
+    }
+
+    fn sdk_logging(&self) -> LoggingConfig {
+        let l = &self.logging;
+        LoggingConfig::builder()
+            .log_format(LogFormat::from(l.format.as_str()))
+            .set_application_log_level(
+                l.application_level
+                    .as_deref()
+                    .map(ApplicationLogLevel::from),
+            )
+            .set_system_log_level(l.system_level.as_deref().map(SystemLogLevel::from))
+            .log_group(&l.log_group)
+            .build()
+    }
+
+    /// The dead-letter target; an empty one removes it.
+    fn sdk_dead_letter(&self) -> DeadLetterConfig {
+        DeadLetterConfig::builder()
+            .target_arn(self.dead_letter.clone().unwrap_or_default())
+            .build()
+    }
+
+    /// The file systems: none, or the one configured.
+    fn sdk_file_systems(&self) -> Result<Vec<FileSystemConfig>> {
+        self.file_system
+            .iter()
+            .map(|(arn, path)| {
+                FileSystemConfig::builder()
+                    .arn(arn)
+                    .local_mount_path(path)
+                    .build()
+                    .map_err(|e| Error::Deploy {
+                        function: self.name.clone(),
+                        message: e.to_string(),
+                        help: "set `deploy.file-system.arn` and `mount-path`".into(),
+                    })
+            })
+            .collect()
     }
 
     /// The KMS key; an empty string puts the environment back under Lambda's own key.
@@ -137,6 +178,23 @@ fn state_of(out: &GetFunctionOutput) -> FunctionState {
         reserved_concurrency: out
             .concurrency()
             .and_then(|c| c.reserved_concurrent_executions()),
+        logging: c.and_then(|c| c.logging_config()).map(|l| Logging {
+            format: l
+                .log_format()
+                .map_or("Text".to_string(), |f| f.as_str().to_string()),
+            application_level: l.application_log_level().map(|v| v.as_str().to_string()),
+            system_level: l.system_log_level().map(|v| v.as_str().to_string()),
+            log_group: l.log_group().unwrap_or_default().to_string(),
+        }),
+        dead_letter: c
+            .and_then(|c| c.dead_letter_config())
+            .and_then(|d| d.target_arn())
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        file_system: c
+            .and_then(|c| c.file_system_configs().first())
+            .map(|f| (f.arn().to_string(), f.local_mount_path().to_string())),
+        async_invoke: None,
         env: c
             .and_then(|c| c.environment())
             .and_then(|e| e.variables())
@@ -319,6 +377,14 @@ pub(crate) async fn create(
             .tracing_config(desired.sdk_tracing())
             .set_kms_key_arn(desired.kms_key.clone())
             .set_vpc_config(desired.vpc.is_some().then(|| desired.sdk_vpc()))
+            .logging_config(desired.sdk_logging())
+            .set_dead_letter_config(
+                desired
+                    .dead_letter
+                    .is_some()
+                    .then(|| desired.sdk_dead_letter()),
+            )
+            .set_file_system_configs(Some(desired.sdk_file_systems()?).filter(|f| !f.is_empty()))
             .send()
             .await;
         match result {
@@ -356,6 +422,95 @@ pub(crate) async fn create(
     }
 }
 
+/// GetFunctionEventInvokeConfig; `None` when the function has none.
+pub(crate) async fn event_invoke_config(
+    client: &Client,
+    name: &str,
+) -> Result<Option<AsyncInvoke>> {
+    match client
+        .get_function_event_invoke_config()
+        .function_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let destination = out.destination_config();
+            Ok(Some(AsyncInvoke {
+                max_retries: out.maximum_retry_attempts(),
+                max_event_age: out.maximum_event_age_in_seconds(),
+                on_success: destination
+                    .and_then(|d| d.on_success())
+                    .and_then(|d| d.destination())
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string),
+                on_failure: destination
+                    .and_then(|d| d.on_failure())
+                    .and_then(|d| d.destination())
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string),
+            }))
+        }
+        Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(aws::error("lambda", "GetFunctionEventInvokeConfig", e)),
+    }
+}
+
+/// PutFunctionEventInvokeConfig of `wanted`, or with `None` DeleteFunctionEventInvokeConfig.
+pub(crate) async fn set_event_invoke_config(
+    client: &Client,
+    name: &str,
+    wanted: Option<&AsyncInvoke>,
+    progress: &Reporter,
+) -> Result<()> {
+    let Some(wanted) = wanted else {
+        return retry_conflicts(
+            client,
+            name,
+            "DeleteFunctionEventInvokeConfig",
+            progress,
+            || {
+                client
+                    .delete_function_event_invoke_config()
+                    .function_name(name)
+                    .send()
+            },
+        )
+        .await
+        .map(|_| ());
+    };
+    let destinations = DestinationConfig::builder()
+        .set_on_success(
+            wanted
+                .on_success
+                .as_ref()
+                .map(|d| OnSuccess::builder().destination(d).build()),
+        )
+        .set_on_failure(
+            wanted
+                .on_failure
+                .as_ref()
+                .map(|d| OnFailure::builder().destination(d).build()),
+        )
+        .build();
+    retry_conflicts(
+        client,
+        name,
+        "PutFunctionEventInvokeConfig",
+        progress,
+        || {
+            client
+                .put_function_event_invoke_config()
+                .function_name(name)
+                .set_maximum_retry_attempts(wanted.max_retries)
+                .set_maximum_event_age_in_seconds(wanted.max_event_age)
+                .destination_config(destinations.clone())
+                .send()
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
 /// PutFunctionConcurrency, or with `None` DeleteFunctionConcurrency.
 pub(crate) async fn set_concurrency(
     client: &Client,
@@ -391,6 +546,7 @@ pub(crate) async fn update_configuration(
     progress: &Reporter,
 ) -> Result<()> {
     let ephemeral = desired.ephemeral()?;
+    let file_systems = desired.sdk_file_systems()?;
     retry_conflicts(
         client,
         &desired.name,
@@ -410,6 +566,9 @@ pub(crate) async fn update_configuration(
                 .tracing_config(desired.sdk_tracing())
                 .kms_key_arn(desired.sdk_kms_key())
                 .vpc_config(desired.sdk_vpc())
+                .logging_config(desired.sdk_logging())
+                .dead_letter_config(desired.sdk_dead_letter())
+                .set_file_system_configs(Some(file_systems.clone()))
                 .send()
         },
     )

@@ -50,6 +50,14 @@ pub struct FunctionState {
     pub vpc: Option<super::plan::Vpc>,
     /// Reserved concurrent executions, when reserved.
     pub reserved_concurrency: Option<i32>,
+    /// Its `LoggingConfig`, when Lambda reports one.
+    pub logging: Option<super::plan::Logging>,
+    /// Its dead-letter target.
+    pub dead_letter: Option<String>,
+    /// Its file system: access point ARN and mount path.
+    pub file_system: Option<(String, String)>,
+    /// Its event invoke configuration, when it has one.
+    pub async_invoke: Option<super::plan::AsyncInvoke>,
     /// Environment variables (their values are never printed; see [`super::plan`]).
     #[serde(skip)]
     pub env: BTreeMap<String, String>,
@@ -88,12 +96,17 @@ pub enum RoleState {
         /// The ARN.
         arn: String,
     },
-    /// No role is configured and the function does not exist: `<function>-lambda-role`.
+    /// No role is configured, and the function is new or has the role this tool manages:
+    /// `<function>-lambda-role`, shared by the function's architectures.
     Default {
         /// The role's name.
         name: String,
         /// Its ARN, when it exists.
         arn: Option<String>,
+        /// The managed policies attached to it.
+        attached: Vec<String>,
+        /// Its inline policy for targets ([`iam::TARGETS_POLICY`]).
+        targets: Option<serde_json::Value>,
     },
 }
 
@@ -126,6 +139,7 @@ pub async fn observe(spec: &FunctionSpec, clients: &Clients) -> Result<Observed>
         if let Some(alias) = &spec.deploy.alias {
             state.alias_version = lambda_api::alias_version(&clients.lambda, name, alias).await?;
         }
+        state.async_invoke = lambda_api::event_invoke_config(&clients.lambda, name).await?;
     }
     let account = lambda::account_of_repository_uri(&ecr.host).to_string();
     let role = observe_role(spec, function.as_ref(), clients, &account).await?;
@@ -162,10 +176,26 @@ async fn observe_role(
             exists,
         });
     }
+    // One role per function, whatever the architecture: named after the configured name.
+    let name = lambda::default_role_name(&spec.name);
     if let Some(arn) = function.and_then(|f| f.role.clone()) {
-        return Ok(RoleState::Current { arn });
+        let managed = lambda::parse_role_arn(&arn).is_some_and(|(role, _)| role == name);
+        if !managed {
+            return Ok(RoleState::Current { arn });
+        }
     }
-    let name = lambda::default_role_name(&spec.lambda_name);
     let arn = iam::get_role(&clients.iam, &name).await?;
-    Ok(RoleState::Default { name, arn })
+    let (attached, targets) = match arn {
+        Some(_) => (
+            iam::attached_policies(&clients.iam, &name).await?,
+            iam::inline_policy(&clients.iam, &name, iam::TARGETS_POLICY).await?,
+        ),
+        None => (Vec::new(), None),
+    };
+    Ok(RoleState::Default {
+        name,
+        arn,
+        attached,
+        targets,
+    })
 }

@@ -49,6 +49,14 @@ pub struct Desired {
     pub vpc: Option<Vpc>,
     /// Reserved concurrent executions (`None`: none reserved).
     pub reserved_concurrency: Option<i32>,
+    /// Log format, levels and group (the group resolved to its default).
+    pub logging: Logging,
+    /// Dead-letter target ARN (`None`: none).
+    pub dead_letter: Option<String>,
+    /// EFS access point ARN and mount path (`None`: none).
+    pub file_system: Option<(String, String)>,
+    /// Asynchronous invocation settings (`None`: Lambda's defaults, no destinations).
+    pub async_invoke: Option<AsyncInvoke>,
     /// Environment variables; values are never printed.
     #[serde(skip)]
     pub env: BTreeMap<String, String>,
@@ -56,6 +64,103 @@ pub struct Desired {
     pub image_config: Option<LaunchOverrides>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+}
+
+/// A function's `LoggingConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Logging {
+    /// `Text` or `JSON`.
+    pub format: String,
+    /// Application log level (JSON only).
+    pub application_level: Option<String>,
+    /// System log level (JSON only).
+    pub system_level: Option<String>,
+    /// The log group.
+    pub log_group: String,
+}
+
+impl Logging {
+    /// Lambda's default logging for the function `name`: text, into `/aws/lambda/<name>`.
+    pub fn default_for(name: &str) -> Logging {
+        Logging {
+            format: "Text".into(),
+            application_level: None,
+            system_level: None,
+            log_group: format!("/aws/lambda/{name}"),
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut text = format!("{} into {}", self.format, self.log_group);
+        if self.format == "JSON" {
+            let level = |l: &Option<String>| l.clone().unwrap_or_else(|| "(default)".into());
+            text.push_str(&format!(
+                ", application {}, system {}",
+                level(&self.application_level),
+                level(&self.system_level)
+            ));
+        }
+        text
+    }
+
+    /// Whether two configurations are the same for Lambda (levels only count with JSON).
+    fn same(&self, other: &Logging) -> bool {
+        self.format == other.format
+            && self.log_group == other.log_group
+            && (self.format != "JSON"
+                || (self.application_level == other.application_level
+                    && self.system_level == other.system_level))
+    }
+}
+
+/// A function's event invoke configuration (`PutFunctionEventInvokeConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AsyncInvoke {
+    /// Retries after an error (Lambda's default 2).
+    pub max_retries: Option<i32>,
+    /// Maximum event age in seconds (Lambda's default 21600).
+    pub max_event_age: Option<i32>,
+    /// Destination of successes.
+    pub on_success: Option<String>,
+    /// Destination of failures.
+    pub on_failure: Option<String>,
+}
+
+impl AsyncInvoke {
+    /// The differences from `now` (which `None` leaves at Lambda's defaults), as field changes.
+    fn changes(now: Option<&AsyncInvoke>, wanted: Option<&AsyncInvoke>) -> Vec<FieldChange> {
+        let empty = AsyncInvoke::default();
+        let (now, wanted) = (now.unwrap_or(&empty), wanted.unwrap_or(&empty));
+        let number = |v: Option<i32>, default: i32| v.unwrap_or(default).to_string();
+        let target = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        let pairs = [
+            (
+                "async.max-retries",
+                number(now.max_retries, 2),
+                number(wanted.max_retries, 2),
+            ),
+            (
+                "async.max-event-age",
+                number(now.max_event_age, 21600),
+                number(wanted.max_event_age, 21600),
+            ),
+            (
+                "async.on-success",
+                target(&now.on_success),
+                target(&wanted.on_success),
+            ),
+            (
+                "async.on-failure",
+                target(&now.on_failure),
+                target(&wanted.on_failure),
+            ),
+        ];
+        pairs
+            .into_iter()
+            .filter(|(_, from, to)| from != to)
+            .map(|(field, from, to)| FieldChange::new(field, from, to))
+            .collect()
+    }
 }
 
 /// A function's VPC connection, as Lambda's `VpcConfig` holds it (lists sorted).
@@ -140,7 +245,14 @@ pub enum Step {
         /// Its name.
         name: String,
     },
-    /// Attach the basic execution policy (CloudWatch Logs) to the new role.
+    /// Set the role's inline policy for the dead-letter target and destinations.
+    PutRolePolicy {
+        /// The role's name.
+        name: String,
+        /// The policy document.
+        document: serde_json::Value,
+    },
+    /// Attach a managed policy (CloudWatch Logs; VPC access; X-Ray) to the role.
     AttachRolePolicy {
         /// The role's name.
         name: String,
@@ -172,6 +284,16 @@ pub enum Step {
         /// What it is now.
         from: i32,
     },
+    /// Set the asynchronous invocation settings.
+    PutFunctionEventInvokeConfig {
+        /// What differs.
+        changes: Vec<FieldChange>,
+    },
+    /// Remove them (back to Lambda's defaults: two retries, six hours, no destinations).
+    DeleteFunctionEventInvokeConfig {
+        /// What differs.
+        changes: Vec<FieldChange>,
+    },
     /// Set the tags whose values differ.
     TagResource {
         /// The tags to set.
@@ -196,7 +318,10 @@ impl Step {
     pub fn changes_function(&self) -> bool {
         !matches!(
             self,
-            Step::Ecr(_) | Step::CreateRole { .. } | Step::AttachRolePolicy { .. }
+            Step::Ecr(_)
+                | Step::CreateRole { .. }
+                | Step::AttachRolePolicy { .. }
+                | Step::PutRolePolicy { .. }
         )
     }
 }
@@ -272,6 +397,10 @@ pub fn plan(
                     from: None,
                 });
             }
+            if desired.async_invoke.is_some() {
+                let changes = AsyncInvoke::changes(None, desired.async_invoke.as_ref());
+                steps.push(Step::PutFunctionEventInvokeConfig { changes });
+            }
         }
         Some(current) => {
             let changes = configuration_changes(current, &desired);
@@ -287,6 +416,15 @@ pub fn plan(
                     steps.push(Step::PutFunctionConcurrency { reserved, from })
                 }
                 (Some(from), None) => steps.push(Step::DeleteFunctionConcurrency { from }),
+                _ => {}
+            }
+            let (now, wanted) = (current.async_invoke.as_ref(), desired.async_invoke.as_ref());
+            let changes = AsyncInvoke::changes(now, wanted);
+            match (now, wanted) {
+                (_, Some(_)) if !changes.is_empty() => {
+                    steps.push(Step::PutFunctionEventInvokeConfig { changes })
+                }
+                (Some(_), None) => steps.push(Step::DeleteFunctionEventInvokeConfig { changes }),
                 _ => {}
             }
             let tags: BTreeMap<String, String> = desired
@@ -340,16 +478,64 @@ fn role(
             Ok(arn.clone())
         }
         RoleState::Current { arn } => Ok(arn.clone()),
-        RoleState::Default { arn: Some(arn), .. } => Ok(arn.clone()),
-        RoleState::Default { name, arn: None } => {
-            steps.push(Step::CreateRole { name: name.clone() });
-            steps.push(Step::AttachRolePolicy {
-                name: name.clone(),
-                policy_arn: BASIC_EXECUTION_POLICY.into(),
-            });
-            Ok(format!("arn:aws:iam::{account}:role/{name}"))
+        RoleState::Default {
+            name,
+            arn,
+            attached,
+            targets,
+        } => {
+            if arn.is_none() {
+                steps.push(Step::CreateRole { name: name.clone() });
+            }
+            for policy in role_policies(spec) {
+                if !attached.iter().any(|a| a == policy) {
+                    steps.push(Step::AttachRolePolicy {
+                        name: name.clone(),
+                        policy_arn: policy.into(),
+                    });
+                }
+            }
+            if let Some(document) = role_targets_policy(spec) {
+                if targets.as_ref() != Some(&document) {
+                    steps.push(Step::PutRolePolicy {
+                        name: name.clone(),
+                        document,
+                    });
+                }
+            }
+            Ok(arn
+                .clone()
+                .unwrap_or_else(|| format!("arn:aws:iam::{account}:role/{name}")))
         }
     }
+}
+
+/// The managed policies the role this tool manages needs for `spec`'s settings.
+fn role_policies(spec: &FunctionSpec) -> Vec<&'static str> {
+    let deploy = &spec.deploy;
+    let mut policies = vec![BASIC_EXECUTION_POLICY];
+    if deploy.vpc.is_some() || deploy.file_system.is_some() {
+        policies.push(super::iam::VPC_ACCESS_POLICY);
+    }
+    if deploy.tracing == crate::config::schema::Tracing::Active {
+        policies.push(super::iam::XRAY_POLICY);
+    }
+    policies
+}
+
+/// The inline policy that lets the function send to its dead-letter target and destinations.
+fn role_targets_policy(spec: &FunctionSpec) -> Option<serde_json::Value> {
+    let deploy = &spec.deploy;
+    let asynchronous = deploy.async_invoke.as_ref();
+    let targets: Vec<&str> = [
+        deploy.dead_letter.as_deref(),
+        asynchronous.and_then(|a| a.on_success.as_deref()),
+        asynchronous.and_then(|a| a.on_failure.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    super::iam::targets_policy(&targets)
 }
 
 fn desired(spec: &FunctionSpec, image: &BuiltImage, image_uri: String, role: String) -> Desired {
@@ -373,6 +559,31 @@ fn desired(spec: &FunctionSpec, image: &BuiltImage, image_uri: String, role: Str
             )
         }),
         reserved_concurrency: spec.deploy.reserved_concurrency.map(|r| r as i32),
+        logging: {
+            let l = &spec.deploy.logging;
+            let json = l.format == crate::config::schema::LogFormat::Json;
+            Logging {
+                format: l.format.as_str().to_string(),
+                application_level: l.application_level.clone().filter(|_| json),
+                system_level: l.system_level.clone().filter(|_| json),
+                log_group: l
+                    .log_group
+                    .clone()
+                    .unwrap_or_else(|| Logging::default_for(&spec.lambda_name).log_group),
+            }
+        },
+        dead_letter: spec.deploy.dead_letter.clone(),
+        file_system: spec
+            .deploy
+            .file_system
+            .as_ref()
+            .map(|f| (f.arn.clone(), f.mount_path.clone())),
+        async_invoke: spec.deploy.async_invoke.as_ref().map(|a| AsyncInvoke {
+            max_retries: a.max_retries.map(|v| v as i32),
+            max_event_age: a.max_event_age.map(|v| v as i32),
+            on_success: a.on_success.clone(),
+            on_failure: a.on_failure.clone(),
+        }),
         env: spec.env.clone(),
         image_config: spec.image.overrides_launch().then(|| LaunchOverrides {
             entrypoint: spec.image.entrypoint.clone().unwrap_or_default(),
@@ -443,6 +654,31 @@ pub fn configuration_changes(current: &FunctionState, desired: &Desired) -> Vec<
             Vpc::text(desired.vpc.as_ref()),
         );
         changes.push(FieldChange::new("vpc", from, to));
+    }
+    // A function that reports no LoggingConfig (older APIs, moto) logs Lambda's default way.
+    let logging = current
+        .logging
+        .clone()
+        .unwrap_or_else(|| Logging::default_for(&desired.name));
+    if !logging.same(&desired.logging) {
+        changes.push(FieldChange::new(
+            "logging",
+            logging.text(),
+            desired.logging.text(),
+        ));
+    }
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+    if current.dead_letter != desired.dead_letter {
+        let (from, to) = (shown(&current.dead_letter), shown(&desired.dead_letter));
+        changes.push(FieldChange::new("dead-letter", from, to));
+    }
+    if current.file_system != desired.file_system {
+        let text = |f: &Option<(String, String)>| {
+            f.as_ref()
+                .map_or("(none)".into(), |(arn, path)| format!("{arn} at {path}"))
+        };
+        let (from, to) = (text(&current.file_system), text(&desired.file_system));
+        changes.push(FieldChange::new("file-system", from, to));
     }
     // Environment values may be secrets: a change says which variable, never its value.
     let names = current.env.keys().chain(desired.env.keys());
@@ -551,6 +787,63 @@ fn versions(
     Some(version)
 }
 
+/// The concurrency and asynchronous-invocation steps as a dry run prints them.
+fn describe_setting(step: &Step, name: &str) -> PlannedStep {
+    match step {
+        Step::PutFunctionConcurrency { reserved, from } => {
+            let from = from.map_or("(none)".to_string(), |f| f.to_string());
+            PlannedStep {
+                changes: vec![FieldChange::new("reserved-concurrency", from, reserved)],
+                ..planned_step(
+                    "lambda",
+                    "PutFunctionConcurrency",
+                    name,
+                    format!("reserve {reserved} concurrent executions"),
+                )
+            }
+        }
+        Step::DeleteFunctionConcurrency { from } => PlannedStep {
+            changes: vec![FieldChange::new("reserved-concurrency", from, "(none)")],
+            ..planned_step(
+                "lambda",
+                "DeleteFunctionConcurrency",
+                name,
+                "remove the concurrency reservation (reserved-concurrency is no longer set)".into(),
+            )
+        },
+        Step::PutFunctionEventInvokeConfig { changes } => PlannedStep {
+            changes: changes.clone(),
+            ..planned_step(
+                "lambda",
+                "PutFunctionEventInvokeConfig",
+                name,
+                format!("set {}", field_list(changes)),
+            )
+        },
+        Step::DeleteFunctionEventInvokeConfig { changes } => PlannedStep {
+            changes: changes.clone(),
+            ..planned_step(
+                "lambda",
+                "DeleteFunctionEventInvokeConfig",
+                name,
+                "put asynchronous invocations back to Lambda's defaults (async is no longer set)"
+                    .into(),
+            )
+        },
+        _ => planned_step("lambda", "", name, String::new()),
+    }
+}
+
+fn planned_step(service: &str, operation: &str, target: &str, summary: String) -> PlannedStep {
+    PlannedStep {
+        service: service.into(),
+        operation: operation.into(),
+        target: target.into(),
+        summary,
+        changes: Vec::new(),
+    }
+}
+
 /// A step as a dry run prints it.
 fn describe(step: &Step, desired: &Desired) -> PlannedStep {
     let name = desired.name.as_str();
@@ -572,11 +865,20 @@ fn describe(step: &Step, desired: &Desired) -> PlannedStep {
             name,
             "create the execution role, trusting lambda.amazonaws.com".into(),
         ),
-        Step::AttachRolePolicy { name, .. } => planned(
+        Step::AttachRolePolicy { name, policy_arn } => planned(
             "iam",
             "AttachRolePolicy",
             name,
-            "attach AWSLambdaBasicExecutionRole".into(),
+            format!(
+                "attach {}",
+                policy_arn.rsplit('/').next().unwrap_or(policy_arn)
+            ),
+        ),
+        Step::PutRolePolicy { name, .. } => planned(
+            "iam",
+            "PutRolePolicy",
+            name,
+            "allow sending to the dead-letter target and destinations".into(),
         ),
         Step::CreateFunction => planned(
             "lambda",
@@ -605,27 +907,10 @@ fn describe(step: &Step, desired: &Desired) -> PlannedStep {
                 format!("deploy {} ({})", desired.image_uri, desired.arch),
             )
         },
-        Step::PutFunctionConcurrency { reserved, from } => {
-            let from = from.map_or("(none)".to_string(), |f| f.to_string());
-            PlannedStep {
-                changes: vec![FieldChange::new("reserved-concurrency", from, reserved)],
-                ..planned(
-                    "lambda",
-                    "PutFunctionConcurrency",
-                    name,
-                    format!("reserve {reserved} concurrent executions"),
-                )
-            }
-        }
-        Step::DeleteFunctionConcurrency { from } => PlannedStep {
-            changes: vec![FieldChange::new("reserved-concurrency", from, "(none)")],
-            ..planned(
-                "lambda",
-                "DeleteFunctionConcurrency",
-                name,
-                "remove the concurrency reservation (reserved-concurrency is no longer set)".into(),
-            )
-        },
+        Step::PutFunctionConcurrency { .. }
+        | Step::DeleteFunctionConcurrency { .. }
+        | Step::PutFunctionEventInvokeConfig { .. }
+        | Step::DeleteFunctionEventInvokeConfig { .. } => describe_setting(step, name),
         Step::TagResource { tags } => planned(
             "lambda",
             "TagResource",
@@ -733,15 +1018,17 @@ mod tests {
             ecr: EcrState::new(HOST, None, None),
             function: None,
             role: RoleState::Default {
-                name: "orders-arm64-lambda-role".into(),
+                name: "orders-lambda-role".into(),
                 arn: None,
+                attached: Vec::new(),
+                targets: None,
             },
         }
     }
 
     /// AWS right after a deploy of `spec` with the image `digest`.
     fn deployed(spec: &FunctionSpec, digest: &str) -> Observed {
-        let role = "arn:aws:iam::123456789012:role/orders-arm64-lambda-role".to_string();
+        let role = "arn:aws:iam::123456789012:role/orders-lambda-role".to_string();
         let policy = ecr::policy(None, "eu-west-1", &[]).to_string();
         let repository = Repository {
             uri: format!("{HOST}/orders"),
