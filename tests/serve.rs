@@ -724,3 +724,50 @@ async fn watch_swaps_rebuilt_images_in_without_failing_a_request_and_survives_br
         "every answer is the old or the new one"
     );
 }
+
+/// Sample events from `aws_lambda_events` types, sent by `test --event-example` and through
+/// `serve`: the echoing function answers each with the event itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn sample_events_reach_functions_through_test_and_serve() {
+    use cargo_lambda_image::samples::{self, SampleKind};
+    let mut cmd = fixture_command("test", &emulator_manifest());
+    cmd.args([
+        "-p",
+        "behave",
+        "--bin",
+        "behave",
+        "--message-format",
+        "json",
+    ])
+    .args(["--event-example", "apigw-v2", "--event-example", "sqs"]);
+    let out = tokio::task::block_in_place(|| run(&mut cmd));
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let responses: Vec<Value> = json_lines(&out)
+        .into_iter()
+        .filter(|e| e["reason"] == "invocation")
+        .map(|e| e["invocation"]["response"].clone())
+        .collect();
+    assert_eq!(
+        responses,
+        [
+            samples::example(SampleKind::ApigwV2),
+            samples::example(SampleKind::Sqs)
+        ]
+    );
+
+    let serving = serve(&[]);
+    let client = lambda_client(&serving.endpoint);
+    for kind in [SampleKind::S3, SampleKind::Kinesis, SampleKind::Scheduled] {
+        let event = samples::example(kind);
+        let out = client
+            .invoke()
+            .function_name("behave")
+            .payload(Blob::new(event.to_string()))
+            .send()
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+        assert_eq!(answer, event, "{kind:?}");
+    }
+}
