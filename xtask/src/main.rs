@@ -39,7 +39,10 @@ Tasks:
             in the foreground until Ctrl-C, printing the environment to export
   bench     measure against docker build/push, skopeo, cargo and AWS's RIE
             (needs the services) and write BENCHMARKS.md; `--runs N` (default
-            5), `--quick` (2 runs)
+            5), `--quick` (2 runs, one of each big-image step), `--only
+            SECTION[,SECTION]` (assembly, cache, push, shared-base,
+            push-skopeo, emulator, compile, determinism, big; writes
+            <target>/xtask-bench/BENCHMARKS.only.md instead)
   help      print this message
 
 State (Python venv, Docker data, registry storage, logs) is kept in
