@@ -22,6 +22,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::oci::{self, ImageConfig, Layout, Manifest};
@@ -94,11 +95,10 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
 
     // The tree is unpacked beside `dest` and then swapped in, so that runtimes started from
     // the previous tree (still answering an invocation while `watch` swaps images) keep their
-    // files: the old tree is moved aside, and removed at the next swap.
-    // Another process may unpack the same image into the same place at the same time (a
-    // `watch` and a `test`): each stages its own tree.
+    // files: the old tree is moved aside, and removed by a swap a minute later.
+    // Another process may unpack into the same place at the same time (a `watch` and a `test`,
+    // tests sharing a target directory): each stages and retires its own trees.
     let staging = sibling(dest, &format!("unpacking-{}", std::process::id()));
-    let retired = sibling(dest, "retired");
     remove_path(&staging)?;
     fs::create_dir_all(&staging).map_err(|e| Error::io("could not create", &staging, e))?;
     // Never follow a symlink that `staging` itself may be reached through: work on its real
@@ -111,7 +111,8 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
         let _ = remove_path(&staging);
         return Err(e);
     }
-    swap_in(&staging, dest, &retired)?;
+    remove_retired(dest);
+    swap_in(&staging, dest)?;
     let root = dest
         .canonicalize()
         .map_err(|e| Error::io("could not resolve", dest, e))?;
@@ -121,14 +122,67 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
     })
 }
 
-/// Moves `staging` to `dest`, and what was at `dest` to `retired` (removed at the next swap).
-/// Another process's swap may land between the two renames; then the swap is tried again.
-fn swap_in(staging: &Path, dest: &Path, retired: &Path) -> Result<()> {
+/// How long a retired tree is kept for the runtimes that may still run from it.
+const RETIRED_FOR: Duration = Duration::from_secs(60);
+
+/// `<dest>.retired-<unix seconds>-<pid>-<n>`: unique to this swap (`n` counts this
+/// process's swaps).
+fn retired_name(dest: &Path) -> PathBuf {
+    static SWAPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SWAPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    sibling(dest, &format!("retired-{now}-{}-{n}", std::process::id()))
+}
+
+/// Removes the trees retired beside `dest` over [`RETIRED_FOR`] ago (by any process), and the
+/// staging trees of processes that are gone (killed while unpacking). They are garbage: a
+/// failure to remove one (another process removing it too) is not an error.
+fn remove_retired(dest: &Path) {
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.retired", name.to_string_lossy());
+    let staging = format!("{}.unpacking-", name.to_string_lossy());
+    let cutoff = SystemTime::now()
+        .checked_sub(RETIRED_FOR)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = file_name.strip_prefix(&staging) {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = remove_path(&entry.path());
+            }
+            continue;
+        }
+        let Some(rest) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        // `<dest>.retired` (older versions) has no time: it is old.
+        let retired_at = rest
+            .strip_prefix('-')
+            .and_then(|r| r.split('-').next())
+            .and_then(|secs| secs.parse::<u64>().ok())
+            .unwrap_or(0);
+        if retired_at < cutoff {
+            let _ = remove_path(&entry.path());
+        }
+    }
+}
+
+/// Moves `staging` to `dest`, and what was at `dest` to a retired name of its own. Another
+/// process's swap may land between the two renames; then the swap is tried again.
+fn swap_in(staging: &Path, dest: &Path) -> Result<()> {
     let mut attempts = 0;
     loop {
-        remove_path(retired)?;
         if fs::symlink_metadata(dest).is_ok() {
-            match fs::rename(dest, retired) {
+            match fs::rename(dest, retired_name(dest)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(Error::io("could not move aside", dest, e))
                 }
