@@ -58,6 +58,19 @@ fn no_command_prints_credentials_even_with_vv() {
             &selection,
         ]
         .concat(),
+        [
+            &[
+                "invoke",
+                "fixture-echo",
+                "--runner",
+                "unconfined",
+                "--event",
+                "{}",
+            ][..],
+            &local_run,
+            &selection,
+        ]
+        .concat(),
         [&["template", "--registry", &registry][..], &selection].concat(),
         [
             &["deploy", "--dry-run", "--region", "us-east-1"][..],
@@ -75,11 +88,8 @@ fn no_command_prints_credentials_even_with_vv() {
         ENV_FLAG_SECRET,
         ENV_FILE_SECRET,
     ];
-    for args in commands {
-        let mut cmd = cli();
-        cmd.args(&args)
-            .args(["-vv", "--message-format", "json"])
-            .env("CARGO_TARGET_DIR", fixture_target_dir("musl"))
+    let configure = |cmd: &mut std::process::Command| {
+        cmd.env("CARGO_TARGET_DIR", fixture_target_dir("musl"))
             .env("CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES", &registry)
             .env("DOCKER_CONFIG", &docker_config)
             .env("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0002")
@@ -92,6 +102,11 @@ fn no_command_prints_credentials_even_with_vv() {
             )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("AWS_PROFILE");
+    };
+    for args in &commands {
+        let mut cmd = cli();
+        cmd.args(args).args(["-vv", "--message-format", "json"]);
+        configure(&mut cmd);
         let out = run(&mut cmd);
         let (stdout, stderr) = texts(&out);
         assert!(
@@ -106,5 +121,39 @@ fn no_command_prints_credentials_even_with_vv() {
                 args.join(" ")
             );
         }
+    }
+
+    // `serve` runs until stopped: start it with the local-run flags, invoke it once, and read
+    // everything it printed so far.
+    let mut cmd = cli();
+    cmd.args([
+        "serve",
+        "--runner",
+        "unconfined",
+        "--bind",
+        "127.0.0.1:0",
+        "-vv",
+    ])
+    .args(local_run)
+    .args(selection);
+    configure(&mut cmd);
+    let serving = support::serving::Serving::start(cmd);
+    let url = serving.functions[0]["invoke_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answer = std::process::Command::new("curl")
+        .args(["-sS", "-d", "{}", &url])
+        .output()
+        .expect("curl runs");
+    assert!(answer.status.success(), "{answer:?}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let printed: Vec<String> = serving.events.try_iter().map(|e| e.to_string()).collect();
+    let stderr = serving.stderr();
+    for secret in secrets {
+        assert!(
+            !stderr.contains(secret) && !printed.iter().any(|e| e.contains(secret)),
+            "`serve` printed a secret:\n{printed:?}\n{stderr}"
+        );
     }
 }
