@@ -269,18 +269,7 @@ impl Renderer {
                 self.result("index", &line);
             }
             Event::Invocation { invocation } => self.invocation(invocation),
-            Event::Deployed { deployment: d } => {
-                let line = format!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    d.function,
-                    d.arch,
-                    d.arn,
-                    d.version.as_deref().unwrap_or("$LATEST"),
-                    d.digest,
-                    if d.changed { "changed" } else { "unchanged" }
-                );
-                self.result("deployed", &line);
-            }
+            Event::Deployed { deployment: d } => self.deployed(d),
             Event::Planned { deployment } => self.planned(deployment),
             Event::Template { path, template, .. } => {
                 if let Some(path) = path {
@@ -305,6 +294,22 @@ impl Renderer {
             Event::Error(error) => self.failure(error),
             Event::Progress(_) => {}
         }
+    }
+
+    fn deployed(&self, d: &crate::deploy::DeployedFunction) {
+        let mut line = format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            d.function,
+            d.arch,
+            d.arn,
+            d.version.as_deref().unwrap_or("$LATEST"),
+            d.digest,
+            if d.changed { "changed" } else { "unchanged" }
+        );
+        if let Some(url) = &d.url {
+            line.push_str(&format!("\t{url}"));
+        }
+        self.result("deployed", &line);
     }
 
     fn serving(&self, endpoint: &str, functions: &[crate::serve::ServedFunction]) {

@@ -144,6 +144,10 @@ const MUTATING: &[&str] = &[
     "PutFunctionEventInvokeConfig",
     "DeleteFunctionEventInvokeConfig",
     "PutRolePolicy",
+    "CreateFunctionUrlConfig",
+    "UpdateFunctionUrlConfig",
+    "DeleteFunctionUrlConfig",
+    "AddPermission",
 ];
 
 const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:orders-failures";
@@ -1169,4 +1173,99 @@ async fn logging_dead_letter_and_file_system_are_sent_as_lambda_takes_them() {
     );
     assert_eq!(update["DeadLetterConfig"]["TargetArn"], "");
     assert_eq!(update["FileSystemConfigs"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_url_sits_on_the_alias_public_with_both_permissions_and_goes_when_removed() {
+    use cargo_lambda_image::config::schema::{CorsConfig, UrlAuth, UrlConfig};
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-url");
+    let mut spec = echo(dir.path(), &name, b"url");
+    spec.deploy.url = Some(UrlConfig {
+        auth: Some(UrlAuth::None),
+        invoke_mode: None,
+        cors: Some(CorsConfig {
+            allow_origins: Some(vec!["https://b.example".into(), "https://a.example".into()]),
+            max_age: Some(300),
+            ..Default::default()
+        }),
+    });
+    let img = assemble(&spec);
+    let first = deployed(&spec, &img, &env.opts).await;
+    let url = first
+        .url
+        .clone()
+        .expect("the deployed function has its URL");
+    assert!(url.contains(".lambda-url.us-east-1.on.aws"), "{url}");
+    let log = env.recorder.take();
+    let create = sent(&log, "CreateFunctionUrlConfig")[0].json();
+    assert_eq!(create["AuthType"], "NONE");
+    assert_eq!(create["InvokeMode"], "BUFFERED");
+    assert_eq!(create["Cors"]["MaxAge"], 300);
+    // The URL is on the alias, which exists by then.
+    let order = Recorder::operations(&log);
+    let position = |op: &str| order.iter().position(|o| o == op).unwrap();
+    assert!(
+        position("CreateAlias") < position("CreateFunctionUrlConfig"),
+        "{order:?}"
+    );
+    let permissions: Vec<Value> = sent(&log, "AddPermission")
+        .iter()
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(permissions.len(), 2, "{permissions:?}");
+    assert_eq!(permissions[0]["Action"], "lambda:InvokeFunctionUrl");
+    assert_eq!(permissions[0]["FunctionUrlAuthType"], "NONE");
+    assert_eq!(permissions[1]["Action"], "lambda:InvokeFunction");
+    assert_eq!(permissions[1]["InvokedViaFunctionUrl"], true);
+    let config = env
+        .lambda
+        .get_function_url_config()
+        .function_name(&name)
+        .qualifier("live")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(config.auth_type().as_str(), "NONE");
+    assert_eq!(config.function_url(), url);
+
+    // The same again (origins in another order): nothing to do.
+    if let Some(cors) = spec.deploy.url.as_mut().and_then(|u| u.cors.as_mut()) {
+        cors.allow_origins.as_mut().unwrap().reverse();
+    }
+    let again = deployed(&spec, &img, &env.opts).await;
+    assert!(!again.changed);
+    assert_eq!(again.url.as_deref(), Some(url.as_str()));
+    assert_eq!(mutating(&env.recorder.take()), Vec::<String>::new());
+
+    // IAM auth: an update, shown from/to.
+    spec.deploy.url.as_mut().unwrap().auth = Some(UrlAuth::AwsIam);
+    let steps = planned(&env, &spec, &img).await;
+    let update = steps
+        .iter()
+        .find(|s| s.operation == "UpdateFunctionUrlConfig")
+        .expect("an update of the URL");
+    assert_eq!(
+        (
+            update.changes[0].field.as_str(),
+            update.changes[0].from.as_str(),
+            update.changes[0].to.as_str()
+        ),
+        ("url.auth", "NONE", "AWS_IAM")
+    );
+
+    // No url: the URL is deleted.
+    spec.deploy.url = None;
+    let last = deployed(&spec, &img, &env.opts).await;
+    assert_eq!(last.url, None);
+    assert!(mutating(&env.recorder.take()).contains(&"DeleteFunctionUrlConfig".to_string()));
+    assert!(env
+        .lambda
+        .get_function_url_config()
+        .function_name(&name)
+        .qualifier("live")
+        .send()
+        .await
+        .is_err());
 }

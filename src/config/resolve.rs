@@ -151,6 +151,8 @@ pub struct DeploySettings {
     pub file_system: Option<FileSystemSettings>,
     /// Asynchronous invocation settings, when any is set.
     pub async_invoke: Option<AsyncSettings>,
+    /// The Function URL, if wanted.
+    pub url: Option<super::schema::UrlConfig>,
 }
 
 /// Resolved `deploy.logging` (unset levels and group are Lambda's defaults).
@@ -307,6 +309,7 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
                 arn: f.arn.unwrap_or_default(),
                 mount_path: f.mount_path.unwrap_or_default(),
             }),
+            url: deploy.url,
             async_invoke: deploy.async_.map(|a| AsyncSettings {
                 max_retries: a.max_retries,
                 max_event_age: a.max_event_age,

@@ -59,7 +59,10 @@ pub const DEPLOY_KEYS: &[&str] = &[
     "dead-letter",
     "file-system",
     "async",
+    "url",
 ];
+/// Keys of the `deploy.url` table.
+pub const URL_KEYS: &[&str] = &["auth", "invoke-mode", "cors"];
 /// Keys of the `deploy.vpc` table.
 pub const VPC_KEYS: &[&str] = &["subnets", "security-groups", "ipv6-dual-stack"];
 /// Keys of the `deploy.logging` table.
@@ -230,6 +233,80 @@ pub struct AsyncConfig {
     pub on_failure: Option<String>,
 }
 
+/// Who may call a Function URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum UrlAuth {
+    /// Signed requests of IAM principals allowed to (the default).
+    #[default]
+    #[serde(rename = "AWS_IAM")]
+    AwsIam,
+    /// Anyone: public.
+    #[serde(rename = "NONE")]
+    None,
+}
+
+impl UrlAuth {
+    /// Lambda's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UrlAuth::AwsIam => "AWS_IAM",
+            UrlAuth::None => "NONE",
+        }
+    }
+}
+
+/// How a Function URL answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum InvokeMode {
+    /// The whole response at once (the default).
+    #[default]
+    #[serde(rename = "BUFFERED")]
+    Buffered,
+    /// Streamed as the function produces it.
+    #[serde(rename = "RESPONSE_STREAM")]
+    ResponseStream,
+}
+
+impl InvokeMode {
+    /// Lambda's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvokeMode::Buffered => "BUFFERED",
+            InvokeMode::ResponseStream => "RESPONSE_STREAM",
+        }
+    }
+}
+
+/// `[...lambda.deploy.url.cors]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Allowed origins.
+    pub allow_origins: Option<Vec<String>>,
+    /// Allowed methods.
+    pub allow_methods: Option<Vec<String>>,
+    /// Allowed request headers.
+    pub allow_headers: Option<Vec<String>>,
+    /// Response headers exposed to the browser.
+    pub expose_headers: Option<Vec<String>>,
+    /// Seconds a preflight answer may be cached, up to 86400.
+    pub max_age: Option<u32>,
+    /// Whether cookies and credentials are allowed.
+    pub allow_credentials: Option<bool>,
+}
+
+/// `[...lambda.deploy.url]`: a Function URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct UrlConfig {
+    /// `AWS_IAM` (default) or `NONE` (public).
+    pub auth: Option<UrlAuth>,
+    /// `BUFFERED` (default) or `RESPONSE_STREAM`.
+    pub invoke_mode: Option<InvokeMode>,
+    /// CORS.
+    pub cors: Option<CorsConfig>,
+}
+
 /// `[...lambda.image]`: how the container image is assembled and named.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -283,6 +360,8 @@ pub struct DeployConfig {
     /// Asynchronous invocation settings.
     #[serde(rename = "async")]
     pub async_: Option<AsyncConfig>,
+    /// A Function URL (on the alias when there is one).
+    pub url: Option<UrlConfig>,
 }
 
 /// `[...lambda.test]`: local test settings.
@@ -392,6 +471,7 @@ fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
                     ("deploy", "logging") => Some(LOGGING_KEYS),
                     ("deploy", "file-system") => Some(FILE_SYSTEM_KEYS),
                     ("deploy", "async") => Some(ASYNC_KEYS),
+                    ("deploy", "url") => Some(URL_KEYS),
                     _ => None,
                 };
                 let unknown = |path: String, name: &str, keys: &[&str]| Error::UnknownKey {
@@ -471,6 +551,9 @@ fn type_help(key: &str) -> String {
             "a string"
         }
         "max-retries" => "max-retries = 0 (0 to 2)",
+        "auth" => r#"auth = "AWS_IAM" (or "NONE" for a public URL)"#,
+        "invoke-mode" => r#"invoke-mode = "BUFFERED" (or "RESPONSE_STREAM")"#,
+        "max-age" => "max-age = 300 (seconds, up to 86400)",
         "max-event-age" => "max-event-age = 3600 (seconds, 60 to 21600)",
         "vpc" => {
             r#"a table, e.g. vpc = { subnets = ["subnet-0abc"], security-groups = ["sg-0abc"] }"#
@@ -602,6 +685,19 @@ fn check_deploy_values(config: &LambdaConfig, source: &Source) -> Result<()> {
         }
     }
     check_logging_and_targets(deploy, source)?;
+    if let Some(age) = deploy
+        .url
+        .as_ref()
+        .and_then(|u| u.cors.as_ref())
+        .and_then(|c| c.max_age)
+        .filter(|age| *age > 86400)
+    {
+        return Err(invalid(
+            "deploy.url.cors.max-age",
+            format!("{age} is outside 0..=86400 seconds"),
+            "Lambda caches preflight answers for at most a day (86400 seconds)",
+        ));
+    }
     if let Some(vpc) = &deploy.vpc {
         let count = |list: &Option<Vec<String>>| list.as_ref().map_or(0, Vec::len);
         let (subnets, groups) = (count(&vpc.subnets), count(&vpc.security_groups));
@@ -799,6 +895,10 @@ mod tests {
             }
             other => panic!("expected an unknown key, got {other:?}"),
         }
+        let err = check(json!({"deploy": {"url": {"cors": {"max-age": 86401}}}}));
+        assert!(err.contains("deploy.url.cors.max-age"), "{err}");
+        let err = check(json!({"deploy": {"url": {"auth": "PUBLIC"}}}));
+        assert!(err.contains("deploy.url.auth"), "{err}");
         let ok = json!({"description": "d", "deploy": {"tracing": "Active", "reserved-concurrency": 0,
             "kms-key": "arn:aws:kms:eu-west-1:123456789012:key/k",
             "vpc": {"subnets": ["subnet-a"], "security-groups": ["sg-a"], "ipv6-dual-stack": true}}});

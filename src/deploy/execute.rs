@@ -62,7 +62,14 @@ pub(crate) async fn execute(
             message: "the function vanished right after the deploy".into(),
             help: "check whether something else deletes it, and deploy again".into(),
         })?;
+    let url = match &desired.url {
+        Some(_) => lambda::url_config(client, &name, plan.alias.as_deref())
+            .await?
+            .map(|(_, address)| address),
+        None => None,
+    };
     Ok(DeployedFunction {
+        url,
         function: name,
         arch: desired.arch,
         arn: now.arn,
@@ -138,6 +145,18 @@ async fn run_step(
             reporter.line(format!(
                 "✓ Set the asynchronous invocation settings of {name}"
             ));
+        }
+        Step::CreateFunctionUrlConfig
+        | Step::UpdateFunctionUrlConfig { .. }
+        | Step::DeleteFunctionUrlConfig => {
+            let create = matches!(step, Step::CreateFunctionUrlConfig);
+            let (alias, url) = (plan.alias.as_deref(), run.desired.url.as_ref());
+            lambda::set_url(client, &name, alias, url, create).await?;
+            reporter.line(format!("✓ Function URL of {name} set"));
+        }
+        Step::AddPermission { statement } => {
+            let alias = plan.alias.as_deref();
+            lambda::add_url_permission(client, &name, alias, statement).await?;
         }
         Step::TagResource { tags } => {
             let arn = observed.function.as_ref().map_or(name.as_str(), |f| &f.arn);

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
 use aws_sdk_lambda::types::{
     ApplicationLogLevel, Architecture, DeadLetterConfig, DestinationConfig, Environment,
-    EphemeralStorage, FileSystemConfig, FunctionCode, FunctionConfiguration, ImageConfig,
-    LastUpdateStatus, LogFormat, LoggingConfig, OnFailure, OnSuccess, PackageType, State,
-    SystemLogLevel, TracingConfig, TracingMode, VpcConfig,
+    EphemeralStorage, FileSystemConfig, FunctionCode, FunctionConfiguration, FunctionUrlAuthType,
+    ImageConfig, LastUpdateStatus, LogFormat, LoggingConfig, OnFailure, OnSuccess, PackageType,
+    State, SystemLogLevel, TracingConfig, TracingMode, VpcConfig,
 };
 use aws_sdk_lambda::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::progress::Reporter;
 
 use super::observe::{FunctionState, LaunchOverrides};
-use super::plan::{AsyncInvoke, Desired, Logging, Vpc};
+use super::plan::{AsyncInvoke, Cors, Desired, FunctionUrl, Logging, Vpc};
 
 /// How long to wait for a function to become Active / Successful.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -195,6 +195,9 @@ fn state_of(out: &GetFunctionOutput) -> FunctionState {
             .and_then(|c| c.file_system_configs().first())
             .map(|f| (f.arn().to_string(), f.local_mount_path().to_string())),
         async_invoke: None,
+        url: None,
+        url_address: None,
+        url_statements: Vec::new(),
         env: c
             .and_then(|c| c.environment())
             .and_then(|e| e.variables())
@@ -419,6 +422,170 @@ pub(crate) async fn create(
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
         }
+    }
+}
+
+/// GetFunctionUrlConfig (of `qualifier`): the configuration and the URL; `None` when there is
+/// no URL.
+pub(crate) async fn url_config(
+    client: &Client,
+    name: &str,
+    qualifier: Option<&str>,
+) -> Result<Option<(FunctionUrl, String)>> {
+    let out = client
+        .get_function_url_config()
+        .function_name(name)
+        .set_qualifier(qualifier.map(str::to_string))
+        .send()
+        .await;
+    match out {
+        Ok(out) => {
+            let cors = out.cors().map(|c| {
+                Cors {
+                    allow_origins: c.allow_origins().to_vec(),
+                    allow_methods: c.allow_methods().to_vec(),
+                    allow_headers: c.allow_headers().to_vec(),
+                    expose_headers: c.expose_headers().to_vec(),
+                    max_age: c.max_age(),
+                    allow_credentials: c.allow_credentials().unwrap_or(false),
+                }
+                .sorted()
+            });
+            let url = FunctionUrl {
+                auth: out.auth_type().as_str().to_string(),
+                // Lambda says BUFFERED when the mode was never set (moto says Buffered).
+                invoke_mode: out
+                    .invoke_mode()
+                    .map_or("BUFFERED".into(), |m| m.as_str().to_ascii_uppercase()),
+                cors,
+            };
+            Ok(Some((url, out.function_url().to_string())))
+        }
+        Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(aws::error("lambda", "GetFunctionUrlConfig", e)),
+    }
+}
+
+/// The statement IDs of the function's (or `qualifier`'s) resource policy.
+pub(crate) async fn policy_statements(
+    client: &Client,
+    name: &str,
+    qualifier: Option<&str>,
+) -> Result<Vec<String>> {
+    let out = client
+        .get_policy()
+        .function_name(name)
+        .set_qualifier(qualifier.map(str::to_string))
+        .send()
+        .await;
+    match out {
+        Ok(out) => {
+            let policy: serde_json::Value =
+                serde_json::from_str(out.policy().unwrap_or("{}")).unwrap_or_default();
+            Ok(policy["Statement"]
+                .as_array()
+                .map(|statements| {
+                    statements
+                        .iter()
+                        .filter_map(|s| s["Sid"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default())
+        }
+        Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(Vec::new()),
+        Err(e) => Err(aws::error("lambda", "GetPolicy", e)),
+    }
+}
+
+fn sdk_cors(cors: &Cors) -> aws_sdk_lambda::types::Cors {
+    aws_sdk_lambda::types::Cors::builder()
+        .set_allow_origins(Some(cors.allow_origins.clone()))
+        .set_allow_methods(Some(cors.allow_methods.clone()))
+        .set_allow_headers(Some(cors.allow_headers.clone()))
+        .set_expose_headers(Some(cors.expose_headers.clone()))
+        .set_max_age(cors.max_age)
+        .allow_credentials(cors.allow_credentials)
+        .build()
+}
+
+/// CreateFunctionUrlConfig or UpdateFunctionUrlConfig of `url` (on `qualifier`); with `None`,
+/// DeleteFunctionUrlConfig.
+pub(crate) async fn set_url(
+    client: &Client,
+    name: &str,
+    qualifier: Option<&str>,
+    url: Option<&FunctionUrl>,
+    create: bool,
+) -> Result<()> {
+    let qualifier = qualifier.map(str::to_string);
+    let Some(url) = url else {
+        return client
+            .delete_function_url_config()
+            .function_name(name)
+            .set_qualifier(qualifier)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws::error("lambda", "DeleteFunctionUrlConfig", e));
+    };
+    let auth = FunctionUrlAuthType::from(url.auth.as_str());
+    let mode = aws_sdk_lambda::types::InvokeMode::from(url.invoke_mode.as_str());
+    // An update without CORS keeps the old CORS: send an empty one to remove it.
+    let cors = sdk_cors(&url.cors.clone().unwrap_or_default());
+    if create {
+        client
+            .create_function_url_config()
+            .function_name(name)
+            .set_qualifier(qualifier)
+            .auth_type(auth)
+            .invoke_mode(mode)
+            .set_cors(url.cors.as_ref().map(sdk_cors))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws::error("lambda", "CreateFunctionUrlConfig", e))
+    } else {
+        client
+            .update_function_url_config()
+            .function_name(name)
+            .set_qualifier(qualifier)
+            .auth_type(auth)
+            .invoke_mode(mode)
+            .cors(cors)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws::error("lambda", "UpdateFunctionUrlConfig", e))
+    }
+}
+
+/// AddPermission of one of the statements a public URL needs.
+pub(crate) async fn add_url_permission(
+    client: &Client,
+    name: &str,
+    qualifier: Option<&str>,
+    statement: &str,
+) -> Result<()> {
+    let request = client
+        .add_permission()
+        .function_name(name)
+        .set_qualifier(qualifier.map(str::to_string))
+        .statement_id(statement)
+        .principal("*");
+    let request = if statement == super::plan::PUBLIC_URL_STATEMENTS[0] {
+        request
+            .action("lambda:InvokeFunctionUrl")
+            .function_url_auth_type(FunctionUrlAuthType::None)
+    } else {
+        request
+            .action("lambda:InvokeFunction")
+            .invoked_via_function_url(true)
+    };
+    match request.send().await {
+        Ok(_) => Ok(()),
+        // Added in the meantime (another architecture's deploy of a shared alias): fine.
+        Err(e) if aws::code(&e) == Some("ResourceConflictException") => Ok(()),
+        Err(e) => Err(aws::error("lambda", "AddPermission", e)),
     }
 }
 

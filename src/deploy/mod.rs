@@ -86,6 +86,9 @@ pub struct DeployedFunction {
     pub digest: String,
     /// Whether the function (code, configuration, tags, version or alias) changed.
     pub changed: bool,
+    /// Its Function URL, when it has one (`deploy.url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// What [`deploy`] did or, in a dry run, would do.

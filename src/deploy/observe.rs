@@ -58,6 +58,12 @@ pub struct FunctionState {
     pub file_system: Option<(String, String)>,
     /// Its event invoke configuration, when it has one.
     pub async_invoke: Option<super::plan::AsyncInvoke>,
+    /// Its Function URL (on the configured alias, if any), when it has one.
+    pub url: Option<super::plan::FunctionUrl>,
+    /// The address of that URL.
+    pub url_address: Option<String>,
+    /// The statement IDs of the resource policy (of the alias, if any).
+    pub url_statements: Vec<String>,
     /// Environment variables (their values are never printed; see [`super::plan`]).
     #[serde(skip)]
     pub env: BTreeMap<String, String>,
@@ -140,6 +146,18 @@ pub async fn observe(spec: &FunctionSpec, clients: &Clients) -> Result<Observed>
             state.alias_version = lambda_api::alias_version(&clients.lambda, name, alias).await?;
         }
         state.async_invoke = lambda_api::event_invoke_config(&clients.lambda, name).await?;
+        // The URL sits on the alias; before the alias exists there is none to read.
+        let alias = spec.deploy.alias.as_deref();
+        if alias.is_none() || state.alias_version.is_some() {
+            if let Some((url, address)) =
+                lambda_api::url_config(&clients.lambda, name, alias).await?
+            {
+                state.url = Some(url);
+                state.url_address = Some(address);
+            }
+            state.url_statements =
+                lambda_api::policy_statements(&clients.lambda, name, alias).await?;
+        }
     }
     let account = lambda::account_of_repository_uri(&ecr.host).to_string();
     let role = observe_role(spec, function.as_ref(), clients, &account).await?;

@@ -57,6 +57,8 @@ pub struct Desired {
     pub file_system: Option<(String, String)>,
     /// Asynchronous invocation settings (`None`: Lambda's defaults, no destinations).
     pub async_invoke: Option<AsyncInvoke>,
+    /// The Function URL (on the alias, when there is one).
+    pub url: Option<FunctionUrl>,
     /// Environment variables; values are never printed.
     #[serde(skip)]
     pub env: BTreeMap<String, String>,
@@ -162,6 +164,70 @@ impl AsyncInvoke {
             .collect()
     }
 }
+
+/// A Function URL's configuration (CORS lists sorted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FunctionUrl {
+    /// `AWS_IAM` or `NONE`.
+    pub auth: String,
+    /// `BUFFERED` or `RESPONSE_STREAM`.
+    pub invoke_mode: String,
+    /// CORS, when configured.
+    pub cors: Option<Cors>,
+}
+
+/// A Function URL's CORS settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Cors {
+    /// Allowed origins.
+    pub allow_origins: Vec<String>,
+    /// Allowed methods.
+    pub allow_methods: Vec<String>,
+    /// Allowed headers.
+    pub allow_headers: Vec<String>,
+    /// Exposed headers.
+    pub expose_headers: Vec<String>,
+    /// Preflight cache seconds.
+    pub max_age: Option<i32>,
+    /// Credentials allowed.
+    pub allow_credentials: bool,
+}
+
+impl Cors {
+    /// CORS with sorted lists, so that the order they are written in is no change.
+    pub fn sorted(mut self) -> Cors {
+        for list in [
+            &mut self.allow_origins,
+            &mut self.allow_methods,
+            &mut self.allow_headers,
+            &mut self.expose_headers,
+        ] {
+            list.sort();
+        }
+        self
+    }
+
+    fn text(cors: Option<&Cors>) -> String {
+        cors.map_or("(none)".into(), |c| {
+            format!(
+                "origins {}, methods {}, headers {}, expose {}, max-age {}, credentials {}",
+                c.allow_origins.join(","),
+                c.allow_methods.join(","),
+                c.allow_headers.join(","),
+                c.expose_headers.join(","),
+                c.max_age.map_or("(none)".into(), |a| a.to_string()),
+                c.allow_credentials
+            )
+        })
+    }
+}
+
+/// The resource-policy statements a public (`NONE`) Function URL needs: invoking through the
+/// URL, and the function itself when invoked via the URL.
+pub const PUBLIC_URL_STATEMENTS: [&str; 2] = [
+    "FunctionURLAllowPublicAccess",
+    "FunctionURLAllowInvokeAction",
+];
 
 /// A function's VPC connection, as Lambda's `VpcConfig` holds it (lists sorted).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -293,6 +359,20 @@ pub enum Step {
     DeleteFunctionEventInvokeConfig {
         /// What differs.
         changes: Vec<FieldChange>,
+    },
+    /// Create the Function URL.
+    CreateFunctionUrlConfig,
+    /// Change the Function URL.
+    UpdateFunctionUrlConfig {
+        /// What differs.
+        changes: Vec<FieldChange>,
+    },
+    /// Remove the Function URL (`deploy.url` is no longer set).
+    DeleteFunctionUrlConfig,
+    /// Add a statement that a public Function URL needs to the function's resource policy.
+    AddPermission {
+        /// The statement ID (one of [`PUBLIC_URL_STATEMENTS`]).
+        statement: String,
     },
     /// Set the tags whose values differ.
     TagResource {
@@ -440,6 +520,8 @@ pub fn plan(
     }
     let changed = steps.iter().any(Step::changes_function);
     let version = versions(spec, current, changed, &mut steps);
+    // After the alias: the URL sits on it.
+    url_steps(current, &desired, &mut steps);
     Ok(DeployPlan {
         desired,
         steps,
@@ -578,6 +660,21 @@ fn desired(spec: &FunctionSpec, image: &BuiltImage, image_uri: String, role: Str
             .file_system
             .as_ref()
             .map(|f| (f.arn.clone(), f.mount_path.clone())),
+        url: spec.deploy.url.as_ref().map(|u| FunctionUrl {
+            auth: u.auth.unwrap_or_default().as_str().into(),
+            invoke_mode: u.invoke_mode.unwrap_or_default().as_str().into(),
+            cors: u.cors.as_ref().map(|c| {
+                Cors {
+                    allow_origins: c.allow_origins.clone().unwrap_or_default(),
+                    allow_methods: c.allow_methods.clone().unwrap_or_default(),
+                    allow_headers: c.allow_headers.clone().unwrap_or_default(),
+                    expose_headers: c.expose_headers.clone().unwrap_or_default(),
+                    max_age: c.max_age.map(|a| a as i32),
+                    allow_credentials: c.allow_credentials.unwrap_or(false),
+                }
+                .sorted()
+            }),
+        }),
         async_invoke: spec.deploy.async_invoke.as_ref().map(|a| AsyncInvoke {
             max_retries: a.max_retries.map(|v| v as i32),
             max_event_age: a.max_event_age.map(|v| v as i32),
@@ -753,6 +850,49 @@ pub fn code_changes(current: &FunctionState, desired: &Desired) -> Vec<FieldChan
     changes
 }
 
+/// The steps that make the Function URL (and, for a public one, its permissions) what is
+/// wanted.
+fn url_steps(current: Option<&FunctionState>, desired: &Desired, steps: &mut Vec<Step>) {
+    let now = current.and_then(|f| f.url.as_ref());
+    match (now, &desired.url) {
+        (None, None) => {}
+        (Some(_), None) => steps.push(Step::DeleteFunctionUrlConfig),
+        (None, Some(_)) => steps.push(Step::CreateFunctionUrlConfig),
+        (Some(now), Some(wanted)) => {
+            let mut changes = Vec::new();
+            if now.auth != wanted.auth {
+                changes.push(FieldChange::new("url.auth", &now.auth, &wanted.auth));
+            }
+            if now.invoke_mode != wanted.invoke_mode {
+                let (from, to) = (&now.invoke_mode, &wanted.invoke_mode);
+                changes.push(FieldChange::new("url.invoke-mode", from, to));
+            }
+            if now.cors != wanted.cors {
+                let (from, to) = (
+                    Cors::text(now.cors.as_ref()),
+                    Cors::text(wanted.cors.as_ref()),
+                );
+                changes.push(FieldChange::new("url.cors", from, to));
+            }
+            if !changes.is_empty() {
+                steps.push(Step::UpdateFunctionUrlConfig { changes });
+            }
+        }
+    }
+    if desired.url.as_ref().is_some_and(|u| u.auth == "NONE") {
+        let granted = current
+            .map(|f| f.url_statements.as_slice())
+            .unwrap_or_default();
+        for statement in PUBLIC_URL_STATEMENTS {
+            if !granted.iter().any(|g| g == statement) {
+                steps.push(Step::AddPermission {
+                    statement: statement.into(),
+                });
+            }
+        }
+    }
+}
+
 /// The version the deploy ends with, adding the publish and alias steps: a function that
 /// changed gets a new version; an unchanged one reuses the version published with its code,
 /// or gets one when there is none.
@@ -830,6 +970,33 @@ fn describe_setting(step: &Step, name: &str) -> PlannedStep {
                     .into(),
             )
         },
+        Step::CreateFunctionUrlConfig => planned_step(
+            "lambda",
+            "CreateFunctionUrlConfig",
+            name,
+            "create the Function URL".into(),
+        ),
+        Step::UpdateFunctionUrlConfig { changes } => PlannedStep {
+            changes: changes.clone(),
+            ..planned_step(
+                "lambda",
+                "UpdateFunctionUrlConfig",
+                name,
+                format!("set {}", field_list(changes)),
+            )
+        },
+        Step::DeleteFunctionUrlConfig => planned_step(
+            "lambda",
+            "DeleteFunctionUrlConfig",
+            name,
+            "remove the Function URL (url is no longer set)".into(),
+        ),
+        Step::AddPermission { statement } => planned_step(
+            "lambda",
+            "AddPermission",
+            name,
+            format!("let anyone call the public URL ({statement})"),
+        ),
         _ => planned_step("lambda", "", name, String::new()),
     }
 }
@@ -910,7 +1077,11 @@ fn describe(step: &Step, desired: &Desired) -> PlannedStep {
         Step::PutFunctionConcurrency { .. }
         | Step::DeleteFunctionConcurrency { .. }
         | Step::PutFunctionEventInvokeConfig { .. }
-        | Step::DeleteFunctionEventInvokeConfig { .. } => describe_setting(step, name),
+        | Step::DeleteFunctionEventInvokeConfig { .. }
+        | Step::CreateFunctionUrlConfig
+        | Step::UpdateFunctionUrlConfig { .. }
+        | Step::DeleteFunctionUrlConfig
+        | Step::AddPermission { .. } => describe_setting(step, name),
         Step::TagResource { tags } => planned(
             "lambda",
             "TagResource",
