@@ -148,6 +148,7 @@ const MUTATING: &[&str] = &[
     "UpdateFunctionUrlConfig",
     "DeleteFunctionUrlConfig",
     "AddPermission",
+    "RemovePermission",
 ];
 
 const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:orders-failures";
@@ -1253,6 +1254,29 @@ async fn a_function_url_sits_on_the_alias_public_with_both_permissions_and_goes_
             update.changes[0].to.as_str()
         ),
         ("url.auth", "NONE", "AWS_IAM")
+    );
+
+    // The URL is no longer public: both public statements go.
+    let removed = steps
+        .iter()
+        .filter(|s| s.operation == "RemovePermission")
+        .count();
+    assert_eq!(removed, 2, "{steps:?}");
+    deployed(&spec, &img, &env.opts).await;
+    let log = env.recorder.take();
+    assert_eq!(sent(&log, "RemovePermission").len(), 2);
+    let statements = env
+        .lambda
+        .get_policy()
+        .function_name(&name)
+        .qualifier("live")
+        .send()
+        .await
+        .map(|p| p.policy().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    assert!(
+        !statements.contains("FunctionURLAllowPublicAccess"),
+        "{statements}"
     );
 
     // No url: the URL is deleted.

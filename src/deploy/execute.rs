@@ -158,6 +158,10 @@ async fn run_step(
             let alias = plan.alias.as_deref();
             lambda::add_url_permission(client, &name, alias, statement).await?;
         }
+        Step::RemovePermission { statement } => {
+            let alias = plan.alias.as_deref();
+            lambda::remove_permission(client, &name, alias, statement).await?;
+        }
         Step::TagResource { tags } => {
             let arn = observed.function.as_ref().map_or(name.as_str(), |f| &f.arn);
             lambda::tag(client, &name, arn, tags, reporter).await?;

@@ -589,6 +589,27 @@ pub(crate) async fn add_url_permission(
     }
 }
 
+/// RemovePermission of a statement; one already gone is fine.
+pub(crate) async fn remove_permission(
+    client: &Client,
+    name: &str,
+    qualifier: Option<&str>,
+    statement: &str,
+) -> Result<()> {
+    let out = client
+        .remove_permission()
+        .function_name(name)
+        .set_qualifier(qualifier.map(str::to_string))
+        .statement_id(statement)
+        .send()
+        .await;
+    match out {
+        Ok(_) => Ok(()),
+        Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(()),
+        Err(e) => Err(aws::error("lambda", "RemovePermission", e)),
+    }
+}
+
 /// GetFunctionEventInvokeConfig; `None` when the function has none.
 pub(crate) async fn event_invoke_config(
     client: &Client,

@@ -374,6 +374,11 @@ pub enum Step {
         /// The statement ID (one of [`PUBLIC_URL_STATEMENTS`]).
         statement: String,
     },
+    /// Remove a public-URL statement the URL no longer needs (not public, or gone).
+    RemovePermission {
+        /// The statement ID.
+        statement: String,
+    },
     /// Set the tags whose values differ.
     TagResource {
         /// The tags to set.
@@ -879,16 +884,16 @@ fn url_steps(current: Option<&FunctionState>, desired: &Desired, steps: &mut Vec
             }
         }
     }
-    if desired.url.as_ref().is_some_and(|u| u.auth == "NONE") {
-        let granted = current
-            .map(|f| f.url_statements.as_slice())
-            .unwrap_or_default();
-        for statement in PUBLIC_URL_STATEMENTS {
-            if !granted.iter().any(|g| g == statement) {
-                steps.push(Step::AddPermission {
-                    statement: statement.into(),
-                });
-            }
+    let public = desired.url.as_ref().is_some_and(|u| u.auth == "NONE");
+    let granted = current
+        .map(|f| f.url_statements.as_slice())
+        .unwrap_or_default();
+    for statement in PUBLIC_URL_STATEMENTS {
+        let statement = statement.to_string();
+        match (public, granted.contains(&statement)) {
+            (true, false) => steps.push(Step::AddPermission { statement }),
+            (false, true) => steps.push(Step::RemovePermission { statement }),
+            _ => {}
         }
     }
 }
@@ -997,6 +1002,12 @@ fn describe_setting(step: &Step, name: &str) -> PlannedStep {
             name,
             format!("let anyone call the public URL ({statement})"),
         ),
+        Step::RemovePermission { statement } => planned_step(
+            "lambda",
+            "RemovePermission",
+            name,
+            format!("the URL is no longer public: remove {statement}"),
+        ),
         _ => planned_step("lambda", "", name, String::new()),
     }
 }
@@ -1081,7 +1092,8 @@ fn describe(step: &Step, desired: &Desired) -> PlannedStep {
         | Step::CreateFunctionUrlConfig
         | Step::UpdateFunctionUrlConfig { .. }
         | Step::DeleteFunctionUrlConfig
-        | Step::AddPermission { .. } => describe_setting(step, name),
+        | Step::AddPermission { .. }
+        | Step::RemovePermission { .. } => describe_setting(step, name),
         Step::TagResource { tags } => planned(
             "lambda",
             "TagResource",
