@@ -675,8 +675,7 @@ fn check_deploy_values(config: &LambdaConfig, source: &Source) -> Result<()> {
         return Ok(());
     };
     if let Some(key) = &deploy.kms_key {
-        let parts: Vec<&str> = key.split(':').collect();
-        if parts.len() < 6 || parts[0] != "arn" || parts[2] != "kms" {
+        if !is_arn_of(key, &["kms"]) {
             return Err(invalid(
                 "deploy.kms-key",
                 format!("`{key}` is not a KMS key ARN"),

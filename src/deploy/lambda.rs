@@ -530,8 +530,6 @@ pub(crate) async fn set_url(
     };
     let auth = FunctionUrlAuthType::from(url.auth.as_str());
     let mode = aws_sdk_lambda::types::InvokeMode::from(url.invoke_mode.as_str());
-    // An update without CORS keeps the old CORS: send an empty one to remove it.
-    let cors = sdk_cors(&url.cors.clone().unwrap_or_default());
     if create {
         client
             .create_function_url_config()
@@ -551,7 +549,8 @@ pub(crate) async fn set_url(
             .set_qualifier(qualifier)
             .auth_type(auth)
             .invoke_mode(mode)
-            .cors(cors)
+            // An update without CORS keeps the old CORS: send an empty one to remove it.
+            .cors(sdk_cors(&url.cors.clone().unwrap_or_default()))
             .send()
             .await
             .map(|_| ())
