@@ -58,7 +58,12 @@ fn service_code<E: aws_sdk_lambda::error::ProvideErrorMetadata, R>(
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_sdk_lambda_invokes_each_function_by_name_with_tails_and_qualifiers() {
     let serving = serve(&[]);
-    assert_eq!(serving.functions.len(), 2, "behave and stream");
+    assert_eq!(
+        serving.functions.len(),
+        2,
+        "behave and stream:\n{}",
+        serving.stderr()
+    );
     assert!(serving.function("behave")["invoke_url"]
         .as_str()
         .unwrap()

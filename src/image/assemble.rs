@@ -285,26 +285,49 @@ fn same_layout(fresh: &Path, existing: &Path, manifest_digest: &str) -> bool {
         && manifest.is_some_and(|m| m.is_file())
 }
 
-/// Puts the directory `fresh` at `target`, replacing what was there. Another process may
-/// swap its own layout in between the two renames, so the swap is tried again a few times.
+/// Puts the directory `fresh` at `target`, replacing what was there. The two are exchanged in
+/// one step (`renameat2(RENAME_EXCHANGE)`), so that another process reading `target` (a `test`
+/// beside a `watch`, tests sharing a target directory) never finds it missing; the old tree,
+/// now at `fresh`, is removed after.
 fn replace_dir(fresh: &Path, target: &Path) -> Result<()> {
-    let old = target.with_file_name(format!("oci.old-{}", std::process::id()));
     let mut attempts = 0;
     loop {
-        remove_dir(&old)?;
-        if target.exists() {
-            match std::fs::rename(target, &old) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io("could not move", target, e))
-                }
-                _ => {}
-            }
-        }
         match std::fs::rename(fresh, target) {
-            Ok(()) => return remove_dir(&old),
-            Err(_) if attempts < 5 && target.exists() => attempts += 1,
+            Ok(()) => return Ok(()),
+            Err(e) if !target.exists() => return Err(Error::io("could not write", target, e)),
+            Err(_) => {}
+        }
+        match exchange(fresh, target) {
+            Ok(()) => return remove_dir(fresh),
+            // `target` went away in between (another process's swap): try again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
             Err(e) => return Err(Error::io("could not write", target, e)),
         }
+    }
+}
+
+/// Exchanges two paths atomically.
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
