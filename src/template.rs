@@ -283,6 +283,136 @@ fn deploy_settings(spec: &FunctionSpec, format: TemplateFormat, props: &mut Map<
     }
 }
 
+/// The kind of an asynchronous destination, as SAM names it, from its ARN's service.
+fn destination_type(arn: &str) -> &'static str {
+    match arn.split(':').nth(2) {
+        Some("sns") => "SNS",
+        Some("lambda") => "Lambda",
+        Some("events") => "EventBridge",
+        Some("s3") => "S3Bucket",
+        _ => "SQS",
+    }
+}
+
+/// A Function URL's CORS, as both formats spell it.
+fn cors(url: &crate::config::schema::UrlConfig) -> Option<Value> {
+    let c = url.cors.as_ref()?;
+    let mut cors = Map::new();
+    let lists = [
+        ("AllowOrigins", &c.allow_origins),
+        ("AllowMethods", &c.allow_methods),
+        ("AllowHeaders", &c.allow_headers),
+        ("ExposeHeaders", &c.expose_headers),
+    ];
+    for (key, list) in lists {
+        if let Some(list) = list {
+            cors.insert(key.into(), json!(list));
+        }
+    }
+    if let Some(age) = c.max_age {
+        cors.insert("MaxAge".into(), json!(age));
+    }
+    if let Some(credentials) = c.allow_credentials {
+        cors.insert("AllowCredentials".into(), json!(credentials));
+    }
+    Some(Value::Object(cors))
+}
+
+/// `deploy.async` and `deploy.url` as SAM properties of the function (SAM adds the public
+/// URL's permission itself).
+fn sam_async_and_url(spec: &FunctionSpec, props: &mut Map<String, Value>) {
+    if let Some(a) = &spec.deploy.async_invoke {
+        let mut config = json!({});
+        if let Some(retries) = a.max_retries {
+            config["MaximumRetryAttempts"] = json!(retries);
+        }
+        if let Some(age) = a.max_event_age {
+            config["MaximumEventAgeInSeconds"] = json!(age);
+        }
+        for (key, target) in [("OnSuccess", &a.on_success), ("OnFailure", &a.on_failure)] {
+            if let Some(arn) = target {
+                config["DestinationConfig"][key] =
+                    json!({ "Type": destination_type(arn), "Destination": arn });
+            }
+        }
+        props.insert("EventInvokeConfig".into(), config);
+    }
+    if let Some(url) = &spec.deploy.url {
+        let mut config = json!({
+            "AuthType": url.auth.unwrap_or_default().as_str(),
+            "InvokeMode": url.invoke_mode.unwrap_or_default().as_str(),
+        });
+        if let Some(cors) = cors(url) {
+            config["Cors"] = cors;
+        }
+        props.insert("FunctionUrlConfig".into(), config);
+    }
+}
+
+/// `deploy.async` and `deploy.url` as CloudFormation resources next to the function
+/// (`AWS::Lambda::EventInvokeConfig`, `AWS::Lambda::Url`, and for a public URL the two
+/// `AWS::Lambda::Permission`s that `deploy` adds too). Templates have no alias, so both apply
+/// to the function's `$LATEST`.
+fn cfn_async_and_url(
+    spec: &FunctionSpec,
+    base: &str,
+    function_id: &str,
+    resources: &mut Map<String, Value>,
+) {
+    if let Some(a) = &spec.deploy.async_invoke {
+        let mut props = json!({ "FunctionName": { "Ref": function_id }, "Qualifier": "$LATEST" });
+        if let Some(retries) = a.max_retries {
+            props["MaximumRetryAttempts"] = json!(retries);
+        }
+        if let Some(age) = a.max_event_age {
+            props["MaximumEventAgeInSeconds"] = json!(age);
+        }
+        for (key, target) in [("OnSuccess", &a.on_success), ("OnFailure", &a.on_failure)] {
+            if let Some(arn) = target {
+                props["DestinationConfig"][key] = json!({ "Destination": arn });
+            }
+        }
+        resources.insert(
+            format!("{base}EventInvokeConfig"),
+            json!({ "Type": "AWS::Lambda::EventInvokeConfig", "Properties": props }),
+        );
+    }
+    let Some(url) = &spec.deploy.url else { return };
+    let auth = url.auth.unwrap_or_default().as_str();
+    let mut props = json!({
+        "TargetFunctionArn": { "Fn::GetAtt": [function_id, "Arn"] },
+        "AuthType": auth,
+        "InvokeMode": url.invoke_mode.unwrap_or_default().as_str(),
+    });
+    if let Some(cors) = cors(url) {
+        props["Cors"] = cors;
+    }
+    resources.insert(
+        format!("{base}Url"),
+        json!({ "Type": "AWS::Lambda::Url", "Properties": props }),
+    );
+    if auth == "NONE" {
+        resources.insert(
+            format!("{base}UrlPublicAccess"),
+            json!({ "Type": "AWS::Lambda::Permission", "Properties": {
+                "Action": "lambda:InvokeFunctionUrl",
+                "FunctionName": { "Ref": function_id },
+                "Principal": "*",
+                "FunctionUrlAuthType": "NONE",
+            }}),
+        );
+        resources.insert(
+            format!("{base}UrlInvokeAction"),
+            json!({ "Type": "AWS::Lambda::Permission", "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": { "Ref": function_id },
+                "Principal": "*",
+                "InvokedViaFunctionUrl": true,
+            }}),
+        );
+    }
+}
+
 /// Renders a template with one function resource per (function, image).
 ///
 /// Each function gets `PackageType: Image`, its image by digest, its one architecture,
@@ -299,6 +429,7 @@ pub fn render(functions: &[(FunctionSpec, ImageRef)], format: TemplateFormat) ->
     }
     let mut resources = Map::new();
     let mut outputs = Map::new();
+    let mut parameters = Map::new();
     let mut names = BTreeSet::new();
     let mut bases = BTreeSet::new();
     for (spec, image) in functions {
@@ -323,10 +454,42 @@ pub fn render(functions: &[(FunctionSpec, ImageRef)], format: TemplateFormat) ->
         let base = unique_base(logical_id(&function_name), &mut bases);
         let function_id = format!("{base}Function");
         let role_id = format!("{base}Role");
-        let (resource, role) = function_resource(spec, image, &function_name, &role_id, format)?;
+        let (resource, role) = function_resource(
+            spec,
+            image,
+            &function_name,
+            &role_id,
+            format,
+            &mut parameters,
+        )?;
         resources.insert(function_id.clone(), resource);
         if let Some(role) = role {
             resources.insert(role_id, role);
+        }
+        if let Some(Value::Object(props)) = resources
+            .get_mut(&function_id)
+            .and_then(|r| r.get_mut("Properties"))
+        {
+            if format == TemplateFormat::Sam {
+                sam_async_and_url(spec, props);
+            }
+        }
+        if format == TemplateFormat::CloudFormation {
+            cfn_async_and_url(spec, &base, &function_id, &mut resources);
+        }
+        if spec.deploy.url.is_some() {
+            // SAM names the URL resource it makes `<FunctionId>Url`.
+            let url_id = match format {
+                TemplateFormat::CloudFormation => format!("{base}Url"),
+                TemplateFormat::Sam => format!("{function_id}Url"),
+            };
+            outputs.insert(
+                format!("{base}FunctionUrl"),
+                json!({
+                    "Description": format!("Function URL of {function_name}"),
+                    "Value": {"Fn::GetAtt": [url_id, "FunctionUrl"]},
+                }),
+            );
         }
         outputs.insert(
             format!("{base}Arn"),
@@ -345,6 +508,9 @@ pub fn render(functions: &[(FunctionSpec, ImageRef)], format: TemplateFormat) ->
         "Description".into(),
         json!("Rust AWS Lambda functions as container images (generated by cargo-lambda-image)"),
     );
+    if !parameters.is_empty() {
+        template.insert("Parameters".into(), Value::Object(parameters));
+    }
     template.insert("Resources".into(), Value::Object(resources));
     template.insert("Outputs".into(), Value::Object(outputs));
     Ok(Value::Object(template))
@@ -384,6 +550,7 @@ fn function_resource(
     function_name: &str,
     role_id: &str,
     format: TemplateFormat,
+    parameters: &mut Map<String, Value>,
 ) -> Result<(Value, Option<Value>)> {
     let mut props = Map::new();
     props.insert("FunctionName".into(), json!(function_name));
@@ -403,8 +570,27 @@ fn function_resource(
         "EphemeralStorage".into(),
         json!({"Size": spec.ephemeral_storage}),
     );
-    if !spec.env.is_empty() {
-        props.insert("Environment".into(), json!({"Variables": spec.env}));
+    let mut variables: Map<String, Value> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    // A `from-env` value is a secret kept out of the manifest: the template asks for it as a
+    // NoEcho parameter instead of holding it.
+    for (key, var) in &spec.env_from {
+        let id = format!("{}Env{}", role_id.trim_end_matches("Role"), logical_id(key));
+        parameters.insert(
+            id.clone(),
+            json!({
+                "Type": "String",
+                "NoEcho": true,
+                "Description": format!("{key} of {function_name} (from-env {var})"),
+            }),
+        );
+        variables.insert(key.clone(), json!({ "Ref": id }));
+    }
+    if !variables.is_empty() {
+        props.insert("Environment".into(), json!({ "Variables": variables }));
     }
     deploy_settings(spec, format, &mut props);
     if let Some(config) = image_config(spec, image) {

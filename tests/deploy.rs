@@ -1293,3 +1293,54 @@ async fn a_function_url_sits_on_the_alias_public_with_both_permissions_and_goes_
         .await
         .is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn from_env_values_and_env_files_are_read_at_deploy_time_and_a_missing_one_stops_first() {
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-fromenv");
+    let mut spec = echo(dir.path(), &name, b"");
+    // A variable name of this test only: the process environment is shared by the tests.
+    let var = format!("CLI_TEST_{}", name.replace('-', "_").to_uppercase());
+    spec.env_from.insert("DB_URL".into(), var.clone());
+    let img = assemble(&spec);
+
+    // Not set: an error naming the key and the variable, before any AWS call.
+    let err = deploy::deploy(&spec, &img, &env.opts, &Reporter::discard())
+        .await
+        .unwrap_err();
+    let text = format!("{err:?} {err}");
+    assert!(text.contains("env.DB_URL") && text.contains(&var), "{text}");
+    assert!(env.recorder.take().is_empty(), "no call before the check");
+
+    std::env::set_var(&var, "postgres://user:pw-from-env@db/app");
+    let file = dir.path().join("deploy.env");
+    std::fs::write(&file, "API_TOKEN=tok-from-file\nGREETING=hi-from-file\n").unwrap();
+    let opts = DeployOptions {
+        env: cargo_lambda_image::envfile::collect(&[file], &[], "--env-file").unwrap(),
+        ..env.opts.clone()
+    };
+    deployed(&spec, &img, &opts).await;
+    let f = env
+        .lambda
+        .get_function_configuration()
+        .function_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let vars = f.environment().unwrap().variables().unwrap();
+    assert_eq!(vars["DB_URL"], "postgres://user:pw-from-env@db/app");
+    assert_eq!(vars["API_TOKEN"], "tok-from-file");
+    // The file wins over the metadata.
+    assert_eq!(vars["GREETING"], "hi-from-file");
+
+    // The plan names the variables that change, never their values.
+    std::env::set_var(&var, "postgres://user:rotated-pw@db/app");
+    let steps = planned(&env, &spec, &img).await;
+    let text = serde_json::to_string(&steps).unwrap();
+    assert!(text.contains("env.DB_URL"), "{text}");
+    for secret in ["rotated-pw", "pw-from-env", "hi-from-file", "tok-from-file"] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    std::env::remove_var(&var);
+}

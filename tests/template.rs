@@ -520,3 +520,83 @@ fn rendered_templates_read_the_same_every_time() {
         insta::assert_snapshot!(format!("template-{format}"), text);
     }
 }
+
+/// `from-env` values, asynchronous settings and a public Function URL, in both formats.
+#[test]
+fn secrets_async_settings_and_urls_render_as_cfn_lint_accepts_them() {
+    let functions: Vec<(FunctionSpec, ImageRef)> = varied_functions()
+        .into_iter()
+        .map(|(mut spec, image)| {
+            if spec.bin == "goodbye" {
+                spec.env_from.insert("DB_URL".into(), "DB_URL".into());
+                spec.deploy.async_invoke = Some(cargo_lambda_image::config::AsyncSettings {
+                    max_retries: Some(0),
+                    max_event_age: Some(600),
+                    on_success: None,
+                    on_failure: Some("arn:aws:sqs:us-east-1:123456789012:failed".into()),
+                });
+                spec.deploy.url = Some(
+                    serde_json::from_value(serde_json::json!({
+                        "auth": "NONE",
+                        "invoke-mode": "RESPONSE_STREAM",
+                        "cors": {"allow-origins": ["https://example.com"], "max-age": 60},
+                    }))
+                    .unwrap(),
+                );
+            }
+            (spec, image)
+        })
+        .collect();
+
+    let cfn = template::render(&functions, TemplateFormat::CloudFormation).unwrap();
+    assert_lint_clean(&cfn);
+    let goodbye = by_name(&cfn, "AWS::Lambda::Function", "goodbye");
+    let variables = &goodbye["Environment"]["Variables"];
+    let parameter = variables["DB_URL"]["Ref"].as_str().unwrap();
+    assert_eq!(cfn["Parameters"][parameter]["NoEcho"], true);
+    assert_eq!(variables["GREETING"], "goodbye", "literal values stay");
+    let invoke = resources(&cfn, "AWS::Lambda::EventInvokeConfig");
+    assert_eq!(invoke.len(), 2, "one per arch of goodbye: {invoke:?}");
+    let props = &invoke[0].1["Properties"];
+    assert_eq!(props["MaximumRetryAttempts"], 0);
+    assert_eq!(
+        props["DestinationConfig"]["OnFailure"]["Destination"],
+        "arn:aws:sqs:us-east-1:123456789012:failed"
+    );
+    let urls = resources(&cfn, "AWS::Lambda::Url");
+    assert_eq!(urls.len(), 2);
+    assert_eq!(urls[0].1["Properties"]["AuthType"], "NONE");
+    assert_eq!(urls[0].1["Properties"]["InvokeMode"], "RESPONSE_STREAM");
+    assert_eq!(
+        urls[0].1["Properties"]["Cors"]["AllowOrigins"],
+        serde_json::json!(["https://example.com"])
+    );
+    let actions: Vec<&Value> = resources(&cfn, "AWS::Lambda::Permission")
+        .iter()
+        .map(|(_, r)| &r["Properties"]["Action"])
+        .collect();
+    assert_eq!(
+        actions.len(),
+        4,
+        "two statements per public URL: {actions:?}"
+    );
+    assert!(actions.iter().any(|a| *a == "lambda:InvokeFunctionUrl"));
+    assert!(actions.iter().any(|a| *a == "lambda:InvokeFunction"));
+    let url_outputs = cfn["Outputs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|o| o["Value"]["Fn::GetAtt"][1] == "FunctionUrl")
+        .count();
+    assert_eq!(url_outputs, 2);
+
+    let sam = template::render(&functions, TemplateFormat::Sam).unwrap();
+    assert_lint_clean(&sam);
+    let goodbye = by_name(&sam, "AWS::Serverless::Function", "goodbye");
+    assert_eq!(goodbye["FunctionUrlConfig"]["AuthType"], "NONE");
+    assert_eq!(
+        goodbye["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"],
+        "SQS"
+    );
+    assert!(sam["Parameters"].as_object().unwrap().len() == 2);
+}

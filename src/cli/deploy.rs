@@ -1,9 +1,12 @@
 //! `deploy`: build and check every image, then push it to ECR and create or update its
 //! Lambda function.
 
+use std::path::PathBuf;
+
 use clap::Args;
 
 use cargo_lambda_image::deploy::DeployOptions;
+use cargo_lambda_image::envfile;
 use cargo_lambda_image::error::Result;
 use cargo_lambda_image::registry::RegistryOptions;
 
@@ -21,6 +24,10 @@ pub struct DeployArgs {
     pub image: ImageArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// A dotenv file of variables set on every deployed function, over the metadata's `env`;
+    /// repeatable, a later file winning. Values are never printed.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
 }
 
 /// Deploys the selected functions, one Lambda function per architecture.
@@ -31,6 +38,7 @@ pub async fn run(args: &DeployArgs, out: &Output) -> Result<()> {
         registry_override: args.aws.registry.clone(),
         registry: RegistryOptions::from_env(),
         dry_run: args.image.build.dry_run,
+        env: envfile::collect(&args.env_files, &[], "--env-file")?,
     };
     // A dry run still builds the image (a local, harmless step) so that the AWS calls can be
     // planned against its digest; only the calls are left out.

@@ -252,9 +252,10 @@ mod tests {
         );
         let c = resolve(&ws, &pkg, &[], &[]);
         let env = c.env.unwrap();
-        assert_eq!(env["A"], "ws");
-        assert_eq!(env["B"], "pkg");
-        assert_eq!(env["C"], "bin");
+        let literal = |v: &str| schema::EnvValue::Literal(v.into());
+        assert_eq!(env["A"], literal("ws"));
+        assert_eq!(env["B"], literal("pkg"));
+        assert_eq!(env["C"], literal("bin"));
         let image = c.image.unwrap();
         assert_eq!(image.tag.as_deref(), Some("t"));
         assert_eq!(image.labels.unwrap().len(), 2);

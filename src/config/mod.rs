@@ -167,8 +167,11 @@ pub struct FunctionSpec {
     pub description: String,
     /// IAM role ARN.
     pub role: Option<String>,
-    /// Function environment.
+    /// Function environment: the values written in the manifest.
     pub env: BTreeMap<String, String>,
+    /// Function variables whose values are read from this machine's environment when the
+    /// function is deployed or run (`{ from-env = "NAME" }`): function variable to `NAME`.
+    pub env_from: BTreeMap<String, String>,
     /// Function tags.
     pub tags: BTreeMap<String, String>,
     /// Image settings.
@@ -182,6 +185,35 @@ pub struct FunctionSpec {
 }
 
 impl FunctionSpec {
+    /// The function's whole environment: the manifest's values, and the `from-env` ones read
+    /// through `lookup` (the process environment, in the tool). A `from-env` variable that is
+    /// not set is an error naming the key and the variable when `required` (a deploy), and
+    /// left out otherwise (a local run). Values are never shown.
+    pub fn environment(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+        required: bool,
+    ) -> Result<BTreeMap<String, String>> {
+        let mut env = self.env.clone();
+        for (key, var) in &self.env_from {
+            let value = lookup(var);
+            if value.is_none() && !required {
+                continue;
+            }
+            let value = value.ok_or_else(|| Error::InvalidValue {
+                source_: Box::new(Source::Manifest {
+                    path: self.manifest_path.clone().into(),
+                    table: "package.metadata.lambda".into(),
+                }),
+                key: format!("env.{key}"),
+                message: format!("it is read from the environment variable `{var}`, which is not set"),
+                help: format!("set {var} where you run cargo lambda-image (e.g. `export {var}=...` or a CI secret), or give env.{key} a value"),
+            })?;
+            env.insert(key.clone(), value);
+        }
+        Ok(env)
+    }
+
     /// The compilation target.
     pub fn target(&self) -> Target {
         Target {
@@ -369,6 +401,7 @@ fn spec(
         description: settings.description.clone(),
         role: settings.role.clone(),
         env: settings.env.clone(),
+        env_from: settings.env_from.clone(),
         tags: settings.tags.clone(),
         image,
         deploy: settings.deploy.clone(),
@@ -504,6 +537,7 @@ pub(crate) fn example_spec(name: &str, arch: Arch, base: &str) -> FunctionSpec {
         description: s.description,
         role: None,
         env: Default::default(),
+        env_from: Default::default(),
         tags: Default::default(),
         image: ImageSettings {
             tag: resolve::render_tag(&s.image.tag, "0.1.0", arch, name, name),

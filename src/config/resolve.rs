@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::lambda::{self, DEFAULT_EPHEMERAL_STORAGE, DEFAULT_MEMORY, DEFAULT_TIMEOUT};
 use crate::target::{Arch, Compiler, GlibcVersion, Libc};
 
-use super::schema::{LambdaConfig, LogFormat, TagMutability, Tracing};
+use super::schema::{EnvValue, LambdaConfig, LogFormat, TagMutability, Tracing};
 
 /// The default base image, as DESIGN.md and AWS's own Rust guide use.
 pub const DEFAULT_BASE_IMAGE: &str = "public.ecr.aws/lambda/provided:al2";
@@ -231,8 +231,11 @@ pub struct Settings {
     pub description: String,
     /// IAM role ARN.
     pub role: Option<String>,
-    /// Function environment.
+    /// Function environment, the values written in the manifest.
     pub env: BTreeMap<String, String>,
+    /// Function variables read from this machine's environment: function variable to the
+    /// variable that holds its value (`{ from-env = "NAME" }`).
+    pub env_from: BTreeMap<String, String>,
     /// Function tags.
     pub tags: BTreeMap<String, String>,
     /// Image settings (tag not yet rendered: it depends on the arch).
@@ -241,6 +244,17 @@ pub struct Settings {
     pub deploy: DeploySettings,
     /// Test settings.
     pub test: TestSettings,
+}
+
+/// The `env` entries whose value is written in the manifest.
+fn literal_env(env: Option<&BTreeMap<String, EnvValue>>) -> BTreeMap<String, String> {
+    env.into_iter()
+        .flatten()
+        .filter_map(|(k, v)| match v {
+            EnvValue::Literal(value) => Some((k.clone(), value.clone())),
+            EnvValue::FromEnv { .. } => None,
+        })
+        .collect()
 }
 
 /// Applies the defaults to a merged configuration.
@@ -264,7 +278,16 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
             .unwrap_or(DEFAULT_EPHEMERAL_STORAGE),
         description: config.description.unwrap_or_default(),
         role: config.role,
-        env: config.env.unwrap_or_default(),
+        env: literal_env(config.env.as_ref()),
+        env_from: config
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|(k, v)| match v {
+                EnvValue::FromEnv { from_env } => Some((k.clone(), from_env.clone())),
+                EnvValue::Literal(_) => None,
+            })
+            .collect(),
         tags: config.tags.unwrap_or_default(),
         image: ImageSettings {
             // Registries (ECR, Docker) allow lowercase repository names only.

@@ -372,6 +372,58 @@ pub struct TestConfig {
     pub events: Option<Vec<String>>,
 }
 
+/// The value of one `env` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum EnvValue {
+    /// The value itself, written in the manifest.
+    Literal(String),
+    /// `{ from-env = "NAME" }`: the value of `NAME` on the machine that deploys or runs the
+    /// function, so that secrets stay out of Cargo.toml.
+    FromEnv {
+        /// The variable to read.
+        #[serde(rename = "from-env")]
+        from_env: String,
+    },
+}
+
+impl<'de> Deserialize<'de> for EnvValue {
+    // By hand, so that a wrong value says what is accepted instead of serde's "did not match
+    // any variant of untagged enum".
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = EnvValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"a string, or { from-env = "NAME" }"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EnvValue, E> {
+                Ok(EnvValue::Literal(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EnvValue, A::Error> {
+                let mut from_env = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "from-env" || from_env.is_some() {
+                        return Err(serde::de::Error::custom(format!(
+                            r#"unknown key `{key}`: the only key is `from-env`, e.g. {{ from-env = "DB_URL" }}"#
+                        )));
+                    }
+                    from_env = Some(map.next_value::<String>()?);
+                }
+                from_env
+                    .map(|from_env| EnvValue::FromEnv { from_env })
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(r#"an empty table: write { from-env = "NAME" }"#)
+                    })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// One `[...metadata.lambda]` table, as written (every field optional).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -396,8 +448,9 @@ pub struct LambdaConfig {
     pub description: Option<String>,
     /// IAM role ARN.
     pub role: Option<String>,
-    /// Environment variables of the function.
-    pub env: Option<BTreeMap<String, String>>,
+    /// Environment variables of the function: a value, or `{ from-env = "NAME" }` read from
+    /// this machine's environment when the function is deployed or run.
+    pub env: Option<BTreeMap<String, EnvValue>>,
     /// Tags of the function.
     pub tags: Option<BTreeMap<String, String>>,
     /// Image settings.
@@ -527,6 +580,11 @@ fn kind_of(value: &Value) -> &'static str {
 
 /// An example of a valid value for each key, for type errors.
 fn type_help(key: &str) -> String {
+    if let Some(name) = key.strip_prefix("env.") {
+        return format!(
+            r#"write `{name} = "value"`, or `{name} = {{ from-env = "{name}" }}` to read it from the environment"#
+        );
+    }
     let example = match key.split('.').next_back().unwrap_or(key) {
         "arch" => r#"arch = "arm64" or arch = ["x86_64", "arm64"]"#,
         "libc" => r#"libc = "musl" (or "gnu")"#,
@@ -534,7 +592,8 @@ fn type_help(key: &str) -> String {
         "memory" => "memory = 512 (MB, 128 to 10240)",
         "timeout" => "timeout = 30 (seconds, 1 to 900)",
         "ephemeral-storage" => "ephemeral-storage = 1024 (MB, 512 to 10240)",
-        "env" | "tags" | "labels" => r#"a table of strings, e.g. { KEY = "value" }"#,
+        "tags" | "labels" => r#"a table of strings, e.g. { KEY = "value" }"#,
+        "env" => r#"a table, e.g. { KEY = "value", DB_URL = { from-env = "DB_URL" } }"#,
         "entrypoint" | "command" | "include" | "events" | "cross-account" => {
             r#"a list of strings, e.g. ["a", "b"]"#
         }
@@ -616,7 +675,16 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
             ));
         }
     }
-    for key in config.env.iter().flat_map(|m| m.keys()) {
+    for (key, value) in config.env.iter().flatten() {
+        if let EnvValue::FromEnv { from_env } = value {
+            if !lambda::is_valid_env_name(from_env) {
+                return Err(invalid(
+                    &format!("env.{key}.from-env"),
+                    format!("`{from_env}` is not an environment variable name"),
+                    "name the variable to read, e.g. { from-env = \"DB_URL\" }",
+                ));
+            }
+        }
         if !lambda::is_valid_env_name(key) {
             return Err(invalid(
                 &format!("env.{key}"),
@@ -978,6 +1046,12 @@ mod tests {
             (json!({"function-name": "no spaces"}), "function-name"),
             (json!({"env": {"AWS_REGION": "x"}}), "env.AWS_REGION"),
             (
+                json!({"env": {"DB": {"from-env": "1X"}}}),
+                "env.DB.from-env",
+            ),
+            (json!({"env": {"DB": {"from": "X"}}}), "env.DB"),
+            (json!({"env": {"DB": 5}}), "env.DB"),
+            (
                 json!({"deploy": {"cross-account": ["12"]}}),
                 "deploy.cross-account",
             ),
@@ -989,6 +1063,23 @@ mod tests {
             };
             assert_eq!(got, key, "{v}");
         }
+    }
+
+    #[test]
+    fn env_values_are_strings_or_from_env_tables() {
+        let v = json!({"env": {"A": "1", "DB": {"from-env": "DB_URL"}}});
+        let config = validate(&v, &src(), true).unwrap();
+        let env = config.env.unwrap();
+        assert_eq!(env["A"], EnvValue::Literal("1".into()));
+        assert_eq!(
+            env["DB"],
+            EnvValue::FromEnv {
+                from_env: "DB_URL".into()
+            }
+        );
+        let err = validate(&json!({"env": {"DB": {"from": "X"}}}), &src(), true).unwrap_err();
+        let text = format!("{err:?}");
+        assert!(text.contains("from-env"), "{text}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::aws::{AwsOptions, Clients};
 use crate::config::FunctionSpec;
+use crate::envfile::EnvVar;
 use crate::error::Result;
 use crate::image::BuiltImage;
 use crate::progress::Reporter;
@@ -47,6 +48,8 @@ pub struct DeployOptions {
     pub registry: RegistryOptions,
     /// Only plan: read-only calls, no changes.
     pub dry_run: bool,
+    /// Variables from `--env-file`, set on every function deployed, over the metadata's `env`.
+    pub env: Vec<EnvVar>,
 }
 
 /// One API call a deploy makes (or, in a dry run, would make).
@@ -118,6 +121,7 @@ pub async fn deploy(
     opts: &DeployOptions,
     reporter: &Reporter,
 ) -> Result<DeployOutcome> {
+    let spec = &with_environment(spec, &opts.env)?;
     let clients = Clients::new(&opts.aws, spec.deploy.region.as_deref(), &spec.lambda_name).await?;
     let observed = observe::observe(spec, &clients).await?;
     let plan = plan::plan(spec, image, &observed, opts.registry_override.as_deref())?;
@@ -132,4 +136,15 @@ pub async fn deploy(
     execute::execute(&plan, image, &observed, &clients, opts, reporter)
         .await
         .map(DeployOutcome::Deployed)
+}
+
+/// `spec` with its whole environment: the metadata's values, the `from-env` ones read now
+/// (each must be set), then the `--env-file` variables.
+fn with_environment(spec: &FunctionSpec, extra: &[EnvVar]) -> Result<FunctionSpec> {
+    let mut spec = spec.clone();
+    spec.env = spec.environment(|var| std::env::var(var).ok(), true)?;
+    spec.env_from.clear();
+    spec.env
+        .extend(extra.iter().map(|v| (v.key.clone(), v.value.clone())));
+    Ok(spec)
 }

@@ -199,7 +199,11 @@ impl EmulatorConfig {
         EmulatorConfig {
             memory_mb: spec.memory,
             timeout: Duration::from_secs(u64::from(spec.timeout)),
-            env: spec.env.clone(),
+            // `from-env` variables that are not set here are left unset: a local run needs
+            // no deploy secrets.
+            env: spec
+                .environment(|var| std::env::var(var).ok(), false)
+                .unwrap_or_else(|_| spec.env.clone()),
             handler: spec
                 .image
                 .command

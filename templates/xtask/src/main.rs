@@ -126,6 +126,7 @@ pub async fn run(args: &Args, options: Options, sink: Arc<dyn Sink>) -> Result<S
             registry_override: args.registry.clone(),
             registry,
             dry_run: false,
+            ..Default::default()
         };
         pipeline.deploy(&images, &deploy).await;
         return Ok(pipeline.finish());
