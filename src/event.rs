@@ -85,6 +85,11 @@ pub enum Event {
         /// The deployed function.
         deployment: DeployedFunction,
     },
+    /// `promote` or `rollback` moved an alias (or, in a dry run, would).
+    Released {
+        /// The function, the alias, where it routed and where it routes now.
+        release: crate::deploy::release::Released,
+    },
     /// A deploy's dry run: the calls it would make.
     Planned {
         /// `outcome: planned`, the function, its image and the steps.

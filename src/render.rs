@@ -271,6 +271,18 @@ impl Renderer {
             Event::Invocation { invocation } => self.invocation(invocation),
             Event::Deployed { deployment: d } => self.deployed(d),
             Event::Planned { deployment } => self.planned(deployment),
+            Event::Released { release: r } => {
+                let line = format!(
+                    "{}\t{}\t{}\t{} -> {}\t{}",
+                    r.function,
+                    r.arch,
+                    r.alias,
+                    r.from,
+                    r.to,
+                    if r.changed { "changed" } else { "unchanged" }
+                );
+                self.result("released", &line);
+            }
             Event::Template { path, template, .. } => {
                 if let Some(path) = path {
                     self.result("template", &path.display().to_string());

@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
 use aws_recorder::{Recorded, Recorder};
@@ -149,6 +150,11 @@ const MUTATING: &[&str] = &[
     "DeleteFunctionUrlConfig",
     "AddPermission",
     "RemovePermission",
+    "PutProvisionedConcurrencyConfig",
+    "DeleteProvisionedConcurrencyConfig",
+    "DeleteAlias",
+    "PutLifecyclePolicy",
+    "BatchDeleteImage",
 ];
 
 const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:orders-failures";
@@ -1343,4 +1349,260 @@ async fn from_env_values_and_env_files_are_read_at_deploy_time_and_a_missing_one
         assert!(!text.contains(secret), "{text}");
     }
     std::env::remove_var(&var);
+}
+
+/// Where moto says the alias routes: the version, and the canary's version and weight.
+async fn alias_routing(env: &Env, name: &str) -> (String, Vec<(String, f64)>) {
+    let alias = env
+        .lambda
+        .get_alias()
+        .function_name(name)
+        .name("live")
+        .send()
+        .await
+        .unwrap();
+    let weights = alias
+        .routing_config()
+        .and_then(|r| r.additional_version_weights())
+        .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
+        .unwrap_or_default();
+    (alias.function_version().unwrap().to_string(), weights)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canary_releases_route_a_share_then_promote_and_rollback_move_the_alias() {
+    use cargo_lambda_image::deploy::alias::Weight;
+    use cargo_lambda_image::deploy::release::{self, Release};
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-canary");
+    let spec1 = echo(&dir.path().join("v1"), &name, b"\0v1");
+    let first = deployed(&spec1, &assemble(&spec1), &env.opts).await;
+    assert_eq!(first.version.as_deref(), Some("1"));
+    env.recorder.take();
+
+    // Version 2 as a 10% canary: the alias stays on 1 and sends 10% to 2.
+    let spec2 = echo(&dir.path().join("v2"), &name, b"\0v2");
+    let image2 = assemble(&spec2);
+    let canary = DeployOptions {
+        canary: Weight::parse("10%"),
+        ..env.opts.clone()
+    };
+    let planned = {
+        let opts = DeployOptions {
+            dry_run: true,
+            ..canary.clone()
+        };
+        match deploy::deploy(&spec2, &image2, &opts, &Reporter::discard()).await {
+            Ok(DeployOutcome::Planned { steps, .. }) => steps,
+            other => panic!("{other:?}"),
+        }
+    };
+    let alias_step = planned
+        .iter()
+        .find(|s| s.operation == "UpdateAlias")
+        .expect("the alias moves");
+    assert_eq!(alias_step.changes[0].from, "version 1");
+    assert_eq!(
+        alias_step.changes[0].to, "version 1 (90%) + the published version (10%)",
+        "{alias_step:?}"
+    );
+    env.recorder.take();
+    let second = deployed(&spec2, &image2, &canary).await;
+    assert_eq!(second.version.as_deref(), Some("2"));
+    assert_eq!(second.canary, Weight::parse("10%"));
+    assert_eq!(
+        alias_routing(&env, &name).await,
+        ("1".to_string(), vec![("2".to_string(), 0.1)])
+    );
+    let update = sent(&env.recorder.take(), "UpdateAlias")[0].json();
+    assert_eq!(update["FunctionVersion"], "1");
+    assert_eq!(
+        update["RoutingConfig"]["AdditionalVersionWeights"]["2"],
+        0.1
+    );
+
+    // The same canary again: nothing to write.
+    let again = deployed(&spec2, &image2, &canary).await;
+    assert!(!again.changed, "{again:?}");
+    assert!(mutating(&env.recorder.take()).is_empty());
+
+    // promote: 2 takes the whole alias.
+    let promoted = release::release(&spec2, Release::Promote, &env.opts, &Reporter::discard())
+        .await
+        .unwrap();
+    assert!(promoted.changed);
+    assert_eq!(promoted.to.version, "2");
+    assert_eq!(alias_routing(&env, &name).await, ("2".to_string(), vec![]));
+    // Nothing left to promote.
+    let idle = release::release(&spec2, Release::Promote, &env.opts, &Reporter::discard())
+        .await
+        .unwrap();
+    assert!(!idle.changed);
+
+    // Version 3 at 25%, rolled back: the canary goes, the alias stays on 2.
+    let spec3 = echo(&dir.path().join("v3"), &name, b"\0v3");
+    let third = DeployOptions {
+        canary: Weight::parse("25%"),
+        ..env.opts.clone()
+    };
+    deployed(&spec3, &assemble(&spec3), &third).await;
+    assert_eq!(
+        alias_routing(&env, &name).await,
+        ("2".to_string(), vec![("3".to_string(), 0.25)])
+    );
+    release::release(&spec3, Release::Rollback, &env.opts, &Reporter::discard())
+        .await
+        .unwrap();
+    assert_eq!(alias_routing(&env, &name).await, ("2".to_string(), vec![]));
+    // Without a canary, rollback goes to the previous version.
+    let back = release::release(&spec3, Release::Rollback, &env.opts, &Reporter::discard())
+        .await
+        .unwrap();
+    assert_eq!(
+        (back.from.version.as_str(), back.to.version.as_str()),
+        ("2", "1")
+    );
+    assert_eq!(alias_routing(&env, &name).await, ("1".to_string(), vec![]));
+
+    // A canary needs an alias: refused before any call.
+    let mut no_alias = echo(
+        &dir.path().join("v4"),
+        &unique("deploy-canary-noalias"),
+        b"",
+    );
+    no_alias.deploy.alias = None;
+    env.recorder.take();
+    let err = deploy::deploy(
+        &no_alias,
+        &assemble(&no_alias),
+        &canary,
+        &Reporter::discard(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("--canary"), "{err}");
+    assert!(mutating(&env.recorder.take()).is_empty());
+}
+
+/// moto has no provisioned-concurrency API: this answers PutProvisionedConcurrencyConfig,
+/// GetProvisionedConcurrencyConfig and DeleteProvisionedConcurrencyConfig as Lambda does,
+/// keeping one configuration that becomes READY after `ready_after` reads (never with None).
+fn fake_provisioned(recorder: &Recorder, ready_after: Option<usize>) {
+    let state: Arc<Mutex<Option<(i64, usize)>>> = Arc::default();
+    recorder.respond_with(Arc::new(move |operation, body| {
+        let mut state = state.lock().unwrap();
+        match operation {
+            "PutProvisionedConcurrencyConfig" => {
+                let body: Value = serde_json::from_str(body).unwrap();
+                let n = body["ProvisionedConcurrentExecutions"].as_i64().unwrap();
+                *state = Some((n, 0));
+                let json = format!(
+                    r#"{{"RequestedProvisionedConcurrentExecutions":{n},"Status":"IN_PROGRESS"}}"#
+                );
+                Some((202, json, None))
+            }
+            "GetProvisionedConcurrencyConfig" => match state.as_mut() {
+                None => Some((
+                    404,
+                    r#"{"message":"No Provisioned Concurrency Config found for this function"}"#
+                        .into(),
+                    Some("ProvisionedConcurrencyConfigNotFoundException"),
+                )),
+                Some((n, reads)) => {
+                    *reads += 1;
+                    let ready = ready_after.is_some_and(|after| *reads > after);
+                    let status = if ready { "READY" } else { "IN_PROGRESS" };
+                    let json = format!(
+                        r#"{{"RequestedProvisionedConcurrentExecutions":{n},"AllocatedProvisionedConcurrentExecutions":{},"Status":"{status}"}}"#,
+                        if ready { *n } else { 0 }
+                    );
+                    Some((200, json, None))
+                }
+            },
+            "DeleteProvisionedConcurrencyConfig" => {
+                *state = None;
+                Some((204, String::new(), None))
+            }
+            _ => None,
+        }
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provisioned_concurrency_is_set_on_the_alias_waited_for_and_removed() {
+    let env = env().await;
+    fake_provisioned(&env.recorder, Some(1));
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-provisioned");
+    let mut spec = echo(dir.path(), &name, b"");
+    spec.deploy.provisioned_concurrency = Some(2);
+    let img = assemble(&spec);
+    deployed(&spec, &img, &env.opts).await;
+    let log = env.recorder.take();
+    let order = mutating(&log);
+    let position = |op: &str| order.iter().position(|o| o == op).unwrap();
+    assert!(
+        position("CreateAlias") < position("PutProvisionedConcurrencyConfig"),
+        "{order:?}"
+    );
+    let put = sent(&log, "PutProvisionedConcurrencyConfig")[0].json();
+    assert_eq!(put["ProvisionedConcurrentExecutions"], 2);
+    // It waited: the configuration was read until READY.
+    assert!(sent(&log, "GetProvisionedConcurrencyConfig").len() >= 2);
+
+    // Unchanged: no write at all.
+    let again = deployed(&spec, &img, &env.opts).await;
+    assert!(!again.changed);
+    assert!(mutating(&env.recorder.take()).is_empty());
+
+    // Removed from the metadata: deleted, and the plan says so.
+    spec.deploy.provisioned_concurrency = None;
+    let steps = planned(&env, &spec, &img).await;
+    let delete = steps
+        .iter()
+        .find(|s| s.operation == "DeleteProvisionedConcurrencyConfig")
+        .expect("planned");
+    assert_eq!(delete.changes[0].from, "2");
+    env.recorder.take();
+    deployed(&spec, &img, &env.opts).await;
+    assert_eq!(
+        mutating(&env.recorder.take()),
+        ["DeleteProvisionedConcurrencyConfig"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provisioned_concurrency_never_ready_fails_after_the_bound_and_puts_the_alias_back() {
+    let env = env().await;
+    fake_provisioned(&env.recorder, None);
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-notready");
+    let spec1 = echo(&dir.path().join("v1"), &name, b"\0v1");
+    deployed(&spec1, &assemble(&spec1), &env.opts).await;
+    env.recorder.take();
+
+    let mut spec2 = echo(&dir.path().join("v2"), &name, b"\0v2");
+    spec2.deploy.provisioned_concurrency = Some(3);
+    let opts = DeployOptions {
+        provisioned_timeout: Some(std::time::Duration::from_secs(2)),
+        ..env.opts.clone()
+    };
+    let started = std::time::Instant::now();
+    let err = deploy::deploy(&spec2, &assemble(&spec2), &opts, &Reporter::discard())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("not ready after 2 s"), "{text}");
+    assert!(text.contains("put back on version 1"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    // The alias is where it was, and the provisioned concurrency was removed again.
+    assert_eq!(alias_routing(&env, &name).await, ("1".to_string(), vec![]));
+    let order = mutating(&env.recorder.take());
+    assert_eq!(
+        order.iter().filter(|o| *o == "UpdateAlias").count(),
+        2,
+        "moved, then put back: {order:?}"
+    );
+    assert_eq!(order.last().unwrap(), "DeleteProvisionedConcurrencyConfig");
 }

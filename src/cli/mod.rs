@@ -11,6 +11,7 @@ mod invoke;
 mod new;
 mod output;
 mod push;
+mod release;
 mod serve;
 mod template;
 mod test;
@@ -18,6 +19,7 @@ mod watch;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use cargo_lambda_image::deploy::release::Release;
 use cargo_lambda_image::error::Result;
 use cargo_lambda_image::image::BuiltImage;
 use cargo_lambda_image::pipeline::{Batch, Pipeline};
@@ -130,6 +132,10 @@ pub enum Commands {
     Emulator(emulator::EmulatorArgs),
     /// Build, check, push to ECR and create or update the Lambda function (versions, aliases).
     Deploy(deploy::DeployArgs),
+    /// End a canary release: give the alias wholly to the canary's version.
+    Promote(release::ReleaseArgs),
+    /// Drop a canary release, or move the alias back to the previous published version.
+    Rollback(release::ReleaseArgs),
     /// Write a CloudFormation or SAM template that deploys the images by digest.
     Template(template::TemplateArgs),
     /// Create a new function crate that builds and passes `test` straight away.
@@ -150,6 +156,7 @@ impl Commands {
             Commands::Invoke(_) => vec!["invoked"],
             Commands::EventExample(_) => vec![],
             Commands::Deploy(_) => vec!["deployed", "planned"],
+            Commands::Promote(_) | Commands::Rollback(_) => vec!["released"],
             Commands::Template(_) => vec!["template", "plan"],
             Commands::New(_) => vec!["new"],
         }
@@ -182,6 +189,8 @@ pub async fn run(command: &Commands, out: &Output) -> Result<()> {
             Ok(())
         }
         Commands::Deploy(args) => deploy::run(args, out).await,
+        Commands::Promote(args) => release::run(args, Release::Promote, out).await,
+        Commands::Rollback(args) => release::run(args, Release::Rollback, out).await,
         Commands::Template(args) => template::run(args, out).await,
         Commands::New(args) => new::run(args, out),
     }

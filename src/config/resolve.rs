@@ -153,6 +153,10 @@ pub struct DeploySettings {
     pub async_invoke: Option<AsyncSettings>,
     /// The Function URL, if wanted.
     pub url: Option<super::schema::UrlConfig>,
+    /// Provisioned concurrency on the alias.
+    pub provisioned_concurrency: Option<u32>,
+    /// Images the ECR lifecycle policy keeps besides those in use (`None`: no policy).
+    pub ecr_keep: Option<u32>,
 }
 
 /// Resolved `deploy.logging` (unset levels and group are Lambda's defaults).
@@ -333,6 +337,8 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
                 mount_path: f.mount_path.unwrap_or_default(),
             }),
             url: deploy.url,
+            provisioned_concurrency: deploy.provisioned_concurrency,
+            ecr_keep: deploy.ecr.and_then(|e| e.keep),
             async_invoke: deploy.async_.map(|a| AsyncSettings {
                 max_retries: a.max_retries,
                 max_event_age: a.max_event_age,
@@ -363,6 +369,20 @@ pub fn check_merged(settings: &Settings, manifest: &std::path::Path) -> crate::e
                 settings.function_name
             ),
             help: "Lambda reaches EFS through a VPC: add [package.metadata.lambda.deploy.vpc] with subnets and security groups that reach the file system's mount targets".into(),
+        });
+    }
+    if settings.deploy.provisioned_concurrency.is_some() && settings.deploy.alias.is_none() {
+        return Err(crate::error::Error::InvalidValue {
+            source_: Box::new(crate::error::Source::Manifest {
+                path: manifest.to_path_buf(),
+                table: "package.metadata.lambda".into(),
+            }),
+            key: "deploy.provisioned-concurrency".into(),
+            message: format!(
+                "the function `{}` asks for provisioned concurrency but has no alias",
+                settings.function_name
+            ),
+            help: "provisioned concurrency is kept for the version an alias points at: add `deploy.alias = \"live\"`".into(),
         });
     }
     Ok(())

@@ -60,7 +60,11 @@ pub const DEPLOY_KEYS: &[&str] = &[
     "file-system",
     "async",
     "url",
+    "provisioned-concurrency",
+    "ecr",
 ];
+/// Keys of the `deploy.ecr` table.
+pub const ECR_KEYS: &[&str] = &["keep"];
 /// Keys of the `deploy.url` table.
 pub const URL_KEYS: &[&str] = &["auth", "invoke-mode", "cors"];
 /// Keys of the `deploy.vpc` table.
@@ -362,6 +366,18 @@ pub struct DeployConfig {
     pub async_: Option<AsyncConfig>,
     /// A Function URL (on the alias when there is one).
     pub url: Option<UrlConfig>,
+    /// Execution environments kept initialized for the alias.
+    pub provisioned_concurrency: Option<u32>,
+    /// The ECR repository's lifecycle.
+    pub ecr: Option<EcrConfig>,
+}
+
+/// `[...lambda.deploy.ecr]`: the repository's lifecycle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EcrConfig {
+    /// How many images to keep besides those a published version or an alias uses.
+    pub keep: Option<u32>,
 }
 
 /// `[...lambda.test]`: local test settings.
@@ -525,6 +541,7 @@ fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
                     ("deploy", "file-system") => Some(FILE_SYSTEM_KEYS),
                     ("deploy", "async") => Some(ASYNC_KEYS),
                     ("deploy", "url") => Some(URL_KEYS),
+                    ("deploy", "ecr") => Some(ECR_KEYS),
                     _ => None,
                 };
                 let unknown = |path: String, name: &str, keys: &[&str]| Error::UnknownKey {
@@ -602,6 +619,9 @@ fn type_help(key: &str) -> String {
         "tracing" => r#"tracing = "Active" (or "PassThrough")"#,
         "description" | "kms-key" => "a string",
         "reserved-concurrency" => "reserved-concurrency = 10 (0 stops every invocation)",
+        "provisioned-concurrency" => "provisioned-concurrency = 2 (1 or more, on the alias)",
+        "keep" => "keep = 10 (images, 1 to 1000)",
+        "ecr" => "a table, e.g. ecr = { keep = 10 }",
         "subnets" | "security-groups" => r#"a list of IDs, e.g. ["subnet-0abc", "subnet-0def"]"#,
         "ipv6-dual-stack" => "true or false",
         "format" => r#"format = "JSON" (or "Text")"#,
@@ -742,6 +762,22 @@ fn check_deploy_values(config: &LambdaConfig, source: &Source) -> Result<()> {
     let Some(deploy) = &config.deploy else {
         return Ok(());
     };
+    if deploy.provisioned_concurrency == Some(0) {
+        return Err(invalid(
+            "deploy.provisioned-concurrency",
+            "0 environments is no provisioned concurrency".into(),
+            "set 1 or more, or remove the key",
+        ));
+    }
+    if let Some(keep) = deploy.ecr.as_ref().and_then(|e| e.keep) {
+        if !(1..=1000).contains(&keep) {
+            return Err(invalid(
+                "deploy.ecr.keep",
+                format!("{keep} is not between 1 and 1000"),
+                "keep at least one image (ECR's lifecycle rules count up to 1000 here)",
+            ));
+        }
+    }
     if let Some(key) = &deploy.kms_key {
         if !is_arn_of(key, &["kms"]) {
             return Err(invalid(

@@ -9,15 +9,35 @@ use crate::oci::short;
 use crate::progress::Reporter;
 use crate::publish::ecr;
 
+use std::time::Duration;
+
+use super::alias::{self, Canary, Routing};
 use super::observe::Observed;
 use super::plan::{DeployPlan, Desired, Step, VersionRef};
 use super::{iam, lambda, DeployOptions, DeployedFunction};
+
+/// How long provisioned concurrency may take to be ready, unless the options say.
+const PROVISIONED_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What running the steps has learned so far: the role's real ARN once created, the version
 /// once published.
 struct Progressing {
     desired: Desired,
     version: Option<String>,
+}
+
+impl Progressing {
+    /// The version number a planned reference stands for.
+    fn resolve(&self, version: &VersionRef) -> Result<String> {
+        match version {
+            VersionRef::Existing(v) => Ok(v.clone()),
+            VersionRef::Published => self.version.clone().ok_or_else(|| Error::Deploy {
+                function: self.desired.name.clone(),
+                message: "no version was published for the alias".into(),
+                help: "this is a bug in cargo-lambda-image; deploy again".into(),
+            }),
+        }
+    }
 }
 
 /// Runs `plan` for `image`.
@@ -41,7 +61,7 @@ pub(crate) async fn execute(
             let (ecr, registry, name) = (&clients.ecr, &opts.registry, &run.desired.name);
             ecr::execute(step, ecr, &observed.ecr, image, registry, name, reporter).await?;
         } else {
-            run_step(step, plan, observed, clients, &mut run, reporter).await?;
+            run_step(step, plan, observed, clients, opts, &mut run, reporter).await?;
         }
     }
     let (name, desired) = (run.desired.name.clone(), run.desired);
@@ -68,8 +88,21 @@ pub(crate) async fn execute(
             .map(|(_, address)| address),
         None => None,
     };
+    // The canary this deploy set, or the one the alias still has.
+    let canary = plan
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::SetAlias { canary, .. } => Some(canary.as_ref().map(|(_, w)| *w)),
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            let routing = observed.function.as_ref().and_then(|f| f.alias.as_ref());
+            routing.and_then(|r| r.canary.as_ref()).map(|c| c.weight)
+        });
     Ok(DeployedFunction {
         url,
+        canary,
         function: name,
         arch: desired.arch,
         arn: now.arn,
@@ -88,6 +121,7 @@ async fn run_step(
     plan: &DeployPlan,
     observed: &Observed,
     clients: &Clients,
+    opts: &DeployOptions,
     run: &mut Progressing,
     reporter: &Reporter,
 ) -> Result<()> {
@@ -173,21 +207,103 @@ async fn run_step(
             run.version = Some(v);
         }
         Step::SetAlias {
-            alias,
-            exists,
+            alias: alias_name,
+            from,
             version,
+            canary,
         } => {
-            let v = match version {
-                VersionRef::Existing(v) => v.clone(),
-                VersionRef::Published => run.version.clone().ok_or_else(|| Error::Deploy {
-                    function: name.clone(),
-                    message: "no version was published for the alias".into(),
-                    help: "this is a bug in cargo-lambda-image; deploy again".into(),
-                })?,
+            let routing = Routing {
+                version: run.resolve(version)?,
+                canary: match canary {
+                    Some((v, weight)) => Some(Canary {
+                        version: run.resolve(v)?,
+                        weight: *weight,
+                    }),
+                    None => None,
+                },
             };
-            lambda::set_alias(client, &name, alias, &v, *exists, reporter).await?;
-            reporter.line(format!("✓ Alias {name}:{alias} -> version {v}"));
+            alias::set(
+                client,
+                &name,
+                alias_name,
+                &routing,
+                from.is_some(),
+                reporter,
+            )
+            .await?;
+            reporter.line(format!("✓ Alias {name}:{alias_name} -> {routing}"));
+        }
+        Step::PutProvisionedConcurrencyConfig {
+            alias: alias_name,
+            requested,
+            from,
+        } => {
+            let timeout = opts.provisioned_timeout.unwrap_or(PROVISIONED_TIMEOUT);
+            let ready = async {
+                alias::set_provisioned(client, &name, alias_name, Some(*requested), reporter)
+                    .await?;
+                alias::wait_provisioned(client, &name, alias_name, timeout, reporter).await
+            }
+            .await;
+            if let Err(e) = ready {
+                let put_back = put_back(plan, clients, alias_name, *from, reporter).await;
+                return Err(match e {
+                    Error::Deploy {
+                        function,
+                        message,
+                        help,
+                    } => Error::Deploy {
+                        function,
+                        message: format!("{message}; {put_back}"),
+                        help,
+                    },
+                    other => other,
+                });
+            }
+            reporter.line(format!(
+                "✓ {requested} provisioned environments ready for {name}:{alias_name}"
+            ));
+        }
+        Step::DeleteProvisionedConcurrencyConfig {
+            alias: alias_name, ..
+        } => {
+            alias::set_provisioned(client, &name, alias_name, None, reporter).await?;
+            reporter.line(format!(
+                "✓ Removed the provisioned concurrency of {name}:{alias_name}"
+            ));
         }
     }
     Ok(())
+}
+
+/// After provisioned concurrency failed: puts the alias back where it routed before this
+/// deploy (or deletes it, when the deploy created it) and the provisioned concurrency back to
+/// what it was. Says what it did, for the error.
+async fn put_back(
+    plan: &DeployPlan,
+    clients: &Clients,
+    alias_name: &str,
+    provisioned: Option<i32>,
+    reporter: &Reporter,
+) -> String {
+    let (client, name) = (&clients.lambda, plan.desired.name.as_str());
+    let before = plan.steps.iter().find_map(|s| match s {
+        Step::SetAlias { from, .. } => Some(from.clone()),
+        _ => None,
+    });
+    let alias_result = match &before {
+        None => Ok("the alias was not moved".to_string()),
+        Some(Some(routing)) => alias::set(client, name, alias_name, routing, true, reporter)
+            .await
+            .map(|_| format!("the alias was put back on {routing}")),
+        Some(None) => alias::delete(client, name, alias_name)
+            .await
+            .map(|_| "the alias this deploy created was deleted".to_string()),
+    };
+    let provisioned_result =
+        alias::set_provisioned(client, name, alias_name, provisioned, reporter).await;
+    match (alias_result, provisioned_result) {
+        (Ok(text), Ok(())) => text,
+        (Err(e), _) | (_, Err(e)) => format!("putting the alias back failed too: {e}"),
+    }
 }

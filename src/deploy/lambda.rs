@@ -233,13 +233,14 @@ fn state_of(out: &GetFunctionOutput) -> FunctionState {
             .map(|t| t.clone().into_iter().collect())
             .unwrap_or_default(),
         version_with_code: None,
-        alias_version: None,
+        alias: None,
+        provisioned: None,
     }
 }
 
 /// Retries an operation that fails with 409 ResourceConflictException (an update in
 /// progress) after waiting for the function to settle.
-async fn retry_conflicts<T, E, R, F, Fut>(
+pub(crate) async fn retry_conflicts<T, E, R, F, Fut>(
     client: &Client,
     name: &str,
     operation: &str,
@@ -846,57 +847,4 @@ pub(crate) async fn published_with(
         }
     }
     Ok(best.map(|n| n.to_string()))
-}
-
-/// The version an alias points at; `None` when there is no such alias.
-pub(crate) async fn alias_version(
-    client: &Client,
-    name: &str,
-    alias: &str,
-) -> Result<Option<String>> {
-    match client
-        .get_alias()
-        .function_name(name)
-        .name(alias)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(Some(out.function_version().unwrap_or_default().to_string())),
-        Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(aws::error("lambda", "GetAlias", e)),
-    }
-}
-
-/// Creates the alias at `version`, or moves it there.
-pub(crate) async fn set_alias(
-    client: &Client,
-    name: &str,
-    alias: &str,
-    version: &str,
-    exists: bool,
-    progress: &Reporter,
-) -> Result<()> {
-    if exists {
-        retry_conflicts(client, name, "UpdateAlias", progress, || {
-            client
-                .update_alias()
-                .function_name(name)
-                .name(alias)
-                .function_version(version)
-                .send()
-        })
-        .await
-        .map(|_| ())
-    } else {
-        retry_conflicts(client, name, "CreateAlias", progress, || {
-            client
-                .create_alias()
-                .function_name(name)
-                .name(alias)
-                .function_version(version)
-                .send()
-        })
-        .await
-        .map(|_| ())
-    }
 }

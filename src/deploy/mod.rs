@@ -15,12 +15,14 @@
 //! Secrets (AWS keys, ECR tokens, environment values) stay in memory; no `Debug`, message or
 //! planned step here contains them.
 
+pub mod alias;
 mod execute;
 pub mod iam;
 pub mod invoke;
 mod lambda;
 pub mod observe;
 pub mod plan;
+pub mod release;
 
 use serde::Serialize;
 
@@ -50,6 +52,11 @@ pub struct DeployOptions {
     pub dry_run: bool,
     /// Variables from `--env-file`, set on every function deployed, over the metadata's `env`.
     pub env: Vec<EnvVar>,
+    /// `--canary`: the share of the alias the new version gets; the rest stays on the
+    /// version the alias had (`promote` and `rollback` end it).
+    pub canary: Option<alias::Weight>,
+    /// How long to wait for provisioned concurrency to be ready (`None`: 10 minutes).
+    pub provisioned_timeout: Option<std::time::Duration>,
 }
 
 /// One API call a deploy makes (or, in a dry run, would make).
@@ -89,6 +96,10 @@ pub struct DeployedFunction {
     pub digest: String,
     /// Whether the function (code, configuration, tags, version or alias) changed.
     pub changed: bool,
+    /// The share of the alias the new version gets, while a canary release runs
+    /// (`--canary`; `version` is the canary's version).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<alias::Weight>,
     /// Its Function URL, when it has one (`deploy.url`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -124,7 +135,8 @@ pub async fn deploy(
     let spec = &with_environment(spec, &opts.env)?;
     let clients = Clients::new(&opts.aws, spec.deploy.region.as_deref(), &spec.lambda_name).await?;
     let observed = observe::observe(spec, &clients).await?;
-    let plan = plan::plan(spec, image, &observed, opts.registry_override.as_deref())?;
+    let push_host = opts.registry_override.as_deref();
+    let plan = plan::plan(spec, image, &observed, push_host, opts.canary)?;
     if opts.dry_run {
         return Ok(DeployOutcome::Planned {
             function: spec.lambda_name.clone(),

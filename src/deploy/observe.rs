@@ -81,8 +81,10 @@ pub struct FunctionState {
     pub tags: BTreeMap<String, String>,
     /// The newest published version with the current code, when one was looked for.
     pub version_with_code: Option<String>,
-    /// The version the configured alias points at; `None` when there is no such alias.
-    pub alias_version: Option<String>,
+    /// Where the configured alias routes; `None` when there is no such alias.
+    pub alias: Option<super::alias::Routing>,
+    /// The alias's provisioned concurrency, when it has some.
+    pub provisioned: Option<super::alias::Provisioned>,
 }
 
 /// The execution role as it is.
@@ -143,12 +145,15 @@ pub async fn observe(spec: &FunctionSpec, clients: &Clients) -> Result<Observed>
             }
         }
         if let Some(alias) = &spec.deploy.alias {
-            state.alias_version = lambda_api::alias_version(&clients.lambda, name, alias).await?;
+            state.alias = super::alias::routing(&clients.lambda, name, alias).await?;
+            if state.alias.is_some() {
+                state.provisioned = super::alias::provisioned(&clients.lambda, name, alias).await?;
+            }
         }
         state.async_invoke = lambda_api::event_invoke_config(&clients.lambda, name).await?;
         // The URL sits on the alias; before the alias exists there is none to read.
         let alias = spec.deploy.alias.as_deref();
-        if alias.is_none() || state.alias_version.is_some() {
+        if alias.is_none() || state.alias.is_some() {
             if let Some((url, address)) =
                 lambda_api::url_config(&clients.lambda, name, alias).await?
             {

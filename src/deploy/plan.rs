@@ -16,6 +16,7 @@ use crate::lambda;
 use crate::publish::ecr::{self, EcrStep};
 use crate::target::Arch;
 
+use super::alias::{Routing, Weight};
 use super::iam::BASIC_EXECUTION_POLICY;
 use super::observe::{FunctionState, LaunchOverrides, Observed, RoleState};
 use super::PlannedStep;
@@ -390,10 +391,30 @@ pub enum Step {
     SetAlias {
         /// The alias.
         alias: String,
-        /// Whether it exists already.
-        exists: bool,
-        /// Where it goes.
+        /// Where it routes now (`None`: it does not exist yet).
+        from: Option<Routing>,
+        /// The version that gets every invocation, or with a canary the rest of them.
         version: VersionRef,
+        /// `--canary`: the version that gets a share, and the share.
+        canary: Option<(VersionRef, Weight)>,
+    },
+    /// Keep environments initialized for the alias (PutProvisionedConcurrencyConfig), and
+    /// wait, bounded, until they are ready. Moving the alias re-provisions for the new
+    /// version, so this follows every move.
+    PutProvisionedConcurrencyConfig {
+        /// The alias.
+        alias: String,
+        /// Environments wanted.
+        requested: i32,
+        /// What it is now.
+        from: Option<i32>,
+    },
+    /// Remove the alias's provisioned concurrency (no longer in the metadata).
+    DeleteProvisionedConcurrencyConfig {
+        /// The alias.
+        alias: String,
+        /// What it is now.
+        from: i32,
     },
 }
 
@@ -453,8 +474,16 @@ pub fn plan(
     image: &BuiltImage,
     observed: &Observed,
     push_host: Option<&str>,
+    canary: Option<Weight>,
 ) -> Result<DeployPlan> {
     let name = spec.lambda_name.as_str();
+    if canary.is_some() && spec.deploy.alias.is_none() {
+        return Err(refuse(
+            name,
+            "--canary routes a share of an alias to the new version, but the function has no alias".into(),
+            "set `deploy.alias = \"live\"` in [package.metadata.lambda], or deploy without --canary".into(),
+        ));
+    }
     if spec.arch != image.arch {
         return Err(refuse(
             name,
@@ -524,7 +553,8 @@ pub fn plan(
         }
     }
     let changed = steps.iter().any(Step::changes_function);
-    let version = versions(spec, current, changed, &mut steps);
+    let version = versions(spec, current, changed, canary, &mut steps);
+    provisioned_steps(spec, current, &mut steps);
     // After the alias: the URL sits on it.
     url_steps(current, &desired, &mut steps);
     Ok(DeployPlan {
@@ -905,6 +935,7 @@ fn versions(
     spec: &FunctionSpec,
     current: Option<&FunctionState>,
     changed: bool,
+    canary: Option<Weight>,
     steps: &mut Vec<Step>,
 ) -> Option<VersionRef> {
     if !spec.deploy.publish && spec.deploy.alias.is_none() {
@@ -919,17 +950,63 @@ fn versions(
         }
     };
     if let Some(alias) = &spec.deploy.alias {
-        let now = current.and_then(|f| f.alias_version.clone());
-        let unchanged = matches!((&version, &now), (VersionRef::Existing(v), Some(n)) if v == n);
+        let now = current.and_then(|f| f.alias.clone());
+        let is = |v: &VersionRef, n: &str| matches!(v, VersionRef::Existing(x) if x == n);
+        // A canary goes beside the version the alias has, unless that is the new one already;
+        // a new alias has nothing to compare with and gets the new version whole.
+        let (primary, route) = match (canary, &now) {
+            (Some(w), Some(n)) if !is(&version, &n.version) => (
+                VersionRef::Existing(n.version.clone()),
+                Some((version.clone(), w)),
+            ),
+            _ => (version.clone(), None),
+        };
+        let unchanged = now.as_ref().is_some_and(|n| {
+            is(&primary, &n.version)
+                && match (&route, &n.canary) {
+                    (None, None) => true,
+                    (Some((v, w)), Some(c)) => is(v, &c.version) && *w == c.weight,
+                    _ => false,
+                }
+        });
         if !unchanged {
             steps.push(Step::SetAlias {
                 alias: alias.clone(),
-                exists: now.is_some(),
-                version: version.clone(),
+                from: now,
+                version: primary,
+                canary: route,
             });
         }
     }
     Some(version)
+}
+
+/// The provisioned-concurrency steps: set (and wait) when the count differs, when it failed
+/// before, or when the alias moves; remove when no longer configured.
+fn provisioned_steps(spec: &FunctionSpec, current: Option<&FunctionState>, steps: &mut Vec<Step>) {
+    let Some(alias) = &spec.deploy.alias else {
+        return;
+    };
+    let now = current.and_then(|f| f.provisioned.as_ref());
+    let moved = steps.iter().any(|s| matches!(s, Step::SetAlias { .. }));
+    match (spec.deploy.provisioned_concurrency, now) {
+        (Some(n), now)
+            if moved
+                || now.map(|p| p.requested) != Some(n as i32)
+                || now.is_some_and(|p| p.status == "FAILED") =>
+        {
+            steps.push(Step::PutProvisionedConcurrencyConfig {
+                alias: alias.clone(),
+                requested: n as i32,
+                from: now.map(|p| p.requested),
+            })
+        }
+        (None, Some(p)) => steps.push(Step::DeleteProvisionedConcurrencyConfig {
+            alias: alias.clone(),
+            from: p.requested,
+        }),
+        _ => {}
+    }
 }
 
 /// The concurrency and asynchronous-invocation steps as a dry run prints them.
@@ -1108,21 +1185,67 @@ fn describe(step: &Step, desired: &Desired) -> PlannedStep {
         }
         Step::SetAlias {
             alias,
-            exists,
+            from,
             version,
-        } => planned(
-            "lambda",
-            if *exists {
-                "UpdateAlias"
-            } else {
-                "CreateAlias"
-            },
-            &format!("{name}:{alias}"),
-            match version {
-                VersionRef::Published => "point the alias at the published version".into(),
-                VersionRef::Existing(v) => format!("point the alias at version {v}"),
-            },
-        ),
+            canary,
+        } => {
+            let shown = |v: &VersionRef| match v {
+                VersionRef::Published => "the published version".to_string(),
+                VersionRef::Existing(v) => format!("version {v}"),
+            };
+            let to = match canary {
+                None => shown(version),
+                Some((new, w)) => format!(
+                    "{} ({}) + {} ({w})",
+                    shown(version),
+                    Weight(10_000 - w.0),
+                    shown(new)
+                ),
+            };
+            let from_text = from.as_ref().map_or("(none)".into(), |r| r.to_string());
+            PlannedStep {
+                changes: vec![FieldChange::new("alias", &from_text, &to)],
+                ..planned(
+                    "lambda",
+                    if from.is_some() {
+                        "UpdateAlias"
+                    } else {
+                        "CreateAlias"
+                    },
+                    &format!("{name}:{alias}"),
+                    match canary {
+                        None => format!("point the alias at {to}"),
+                        Some(_) => format!("canary: route {to}"),
+                    },
+                )
+            }
+        }
+        Step::PutProvisionedConcurrencyConfig {
+            alias,
+            requested,
+            from,
+        } => PlannedStep {
+            changes: vec![FieldChange::new(
+                "provisioned-concurrency",
+                from.map_or("(none)".to_string(), |f| f.to_string()),
+                requested,
+            )],
+            ..planned(
+                "lambda",
+                "PutProvisionedConcurrencyConfig",
+                &format!("{name}:{alias}"),
+                format!("keep {requested} environments ready for the alias, and wait for them"),
+            )
+        },
+        Step::DeleteProvisionedConcurrencyConfig { alias, from } => PlannedStep {
+            changes: vec![FieldChange::new("provisioned-concurrency", from, "(none)")],
+            ..planned(
+                "lambda",
+                "DeleteProvisionedConcurrencyConfig",
+                &format!("{name}:{alias}"),
+                "remove the provisioned concurrency (no longer set)".into(),
+            )
+        },
     }
 }
 
@@ -1234,7 +1357,10 @@ mod tests {
                 code_sha256: Some("abc".into()),
                 tags: spec.tags.clone(),
                 version_with_code: Some("3".into()),
-                alias_version: Some("3".into()),
+                alias: Some(Routing {
+                    version: "3".into(),
+                    canary: None,
+                }),
                 ..FunctionState::default()
             }),
             role: RoleState::Current { arn: role },
@@ -1262,7 +1388,7 @@ mod tests {
     #[test]
     fn a_first_deploy_creates_everything() {
         let spec = spec();
-        let plan = plan(&spec, &image(&spec), &nothing(), None).unwrap();
+        let plan = plan(&spec, &image(&spec), &nothing(), None, None).unwrap();
         assert!(plan.changes_function() && plan.creates_role());
         insta::assert_snapshot!(render(&plan));
     }
@@ -1275,6 +1401,7 @@ mod tests {
             &image(&spec),
             &deployed(&spec, DIGEST),
             Some("127.0.0.1:5000"),
+            None,
         )
         .unwrap();
         assert!(!plan.changes_function());
@@ -1294,7 +1421,7 @@ mod tests {
         if let Some(f) = observed.function.as_mut() {
             f.architectures = vec!["x86_64".into()];
         }
-        let plan = plan(&spec, &image(&spec), &observed, None).unwrap();
+        let plan = plan(&spec, &image(&spec), &observed, None, None).unwrap();
         let text = render(&plan);
         let json = serde_json::to_string(&plan).unwrap();
         for secret in ["s3cr3t-value", "n3w-s3cr3t", "https://example.com"] {
@@ -1318,9 +1445,9 @@ mod tests {
         let mut other_arch = image(&spec);
         other_arch.arch = Arch::X86_64;
         let errors = [
-            plan(&spec, &image(&spec), &zip, None),
-            plan(&spec, &image(&spec), &missing_role, None),
-            plan(&spec, &other_arch, &nothing(), None),
+            plan(&spec, &image(&spec), &zip, None, None),
+            plan(&spec, &image(&spec), &missing_role, None, None),
+            plan(&spec, &other_arch, &nothing(), None, None),
         ]
         .map(|r| r.unwrap_err().to_string());
         insta::assert_snapshot!(errors.join("\n"));

@@ -6,10 +6,15 @@
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// One recorded request.
@@ -31,10 +36,25 @@ impl Recorded {
     }
 }
 
+/// An answer given in place of the server's, for an API moto does not have: the status, the
+/// JSON body, and for errors the error type (`x-amzn-errortype`).
+pub type Answer = (u16, String, Option<&'static str>);
+
+/// Gives the answer to a request (operation, body) that moto cannot answer, or `None` to keep
+/// moto's.
+pub type Responder = Arc<dyn Fn(&str, &str) -> Option<Answer> + Send + Sync>;
+
 /// The recorder; clone it freely, all clones share the log.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Recorder {
     log: Arc<Mutex<Vec<Recorded>>>,
+    responder: Arc<Mutex<Option<Responder>>>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").finish_non_exhaustive()
+    }
 }
 
 impl Recorder {
@@ -46,6 +66,12 @@ impl Recorder {
     /// Everything recorded so far, and clears the log.
     pub fn take(&self) -> Vec<Recorded> {
         std::mem::take(&mut *self.log.lock().unwrap())
+    }
+
+    /// Answers the requests `responder` takes (see [`Responder`]) in place of moto. Only for
+    /// APIs moto lacks: the request still goes to moto, and its 404 is replaced.
+    pub fn respond_with(&self, responder: Responder) {
+        *self.responder.lock().unwrap() = Some(responder);
     }
 
     /// The operation names of a log.
@@ -80,6 +106,45 @@ impl Intercept for Recorder {
             operation,
             body,
         });
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(responder) = self.responder.lock().unwrap().clone() else {
+            return Ok(());
+        };
+        let operation = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_default();
+        // The request body this answer belongs to: the last one recorded for the operation.
+        let body = self
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|r| r.operation == operation)
+            .map(|r| r.body.clone())
+            .unwrap_or_default();
+        if let Some((status, json, error_type)) = responder(&operation, &body) {
+            let mut response =
+                HttpResponse::new(StatusCode::try_from(status)?, SdkBody::from(json));
+            response
+                .headers_mut()
+                .insert("content-type", "application/json");
+            if let Some(error_type) = error_type {
+                response
+                    .headers_mut()
+                    .insert("x-amzn-errortype", error_type);
+            }
+            *context.response_mut() = response;
+        }
         Ok(())
     }
 }

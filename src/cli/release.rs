@@ -1,0 +1,64 @@
+//! `promote` and `rollback`: move the alias of each selected function (and architecture) to
+//! end a canary release or go back one version. Nothing is built.
+
+use clap::Args;
+
+use cargo_lambda_image::deploy::release::{self, Release};
+use cargo_lambda_image::deploy::DeployOptions;
+use cargo_lambda_image::error::{Error, Result};
+use cargo_lambda_image::event::Event;
+use cargo_lambda_image::progress::Reporter;
+
+use super::args::{AwsArgs, SelectionArgs, TargetArgs};
+use super::Output;
+
+/// `promote` and `rollback`.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Say where each alias would go, and move none.
+    #[arg(long, help_heading = "Output")]
+    pub dry_run: bool,
+}
+
+/// Moves the alias of every selected function, one architecture after another.
+pub async fn run(args: &ReleaseArgs, action: Release, out: &Output) -> Result<()> {
+    let request = cargo_lambda_image::config::PlanRequest {
+        selection: super::args::selection(&args.selection),
+        overrides: super::args::overrides(&args.target),
+        ..Default::default()
+    }
+    .with_process_env();
+    let plan = cargo_lambda_image::config::plan(&request)?;
+    let options = DeployOptions {
+        aws: args.aws.aws(),
+        dry_run: args.dry_run,
+        ..DeployOptions::default()
+    };
+    let sink = out.sink();
+    let reporter = Reporter::new(move |p| sink.emit(&Event::Progress(p)));
+    let mut failed = Vec::new();
+    for spec in &plan.functions {
+        match release::release(spec, action, &options, &reporter).await {
+            Ok(release) => out.emit(Event::Released { release }),
+            Err(e) => {
+                out.error(&e);
+                failed.push(spec.lambda_name.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Deploy {
+            function: failed.join(", "),
+            message: "the alias could not be moved".into(),
+            help: "see the errors above".into(),
+        })
+    }
+}
