@@ -90,6 +90,11 @@ pub enum Event {
         /// The function, the alias, where it routed and where it routes now.
         release: crate::deploy::release::Released,
     },
+    /// `prune`: one repository's unused images (deleted with `--yes`).
+    Pruned {
+        /// The repository, its functions, and the images nothing uses.
+        pruned: crate::deploy::prune::Pruned,
+    },
     /// A deploy's dry run: the calls it would make.
     Planned {
         /// `outcome: planned`, the function, its image and the steps.

@@ -271,18 +271,8 @@ impl Renderer {
             Event::Invocation { invocation } => self.invocation(invocation),
             Event::Deployed { deployment: d } => self.deployed(d),
             Event::Planned { deployment } => self.planned(deployment),
-            Event::Released { release: r } => {
-                let line = format!(
-                    "{}\t{}\t{}\t{} -> {}\t{}",
-                    r.function,
-                    r.arch,
-                    r.alias,
-                    r.from,
-                    r.to,
-                    if r.changed { "changed" } else { "unchanged" }
-                );
-                self.result("released", &line);
-            }
+            Event::Pruned { pruned } => self.pruned(pruned),
+            Event::Released { release } => self.released(release),
             Event::Template { path, template, .. } => {
                 if let Some(path) = path {
                     self.result("template", &path.display().to_string());
@@ -306,6 +296,47 @@ impl Renderer {
             Event::Error(error) => self.failure(error),
             Event::Progress(_) => {}
         }
+    }
+
+    fn pruned(&self, p: &crate::deploy::prune::Pruned) {
+        for image in &p.unused {
+            let line = format!(
+                "{}\t{}\t{}\t{}",
+                p.repository,
+                image.digest,
+                if image.tags.is_empty() {
+                    "(untagged)".to_string()
+                } else {
+                    image.tags.join(",")
+                },
+                if p.deleted { "deleted" } else { "unused" }
+            );
+            self.result("pruned", &line);
+        }
+        self.line(&format!(
+            "{}: {} image(s) in use, {} unused{}",
+            p.repository,
+            p.used,
+            p.unused.len(),
+            if p.deleted || p.unused.is_empty() {
+                ""
+            } else {
+                " (run with --yes to delete them)"
+            }
+        ));
+    }
+
+    fn released(&self, r: &crate::deploy::release::Released) {
+        let line = format!(
+            "{}\t{}\t{}\t{} -> {}\t{}",
+            r.function,
+            r.arch,
+            r.alias,
+            r.from,
+            r.to,
+            if r.changed { "changed" } else { "unchanged" }
+        );
+        self.result("released", &line);
     }
 
     fn deployed(&self, d: &crate::deploy::DeployedFunction) {

@@ -154,6 +154,7 @@ const MUTATING: &[&str] = &[
     "DeleteProvisionedConcurrencyConfig",
     "DeleteAlias",
     "PutLifecyclePolicy",
+    "DeleteLifecyclePolicy",
     "BatchDeleteImage",
 ];
 
@@ -746,6 +747,35 @@ async fn deploy_command_deploys_the_fixture_then_changes_nothing_and_never_print
     assert!(lambda_steps.is_empty(), "{lambda_steps:?}");
     outputs.push(dry);
 
+    // `prune` lists nothing: the one image is the one $LATEST runs.
+    let prune = tokio::task::block_in_place(|| {
+        let mut cmd = support::cli();
+        cmd.args(["prune", "-p", "echo", "--message-format", "json", "-vv"])
+            .arg("--manifest-path")
+            .arg(support::fixture_workspace().join("Cargo.toml"))
+            .args(["--region", "us-east-1", "--endpoint-url", &endpoint]);
+        support::run(fake_aws(&mut cmd))
+    });
+    let (stdout, stderr) = support::texts(&prune);
+    assert!(prune.status.success(), "{stdout}\n{stderr}");
+    let pruned = event(&prune, "pruned")["pruned"].clone();
+    assert_eq!(pruned["repository"], "fixture-echo");
+    assert_eq!(pruned["used"], 1);
+    assert_eq!(pruned["unused"], serde_json::json!([]));
+    // `promote` needs an alias, which the fixture has not: a clear error, exit 1.
+    let promote = tokio::task::block_in_place(|| {
+        let mut cmd = support::cli();
+        cmd.args(["promote", "-p", "echo", "--manifest-path"])
+            .arg(support::fixture_workspace().join("Cargo.toml"))
+            .args(["--region", "us-east-1", "--endpoint-url", &endpoint]);
+        support::run(fake_aws(&mut cmd))
+    });
+    let (_, stderr) = support::texts(&promote);
+    assert_eq!(promote.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("deploy.alias"), "{stderr}");
+    outputs.push(prune);
+    outputs.push(promote);
+
     for out in &outputs {
         let (stdout, stderr) = support::texts(out);
         for secret in [FAKE_SECRET, token.as_str()] {
@@ -1114,7 +1144,8 @@ async fn function_settings_are_created_diffed_field_by_field_and_reset_when_remo
         .iter()
         .flat_map(|s| s.changes.iter().map(|c| c.field.as_str()))
         .collect();
-    assert_eq!(fields, ["tracing", "kms-key"]);
+    // The configuration changes, so a version is published and the alias moves to it.
+    assert_eq!(fields, ["tracing", "kms-key", "alias"]);
     env.recorder.take();
     deployed(&spec, &img, &env.opts).await;
     let log = env.recorder.take();
@@ -1605,4 +1636,148 @@ async fn provisioned_concurrency_never_ready_fails_after_the_bound_and_puts_the_
         "moved, then put back: {order:?}"
     );
     assert_eq!(order.last().unwrap(), "DeleteProvisionedConcurrencyConfig");
+}
+
+/// The tags of each image of a repository, through our own ECR client.
+async fn repository_tags(
+    env: &Env,
+    repository: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let out = env
+        .ecr
+        .describe_images()
+        .repository_name(repository)
+        .send()
+        .await
+        .unwrap();
+    out.image_details()
+        .iter()
+        .map(|d| {
+            (
+                d.image_digest().unwrap().to_string(),
+                d.image_tags().to_vec(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecr_keep_protects_every_versions_image_and_prune_deletes_only_unused_ones() {
+    use cargo_lambda_image::deploy::prune;
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-keep");
+    let repository = format!("{name}-repo");
+
+    // Version 1 before `keep` was set.
+    let spec1 = echo(&dir.path().join("v1"), &name, b"\0v1");
+    let image1 = assemble(&spec1);
+    deployed(&spec1, &image1, &env.opts).await;
+
+    // With keep = 2: version 1's image is tagged too, version 2's, then the policy is set.
+    let mut spec2 = echo(&dir.path().join("v2"), &name, b"\0v2");
+    spec2.deploy.ecr_keep = Some(2);
+    let image2 = assemble(&spec2);
+    env.recorder.take();
+    deployed(&spec2, &image2, &env.opts).await;
+    let log = env.recorder.take();
+    let order = mutating(&log);
+    assert_eq!(
+        order.last().map(String::as_str),
+        Some("PutLifecyclePolicy"),
+        "{order:?}"
+    );
+    let policy: Value = serde_json::from_str(
+        env.ecr
+            .get_lifecycle_policy()
+            .repository_name(&repository)
+            .send()
+            .await
+            .unwrap()
+            .lifecycle_policy_text()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        policy["rules"][0]["selection"]["tagPrefixList"],
+        serde_json::json!(["lambda-"])
+    );
+    assert_eq!(policy["rules"][1]["selection"]["countNumber"], 2);
+    let tags = repository_tags(&env, &repository).await;
+    assert!(
+        tags[&image1.digest].contains(&format!("lambda-{name}-v1")),
+        "{tags:?}"
+    );
+    assert!(
+        tags[&image2.digest].contains(&format!("lambda-{name}-v2")),
+        "{tags:?}"
+    );
+
+    // Unchanged: no tagging, no policy write.
+    let again = deployed(&spec2, &image2, &env.opts).await;
+    assert!(!again.changed);
+    let log = env.recorder.take();
+    assert!(
+        sent(&log, "BatchGetImage").is_empty() && mutating(&log).is_empty(),
+        "{:?}",
+        mutating(&log)
+    );
+
+    // Version 3; then version 1 is deleted: its image is the only unused one.
+    let mut spec3 = echo(&dir.path().join("v3"), &name, b"\0v3");
+    spec3.deploy.ecr_keep = Some(2);
+    let image3 = assemble(&spec3);
+    deployed(&spec3, &image3, &env.opts).await;
+    env.lambda
+        .delete_function()
+        .function_name(&name)
+        .qualifier("1")
+        .send()
+        .await
+        .unwrap();
+    let listed = prune::prune(&[spec3.clone()], &env.opts, false, &Reporter::discard())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let unused: Vec<&str> = listed[0].unused.iter().map(|i| i.digest.as_str()).collect();
+    assert_eq!(unused, [image1.digest.as_str()], "{listed:?}");
+    assert_eq!(listed[0].used, 2);
+    assert!(!listed[0].deleted);
+    assert_eq!(
+        repository_tags(&env, &repository).await.len(),
+        3,
+        "listing deletes nothing"
+    );
+
+    let pruned = prune::prune(&[spec3.clone()], &env.opts, true, &Reporter::discard())
+        .await
+        .unwrap();
+    assert!(
+        pruned[0].deleted && pruned[0].refused.is_empty(),
+        "{pruned:?}"
+    );
+    let left = repository_tags(&env, &repository).await;
+    assert!(!left.contains_key(&image1.digest), "{left:?}");
+    assert!(left.contains_key(&image2.digest) && left.contains_key(&image3.digest));
+
+    // `keep` removed: the policy goes.
+    let mut spec4 = spec3.clone();
+    spec4.deploy.ecr_keep = None;
+    env.recorder.take();
+    deployed(&spec4, &image3, &env.opts).await;
+    assert_eq!(mutating(&env.recorder.take()), ["DeleteLifecyclePolicy"]);
+
+    // A function that was never deployed: prune refuses to guess.
+    let mut ghost = spec3.clone();
+    ghost.lambda_name = unique("deploy-keep-ghost");
+    let err = prune::prune(&[ghost], &env.opts, true, &Reporter::discard())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no function deployed from"),
+        "{err}"
+    );
+    assert!(repository_tags(&env, &repository)
+        .await
+        .contains_key(&image3.digest));
 }

@@ -365,6 +365,19 @@ impl AwsArgs {
 }
 
 /// The library's selection for these flags.
+/// The plan of commands that build nothing (`promote`, `rollback`, `prune`): the selected
+/// functions and architectures.
+pub fn plan_of(selection_args: &SelectionArgs, target: &TargetArgs) -> Result<Plan, Error> {
+    config::plan(
+        &PlanRequest {
+            selection: selection(selection_args),
+            overrides: overrides(target),
+            ..Default::default()
+        }
+        .with_process_env(),
+    )
+}
+
 pub fn selection(s: &SelectionArgs) -> Selection {
     Selection {
         manifest_path: s.manifest_path.clone(),

@@ -10,6 +10,7 @@ mod image;
 mod invoke;
 mod new;
 mod output;
+mod prune;
 mod push;
 mod release;
 mod serve;
@@ -136,6 +137,9 @@ pub enum Commands {
     Promote(release::ReleaseArgs),
     /// Drop a canary release, or move the alias back to the previous published version.
     Rollback(release::ReleaseArgs),
+    /// List the ECR images no version, alias or $LATEST of the functions uses; --yes
+    /// deletes them.
+    Prune(prune::PruneArgs),
     /// Write a CloudFormation or SAM template that deploys the images by digest.
     Template(template::TemplateArgs),
     /// Create a new function crate that builds and passes `test` straight away.
@@ -157,6 +161,7 @@ impl Commands {
             Commands::EventExample(_) => vec![],
             Commands::Deploy(_) => vec!["deployed", "planned"],
             Commands::Promote(_) | Commands::Rollback(_) => vec!["released"],
+            Commands::Prune(_) => vec!["pruned"],
             Commands::Template(_) => vec!["template", "plan"],
             Commands::New(_) => vec!["new"],
         }
@@ -189,6 +194,7 @@ pub async fn run(command: &Commands, out: &Output) -> Result<()> {
             Ok(())
         }
         Commands::Deploy(args) => deploy::run(args, out).await,
+        Commands::Prune(args) => prune::run(args, out).await,
         Commands::Promote(args) => release::run(args, Release::Promote, out).await,
         Commands::Rollback(args) => release::run(args, Release::Rollback, out).await,
         Commands::Template(args) => template::run(args, out).await,

@@ -5,7 +5,7 @@ use clap::Args;
 
 use cargo_lambda_image::deploy::release::{self, Release};
 use cargo_lambda_image::deploy::DeployOptions;
-use cargo_lambda_image::error::{Error, Result};
+use cargo_lambda_image::error::Result;
 use cargo_lambda_image::event::Event;
 use cargo_lambda_image::progress::Reporter;
 
@@ -28,13 +28,7 @@ pub struct ReleaseArgs {
 
 /// Moves the alias of every selected function, one architecture after another.
 pub async fn run(args: &ReleaseArgs, action: Release, out: &Output) -> Result<()> {
-    let request = cargo_lambda_image::config::PlanRequest {
-        selection: super::args::selection(&args.selection),
-        overrides: super::args::overrides(&args.target),
-        ..Default::default()
-    }
-    .with_process_env();
-    let plan = cargo_lambda_image::config::plan(&request)?;
+    let plan = super::args::plan_of(&args.selection, &args.target)?;
     let options = DeployOptions {
         aws: args.aws.aws(),
         dry_run: args.dry_run,
@@ -42,23 +36,21 @@ pub async fn run(args: &ReleaseArgs, action: Release, out: &Output) -> Result<()
     };
     let sink = out.sink();
     let reporter = Reporter::new(move |p| sink.emit(&Event::Progress(p)));
-    let mut failed = Vec::new();
+    // Every function is tried; the failures are shown (with the others' results) at the end.
+    let mut failures = Vec::new();
     for spec in &plan.functions {
         match release::release(spec, action, &options, &reporter).await {
             Ok(release) => out.emit(Event::Released { release }),
-            Err(e) => {
-                out.error(&e);
-                failed.push(spec.lambda_name.clone());
-            }
+            Err(e) => failures.push(e),
         }
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Deploy {
-            function: failed.join(", "),
-            message: "the alias could not be moved".into(),
-            help: "see the errors above".into(),
-        })
+    let last = failures.pop();
+    for e in &failures {
+        out.line(&format!("✗ {e}"));
+        out.error(e);
+    }
+    match last {
+        None => Ok(()),
+        Some(e) => Err(e),
     }
 }

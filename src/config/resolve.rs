@@ -371,6 +371,26 @@ pub fn check_merged(settings: &Settings, manifest: &std::path::Path) -> crate::e
             help: "Lambda reaches EFS through a VPC: add [package.metadata.lambda.deploy.vpc] with subnets and security groups that reach the file system's mount targets".into(),
         });
     }
+    if let Some(keep) = settings.deploy.ecr_keep {
+        if (keep as usize) < settings.arches.len() {
+            return Err(crate::error::Error::InvalidValue {
+                source_: Box::new(crate::error::Source::Manifest {
+                    path: manifest.to_path_buf(),
+                    table: "package.metadata.lambda".into(),
+                }),
+                key: "deploy.ecr.keep".into(),
+                message: format!(
+                    "{keep} image(s) for {} architectures sharing the repository of `{}`",
+                    settings.arches.len(),
+                    settings.function_name
+                ),
+                help: format!(
+                    "keep at least {} (one current image per architecture)",
+                    settings.arches.len()
+                ),
+            });
+        }
+    }
     if settings.deploy.provisioned_concurrency.is_some() && settings.deploy.alias.is_none() {
         return Err(crate::error::Error::InvalidValue {
             source_: Box::new(crate::error::Source::Manifest {

@@ -342,10 +342,26 @@ pub(crate) async fn wait_provisioned(
     }
 }
 
-/// The numbers of every published version (ListVersionsByFunction, all pages).
-pub(crate) async fn published_versions(client: &Client, name: &str) -> Result<Vec<u64>> {
+/// A published version and the image it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Published {
+    /// Its number.
+    pub number: u64,
+    /// Its `CodeSha256`: for an Image function, the hex of the image's manifest digest.
+    pub code_sha256: Option<String>,
+}
+
+impl Published {
+    /// The manifest digest of its image (`sha256:...`).
+    pub fn digest(&self) -> Option<String> {
+        self.code_sha256.as_ref().map(|hex| format!("sha256:{hex}"))
+    }
+}
+
+/// Every published version (ListVersionsByFunction, all pages; `$LATEST` left out).
+pub(crate) async fn published_versions(client: &Client, name: &str) -> Result<Vec<Published>> {
     let mut marker: Option<String> = None;
-    let mut numbers = Vec::new();
+    let mut versions = Vec::new();
     loop {
         let out = client
             .list_versions_by_function()
@@ -354,14 +370,15 @@ pub(crate) async fn published_versions(client: &Client, name: &str) -> Result<Ve
             .send()
             .await
             .map_err(|e| aws::error("lambda", "ListVersionsByFunction", e))?;
-        numbers.extend(
-            out.versions()
-                .iter()
-                .filter_map(|v| v.version().and_then(|n| n.parse::<u64>().ok())),
-        );
+        versions.extend(out.versions().iter().filter_map(|v| {
+            Some(Published {
+                number: v.version()?.parse().ok()?,
+                code_sha256: v.code_sha256().map(str::to_string),
+            })
+        }));
         marker = out.next_marker().map(str::to_string);
         if marker.is_none() {
-            return Ok(numbers);
+            return Ok(versions);
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::image::BuiltImage;
 use crate::oci::short;
 use crate::progress::Reporter;
-use crate::publish::ecr;
+use crate::publish::{ecr, lifecycle};
 
 use std::time::Duration;
 
@@ -206,6 +206,30 @@ async fn run_step(
             reporter.line(format!("✓ Published {name} version {v}"));
             run.version = Some(v);
         }
+        Step::SetAlias { .. }
+        | Step::PutProvisionedConcurrencyConfig { .. }
+        | Step::DeleteProvisionedConcurrencyConfig { .. }
+        | Step::ProtectImage { .. }
+        | Step::PutLifecyclePolicy { .. }
+        | Step::DeleteLifecyclePolicy { .. } => {
+            run_release_step(step, plan, clients, opts, run, reporter).await?
+        }
+    }
+    Ok(())
+}
+
+/// Runs an alias, provisioned-concurrency or ECR-lifecycle step.
+async fn run_release_step(
+    step: &Step,
+    plan: &DeployPlan,
+    clients: &Clients,
+    opts: &DeployOptions,
+    run: &mut Progressing,
+    reporter: &Reporter,
+) -> Result<()> {
+    let client = &clients.lambda;
+    let name = run.desired.name.clone();
+    match step {
         Step::SetAlias {
             alias: alias_name,
             from,
@@ -264,6 +288,26 @@ async fn run_step(
                 "✓ {requested} provisioned environments ready for {name}:{alias_name}"
             ));
         }
+        Step::ProtectImage {
+            repository,
+            version,
+            digest,
+        } => {
+            let tag = lifecycle::version_tag(&name, &run.resolve(version)?);
+            lifecycle::tag(&clients.ecr, repository, digest, &tag).await?;
+            reporter.verbose(format!("✓ Tagged {} as {tag}", short(digest)));
+        }
+        Step::PutLifecyclePolicy { repository, keep } => {
+            let policy = lifecycle::policy(*keep);
+            lifecycle::set(&clients.ecr, repository, Some(&policy)).await?;
+            reporter.line(format!(
+                "✓ Lifecycle of {repository}: the newest {keep} images kept besides those versions use"
+            ));
+        }
+        Step::DeleteLifecyclePolicy { repository } => {
+            lifecycle::set(&clients.ecr, repository, None).await?;
+            reporter.line(format!("✓ Removed the lifecycle policy of {repository}"));
+        }
         Step::DeleteProvisionedConcurrencyConfig {
             alias: alias_name, ..
         } => {
@@ -272,6 +316,7 @@ async fn run_step(
                 "✓ Removed the provisioned concurrency of {name}:{alias_name}"
             ));
         }
+        _ => {}
     }
     Ok(())
 }

@@ -817,34 +817,47 @@ pub(crate) async fn publish(client: &Client, name: &str, progress: &Reporter) ->
     Ok(out.version().unwrap_or_default().to_string())
 }
 
-/// The newest published version whose code is `code_sha256`, if any.
+/// The newest published version whose code is `code_sha256`.
 pub(crate) async fn published_with(
     client: &Client,
     name: &str,
     code_sha256: &str,
 ) -> Result<Option<String>> {
-    let mut marker: Option<String> = None;
-    let mut best: Option<u64> = None;
-    loop {
-        let out = client
-            .list_versions_by_function()
-            .function_name(name)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| aws::error("lambda", "ListVersionsByFunction", e))?;
-        for v in out.versions() {
-            let number = v.version().and_then(|n| n.parse::<u64>().ok());
-            if let Some(n) = number {
-                if v.code_sha256() == Some(code_sha256) && best.is_none_or(|b| n > b) {
-                    best = Some(n);
-                }
-            }
-        }
-        marker = out.next_marker().map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
+    let versions = super::alias::published_versions(client, name).await?;
+    Ok(versions
+        .iter()
+        .filter(|v| v.code_sha256.as_deref() == Some(code_sha256))
+        .map(|v| v.number)
+        .max()
+        .map(|n| n.to_string()))
+}
+
+/// The manifest digest of the image a version (or `$LATEST`) runs; `None` when the version
+/// does not exist or is not an image.
+pub(crate) async fn image_digest(
+    client: &Client,
+    name: &str,
+    qualifier: &str,
+) -> Result<Option<String>> {
+    match client
+        .get_function()
+        .function_name(name)
+        .qualifier(qualifier)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .code()
+            // The URI given (by digest, when this tool deployed it), else the one Lambda
+            // resolved from a tag.
+            .and_then(|c| {
+                let given = c.image_uri().filter(|u| u.contains("@sha256:"));
+                given.or(c.resolved_image_uri())
+            })
+            .and_then(|uri| uri.rsplit_once('@'))
+            .map(|(_, digest)| digest.to_string())
+            .filter(|digest| digest.starts_with("sha256:"))),
+        Err(e) if aws::code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(aws::error("lambda", "GetFunction", e)),
     }
-    Ok(best.map(|n| n.to_string()))
 }

@@ -22,6 +22,7 @@ pub mod invoke;
 mod lambda;
 pub mod observe;
 pub mod plan;
+pub mod prune;
 pub mod release;
 
 use serde::Serialize;

@@ -11,6 +11,7 @@ use crate::config::FunctionSpec;
 use crate::error::{Error, Result};
 use crate::lambda;
 use crate::publish::ecr::{self, EcrState};
+use crate::publish::lifecycle;
 
 use super::{iam, lambda as lambda_api};
 
@@ -129,6 +130,18 @@ pub struct Observed {
     pub function: Option<FunctionState>,
     /// The execution role.
     pub role: RoleState,
+    /// The repository's lifecycle and the versions whose images it must protect.
+    pub retention: Retention,
+}
+
+/// What `deploy.ecr.keep` needs to know.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    /// The repository's lifecycle policy text, if it has one.
+    pub lifecycle: Option<String>,
+    /// Published versions (number, image digest) whose image lacks its protection tag; read
+    /// only when `keep` is set.
+    pub unprotected: Vec<(String, String)>,
 }
 
 /// Reads the ECR repository, the function (with its published versions and alias when
@@ -166,11 +179,49 @@ pub async fn observe(spec: &FunctionSpec, clients: &Clients) -> Result<Observed>
     }
     let account = lambda::account_of_repository_uri(&ecr.host).to_string();
     let role = observe_role(spec, function.as_ref(), clients, &account).await?;
+    let retention = match &ecr.repository {
+        Some(_) => observe_retention(spec, function.is_some(), clients).await?,
+        None => Retention::default(),
+    };
     Ok(Observed {
         region: clients.region.clone(),
         ecr,
         function,
         role,
+        retention,
+    })
+}
+
+/// The lifecycle policy, and with `keep` set the published versions whose images are not
+/// tagged as protected yet (versions published before `keep` was set).
+async fn observe_retention(
+    spec: &FunctionSpec,
+    function_exists: bool,
+    clients: &Clients,
+) -> Result<Retention> {
+    let repository = spec.image.repository.as_str();
+    let lifecycle_text = lifecycle::get(&clients.ecr, repository).await?;
+    let mut unprotected = Vec::new();
+    if spec.deploy.ecr_keep.is_some() && function_exists {
+        let name = spec.lambda_name.as_str();
+        let tags: Vec<String> = lifecycle::images(&clients.ecr, repository)
+            .await?
+            .into_values()
+            .flatten()
+            .collect();
+        for version in super::alias::published_versions(&clients.lambda, name).await? {
+            let number = version.number.to_string();
+            if tags.contains(&lifecycle::version_tag(name, &number)) {
+                continue;
+            }
+            if let Some(digest) = version.digest() {
+                unprotected.push((number, digest));
+            }
+        }
+    }
+    Ok(Retention {
+        lifecycle: lifecycle_text,
+        unprotected,
     })
 }
 

@@ -14,11 +14,12 @@ use crate::error::{Error, Result};
 use crate::image::BuiltImage;
 use crate::lambda;
 use crate::publish::ecr::{self, EcrStep};
+use crate::publish::lifecycle;
 use crate::target::Arch;
 
 use super::alias::{Routing, Weight};
 use super::iam::BASIC_EXECUTION_POLICY;
-use super::observe::{FunctionState, LaunchOverrides, Observed, RoleState};
+use super::observe::{FunctionState, LaunchOverrides, Observed, Retention, RoleState};
 use super::PlannedStep;
 
 /// What the function should look like.
@@ -409,6 +410,27 @@ pub enum Step {
         /// What it is now.
         from: Option<i32>,
     },
+    /// Tag the image a published version uses, so the lifecycle policy never expires it.
+    ProtectImage {
+        /// The repository.
+        repository: String,
+        /// The version.
+        version: VersionRef,
+        /// The image's digest.
+        digest: String,
+    },
+    /// Set the repository's lifecycle policy (`deploy.ecr.keep`).
+    PutLifecyclePolicy {
+        /// The repository.
+        repository: String,
+        /// Images kept besides the protected ones.
+        keep: u32,
+    },
+    /// Remove the lifecycle policy this tool set (`deploy.ecr.keep` is no longer set).
+    DeleteLifecyclePolicy {
+        /// The repository.
+        repository: String,
+    },
     /// Remove the alias's provisioned concurrency (no longer in the metadata).
     DeleteProvisionedConcurrencyConfig {
         /// The alias.
@@ -428,6 +450,9 @@ impl Step {
                 | Step::CreateRole { .. }
                 | Step::AttachRolePolicy { .. }
                 | Step::PutRolePolicy { .. }
+                | Step::ProtectImage { .. }
+                | Step::PutLifecyclePolicy { .. }
+                | Step::DeleteLifecyclePolicy { .. }
         )
     }
 }
@@ -555,6 +580,13 @@ pub fn plan(
     let changed = steps.iter().any(Step::changes_function);
     let version = versions(spec, current, changed, canary, &mut steps);
     provisioned_steps(spec, current, &mut steps);
+    retention_steps(
+        spec,
+        &observed.retention,
+        &desired,
+        version.as_ref(),
+        &mut steps,
+    );
     // After the alias: the URL sits on it.
     url_steps(current, &desired, &mut steps);
     Ok(DeployPlan {
@@ -981,6 +1013,54 @@ fn versions(
     Some(version)
 }
 
+/// The `deploy.ecr.keep` steps: protection tags on every version's image (the new one's
+/// included), then the lifecycle policy; or the removal of the policy this tool set.
+fn retention_steps(
+    spec: &FunctionSpec,
+    retention: &Retention,
+    desired: &Desired,
+    version: Option<&VersionRef>,
+    steps: &mut Vec<Step>,
+) {
+    let repository = spec.image.repository.clone();
+    let Some(keep) = spec.deploy.ecr_keep else {
+        if retention
+            .lifecycle
+            .as_deref()
+            .is_some_and(lifecycle::is_ours)
+        {
+            steps.push(Step::DeleteLifecyclePolicy { repository });
+        }
+        return;
+    };
+    // First of all: a push may move the tag the old image had, leaving it untagged, and an
+    // untagged image must already be protected (moto even deletes it).
+    let protect = retention
+        .unprotected
+        .iter()
+        .map(|(v, digest)| Step::ProtectImage {
+            repository: repository.clone(),
+            version: VersionRef::Existing(v.clone()),
+            digest: digest.clone(),
+        });
+    let protect: Vec<Step> = protect.collect();
+    steps.splice(0..0, protect);
+    if version == Some(&VersionRef::Published) {
+        steps.push(Step::ProtectImage {
+            repository: repository.clone(),
+            version: VersionRef::Published,
+            digest: desired.digest.clone(),
+        });
+    }
+    let now = retention
+        .lifecycle
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
+    if now.as_ref() != Some(&lifecycle::policy(keep)) {
+        steps.push(Step::PutLifecyclePolicy { repository, keep });
+    }
+}
+
 /// The provisioned-concurrency steps: set (and wait) when the count differs, when it failed
 /// before, or when the alias moves; remove when no longer configured.
 fn provisioned_steps(spec: &FunctionSpec, current: Option<&FunctionState>, steps: &mut Vec<Step>) {
@@ -1183,6 +1263,21 @@ fn describe(step: &Step, desired: &Desired) -> PlannedStep {
         Step::PublishVersion => {
             planned("lambda", "PublishVersion", name, "publish a version".into())
         }
+        Step::SetAlias { .. }
+        | Step::PutProvisionedConcurrencyConfig { .. }
+        | Step::DeleteProvisionedConcurrencyConfig { .. }
+        | Step::ProtectImage { .. }
+        | Step::PutLifecyclePolicy { .. }
+        | Step::DeleteLifecyclePolicy { .. } => describe_release(step, name),
+    }
+}
+
+/// The alias, provisioned-concurrency and ECR-lifecycle steps as a dry run prints them.
+fn describe_release(step: &Step, name: &str) -> PlannedStep {
+    let planned = |service: &str, operation: &str, target: &str, summary: String| {
+        planned_step(service, operation, target, summary)
+    };
+    match step {
         Step::SetAlias {
             alias,
             from,
@@ -1237,6 +1332,35 @@ fn describe(step: &Step, desired: &Desired) -> PlannedStep {
                 format!("keep {requested} environments ready for the alias, and wait for them"),
             )
         },
+        Step::ProtectImage {
+            repository,
+            version,
+            digest,
+        } => planned(
+            "ecr",
+            "PutImage",
+            repository,
+            format!(
+                "tag {} as used by {}, so the lifecycle policy keeps it",
+                crate::oci::short(digest),
+                match version {
+                    VersionRef::Published => "the published version".to_string(),
+                    VersionRef::Existing(v) => format!("version {v}"),
+                }
+            ),
+        ),
+        Step::PutLifecyclePolicy { repository, keep } => planned(
+            "ecr",
+            "PutLifecyclePolicy",
+            repository,
+            format!("keep the newest {keep} images besides those versions use"),
+        ),
+        Step::DeleteLifecyclePolicy { repository } => planned(
+            "ecr",
+            "DeleteLifecyclePolicy",
+            repository,
+            "remove the lifecycle policy (deploy.ecr.keep is no longer set)".into(),
+        ),
         Step::DeleteProvisionedConcurrencyConfig { alias, from } => PlannedStep {
             changes: vec![FieldChange::new("provisioned-concurrency", from, "(none)")],
             ..planned(
@@ -1246,6 +1370,7 @@ fn describe(step: &Step, desired: &Desired) -> PlannedStep {
                 "remove the provisioned concurrency (no longer set)".into(),
             )
         },
+        _ => planned_step("lambda", "", name, String::new()),
     }
 }
 
@@ -1329,6 +1454,7 @@ mod tests {
                 attached: Vec::new(),
                 targets: None,
             },
+            retention: Retention::default(),
         }
     }
 
@@ -1364,6 +1490,7 @@ mod tests {
                 ..FunctionState::default()
             }),
             role: RoleState::Current { arn: role },
+            retention: Retention::default(),
         }
     }
 

@@ -121,6 +121,7 @@ async fn previous_version(
     let versions = alias::published_versions(client, name).await?;
     versions
         .into_iter()
+        .map(|v| v.number)
         .filter(|v| *v < current_number)
         .max()
         .map(|v| v.to_string())

@@ -7,6 +7,7 @@
 
 pub mod ecr;
 pub mod index;
+pub mod lifecycle;
 pub mod registry;
 
 use std::path::PathBuf;
