@@ -1781,3 +1781,57 @@ async fn ecr_keep_protects_every_versions_image_and_prune_deletes_only_unused_on
         .await
         .contains_key(&image3.digest));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_on_its_old_per_architecture_role_moves_to_the_shared_one() {
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("deploy-legacy");
+    let mut spec = echo(dir.path(), &name, b"");
+    spec.lambda_name = format!("{name}-arm64");
+    // What an earlier version made: a role per architecture, named after the Lambda name.
+    let legacy = format!("{name}-arm64-lambda-role");
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let legacy_arn = env
+        .iam
+        .create_role()
+        .role_name(&legacy)
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap()
+        .role()
+        .unwrap()
+        .arn()
+        .to_string();
+    spec.role = Some(legacy_arn.clone());
+    let img = assemble(&spec);
+    deployed(&spec, &img, &env.opts).await;
+
+    // The role no longer configured: the function moves to `<function>-lambda-role`.
+    spec.role = None;
+    let steps = planned(&env, &spec, &img).await;
+    let shared = format!("arn:aws:iam::{ACCOUNT}:role/{name}-lambda-role");
+    assert!(
+        steps.iter().any(|s| s.operation == "CreateRole"),
+        "{steps:?}"
+    );
+    let change = steps
+        .iter()
+        .flat_map(|s| s.changes.iter())
+        .find(|c| c.field == "role")
+        .expect("the role changes");
+    assert_eq!(
+        (change.from.as_str(), change.to.as_str()),
+        (legacy_arn.as_str(), shared.as_str())
+    );
+    deployed(&spec, &img, &env.opts).await;
+    let configuration = env
+        .lambda
+        .get_function_configuration()
+        .function_name(&spec.lambda_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(configuration.role(), Some(shared.as_str()));
+}

@@ -253,7 +253,11 @@ async fn observe_role(
     // One role per function, whatever the architecture: named after the configured name.
     let name = lambda::default_role_name(&spec.name);
     if let Some(arn) = function.and_then(|f| f.role.clone()) {
-        let managed = lambda::parse_role_arn(&arn).is_some_and(|(role, _)| role == name);
+        // Ours: the shared role, or the per-architecture one (`hello-arm64-lambda-role`)
+        // earlier versions created, which the function moves off to the shared one.
+        let legacy = lambda::default_role_name(&spec.lambda_name);
+        let managed =
+            lambda::parse_role_arn(&arn).is_some_and(|(role, _)| role == name || role == legacy);
         if !managed {
             return Ok(RoleState::Current { arn });
         }
