@@ -273,6 +273,23 @@ pub enum Error {
         message: String,
     },
 
+    /// A base image is for another architecture than the function.
+    #[error("base image {image} is for linux/{have}, but the function is built for linux/{want}")]
+    #[diagnostic(
+        code(lambda_image::image::base_architecture),
+        help("use a base for linux/{want} (`docker pull --platform linux/{want} IMAGE`, or build or import it with `--platform linux/{want}`), or build the function for the base's architecture (`--arch {have_arch}`)")
+    )]
+    BaseArchitecture {
+        /// The base reference.
+        image: String,
+        /// The base's architecture (OCI name: amd64, arm64).
+        have: String,
+        /// The base's architecture as `--arch` names it (x86_64, arm64).
+        have_arch: String,
+        /// The function's (OCI name).
+        want: String,
+    },
+
     /// Running a function locally failed (not the function itself: the machinery).
     #[error("local invocation failed: {message}")]
     #[diagnostic(

@@ -1,5 +1,6 @@
 //! Base images: `scratch`, an OCI layout directory (`oci:DIR[:TAG]`), a docker-archive tarball
-//! (`docker-archive:FILE`), or a registry reference (pulled by [`super::pull`]).
+//! (`docker-archive:FILE`), an image of the local Docker engine (`docker-daemon:IMAGE[:TAG]`,
+//! saved by [`super::engine_base`]), or a registry reference (pulled by [`super::pull`]).
 //!
 //! Whatever the source, the result is the same: the base's config as JSON and its layers as
 //! gzip blobs on disk with their diff_ids, for one platform. A [`BaseCache`] resolves each
@@ -58,6 +59,8 @@ pub enum BaseSource {
     },
     /// A `docker save` tarball.
     DockerArchive(PathBuf),
+    /// An image of the local Docker engine, by name or ID.
+    DockerDaemon(String),
     /// A registry reference.
     Registry(String),
 }
@@ -83,6 +86,8 @@ impl BaseSource {
             }
         } else if let Some(file) = reference.strip_prefix("docker-archive:") {
             BaseSource::DockerArchive(PathBuf::from(file))
+        } else if let Some(image) = reference.strip_prefix("docker-daemon:") {
+            BaseSource::DockerDaemon(image.to_string())
         } else {
             BaseSource::Registry(reference.to_string())
         }
@@ -122,7 +127,18 @@ pub async fn resolve(
         BaseSource::Scratch => Ok(scratch(arch)),
         BaseSource::Layout { dir, tag } => from_layout(&dir, tag.as_deref(), arch, reference),
         BaseSource::DockerArchive(file) => {
-            from_docker_archive(&file, &registry.cache().join("blobs/sha256"), reference)
+            let base =
+                from_docker_archive(&file, &registry.cache().join("blobs/sha256"), reference)?;
+            super::engine_base::check_architecture(
+                reference,
+                base.config["architecture"].as_str(),
+                arch,
+            )?;
+            Ok(base)
+        }
+        BaseSource::DockerDaemon(image) => {
+            super::engine_base::from_engine(&image, arch, &registry.cache(), reference, reporter)
+                .await
         }
         BaseSource::Registry(r) => super::pull::pull_base(&r, arch, registry, reporter).await,
     }
@@ -508,6 +524,14 @@ mod tests {
         assert_eq!(
             BaseSource::parse("public.ecr.aws/lambda/provided:al2"),
             BaseSource::Registry("public.ecr.aws/lambda/provided:al2".into())
+        );
+        assert_eq!(
+            BaseSource::parse("docker-daemon:fakeprovided:al2"),
+            BaseSource::DockerDaemon("fakeprovided:al2".into())
+        );
+        assert_eq!(
+            BaseSource::parse("docker-daemon:127.0.0.1:5000/base"),
+            BaseSource::DockerDaemon("127.0.0.1:5000/base".into())
         );
     }
 }

@@ -4,11 +4,13 @@
 //! needed) and [`DockerBuilder`] has a Docker engine build them from a Dockerfile. Either way
 //! the result is an OCI image layout directory under `target/lambda-image/<function>/<arch>/oci`
 //! ([`BuiltImage`]), which the later stages (check, outputs, push, deploy, test) read alike.
-//! Base images are read or pulled here too ([`base`], [`pull`]), once per (reference, arch).
+//! Base images are read or pulled here too ([`base`], [`pull`], [`engine_base`]), once per
+//! (reference, arch).
 
 mod assemble;
 pub mod base;
 pub mod docker_build;
+pub mod engine_base;
 pub mod gzip;
 pub mod layer;
 pub mod pull;
