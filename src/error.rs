@@ -273,6 +273,23 @@ pub enum Error {
         message: String,
     },
 
+    /// The Docker engine lacks a base image for the platform and could not pull it.
+    #[error("Docker engine: could not pull the base image {reference} ({platform}) from {registry}: {message}")]
+    #[diagnostic(
+        code(lambda_image::docker::base_pull),
+        help("the engine has no {reference} for {platform}, so it tried the registry {registry} and failed: pull it where it can be reached (`docker pull --platform {platform} {reference}`), log in (`docker login {registry}`), or check the name and tag (`docker images` lists the engine's images; a base built or imported locally must be named exactly)")
+    )]
+    BasePull {
+        /// The base reference.
+        reference: String,
+        /// The registry it names (`docker.io` when it names none).
+        registry: String,
+        /// `linux/<arch>`.
+        platform: String,
+        /// The engine's message.
+        message: String,
+    },
+
     /// A base image is for another architecture than the function.
     #[error("base image {image} is for linux/{have}, but the function is built for linux/{want}")]
     #[diagnostic(

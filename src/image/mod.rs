@@ -29,7 +29,7 @@ use crate::progress::Reporter;
 use crate::target::Arch;
 
 pub use assemble::{assemble, Daemonless};
-pub use docker_build::DockerBuilder;
+pub use docker_build::{DockerBuildOptions, DockerBuilder};
 
 /// Makes the image of one function from its compiled bootstrap, into the function's OCI
 /// layout. The pipeline runs one builder for every function, several at once.
