@@ -1,11 +1,14 @@
-//! The Docker engine, through bollard (no Docker CLI): connecting, and loading an image from an
-//! OCI layout into it. The Docker builder, the Docker runner and the engine output all use it.
+//! The Docker engine, through bollard (no Docker CLI): connecting, inspecting and saving an
+//! image, and loading an image from an OCI layout into it. The Docker builder, the Docker
+//! runner, the engine output and `docker-daemon:` bases all use it.
 //!
 //! The engine is found the way the Docker CLI finds it: `DOCKER_HOST` (unix or tcp) or the
 //! default socket. Part of the ground floor: it imports nothing from a stage.
 
+use std::io::Write;
 use std::path::Path;
 
+use bollard::models::ImageInspect;
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
@@ -18,6 +21,54 @@ pub fn connect() -> Result<bollard::Docker> {
         action: "connect".into(),
         message: e.to_string(),
     })
+}
+
+/// `reference` with the tag `latest` when it names neither a tag nor a digest: the engine would
+/// otherwise pull, or save, every tag of the repository.
+pub fn with_default_tag(reference: &str) -> String {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    if last.contains(':') || last.contains('@') {
+        reference.to_string()
+    } else {
+        format!("{reference}:latest")
+    }
+}
+
+/// What the engine knows of the image `name`, or `None` when it has no such image.
+pub async fn inspect_image(docker: &bollard::Docker, name: &str) -> Result<Option<ImageInspect>> {
+    match docker.inspect_image(name).await {
+        Ok(inspect) => Ok(Some(inspect)),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(Error::Docker {
+            action: format!("inspect {name}"),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Writes the image `name` to `archive` as `docker save` does (a docker-archive tarball),
+/// streamed: images can be gigabytes.
+pub async fn save(docker: &bollard::Docker, name: &str, archive: &Path) -> Result<()> {
+    if let Some(dir) = archive.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
+    }
+    let file =
+        std::fs::File::create(archive).map_err(|e| Error::io("could not create", archive, e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut export = docker.export_image(name);
+    while let Some(chunk) = export.next().await {
+        let chunk = chunk.map_err(|e| Error::Docker {
+            action: format!("save {name}"),
+            message: e.to_string(),
+        })?;
+        out.write_all(&chunk)
+            .map_err(|e| Error::io("could not write", archive, e))?;
+    }
+    out.flush()
+        .map_err(|e| Error::io("could not write", archive, e))?;
+    Ok(())
 }
 
 /// Loads the image `digest` of the OCI layout `layout_dir` into the engine as `name`

@@ -273,6 +273,40 @@ pub enum Error {
         message: String,
     },
 
+    /// The Docker engine lacks a base image for the platform and could not pull it.
+    #[error("Docker engine: could not pull the base image {reference} ({platform}) from {registry}: {message}")]
+    #[diagnostic(
+        code(lambda_image::docker::base_pull),
+        help("the engine has no {reference} for {platform}, so it tried the registry {registry} and failed: pull it where it can be reached (`docker pull --platform {platform} {reference}`), log in (`docker login {registry}`), or check the name and tag (`docker images` lists the engine's images; a base built or imported locally must be named exactly)")
+    )]
+    BasePull {
+        /// The base reference.
+        reference: String,
+        /// The registry it names (`docker.io` when it names none).
+        registry: String,
+        /// `linux/<arch>`.
+        platform: String,
+        /// The engine's message.
+        message: String,
+    },
+
+    /// A base image is for another architecture than the function.
+    #[error("base image {image} is for linux/{have}, but the function is built for linux/{want}")]
+    #[diagnostic(
+        code(lambda_image::image::base_architecture),
+        help("use a base for linux/{want} (`docker pull --platform linux/{want} IMAGE`, or build or import it with `--platform linux/{want}`), or build the function for the base's architecture (`--arch {have_arch}`)")
+    )]
+    BaseArchitecture {
+        /// The base reference.
+        image: String,
+        /// The base's architecture (OCI name: amd64, arm64).
+        have: String,
+        /// The base's architecture as `--arch` names it (x86_64, arm64).
+        have_arch: String,
+        /// The function's (OCI name).
+        want: String,
+    },
+
     /// Running a function locally failed (not the function itself: the machinery).
     #[error("local invocation failed: {message}")]
     #[diagnostic(

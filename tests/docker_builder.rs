@@ -6,27 +6,11 @@ mod support;
 
 use std::process::Command;
 
-use serde_json::Value;
 use support::images::fake_provided_base;
-use support::{cli, fixture_target_dir, fixture_workspace, json_lines, run, service_env, texts};
-
-/// What the Docker engine says about an image, through the Docker CLI (a third party).
-fn docker_inspect(image: &str, format: &str) -> String {
-    let out = Command::new("docker")
-        .args(["image", "inspect", "--format", format, image])
-        .output()
-        .expect("docker (Debian docker.io) runs");
-    let (stdout, stderr) = texts(&out);
-    assert!(
-        out.status.success(),
-        "docker image inspect {image}: {stderr}"
-    );
-    stdout.trim().to_string()
-}
-
-fn events_of<'a>(events: &'a [Value], reason: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["reason"] == reason).collect()
-}
+use support::{
+    cli, docker_inspect, events_of, fixture_target_dir, fixture_workspace, json_lines, run,
+    service_env, texts,
+};
 
 #[test]
 fn docker_built_scratch_images_pass_check_and_answer_under_test_for_both_arches() {

@@ -14,7 +14,7 @@ use cargo_lambda_image::aws::AwsOptions;
 use cargo_lambda_image::compile::CompileOptions;
 use cargo_lambda_image::config::{self, BuildOptions, Overrides, Plan, PlanRequest, Selection};
 use cargo_lambda_image::error::{Error, Source};
-use cargo_lambda_image::image::DockerBuilder;
+use cargo_lambda_image::image::{DockerBuildOptions, DockerBuilder};
 use cargo_lambda_image::pipeline::Options;
 use cargo_lambda_image::publish::{ArchivePublisher, DaemonPublisher, LayoutPublisher, Publisher};
 use cargo_lambda_image::target::{Arch, Compiler, Libc};
@@ -193,6 +193,10 @@ pub struct ImageArgs {
     /// build context holds only var/runtime/bootstrap and the included files under var/task.
     #[arg(long, value_name = "FILE", help_heading = "Image")]
     pub dockerfile: Option<PathBuf>,
+    /// With --builder docker: pull the base image even when the engine has it (as `docker
+    /// build --pull`); otherwise it is pulled only when the engine lacks it for the platform.
+    #[arg(long, help_heading = "Image")]
+    pub pull: bool,
 }
 
 impl ImageArgs {
@@ -214,9 +218,20 @@ impl ImageArgs {
                     "add --builder docker, or drop --dockerfile",
                 ))
             }
+            BuilderArg::Daemonless if self.pull => {
+                return Err(invalid(
+                    "--pull",
+                    "the daemonless builder reads a registry base's manifest on every build, and never pulls into the Docker engine",
+                    "add --builder docker, or drop --pull",
+                ))
+            }
             BuilderArg::Daemonless => {}
             BuilderArg::Docker => {
-                let docker = DockerBuilder::new(self.dockerfile.clone(), &options.registry);
+                let build = DockerBuildOptions {
+                    dockerfile: self.dockerfile.clone(),
+                    pull: self.pull,
+                };
+                let docker = DockerBuilder::new(build, &options.registry);
                 options.builder = Some(Arc::new(docker));
             }
         }

@@ -1,5 +1,6 @@
 //! Base images: `scratch`, an OCI layout directory (`oci:DIR[:TAG]`), a docker-archive tarball
-//! (`docker-archive:FILE`), or a registry reference (pulled by [`super::pull`]).
+//! (`docker-archive:FILE`), an image of the local Docker engine (`docker-daemon:IMAGE[:TAG]`,
+//! saved by [`super::engine_base`]), or a registry reference (pulled by [`super::pull`]).
 //!
 //! Whatever the source, the result is the same: the base's config as JSON and its layers as
 //! gzip blobs on disk with their diff_ids, for one platform. A [`BaseCache`] resolves each
@@ -58,6 +59,8 @@ pub enum BaseSource {
     },
     /// A `docker save` tarball.
     DockerArchive(PathBuf),
+    /// An image of the local Docker engine, by name or ID.
+    DockerDaemon(String),
     /// A registry reference.
     Registry(String),
 }
@@ -83,6 +86,8 @@ impl BaseSource {
             }
         } else if let Some(file) = reference.strip_prefix("docker-archive:") {
             BaseSource::DockerArchive(PathBuf::from(file))
+        } else if let Some(image) = reference.strip_prefix("docker-daemon:") {
+            BaseSource::DockerDaemon(image.to_string())
         } else {
             BaseSource::Registry(reference.to_string())
         }
@@ -122,7 +127,18 @@ pub async fn resolve(
         BaseSource::Scratch => Ok(scratch(arch)),
         BaseSource::Layout { dir, tag } => from_layout(&dir, tag.as_deref(), arch, reference),
         BaseSource::DockerArchive(file) => {
-            from_docker_archive(&file, &registry.cache().join("blobs/sha256"), reference)
+            let base =
+                from_docker_archive(&file, &registry.cache().join("blobs/sha256"), reference)?;
+            super::engine_base::check_architecture(
+                reference,
+                base.config["architecture"].as_str(),
+                arch,
+            )?;
+            Ok(base)
+        }
+        BaseSource::DockerDaemon(image) => {
+            super::engine_base::from_engine(&image, arch, &registry.cache(), reference, reporter)
+                .await
         }
         BaseSource::Registry(r) => super::pull::pull_base(&r, arch, registry, reporter).await,
     }
@@ -282,6 +298,8 @@ pub fn from_layout(
 }
 
 /// Reads a base from a `docker save` tarball. Uncompressed layers are gzipped into `cache`.
+/// The config must have the digest its name says (when it is named by digest, as Docker
+/// names it) and every layer the diff_id the config lists for it.
 pub fn from_docker_archive(file: &Path, cache: &Path, reference: &str) -> Result<ResolvedBase> {
     let invalid = |message: String| Error::InvalidImage {
         image: reference.to_string(),
@@ -328,7 +346,7 @@ pub fn from_docker_archive(file: &Path, cache: &Path, reference: &str) -> Result
         .collect();
     // One pass over the archive streams every layer into the cache, gzipped on the way when
     // it is not already: layers are never held in memory.
-    let mut stored: HashMap<String, BaseLayer> = HashMap::new();
+    let mut stored: HashMap<String, (BaseLayer, String)> = HashMap::new();
     let f = std::fs::File::open(file).map_err(|e| Error::io("could not open", file, e))?;
     let mut archive = tar::Archive::new(f);
     let read_err = |e| Error::io("could not read", file, e);
@@ -349,19 +367,55 @@ pub fn from_docker_archive(file: &Path, cache: &Path, reference: &str) -> Result
         }
     }
     let mut layers = Vec::new();
-    for name in names {
-        let layer = stored
-            .get(name)
+    let mut diff_ids = Vec::new();
+    for name in &names {
+        let (layer, diff_id) = stored
+            .get(*name)
             .ok_or_else(|| invalid(format!("the archive has no `{name}`")))?;
         layers.push(layer.clone());
+        diff_ids.push(diff_id.as_str());
     }
     check_base(&config, &layers, reference)?;
+    verify_saved(config_name, &config_bytes, &config, &names, &diff_ids).map_err(|message| {
+        Error::InvalidImage {
+            image: reference.to_string(),
+            message,
+            help: "the archive is corrupt or was altered; save the image again (`docker save IMAGE -o FILE`)".into(),
+        }
+    })?;
     Ok(ResolvedBase {
         reference: reference.to_string(),
         config,
         layers,
         manifest_digest: None,
     })
+}
+
+/// Checks a saved image against its own digests: the config's name (`<hex>.json` or
+/// `blobs/sha256/<hex>`, as Docker writes it) against the config's digest, and each layer
+/// (`names`, with the `diff_ids` of their uncompressed bytes) against the config's diff_ids.
+fn verify_saved(
+    config_name: &str,
+    config_bytes: &[u8],
+    config: &Value,
+    names: &[&str],
+    diff_ids: &[&str],
+) -> std::result::Result<(), String> {
+    let named = config_name.trim_end_matches(".json");
+    let named = named.rsplit('/').next().unwrap_or(named);
+    let actual = oci::sha256_digest(config_bytes);
+    if oci::digest_hex(&format!("sha256:{named}")).is_ok() && actual != format!("sha256:{named}") {
+        return Err(format!("its config `{config_name}` has digest {actual}"));
+    }
+    let expected = crate::oci::ImageConfig::from_value(config).diff_ids;
+    for ((name, actual), expected) in names.iter().zip(diff_ids).zip(&expected) {
+        if actual != expected {
+            return Err(format!(
+                "layer `{name}` has diff_id {actual}, but the config lists {expected}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A base's config must list one diff_id per layer, or the image we make would be invalid.
@@ -383,6 +437,68 @@ pub fn check_base(config: &Value, layers: &[BaseLayer], reference: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `docker save` archive of one image whose config lists `diff_id` for a layer holding
+    /// `layer`, the config named by its digest unless `config_name` is given.
+    fn saved(dir: &Path, layer: &[u8], diff_id: &str, config_name: Option<&str>) -> PathBuf {
+        let config = serde_json::to_vec(&json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }))
+        .unwrap();
+        let hex = oci::sha256_digest(&config)[7..].to_string();
+        let config_name = config_name.map_or(format!("{hex}.json"), str::to_string);
+        let manifest = json!([{"Config": config_name, "Layers": ["l1/layer.tar"]}]);
+        let members = [
+            ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
+            (config_name.as_str(), config),
+            ("l1/layer.tar", layer.to_vec()),
+        ];
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, name, data.as_slice()).unwrap();
+        }
+        let file = dir.join("saved.tar");
+        std::fs::write(&file, tar.into_inner().unwrap()).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_saved_image_is_checked_against_its_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("blobs");
+        let layer = b"not really a tar, but bytes with a digest".as_slice();
+        let good = oci::sha256_digest(layer);
+        let file = saved(dir.path(), layer, &good, None);
+        let base = from_docker_archive(&file, &cache, "x").unwrap();
+        // Stored gzipped, under the digest of the gzip.
+        let stored = std::fs::read(&base.layers[0].path).unwrap();
+        assert_eq!(&stored[..2], &[0x1f, 0x8b]);
+        assert_eq!(
+            oci::sha256_digest(&stored),
+            base.layers[0].descriptor.digest
+        );
+
+        let wrong = oci::sha256_digest(b"other bytes");
+        let file = saved(dir.path(), layer, &wrong, None);
+        let err = from_docker_archive(&file, &cache, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("has diff_id {good}, but the config lists {wrong}")),
+            "{err}"
+        );
+
+        let other = format!("{}.json", "0".repeat(64));
+        let file = saved(dir.path(), layer, &good, Some(&other));
+        let err = from_docker_archive(&file, &cache, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has digest sha256:"), "{err}");
+    }
 
     #[test]
     fn classifies_references() {
@@ -408,6 +524,14 @@ mod tests {
         assert_eq!(
             BaseSource::parse("public.ecr.aws/lambda/provided:al2"),
             BaseSource::Registry("public.ecr.aws/lambda/provided:al2".into())
+        );
+        assert_eq!(
+            BaseSource::parse("docker-daemon:fakeprovided:al2"),
+            BaseSource::DockerDaemon("fakeprovided:al2".into())
+        );
+        assert_eq!(
+            BaseSource::parse("docker-daemon:127.0.0.1:5000/base"),
+            BaseSource::DockerDaemon("127.0.0.1:5000/base".into())
         );
     }
 }

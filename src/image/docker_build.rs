@@ -11,7 +11,6 @@
 //! Unlike the daemonless builder, Docker stamps the build time into the image, so two builds
 //! give different digests.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use futures_util::future::BoxFuture;
@@ -21,10 +20,11 @@ use crate::config::{BaseKind, FunctionSpec};
 use crate::error::{Error, Result};
 use crate::oci::RunConfig;
 use crate::progress::Reporter;
-
 use crate::registry::RegistryOptions;
+use crate::target::Arch;
 
 use super::assemble::{function_tree, write_layout};
+use super::engine_base::{check_architecture, missing};
 use super::layer::LayerBuilder;
 use super::{base, layout_dir, Builder, BuiltImage};
 
@@ -61,7 +61,7 @@ pub fn render_dockerfile(template: &str, spec: &FunctionSpec, base_run: &RunConf
         })
         .collect();
     template
-        .replace("{{base}}", &spec.base_image.reference)
+        .replace("{{base}}", engine_reference(&spec.base_image.reference).0)
         .replace("{{function}}", &spec.name)
         .replace("{{arch}}", spec.arch.lambda_name())
         .replace("{{workdir}}", &spec.image.workdir)
@@ -122,45 +122,88 @@ pub fn dockerfile_for(
     })
 }
 
-/// The base's `Entrypoint` and `Cmd` as the engine has them, pulled for `platform` (empty for
-/// scratch), so the Dockerfile can decide ENTRYPOINT and CMD as the daemonless builder does.
+/// The name the engine knows the base by: a `docker-daemon:` base is the engine's own image
+/// (never pulled), anything else a registry reference.
+fn engine_reference(reference: &str) -> (&str, bool) {
+    match reference.strip_prefix("docker-daemon:") {
+        Some(name) => (name, true),
+        None => (reference, false),
+    }
+}
+
+/// The base's `Entrypoint` and `Cmd` as the engine has them for `arch` (empty for scratch),
+/// so the Dockerfile can decide ENTRYPOINT and CMD as the daemonless builder does.
+///
+/// The engine's own copy is used when it has one for the platform (a base built or imported
+/// locally, or pulled before); the base is pulled only when the engine lacks it, or always
+/// with `pull` (`--pull`). A `docker-daemon:` base is never pulled.
 async fn base_run_config(
     docker: &bollard::Docker,
     spec: &FunctionSpec,
-    platform: &str,
+    arch: Arch,
+    pull: bool,
 ) -> Result<RunConfig> {
     let mut run = RunConfig::default();
     if spec.base_image.kind == BaseKind::Scratch {
         return Ok(run);
     }
-    let reference = spec.base_image.reference.as_str();
-    // Without a tag the engine would pull every tag of the repository.
-    let last = reference.rsplit('/').next().unwrap_or(reference);
-    let mut options = bollard::query_parameters::CreateImageOptionsBuilder::new()
-        .from_image(reference)
-        .platform(platform);
-    if !last.contains(':') && !last.contains('@') {
-        options = options.tag("latest");
+    let (name, from_engine) = engine_reference(&spec.base_image.reference);
+    let name = crate::docker::with_default_tag(name);
+    let mut inspect = crate::docker::inspect_image(docker, &name).await?;
+    let have = inspect.as_ref().and_then(|i| i.architecture.clone());
+    let usable = inspect.is_some() && check_architecture(&name, have.as_deref(), arch).is_ok();
+    if !from_engine && (pull || !usable) {
+        pull_base(docker, &name, arch, have.as_deref()).await?;
+        inspect = crate::docker::inspect_image(docker, &name).await?;
     }
-    let mut pull = docker.create_image(Some(options.build()), None, None);
-    while let Some(item) = pull.next().await {
-        let info = item.map_err(|e| docker_error(format!("pull {reference}"), e.to_string()))?;
-        if let Some(detail) = info.error_detail {
-            return Err(docker_error(
-                format!("pull {reference}"),
-                detail.message.unwrap_or_default(),
-            ));
-        }
-    }
-    let inspect = docker
-        .inspect_image(reference)
-        .await
-        .map_err(|e| docker_error(format!("inspect {reference}"), e.to_string()))?;
+    let inspect = inspect.ok_or_else(|| missing(&name, &spec.base_image.reference))?;
+    check_architecture(
+        &spec.base_image.reference,
+        inspect.architecture.as_deref(),
+        arch,
+    )?;
     if let Some(config) = inspect.config {
         run.entrypoint = config.entrypoint.unwrap_or_default();
         run.cmd = config.cmd.unwrap_or_default();
     }
     Ok(run)
+}
+
+/// Has the engine pull `name` for `arch`; `have` is the architecture of the copy the engine
+/// has under that name, if any. A failure names the reference and its registry.
+async fn pull_base(
+    docker: &bollard::Docker,
+    name: &str,
+    arch: Arch,
+    have: Option<&str>,
+) -> Result<()> {
+    let platform = format!("linux/{}", arch.oci_name());
+    let options = bollard::query_parameters::CreateImageOptionsBuilder::new()
+        .from_image(name)
+        .platform(&platform)
+        .build();
+    let failed = |message: String| {
+        let note = match have {
+            Some(have) => format!(" (the engine has it for linux/{have} only)"),
+            None => String::new(),
+        };
+        Error::BasePull {
+            reference: name.to_string(),
+            registry: crate::registry::parse_reference(name)
+                .map(|r| r.registry().to_string())
+                .unwrap_or_else(|_| "docker.io".into()),
+            platform: platform.clone(),
+            message: format!("{message}{note}"),
+        }
+    };
+    let mut pull = docker.create_image(Some(options), None, None);
+    while let Some(item) = pull.next().await {
+        let info = item.map_err(|e| failed(e.to_string()))?;
+        if let Some(detail) = info.error_detail {
+            return Err(failed(detail.message.unwrap_or_default()));
+        }
+    }
+    Ok(())
 }
 
 fn docker_error(action: String, message: impl Into<String>) -> Error {
@@ -170,21 +213,30 @@ fn docker_error(action: String, message: impl Into<String>) -> Error {
     }
 }
 
+/// Options of the Docker builder.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerBuildOptions {
+    /// A Dockerfile (a template with `{{placeholders}}` or a plain Dockerfile);
+    /// [`DEFAULT_DOCKERFILE`] when `None`.
+    pub dockerfile: Option<PathBuf>,
+    /// Pull the base image even when the engine has it for the platform (`--pull`, as
+    /// `docker build --pull`); otherwise it is pulled only when the engine lacks it.
+    pub pull: bool,
+}
+
 /// Has the Docker engine (`DOCKER_HOST`, or the local default) build each image from a
 /// Dockerfile, then exports it back into the function's OCI layout.
 #[derive(Debug, Clone)]
 pub struct DockerBuilder {
-    dockerfile: Option<PathBuf>,
+    options: DockerBuildOptions,
     cache: PathBuf,
 }
 
 impl DockerBuilder {
-    /// A builder using `dockerfile` (a template with `{{placeholders}}` or a plain
-    /// Dockerfile; [`DEFAULT_DOCKERFILE`] when `None`), keeping the layers it gzips in the
-    /// blob cache of `registry`.
-    pub fn new(dockerfile: Option<PathBuf>, registry: &RegistryOptions) -> DockerBuilder {
+    /// A builder with `options`, keeping the layers it gzips in the blob cache of `registry`.
+    pub fn new(options: DockerBuildOptions, registry: &RegistryOptions) -> DockerBuilder {
         DockerBuilder {
-            dockerfile,
+            options,
             cache: registry.cache().join("blobs/sha256"),
         }
     }
@@ -201,13 +253,7 @@ impl Builder for DockerBuilder {
         bootstrap: &'a Path,
         reporter: &'a Reporter,
     ) -> BoxFuture<'a, Result<BuiltImage>> {
-        Box::pin(build(
-            spec,
-            bootstrap,
-            self.dockerfile.as_deref(),
-            &self.cache,
-            reporter,
-        ))
+        Box::pin(build(spec, bootstrap, &self.options, &self.cache, reporter))
     }
 }
 
@@ -217,20 +263,21 @@ impl Builder for DockerBuilder {
 pub async fn build(
     spec: &FunctionSpec,
     bootstrap: &Path,
-    dockerfile: Option<&Path>,
+    options: &DockerBuildOptions,
     cache: &Path,
     progress: &Reporter,
 ) -> Result<BuiltImage> {
     let docker = crate::docker::connect()?;
     let name = format!("{}:{}", spec.image.repository, spec.image.tag);
     let platform = format!("linux/{}", spec.arch.oci_name());
-    let base_run = base_run_config(&docker, spec, &platform).await?;
-    let text = dockerfile_for(spec, dockerfile, &base_run)?;
+    let base_run = base_run_config(&docker, spec, spec.arch, options.pull).await?;
+    let from_engine = engine_reference(&spec.base_image.reference).1;
+    let text = dockerfile_for(spec, options.dockerfile.as_deref(), &base_run)?;
     // The context is written to a file and streamed to the engine: included files can be
     // gigabytes.
     let context = layout_dir(spec).with_file_name("docker-context.tar");
     write_context(spec, bootstrap, &text, context.as_std_path())?;
-    let options = bollard::query_parameters::BuildImageOptionsBuilder::new()
+    let mut build_options = bollard::query_parameters::BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(&name)
         .platform(&platform)
@@ -240,11 +287,16 @@ pub async fn build(
         // same (the task root of a function without includes is the same for x86_64 and
         // arm64), and then fails on the other platform's image. Docker builds are not
         // reproducible anyway, so nothing is lost by building every step afresh.
-        .nocache(true)
-        .build();
+        .nocache(true);
+    if options.pull && !from_engine {
+        // As `docker build --pull`: the other stages of a custom Dockerfile are pulled
+        // afresh too (the base has been pulled above, with a clearer error if it fails).
+        build_options = build_options.pull("1");
+    }
+    let build_options = build_options.build();
     let task = progress.task(format!("Building {name} ({platform}) with Docker"));
     let body = bollard::body_try_stream(crate::oci::file_chunks(context.as_std_path(), 1 << 20));
-    let mut stream = docker.build_image(options, None, Some(body));
+    let mut stream = docker.build_image(build_options, None, Some(body));
     while let Some(item) = stream.next().await {
         let info = match item {
             Ok(info) => info,
@@ -272,18 +324,7 @@ pub async fn build(
 
     // Back out of the engine, into an OCI layout like the daemonless builder's.
     let archive = layout_dir(spec).with_file_name("docker-build.tar");
-    if let Some(dir) = archive.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
-    }
-    let mut file = std::fs::File::create(&archive)
-        .map_err(|e| Error::io("could not create", archive.as_std_path(), e))?;
-    let mut export = docker.export_image(&name);
-    while let Some(chunk) = export.next().await {
-        let chunk = chunk.map_err(|e| docker_error(format!("export {name}"), e.to_string()))?;
-        file.write_all(&chunk)
-            .map_err(|e| Error::io("could not write", archive.as_std_path(), e))?;
-    }
-    drop(file);
+    crate::docker::save(&docker, &name, archive.as_std_path()).await?;
     let resolved =
         base::from_docker_archive(archive.as_std_path(), cache, &format!("docker:{name}"));
     let _ = std::fs::remove_file(&archive);

@@ -366,8 +366,13 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// Stores a layer read from `source` in `blobs` (a `blobs/sha256` directory) as a gzip blob:
 /// a gzip stream as it is, anything else (an uncompressed tar, as `docker save` writes) gzipped
-/// on the way. Streamed, hashed as it goes, renamed into place once complete.
-pub fn store_layer(mut source: impl Read, blobs: &Path) -> Result<super::base::BaseLayer> {
+/// on the way. Streamed, hashed as it goes, renamed into place once complete. Returns the
+/// stored layer and its diff_id (the digest of its uncompressed bytes), for checking against
+/// the image config.
+pub fn store_layer(
+    mut source: impl Read,
+    blobs: &Path,
+) -> Result<(super::base::BaseLayer, String)> {
     std::fs::create_dir_all(blobs).map_err(|e| Error::io("could not create", blobs, e))?;
     let partial = blobs.join(format!(".layer-{}-{}", std::process::id(), unique()));
     let write_err = |e| Error::io("could not write", &partial, e);
@@ -384,14 +389,14 @@ pub fn store_layer(mut source: impl Read, blobs: &Path) -> Result<super::base::B
     let file = File::create(&partial).map_err(|e| Error::io("could not create", &partial, e))?;
     let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let copied = if magic[..have] == [0x1f, 0x8b] {
-        io::copy(&mut head.chain(source), &mut out).map(|_| out)
+        io::copy(&mut head.chain(source), &mut out).map(|_| (out, None))
     } else {
         let mut gz = ParallelGzip::new(out, Compression::default(), threads());
         io::copy(&mut head.chain(source), &mut gz)
             .and_then(|_| gz.finish())
-            .map(|(out, _)| out)
+            .map(|(out, finished)| (out, Some(finished.diff_id)))
     };
-    let stored = copied.map_err(|e| {
+    let (stored, diff_id) = copied.map_err(|e| {
         let _ = std::fs::remove_file(&partial);
         read_err(e)
     })?;
@@ -400,10 +405,24 @@ pub fn store_layer(mut source: impl Read, blobs: &Path) -> Result<super::base::B
     file.sync_all().map_err(write_err)?;
     let path = blobs.join(oci::digest_hex(&digest)?);
     std::fs::rename(&partial, &path).map_err(|e| Error::io("could not write", &path, e))?;
-    Ok(super::base::BaseLayer {
+    let diff_id = match diff_id {
+        Some(diff_id) => diff_id,
+        None => gunzipped_digest(&path)?,
+    };
+    let layer = super::base::BaseLayer {
         descriptor: oci::Descriptor::new(oci::MEDIA_OCI_LAYER_GZIP, &digest, size),
         path,
-    })
+    };
+    Ok((layer, diff_id))
+}
+
+/// The digest of a gzip file's uncompressed bytes.
+fn gunzipped_digest(path: &Path) -> Result<String> {
+    let file = File::open(path).map_err(|e| Error::io("could not open", path, e))?;
+    let mut sink = HashingWriter::new(io::sink());
+    io::copy(&mut flate2::read::MultiGzDecoder::new(file), &mut sink)
+        .map_err(|e| Error::io("could not decompress", path, e))?;
+    Ok(sink.finish().1)
 }
 
 /// Layers by the fingerprint of their inputs, with their blobs in the blob cache: a layer

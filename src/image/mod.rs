@@ -4,11 +4,13 @@
 //! needed) and [`DockerBuilder`] has a Docker engine build them from a Dockerfile. Either way
 //! the result is an OCI image layout directory under `target/lambda-image/<function>/<arch>/oci`
 //! ([`BuiltImage`]), which the later stages (check, outputs, push, deploy, test) read alike.
-//! Base images are read or pulled here too ([`base`], [`pull`]), once per (reference, arch).
+//! Base images are read or pulled here too ([`base`], [`pull`], [`engine_base`]), once per
+//! (reference, arch).
 
 mod assemble;
 pub mod base;
 pub mod docker_build;
+pub mod engine_base;
 pub mod gzip;
 pub mod layer;
 pub mod pull;
@@ -27,7 +29,7 @@ use crate::progress::Reporter;
 use crate::target::Arch;
 
 pub use assemble::{assemble, Daemonless};
-pub use docker_build::DockerBuilder;
+pub use docker_build::{DockerBuildOptions, DockerBuilder};
 
 /// Makes the image of one function from its compiled bootstrap, into the function's OCI
 /// layout. The pipeline runs one builder for every function, several at once.

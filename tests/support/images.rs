@@ -193,15 +193,8 @@ else
 fi
 "#;
 
-/// A stand-in for provided.al2 (x86_64 only: Debian's busybox-static is the host's): busybox
-/// as /bin/sh, the entrypoint script, Lambda's env, written as an OCI layout with an index, as
-/// ECR Public serves it. Returns the layout directory.
-pub fn fake_provided_base(dir: &Path) -> PathBuf {
-    fake_provided_base_with_env(dir, &[])
-}
-
-/// [`fake_provided_base`] with `extra_env` (`KEY=value`) in its config's `Env`.
-pub fn fake_provided_base_with_env(dir: &Path, extra_env: &[&str]) -> PathBuf {
+/// The layer (gzip) and config of [`fake_provided_base_with_env`].
+fn fake_provided_parts(extra_env: &[&str]) -> (Vec<u8>, Value) {
     let busybox = std::fs::read("/bin/busybox")
         .expect("/bin/busybox: `cargo xtask ci` installs busybox-static");
     let mut layer = LayerBuilder::new();
@@ -233,6 +226,19 @@ pub fn fake_provided_base_with_env(dir: &Path, extra_env: &[&str]) -> PathBuf {
     if let Some(env) = config["config"]["Env"].as_array_mut() {
         env.extend(extra_env.iter().map(|e| json!(e)));
     }
+    (compressed, config)
+}
+
+/// A stand-in for provided.al2 (x86_64 only: Debian's busybox-static is the host's): busybox
+/// as /bin/sh, the entrypoint script, Lambda's env, written as an OCI layout with an index, as
+/// ECR Public serves it. Returns the layout directory.
+pub fn fake_provided_base(dir: &Path) -> PathBuf {
+    fake_provided_base_with_env(dir, &[])
+}
+
+/// [`fake_provided_base`] with `extra_env` (`KEY=value`) in its config's `Env`.
+pub fn fake_provided_base_with_env(dir: &Path, extra_env: &[&str]) -> PathBuf {
+    let (compressed, config) = fake_provided_parts(extra_env);
     let layout_dir = dir.join("provided-al2");
     let layout = Layout::create(&layout_dir).unwrap();
     let config_bytes = serde_json::to_vec(&config).unwrap();
@@ -288,4 +294,38 @@ pub fn fake_provided_base_with_env(dir: &Path, extra_env: &[&str]) -> PathBuf {
         })
         .unwrap();
     layout_dir
+}
+
+/// An image imported into the Docker engine by a test, untagged (`docker rmi`) when dropped.
+pub struct EngineImage {
+    /// Its name, `repository:tag`.
+    pub name: String,
+}
+
+impl Drop for EngineImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "--force", &self.name])
+            .output();
+    }
+}
+
+/// [`fake_provided_base`] imported into the Docker engine (`docker import`, with the config's
+/// ENTRYPOINT, ENV and WORKDIR as `--change`s) under a name no registry has, as a base built
+/// or imported locally is: `fakeprovided-<unique>:al2` (amd64, the engine's own platform).
+pub fn engine_provided_base(dir: &Path) -> EngineImage {
+    let (compressed, config) = fake_provided_parts(&[]);
+    let layer = dir.join("fake-provided-layer.tar.gz");
+    std::fs::write(&layer, compressed).unwrap();
+    let name = format!("{}:al2", super::unique("fakeprovided"));
+    let mut cmd = std::process::Command::new("docker");
+    cmd.arg("import")
+        .args(["--change", r#"ENTRYPOINT ["/lambda-entrypoint.sh"]"#])
+        .args(["--change", "WORKDIR /var/task"]);
+    for env in config["config"]["Env"].as_array().unwrap() {
+        cmd.args(["--change", &format!("ENV {}", env.as_str().unwrap())]);
+    }
+    let out = run(cmd.arg(&layer).arg(&name));
+    assert!(out.status.success(), "docker import: {:?}", texts(&out));
+    EngineImage { name }
 }

@@ -148,3 +148,20 @@ pub fn unique(prefix: &str) -> String {
         .as_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
+
+/// What the Docker engine says about an image (`docker image inspect --format FORMAT`),
+/// through the Docker CLI, a third party.
+pub fn docker_inspect(image: &str, format: &str) -> String {
+    let out = run(Command::new("docker").args(["image", "inspect", "--format", format, image]));
+    let (stdout, stderr) = texts(&out);
+    assert!(
+        out.status.success(),
+        "docker image inspect {image}: {stderr}"
+    );
+    stdout.trim().to_string()
+}
+
+/// The JSON events of one `reason`.
+pub fn events_of<'a>(events: &'a [serde_json::Value], reason: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["reason"] == reason).collect()
+}
