@@ -2,7 +2,8 @@
 //!
 //! Each rule has a name, a verdict and, when it fails, a fix. The image is read back from its
 //! OCI layout (not from what the image stage meant to write), including every layer's tar
-//! entries, so images from elsewhere can be checked too.
+//! entries (read as container runtimes read them, [`oci::entry`]), so images from elsewhere can
+//! be checked too.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::compile::elf;
 use crate::config::FunctionSpec;
 use crate::error::{Error, Result};
+use crate::oci::entry::{entry_path, LayerTar};
 use crate::oci::{self, ImageConfig, Layout, Manifest, RunConfig};
 use crate::target::{Arch, GlibcVersion};
 
@@ -138,9 +140,13 @@ struct FactCache {
     dir: Option<std::path::PathBuf>,
 }
 
+/// Names what the facts hold: change it when they change, so that facts an older version
+/// recorded are not read.
+const FACTS: &str = "facts v2";
+
 impl FactCache {
     fn path(&self, key: &str) -> Option<std::path::PathBuf> {
-        let hex = oci::sha256_digest(key.as_bytes());
+        let hex = oci::sha256_digest(format!("{FACTS} {key}").as_bytes());
         Some(self.dir.as_ref()?.join(format!("{}.json", &hex[7..])))
     }
 
@@ -346,7 +352,7 @@ fn filesystem(
                 let read = read_layer(&mut blob).map_err(|message| Error::InvalidImage {
                     image: format!("{} layer {}", layout.dir.display(), layer.digest),
                     message,
-                    help: "the layer is not a valid gzip tarball".into(),
+                    help: "the layer must be a valid gzip tarball whose entries stay inside the root filesystem: rebuild it".into(),
                 })?;
                 blob.verify()?;
                 facts.put(&key, &read);
@@ -570,12 +576,15 @@ fn read_layer(gz: impl Read) -> std::result::Result<LayerFacts, String> {
     };
     let mut ops = Vec::new();
     {
-        let mut archive = tar::Archive::new(&mut counted);
+        let mut archive = tar::Archive::new(LayerTar::new(&mut counted));
+        let mut data_end = 0;
         for entry in archive.entries().map_err(|e| e.to_string())? {
             let entry = entry.map_err(|e| e.to_string())?;
-            if let Some(op) = op_of(&entry)? {
-                ops.push(op);
-            }
+            data_end = entry.raw_file_position() + entry.header().entry_size().unwrap_or(0);
+            ops.push(op_of(&entry)?);
+        }
+        if !archive.into_inner().holds(data_end) {
+            return Err("the layer ends in the middle of its last entry's data".into());
         }
     }
     // Drain the rest (tar padding) so the size is the full tarball's.
@@ -588,28 +597,19 @@ fn read_layer(gz: impl Read) -> std::result::Result<LayerFacts, String> {
     })
 }
 
-/// What one tar entry does; `None` for the root itself.
-fn op_of<R: Read>(entry: &tar::Entry<R>) -> std::result::Result<Option<Op>, String> {
-    let raw = entry
-        .path()
-        .map_err(|e| e.to_string())?
-        .to_string_lossy()
-        .into_owned();
-    let path = raw
-        .trim_start_matches("./")
-        .trim_start_matches('/')
-        .trim_end_matches('/')
-        .to_string();
-    if path.is_empty() || path == "." {
-        return Ok(None);
-    }
+/// What one tar entry does; the root directory's own entry is the path "".
+fn op_of<R: Read>(entry: &tar::Entry<R>) -> std::result::Result<Op, String> {
+    let raw = entry.path().map_err(|e| e.to_string())?;
+    let path = entry_path(&raw)
+        .map_err(|m| format!("the entry `{}`: {m}", raw.display()))?
+        .join("/");
     let (dir, name) = match path.rsplit_once('/') {
         Some((d, n)) => (d.to_string(), n.to_string()),
         None => (String::new(), path.clone()),
     };
     // Whiteouts delete what lower layers had.
     if name == ".wh..wh..opq" {
-        return Ok(Some(Op::Opaque(dir)));
+        return Ok(Op::Opaque(dir));
     }
     if let Some(target) = name.strip_prefix(".wh.") {
         let victim = if dir.is_empty() {
@@ -617,7 +617,7 @@ fn op_of<R: Read>(entry: &tar::Entry<R>) -> std::result::Result<Option<Op>, Stri
         } else {
             format!("{dir}/{target}")
         };
-        return Ok(Some(Op::Whiteout(victim)));
+        return Ok(Op::Whiteout(victim));
     }
     let header = entry.header();
     let kind = match header.entry_type() {
@@ -634,7 +634,7 @@ fn op_of<R: Read>(entry: &tar::Entry<R>) -> std::result::Result<Option<Op>, Stri
         tar::EntryType::Link => Kind::File,
         _ => Kind::Other,
     };
-    Ok(Some(Op::Put(path, kind, header.mode().unwrap_or(0))))
+    Ok(Op::Put(path, kind, header.mode().unwrap_or(0)))
 }
 
 /// The entries (whiteouts included) whose parent directory the layer does not hold.
@@ -674,8 +674,13 @@ fn replay(facts: &LayerFacts, index: usize, fs: &mut BTreeMap<String, Node>) {
     for op in &facts.ops {
         match op {
             Op::Opaque(dir) => {
-                let prefix = format!("{dir}/");
-                fs.retain(|p, n| n.layer == index || !p.starts_with(&prefix));
+                // An opaque root keeps the root directory itself.
+                let prefix = if dir.is_empty() {
+                    String::new()
+                } else {
+                    format!("{dir}/")
+                };
+                fs.retain(|p, n| n.layer == index || p.is_empty() || !p.starts_with(&prefix));
             }
             Op::Whiteout(victim) => {
                 let prefix = format!("{victim}/");
@@ -710,17 +715,10 @@ impl<R: Read> Read for CountingReader<R> {
 
 /// Reads one file's bytes out of a gzip layer.
 fn read_file(gz: impl Read, wanted: &str) -> Option<Vec<u8>> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    let mut archive = tar::Archive::new(LayerTar::new(flate2::read::GzDecoder::new(gz)));
     for entry in archive.entries().ok()? {
         let mut entry = entry.ok()?;
-        let path = entry
-            .path()
-            .ok()?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .trim_start_matches('/')
-            .to_string();
-        if path == wanted {
+        if entry_path(&entry.path().ok()?).ok()?.join("/") == wanted {
             let mut data = Vec::new();
             entry.read_to_end(&mut data).ok()?;
             return Some(data);
