@@ -265,8 +265,17 @@ fn names_containerd_accepts_unpack_inside_the_root() {
         "nothing beside the rootfs and the layout"
     );
 
-    // check reads the same names.
+    // check reads the same names, and sees the root's mode.
     let report = check::check_layout(&layout, &expectations()).unwrap();
+    let modes = report
+        .findings
+        .iter()
+        .find(|f| f.rule == "directory-modes")
+        .unwrap();
+    assert!(
+        !modes.passed && modes.message.contains("/ has mode 750"),
+        "{modes:?}"
+    );
     let parents = report
         .findings
         .iter()
