@@ -22,7 +22,9 @@ use cargo_lambda_image::oci;
 use cargo_lambda_image::target::Arch;
 use cargo_lambda_image::Error;
 use serde_json::{json, Value};
-use support::images::{config_for, craft_layout, evil_tar, gzip, raw_tar, unclosed, Raw};
+use support::images::{
+    config_for, craft_layout, evil_tar, gzip, mode, raw_tar, unclosed, unpack_layers, Raw,
+};
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
 struct Rng(u64);
@@ -205,28 +207,6 @@ fn mutated_index_and_config_blobs_are_errors_not_panics() {
     }
 }
 
-/// A layout of one layer (a raw tar, gzipped here) in `dir/layout`, unpacked into `dir/rootfs`.
-fn unpack_one(
-    dir: &Path,
-    tar: &[u8],
-) -> (PathBuf, cargo_lambda_image::Result<rootfs::ImageRuntime>) {
-    let layers = vec![(oci::MEDIA_OCI_LAYER_GZIP, gzip(tar))];
-    let config = config_for(Arch::X86_64, &["/var/runtime/bootstrap"], &[], &layers);
-    let layout = dir.join("layout");
-    craft_layout(&layout, &config, &layers);
-    let unpacked = rootfs::unpack(&layout, &dir.join("rootfs"));
-    (layout, unpacked)
-}
-
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
-}
-
 /// containerd (and Docker with it) strips a leading `/` or `./`, resolves `..` inside the
 /// name, applies the root's own entry to the root directory and reads an archive that stops
 /// after its last entry's data (umoci writes all of these): such a layer unpacks to the tree
@@ -246,7 +226,8 @@ fn names_containerd_accepts_unpack_inside_the_root() {
         Raw::Dir("./var/runtime", 0o755),
         Raw::File("var/runtime/bootstrap", 0o755, b"#!/bin/sh\n"),
     ]));
-    let (layout, unpacked) = unpack_one(work.path(), &layer);
+    let (_, unpacked) = unpack_layers(work.path(), &[layer]);
+    let layout = work.path().join("layout");
     let root = unpacked.expect("a layer containerd accepts unpacks").rootfs;
     assert_eq!(std::fs::read(root.join("etc/abs")).unwrap(), b"absolute");
     assert_eq!(std::fs::read(root.join("var/dot")).unwrap(), b"dot");
@@ -312,7 +293,7 @@ fn escapes_stay_refused_however_they_are_spelled() {
     ];
     for (i, (why, tar)) in cases.into_iter().enumerate() {
         let dir = work.path().join(format!("case{i}"));
-        let (_, unpacked) = unpack_one(&dir, &tar);
+        let (_, unpacked) = unpack_layers(&dir, &[tar]);
         match unpacked {
             Err(e @ Error::UnsafeLayer { .. }) => {
                 assert!(e.to_string().contains(why), "case {i}: {e}")

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use cargo_lambda_image::config::{self, FunctionSpec, Overrides, PlanRequest, Selection};
+use cargo_lambda_image::emulate::rootfs::{self, ImageRuntime};
 use cargo_lambda_image::image::layer::LayerBuilder;
 use cargo_lambda_image::oci::sha256_digest;
 use cargo_lambda_image::oci::{self, Descriptor, Index, Layout, Manifest, Platform};
@@ -229,6 +230,41 @@ pub fn unclosed(tar: &[u8]) -> Vec<u8> {
         end = entry.raw_file_position() + entry.size();
     }
     tar[..end as usize].to_vec()
+}
+
+/// Unpacks a crafted layout (in `dir/layout`) of `layers` (raw tars, gzipped here) into
+/// `dir/rootfs`; returns the layers' digests too.
+pub fn unpack_layers(
+    dir: &Path,
+    layers: &[Vec<u8>],
+) -> (Vec<String>, cargo_lambda_image::Result<ImageRuntime>) {
+    let layers: Vec<(&str, Vec<u8>)> = layers
+        .iter()
+        .map(|tar| (oci::MEDIA_OCI_LAYER_GZIP, gzip(tar)))
+        .collect();
+    let config = config_for(
+        Arch::Arm64,
+        &["/var/runtime/bootstrap"],
+        &["handler"],
+        &layers,
+    );
+    let layout = dir.join("layout");
+    craft_layout(&layout, &config, &layers);
+    let digests = layers
+        .iter()
+        .map(|(_, blob)| cargo_lambda_image::oci::sha256_digest(blob))
+        .collect();
+    (digests, rootfs::unpack(&layout, &dir.join("rootfs")))
+}
+
+/// The permission bits of a path (not following a symlink).
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 /// Gzips bytes.
