@@ -2,7 +2,9 @@
 //!
 //! Each rule has a name, a verdict and, when it fails, a fix. The image is read back from its
 //! OCI layout (not from what the image stage meant to write), including every layer's tar
-//! entries, so images from elsewhere can be checked too.
+//! entries (read as container runtimes read them, [`oci::entry`]), so images from elsewhere can
+//! be checked too. Besides failures, a verdict can be a note ([`Severity::Note`]): something
+//! that works, but not as a container engine would run it.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::compile::elf;
 use crate::config::FunctionSpec;
 use crate::error::{Error, Result};
+use crate::oci::entry::{entry_path, LayerTar};
 use crate::oci::{self, ImageConfig, Layout, Manifest, RunConfig};
 use crate::target::{Arch, GlibcVersion};
 
@@ -38,16 +41,31 @@ impl Expectations {
     }
 }
 
+/// How much a verdict weighs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The image passes the rule.
+    Pass,
+    /// The image passes, but Lambda will not run it as a container engine would (it ignores a
+    /// setting, say): worth knowing, never a failure.
+    Note,
+    /// Lambda refuses the image, or cannot run its function.
+    Fail,
+}
+
 /// The verdict on one rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// The rule's name.
     pub rule: &'static str,
-    /// Whether the image passes it.
+    /// Whether the image passes it (a note passes).
     pub passed: bool,
+    /// Pass, note or fail.
+    pub severity: Severity,
     /// What was found.
     pub message: String,
-    /// How to fix it (empty when passed).
+    /// How to fix it (empty when passed without a note).
     pub help: String,
 }
 
@@ -127,7 +145,8 @@ enum Op {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Executable {
     Elf(elf::ElfInfo),
-    Script,
+    /// Not ELF: a script, with its `#!` interpreter (`None` without a `#!` line).
+    Script(Option<String>),
     Unparsable(String),
     Unreadable,
 }
@@ -138,9 +157,13 @@ struct FactCache {
     dir: Option<std::path::PathBuf>,
 }
 
+/// Names what the facts hold: change it when they change, so that facts an older version
+/// recorded are not read.
+const FACTS: &str = "facts v2";
+
 impl FactCache {
     fn path(&self, key: &str) -> Option<std::path::PathBuf> {
-        let hex = oci::sha256_digest(key.as_bytes());
+        let hex = oci::sha256_digest(format!("{FACTS} {key}").as_bytes());
         Some(self.dir.as_ref()?.join(format!("{}.json", &hex[7..])))
     }
 
@@ -165,19 +188,21 @@ struct Collector {
 
 impl Collector {
     fn pass(&mut self, rule: &'static str, message: impl Into<String>) {
-        self.findings.push(Finding {
-            rule,
-            passed: true,
-            message: message.into(),
-            help: String::new(),
-        });
+        self.push(rule, Severity::Pass, message.into(), String::new());
+    }
+    fn note(&mut self, rule: &'static str, message: impl Into<String>, help: impl Into<String>) {
+        self.push(rule, Severity::Note, message.into(), help.into());
     }
     fn fail(&mut self, rule: &'static str, message: impl Into<String>, help: impl Into<String>) {
+        self.push(rule, Severity::Fail, message.into(), help.into());
+    }
+    fn push(&mut self, rule: &'static str, severity: Severity, message: String, help: String) {
         self.findings.push(Finding {
             rule,
-            passed: false,
-            message: message.into(),
-            help: help.into(),
+            passed: severity != Severity::Fail,
+            severity,
+            message,
+            help,
         });
     }
 }
@@ -234,23 +259,53 @@ fn check_with(
     platform(&config, expect, &mut c);
     compressed_layers(&manifest, &mut c);
     let fs = filesystem(&layout, &manifest, max_uncompressed, facts, &mut c)?;
+    directory_modes(&fs, &mut c);
     let program = entrypoint(&config.run, &fs, &mut c);
-    if let Some((path, layer)) = bootstrap(program.as_deref(), &fs, &mut c) {
-        let digest = &manifest.layers[layer].digest;
-        let key = format!("executable {digest} {path}");
-        let executable = match facts.get(&key) {
-            Some(known) => known,
-            None => {
-                let mut blob = layout.open_blob(digest)?;
-                let executable = executable(read_file(&mut blob, &path));
-                blob.verify()?;
-                facts.put(&key, &executable);
-                executable
-            }
-        };
-        elf(executable, &path, expect, &mut c);
+    let bootstrap = bootstrap(program.as_deref(), &fs, &mut c);
+    // What runs: the entrypoint (a script, on the provided bases), then the function's
+    // executable.
+    let mut executed: Vec<(String, usize)> = program
+        .as_deref()
+        .map(|p| p.trim_start_matches('/').to_string())
+        .filter(|p| bootstrap.as_ref().is_none_or(|(b, _)| b != p))
+        .and_then(|p| Some((p.clone(), fs.get(&p)?.layer)))
+        .into_iter()
+        .collect();
+    executed.extend(bootstrap.clone());
+    let judge_interpreters = !executed.is_empty();
+    let mut scripts = Vec::new();
+    for (path, layer) in executed {
+        let executable = read_executable(&layout, &manifest.layers[layer].digest, &path, facts)?;
+        if let Executable::Script(interpreter) = &executable {
+            scripts.push((path.clone(), interpreter.clone()));
+        }
+        if bootstrap.as_ref().is_some_and(|(b, _)| *b == path) {
+            elf(executable, &path, expect, &mut c);
+        }
     }
+    if judge_interpreters {
+        interpreters(&scripts, &fs, &mut c);
+    }
+    user(&config.run, &mut c);
     Ok(report(c, Some(entry.digest)))
+}
+
+/// What the file at `path` of a layer is (its facts kept by the layer's digest).
+fn read_executable(
+    layout: &Layout,
+    digest: &str,
+    path: &str,
+    facts: &FactCache,
+) -> Result<Executable> {
+    let key = format!("executable {digest} {path}");
+    if let Some(known) = facts.get(&key) {
+        return Ok(known);
+    }
+    let mut blob = layout.open_blob(digest)?;
+    let executable = executable(read_file(&mut blob, path));
+    blob.verify()?;
+    facts.put(&key, &executable);
+    Ok(executable)
 }
 
 /// single-manifest: Lambda refuses image indexes; it needs one manifest for one platform.
@@ -346,7 +401,7 @@ fn filesystem(
                 let read = read_layer(&mut blob).map_err(|message| Error::InvalidImage {
                     image: format!("{} layer {}", layout.dir.display(), layer.digest),
                     message,
-                    help: "the layer is not a valid gzip tarball".into(),
+                    help: "the layer must be a valid gzip tarball whose entries stay inside the root filesystem: rebuild it".into(),
                 })?;
                 blob.verify()?;
                 facts.put(&key, &read);
@@ -454,8 +509,9 @@ fn entrypoint(run: &RunConfig, fs: &BTreeMap<String, Node>, c: &mut Collector) -
 }
 
 /// bootstrap: the provided bases' entrypoint execs /var/runtime/bootstrap, which must be an
-/// executable file; otherwise the entrypoint is the function's executable itself. Returns the
-/// executable's path in the image and its layer.
+/// executable file, or a symlink to one in the image; otherwise the entrypoint is the
+/// function's executable itself. Returns the executable's path in the image (a symlink
+/// resolved) and its layer.
 fn bootstrap(
     program: Option<&str>,
     fs: &BTreeMap<String, Node>,
@@ -466,36 +522,176 @@ fn bootstrap(
         let path = program.trim_start_matches('/').to_string();
         return fs.get(&path).map(|n| (path, n.layer));
     }
-    let path = crate::lambda::BOOTSTRAP_PATH.to_string();
-    match fs.get(&path) {
-        None => {
-            c.fail("bootstrap", "/var/runtime/bootstrap is missing", "the provided base runs /var/runtime/bootstrap: put the function's executable there");
-            None
-        }
-        Some(node) if node.kind != Kind::File => {
-            c.fail(
-                "bootstrap",
-                "/var/runtime/bootstrap is not a regular file",
-                "replace it with the executable itself",
-            );
-            None
-        }
-        Some(node) if node.mode & 0o005 != 0o005 => {
-            c.fail(
-                "bootstrap",
-                format!(
-                    "/var/runtime/bootstrap has mode {:o}, not readable and executable by others",
-                    node.mode
-                ),
-                "Lambda runs as a non-root user: make it mode 0755",
-            );
-            None
-        }
-        Some(node) => {
-            c.pass("bootstrap", "/var/runtime/bootstrap is an executable file");
-            Some((path, node.layer))
+    let shown = format!("/{}", crate::lambda::BOOTSTRAP_PATH);
+    let linked = match fs.get(crate::lambda::BOOTSTRAP_PATH) {
+        Some(Node {
+            kind: Kind::Symlink(target),
+            ..
+        }) => format!(" (a symlink to `{target}`)"),
+        _ => String::new(),
+    };
+    match resolve(fs, crate::lambda::BOOTSTRAP_PATH) {
+        None if linked.is_empty() => c.fail(
+            "bootstrap",
+            format!("{shown} is missing"),
+            format!("the provided base runs {shown}: put the function's executable there"),
+        ),
+        None => c.fail(
+            "bootstrap",
+            format!("{shown}{linked} points to nothing in the image"),
+            format!("the provided base runs {shown}: point the symlink at the function's executable, or put the executable itself there"),
+        ),
+        Some((_, node)) if node.kind != Kind::File => c.fail(
+            "bootstrap",
+            format!("{shown}{linked} is not a regular file"),
+            "replace it with the executable itself",
+        ),
+        Some((_, node)) if node.mode & 0o005 != 0o005 => c.fail(
+            "bootstrap",
+            format!(
+                "{shown}{linked} has mode {:o}, not readable and executable by others",
+                node.mode
+            ),
+            "Lambda runs as a non-root user: make it mode 0755",
+        ),
+        Some((path, node)) => {
+            c.pass("bootstrap", format!("{shown}{linked} is an executable file"));
+            return Some((path, node.layer));
         }
     }
+    None
+}
+
+/// directory-modes: Lambda's user is not root, so it needs read and search permission (r-x)
+/// on the root directory, /var/runtime and /var/task, and search permission on /var to reach
+/// them. `docker run` runs as root and does not notice.
+fn directory_modes(fs: &BTreeMap<String, Node>, c: &mut Collector) {
+    let mut denied = Vec::new();
+    for (path, needs) in [
+        ("", 0o005),
+        ("var", 0o001),
+        ("var/runtime", 0o005),
+        ("var/task", 0o005),
+    ] {
+        match resolve(fs, path) {
+            Some((_, node)) if node.kind == Kind::Dir && node.mode & needs != needs => {
+                denied.push(format!("/{path} has mode {:o}", node.mode & 0o7777))
+            }
+            _ => {}
+        }
+    }
+    if denied.is_empty() {
+        c.pass(
+            "directory-modes",
+            "/, /var, /var/runtime and /var/task are open to a non-root user",
+        );
+    } else {
+        c.fail(
+            "directory-modes",
+            format!("{}: closed to a non-root user", denied.join(", ")),
+            "Lambda runs the function as a non-root user, who needs read and execute permission on /, /var/runtime and /var/task (execute on /var): give them mode 0755 in the base image or the layer that sets them",
+        );
+    }
+}
+
+/// interpreter: the kernel runs a script's `#!` interpreter in its stead, so the interpreter
+/// must be in the image and executable by others; a file that is neither an ELF executable nor
+/// a `#!` script cannot be run at all. `scripts` are the executed files that are not ELF, with
+/// their interpreters.
+fn interpreters(
+    scripts: &[(String, Option<String>)],
+    fs: &BTreeMap<String, Node>,
+    c: &mut Collector,
+) {
+    let mut problems = Vec::new();
+    let mut found = Vec::new();
+    for (path, interpreter) in scripts {
+        let Some(interpreter) = interpreter else {
+            problems.push(format!(
+                "/{path} is neither an ELF executable nor a script starting with `#!`"
+            ));
+            continue;
+        };
+        let resolved = interpreter
+            .strip_prefix('/')
+            .and_then(|relative| resolve(fs, relative));
+        match resolved {
+            _ if !interpreter.starts_with('/') => problems.push(format!(
+                "/{path} runs `{interpreter}`, which is not an absolute path"
+            )),
+            None => problems.push(format!(
+                "/{path} runs `{interpreter}`, which is not in the image"
+            )),
+            Some((_, node)) if node.kind != Kind::File || node.mode & 0o001 == 0 => problems.push(
+                format!("/{path} runs `{interpreter}`, which is not a file executable by others"),
+            ),
+            Some(_) => found.push(format!("/{path} runs `{interpreter}`")),
+        }
+    }
+    if !problems.is_empty() {
+        c.fail("interpreter", problems.join("; "), "put the interpreter in the image (a base that has it), change the script's `#!` line, or run an executable that needs none");
+    } else if found.is_empty() {
+        c.pass("interpreter", "no script is run");
+    } else {
+        c.pass("interpreter", found.join("; "));
+    }
+}
+
+/// user: Lambda ignores the config's `User` and runs the function as a non-root user of its
+/// own. The image still runs, so this is a note.
+fn user(run: &RunConfig, c: &mut Collector) {
+    if run.user.is_empty() {
+        c.pass("user", "no User (Lambda runs a non-root user of its own)");
+    } else {
+        c.note(
+            "user",
+            format!("the image sets User `{}`, which Lambda ignores", run.user),
+            "Lambda runs the function as a non-root user of its own whatever User says: drop User, and keep what the function reads readable by others",
+        );
+    }
+}
+
+/// Resolves `path` (relative to the root) in the image's filesystem the way the kernel does:
+/// every symlink on the way, the last component's too, absolute targets from the root and
+/// relative ones from the link's directory. `None` when something on the way is missing or not
+/// a directory, or after 40 symlinks. Returns the resolved path and its node.
+fn resolve<'a>(fs: &'a BTreeMap<String, Node>, path: &str) -> Option<(String, &'a Node)> {
+    let mut pending: std::collections::VecDeque<String> =
+        path.split('/').map(str::to_string).collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        match name.as_str() {
+            "" | "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => done.push(name),
+        }
+        let node = fs.get(&done.join("/"))?;
+        match &node.kind {
+            Kind::Symlink(target) => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                done.pop();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for part in target.rsplit('/') {
+                    pending.push_front(part.to_string());
+                }
+            }
+            Kind::Dir => {}
+            _ if pending.iter().any(|p| !p.is_empty() && p != ".") => return None,
+            _ => {}
+        }
+    }
+    let path = done.join("/");
+    let node = fs.get(&path)?;
+    Some((path, node))
 }
 
 /// elf-arch and glibc: the executable's machine, and the glibc its symbols need.
@@ -506,16 +702,28 @@ fn executable(bytes: Option<Vec<u8>>) -> Executable {
             Ok(info) => Executable::Elf(info),
             Err(message) => Executable::Unparsable(message),
         },
-        Some(_) => Executable::Script,
+        Some(bytes) => Executable::Script(interpreter(&bytes)),
         None => Executable::Unreadable,
     }
+}
+
+/// The interpreter a script's `#!` line names.
+fn interpreter(bytes: &[u8]) -> Option<String> {
+    let line = bytes.strip_prefix(b"#!")?.split(|b| *b == b'\n').next()?;
+    let line = String::from_utf8_lossy(line);
+    Some(
+        line.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    )
 }
 
 fn elf(executable: Executable, path: &str, expect: &Expectations, c: &mut Collector) {
     let info = match executable {
         Executable::Elf(info) => info,
         // A script (e.g. a shell bootstrap) has no ELF header to check.
-        Executable::Script => {
+        Executable::Script(_) => {
             return c.pass("elf-arch", format!("/{path} is not an ELF file (script)"))
         }
         Executable::Unreadable => {
@@ -570,12 +778,15 @@ fn read_layer(gz: impl Read) -> std::result::Result<LayerFacts, String> {
     };
     let mut ops = Vec::new();
     {
-        let mut archive = tar::Archive::new(&mut counted);
+        let mut archive = tar::Archive::new(LayerTar::new(&mut counted));
+        let mut data_end = 0;
         for entry in archive.entries().map_err(|e| e.to_string())? {
             let entry = entry.map_err(|e| e.to_string())?;
-            if let Some(op) = op_of(&entry)? {
-                ops.push(op);
-            }
+            data_end = entry.raw_file_position() + entry.header().entry_size().unwrap_or(0);
+            ops.push(op_of(&entry)?);
+        }
+        if !archive.into_inner().holds(data_end) {
+            return Err("the layer ends in the middle of its last entry's data".into());
         }
     }
     // Drain the rest (tar padding) so the size is the full tarball's.
@@ -588,28 +799,19 @@ fn read_layer(gz: impl Read) -> std::result::Result<LayerFacts, String> {
     })
 }
 
-/// What one tar entry does; `None` for the root itself.
-fn op_of<R: Read>(entry: &tar::Entry<R>) -> std::result::Result<Option<Op>, String> {
-    let raw = entry
-        .path()
-        .map_err(|e| e.to_string())?
-        .to_string_lossy()
-        .into_owned();
-    let path = raw
-        .trim_start_matches("./")
-        .trim_start_matches('/')
-        .trim_end_matches('/')
-        .to_string();
-    if path.is_empty() || path == "." {
-        return Ok(None);
-    }
+/// What one tar entry does; the root directory's own entry is the path "".
+fn op_of<R: Read>(entry: &tar::Entry<R>) -> std::result::Result<Op, String> {
+    let raw = entry.path().map_err(|e| e.to_string())?;
+    let path = entry_path(&raw)
+        .map_err(|m| format!("the entry `{}`: {m}", raw.display()))?
+        .join("/");
     let (dir, name) = match path.rsplit_once('/') {
         Some((d, n)) => (d.to_string(), n.to_string()),
         None => (String::new(), path.clone()),
     };
     // Whiteouts delete what lower layers had.
     if name == ".wh..wh..opq" {
-        return Ok(Some(Op::Opaque(dir)));
+        return Ok(Op::Opaque(dir));
     }
     if let Some(target) = name.strip_prefix(".wh.") {
         let victim = if dir.is_empty() {
@@ -617,7 +819,7 @@ fn op_of<R: Read>(entry: &tar::Entry<R>) -> std::result::Result<Option<Op>, Stri
         } else {
             format!("{dir}/{target}")
         };
-        return Ok(Some(Op::Whiteout(victim)));
+        return Ok(Op::Whiteout(victim));
     }
     let header = entry.header();
     let kind = match header.entry_type() {
@@ -634,7 +836,7 @@ fn op_of<R: Read>(entry: &tar::Entry<R>) -> std::result::Result<Option<Op>, Stri
         tar::EntryType::Link => Kind::File,
         _ => Kind::Other,
     };
-    Ok(Some(Op::Put(path, kind, header.mode().unwrap_or(0))))
+    Ok(Op::Put(path, kind, header.mode().unwrap_or(0)))
 }
 
 /// The entries (whiteouts included) whose parent directory the layer does not hold.
@@ -674,8 +876,13 @@ fn replay(facts: &LayerFacts, index: usize, fs: &mut BTreeMap<String, Node>) {
     for op in &facts.ops {
         match op {
             Op::Opaque(dir) => {
-                let prefix = format!("{dir}/");
-                fs.retain(|p, n| n.layer == index || !p.starts_with(&prefix));
+                // An opaque root keeps the root directory itself.
+                let prefix = if dir.is_empty() {
+                    String::new()
+                } else {
+                    format!("{dir}/")
+                };
+                fs.retain(|p, n| n.layer == index || p.is_empty() || !p.starts_with(&prefix));
             }
             Op::Whiteout(victim) => {
                 let prefix = format!("{victim}/");
@@ -710,17 +917,10 @@ impl<R: Read> Read for CountingReader<R> {
 
 /// Reads one file's bytes out of a gzip layer.
 fn read_file(gz: impl Read, wanted: &str) -> Option<Vec<u8>> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    let mut archive = tar::Archive::new(LayerTar::new(flate2::read::GzDecoder::new(gz)));
     for entry in archive.entries().ok()? {
         let mut entry = entry.ok()?;
-        let path = entry
-            .path()
-            .ok()?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .trim_start_matches('/')
-            .to_string();
-        if path == wanted {
+        if entry_path(&entry.path().ok()?).ok()?.join("/") == wanted {
             let mut data = Vec::new();
             entry.read_to_end(&mut data).ok()?;
             return Some(data);

@@ -25,6 +25,11 @@ pub const DEFAULT_WORKDIR: &str = TASK_ROOT_DIR;
 pub const PROVIDED_ENTRYPOINT: &str = "/lambda-entrypoint.sh";
 /// The handler name (CMD) given to [`PROVIDED_ENTRYPOINT`] and reported as `_HANDLER`.
 pub const DEFAULT_HANDLER: &str = "bootstrap";
+/// The day Amazon Linux 2, and with it the `provided.al2` base, reached the end of its standard
+/// support.
+pub const AL2_END_OF_SUPPORT: &str = "2026-06-30";
+/// The base image to move to from `provided.al2`.
+pub const AL2023_BASE_IMAGE: &str = "public.ecr.aws/lambda/provided:al2023";
 /// `PATH` in Lambda's execution environment (used unless the function sets its own).
 pub const PATH: &str = "/usr/local/bin:/usr/bin/:/bin:/opt/bin";
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::check::Severity;
 use crate::event::{ErrorEvent, Event, Sink};
 use crate::oci::short;
 use crate::pipeline::{Outcome, Summary};
@@ -226,9 +227,13 @@ impl Renderer {
                 }
                 self.stdout(&format!("{} ({})", report.function, report.arch));
                 for f in &report.findings {
-                    let mark = if f.passed { "✓" } else { "✗" };
+                    let mark = match f.severity {
+                        Severity::Pass => "✓",
+                        Severity::Note => "!",
+                        Severity::Fail => "✗",
+                    };
                     self.stdout(&format!("  {mark} {:<18} {}", f.rule, f.message));
-                    if !f.passed {
+                    if f.severity != Severity::Pass {
                         self.stdout(&format!("    help: {}", f.help));
                     }
                 }

@@ -409,3 +409,48 @@ fn test_events_are_part_of_the_plan() {
         serde_json::json!(["events/*.json"])
     );
 }
+
+/// Amazon Linux 2 is past its end of standard support: `image` on the default base (nothing
+/// chose one) says so in one note on stderr, however many functions it builds, and never on
+/// stdout; a base chosen by flag, environment or metadata, even al2 itself, silences it.
+#[test]
+fn image_notes_the_end_of_al2_once_only_when_the_base_is_defaulted() {
+    let image = |manifest: &std::path::Path, extra: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = cli();
+        cmd.args(["image", "--dry-run", "--workspace", "--manifest-path"])
+            .arg(manifest)
+            .args(extra)
+            .envs(env.iter().copied());
+        let out = run(&mut cmd);
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+        assert!(!stdout.contains("al2023"), "stdout: {stdout}");
+        (stdout, stderr)
+    };
+    let fixture = fixture_workspace().join("Cargo.toml");
+    let suggestion = r#"base-image = "public.ecr.aws/lambda/provided:al2023""#;
+    for format in ["json", "human"] {
+        let (stdout, stderr) = image(&fixture, &["--message-format", format], &[]);
+        assert_eq!(stderr.matches(suggestion).count(), 1, "{stderr}");
+        assert!(stderr.contains("2026-06-30"), "{stderr}");
+        if format == "json" {
+            let out_lines: Vec<Value> = stdout
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("JSON lines only"))
+                .collect();
+            assert_eq!(out_lines.len(), 1, "the plan only: {stdout}");
+        }
+    }
+    let al2 = "public.ecr.aws/lambda/provided:al2";
+    let (_, by_flag) = image(&fixture, &["--base-image", al2], &[]);
+    let (_, by_env) = image(&fixture, &[], &[("CARGO_LAMBDA_IMAGE_BASE_IMAGE", al2)]);
+    let ws = TempWorkspace::new(
+        &format!("[package.metadata.lambda]\nbase-image = \"{al2}\"\n"),
+        "",
+        &[],
+    );
+    let (_, by_metadata) = image(&ws.manifest(), &[], &[]);
+    for stderr in [by_flag, by_env, by_metadata] {
+        assert!(!stderr.contains("al2023"), "{stderr}");
+    }
+}

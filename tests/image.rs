@@ -6,13 +6,14 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use cargo_lambda_image::check::{self, Expectations};
+use cargo_lambda_image::check::{self, Expectations, Severity};
 use cargo_lambda_image::image::{self, base, ImageOptions};
 use cargo_lambda_image::oci;
 use cargo_lambda_image::target::{Arch, GlibcVersion};
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::images::{
-    config_for, craft_layout, echo_bootstrap, echo_spec, fake_provided_base, gzip, raw_tar,
+    config_for, craft_layout, echo_bootstrap, echo_spec, evil_tar, fake_provided_base, gzip,
+    raw_tar, unclosed, Raw,
 };
 
 fn scratch_image(dir: &Path, arch: Arch, epoch: Option<u64>) -> image::BuiltImage {
@@ -344,15 +345,24 @@ fn rule_entrypoint_refuses_relative_missing_and_symlinked_paths() {
     assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["entrypoint"]);
 }
 
+/// A provided-style entrypoint script and the shell it needs.
+fn entrypoint_script_layer() -> Vec<u8> {
+    gzip(&raw_tar(&[
+        ("bin/", "d", 0o755, b""),
+        ("bin/sh", "f", 0o755, b"\x7fELF (a shell)"),
+        (
+            "lambda-entrypoint.sh",
+            "f",
+            0o755,
+            b"#!/bin/sh\nexec /var/runtime/bootstrap\n",
+        ),
+    ]))
+}
+
 #[test]
 fn rule_bootstrap_refuses_missing_or_non_executable_bootstrap_under_provided() {
     let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
-    let script = gzip(&raw_tar(&[(
-        "lambda-entrypoint.sh",
-        "f",
-        0o755,
-        b"#!/bin/sh\nexec /var/runtime/bootstrap\n",
-    )]));
+    let script = entrypoint_script_layer();
     let (_d, layout) = crafted(
         &["/lambda-entrypoint.sh"],
         &["bootstrap"],
@@ -376,12 +386,7 @@ fn rule_bootstrap_refuses_missing_or_non_executable_bootstrap_under_provided() {
 #[test]
 fn rule_bootstrap_sees_whiteouts_of_upper_layers() {
     let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
-    let script = gzip(&raw_tar(&[(
-        "lambda-entrypoint.sh",
-        "f",
-        0o755,
-        b"#!/bin/sh\n",
-    )]));
+    let script = entrypoint_script_layer();
     let whiteout = gzip(&raw_tar(&[
         ("var/", "d", 0o755, b""),
         ("var/runtime/", "d", 0o755, b""),
@@ -506,6 +511,247 @@ fn check_command_reports_each_rule_and_fails_on_a_bad_image() {
     );
 }
 
+/// The tree a provided base gives: the entrypoint script, its shell, /var/runtime and /var/task
+/// (modes as given), and the function's ELF at `bootstrap_at`.
+fn provided_layout(
+    elf: &[u8],
+    dirs_mode: u32,
+    bootstrap: Raw,
+    user: Option<&str>,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let layers = vec![
+        (oci::MEDIA_OCI_LAYER_GZIP, entrypoint_script_layer()),
+        (
+            oci::MEDIA_OCI_LAYER_GZIP,
+            gzip(&evil_tar(&[
+                Raw::Dir("var/", 0o755),
+                Raw::Dir("var/runtime/", dirs_mode),
+                Raw::Dir("var/task/", dirs_mode),
+                Raw::File("var/task/function", 0o755, elf),
+                bootstrap,
+            ])),
+        ),
+    ];
+    let mut config = config_for(
+        Arch::X86_64,
+        &["/lambda-entrypoint.sh"],
+        &["bootstrap"],
+        &layers,
+    );
+    if let Some(user) = user {
+        config["config"]["User"] = json!(user);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    craft_layout(&layout, &config, &layers);
+    (dir, layout)
+}
+
+fn finding(layout: &Path, rule: &str) -> check::Finding {
+    let report = check::check_layout(
+        layout,
+        &Expectations {
+            function: "f".into(),
+            arch: Arch::X86_64,
+            base_glibc: None,
+        },
+    )
+    .unwrap();
+    report
+        .findings
+        .into_iter()
+        .find(|f| f.rule == rule)
+        .unwrap_or_else(|| panic!("no {rule} finding"))
+}
+
+/// `docker run` runs as root, so a closed directory goes unnoticed there; Lambda's non-root
+/// user needs r-x on /, /var/runtime and /var/task. The root's mode comes from the layer's `/`
+/// entry, as umoci writes it.
+#[test]
+fn rule_directory_modes_refuses_directories_closed_to_a_non_root_user() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let bootstrap = || Raw::File("var/runtime/bootstrap", 0o755, &elf);
+    let (_d, layout) = provided_layout(&elf, 0o755, bootstrap(), None);
+    assert!(failing_rules(&layout, Arch::X86_64, None).is_empty());
+
+    let (_d, layout) = provided_layout(&elf, 0o750, bootstrap(), None);
+    assert_eq!(
+        failing_rules(&layout, Arch::X86_64, None),
+        ["directory-modes"]
+    );
+    let modes = finding(&layout, "directory-modes");
+    assert!(
+        modes.message.contains("/var/runtime has mode 750")
+            && modes.message.contains("/var/task has mode 750"),
+        "{modes:?}"
+    );
+
+    let closed_root = gzip(&unclosed(&evil_tar(&[
+        Raw::Dir("/", 0o700),
+        Raw::Dir("/var/", 0o755),
+        Raw::Dir("/var/runtime/", 0o755),
+        Raw::File("/var/runtime/bootstrap", 0o755, &elf),
+    ])));
+    let (_d, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::X86_64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, closed_root)],
+    );
+    assert_eq!(
+        failing_rules(&layout, Arch::X86_64, None),
+        ["directory-modes"]
+    );
+    assert!(finding(&layout, "directory-modes")
+        .message
+        .starts_with("/ has mode 700"));
+}
+
+/// The kernel runs a script's `#!` interpreter: without it in the image the entrypoint fails
+/// with ENOENT, however good the function is.
+#[test]
+fn rule_interpreter_refuses_a_script_whose_interpreter_is_missing() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let no_shell = gzip(&raw_tar(&[
+        (
+            "lambda-entrypoint.sh",
+            "f",
+            0o755,
+            b"#!/bin/sh\nexec /var/runtime/bootstrap\n",
+        ),
+        ("var/", "d", 0o755, b""),
+        ("var/runtime/", "d", 0o755, b""),
+        ("var/runtime/bootstrap", "f", 0o755, &elf),
+    ]));
+    let (_d, layout) = crafted(
+        &["/lambda-entrypoint.sh"],
+        &["bootstrap"],
+        Arch::X86_64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, no_shell.clone())],
+    );
+    assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["interpreter"]);
+    assert!(finding(&layout, "interpreter")
+        .message
+        .contains("/lambda-entrypoint.sh runs `/bin/sh`, which is not in the image"));
+
+    // /bin/sh through AL2's /bin -> usr/bin symlink and a busybox-style link is there.
+    let linked_shell = gzip(&evil_tar(&[
+        Raw::Symlink("bin", "usr/bin"),
+        Raw::Dir("usr/", 0o755),
+        Raw::Dir("usr/bin/", 0o755),
+        Raw::File("usr/bin/busybox", 0o755, b"\x7fELF"),
+        Raw::Symlink("usr/bin/sh", "/usr/bin/busybox"),
+    ]));
+    let (_d, layout) = crafted(
+        &["/lambda-entrypoint.sh"],
+        &["bootstrap"],
+        Arch::X86_64,
+        vec![
+            (oci::MEDIA_OCI_LAYER_GZIP, linked_shell),
+            (oci::MEDIA_OCI_LAYER_GZIP, no_shell),
+        ],
+    );
+    assert!(failing_rules(&layout, Arch::X86_64, None).is_empty());
+
+    // A bootstrap that is a script with neither ELF header nor `#!` cannot be run at all.
+    let (_d, layout) = crafted(
+        &["/var/runtime/bootstrap"],
+        &[],
+        Arch::X86_64,
+        vec![(oci::MEDIA_OCI_LAYER_GZIP, good_layer(b"echo hi\n", 0o755))],
+    );
+    assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["interpreter"]);
+}
+
+/// On a provided base, /var/runtime/bootstrap may be a symlink (the entrypoint execs it), but
+/// one whose target is missing fails on Lambda.
+#[test]
+fn rule_bootstrap_follows_a_symlink_and_refuses_a_dangling_one() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let (_d, layout) = provided_layout(
+        &elf,
+        0o755,
+        Raw::Symlink("var/runtime/bootstrap", "../task/missing"),
+        None,
+    );
+    assert_eq!(failing_rules(&layout, Arch::X86_64, None), ["bootstrap"]);
+    let bootstrap = finding(&layout, "bootstrap");
+    assert!(
+        bootstrap.message.contains("a symlink to `../task/missing`")
+            && bootstrap.message.contains("points to nothing"),
+        "{bootstrap:?}"
+    );
+
+    // A symlink to the function: the ELF read is the target's.
+    let (_d, layout) = provided_layout(
+        &elf,
+        0o755,
+        Raw::Symlink("var/runtime/bootstrap", "/var/task/function"),
+        None,
+    );
+    assert!(failing_rules(&layout, Arch::X86_64, None).is_empty());
+    assert!(finding(&layout, "elf-arch")
+        .message
+        .starts_with("/var/task/function is a x86_64 executable"));
+    assert_eq!(
+        failing_rules(&layout, Arch::Arm64, None),
+        ["platform", "elf-arch"]
+    );
+}
+
+/// Lambda ignores the config's User: a note, which does not fail the check.
+#[test]
+fn rule_user_notes_a_user_lambda_ignores_without_failing() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let bootstrap = || Raw::File("var/runtime/bootstrap", 0o755, &elf);
+    let (_d, layout) = provided_layout(&elf, 0o755, bootstrap(), Some("app"));
+    let user = finding(&layout, "user");
+    assert_eq!(user.severity, Severity::Note);
+    assert!(
+        user.passed && user.message.contains("User `app`"),
+        "{user:?}"
+    );
+    assert!(failing_rules(&layout, Arch::X86_64, None).is_empty());
+    let (_d, layout) = provided_layout(&elf, 0o755, bootstrap(), None);
+    assert_eq!(finding(&layout, "user").severity, Severity::Pass);
+}
+
+/// `check --layout` prints the new rules' verdicts: failures with their help, notes marked `!`
+/// with theirs, and the exit status follows the failures only.
+#[test]
+fn check_command_prints_failures_and_notes() {
+    let elf = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let check = |layout: &Path| {
+        let mut cmd = support::cli();
+        cmd.args(["check", "--arch", "x86_64", "--layout"])
+            .arg(layout);
+        let out = support::run(&mut cmd);
+        let (stdout, stderr) = support::texts(&out);
+        (out.status.code(), stdout, stderr)
+    };
+    let bootstrap = || Raw::File("var/runtime/bootstrap", 0o755, &elf);
+    let (_d, layout) = provided_layout(&elf, 0o755, bootstrap(), Some("app"));
+    let (code, stdout, stderr) = check(&layout);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("! user") && stdout.contains("which Lambda ignores"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✓ interpreter") && stdout.contains("✓ directory-modes"),
+        "{stdout}"
+    );
+
+    let (_d, layout) = provided_layout(&elf, 0o700, bootstrap(), None);
+    let (code, stdout, stderr) = check(&layout);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("✗ directory-modes"), "{stdout}");
+    assert!(
+        stderr.contains("fails Lambda's rule `directory-modes`"),
+        "{stderr}"
+    );
+}
+
 /// Every rule's verdict, as `check` prints it, for a good image and for one that breaks
 /// several rules at once (a script bootstrap keeps the bytes, and so the digests, stable).
 #[test]
@@ -517,9 +763,13 @@ fn check_reports_read_the_same_every_time() {
             report.function, report.arch, report.digest
         );
         for f in &report.findings {
-            let mark = if f.passed { "✓" } else { "✗" };
+            let mark = match f.severity {
+                Severity::Pass => "✓",
+                Severity::Note => "!",
+                Severity::Fail => "✗",
+            };
             text.push_str(&format!("  {mark} {:<18} {}\n", f.rule, f.message));
-            if !f.passed {
+            if f.severity != Severity::Pass {
                 text.push_str(&format!("    help: {}\n", f.help));
             }
         }
@@ -530,11 +780,18 @@ fn check_reports_read_the_same_every_time() {
         arch: Arch::X86_64,
         base_glibc: None,
     };
+    let shell = gzip(&raw_tar(&[
+        ("bin/", "d", 0o755, b""),
+        ("bin/sh", "f", 0o755, b"\x7fELF (a shell)"),
+    ]));
     let (_good_dir, good) = crafted(
         &["/var/runtime/bootstrap"],
         &[],
         Arch::X86_64,
-        vec![(oci::MEDIA_OCI_LAYER_GZIP, good_layer(script, 0o755))],
+        vec![
+            (oci::MEDIA_OCI_LAYER_GZIP, shell),
+            (oci::MEDIA_OCI_LAYER_GZIP, good_layer(script, 0o755)),
+        ],
     );
     let broken_layer = gzip(&raw_tar(&[("var/runtime/bootstrap", "f", 0o700, script)]));
     let (_bad_dir, bad) = crafted(

@@ -4,6 +4,9 @@
 //! the check rules and the metadata validator. None may panic, and the unpacker must never
 //! create or change anything outside its rootfs. The seeds are fixed, so a failure reproduces;
 //! `CARGO_LAMBDA_IMAGE_FUZZ_ITERATIONS` raises the count for a longer run.
+//!
+//! Beside the fuzzing, the entry names that container runtimes accept (containerd's rules) and
+//! the escapes they refuse are cases of their own.
 
 mod support;
 
@@ -17,8 +20,11 @@ use cargo_lambda_image::emulate::rootfs;
 use cargo_lambda_image::error::Source;
 use cargo_lambda_image::oci;
 use cargo_lambda_image::target::Arch;
+use cargo_lambda_image::Error;
 use serde_json::{json, Value};
-use support::images::{config_for, craft_layout, gzip, raw_tar};
+use support::images::{
+    config_for, craft_layout, evil_tar, gzip, mode, raw_tar, unclosed, unpack_layers, Raw,
+};
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
 struct Rng(u64);
@@ -199,6 +205,108 @@ fn mutated_index_and_config_blobs_are_errors_not_panics() {
         }));
         assert!(outcome.is_ok(), "case {i} panicked");
     }
+}
+
+/// containerd (and Docker with it) strips a leading `/` or `./`, resolves `..` inside the
+/// name, applies the root's own entry to the root directory and reads an archive that stops
+/// after its last entry's data (umoci writes all of these): such a layer unpacks to the tree
+/// `docker run` would see, and `check` reads it the same way.
+#[test]
+fn names_containerd_accepts_unpack_inside_the_root() {
+    let work = tempfile::tempdir().unwrap();
+    let layer = unclosed(&evil_tar(&[
+        Raw::Dir("/", 0o750),
+        Raw::Dir("/etc/", 0o755),
+        Raw::File("/etc/abs", 0o644, b"absolute"),
+        Raw::Dir("./var/", 0o755),
+        Raw::File("./var/dot", 0o600, b"dot"),
+        Raw::File("var/gone/../up", 0o644, b"up"),
+        Raw::HardLink("/etc/hard", "/etc/abs"),
+        Raw::Symlink("/etc/link", "/var/dot"),
+        Raw::Dir("./var/runtime", 0o755),
+        Raw::File("var/runtime/bootstrap", 0o755, b"#!/bin/sh\n"),
+    ]));
+    let (_, unpacked) = unpack_layers(work.path(), &[layer]);
+    let layout = work.path().join("layout");
+    let root = unpacked.expect("a layer containerd accepts unpacks").rootfs;
+    assert_eq!(std::fs::read(root.join("etc/abs")).unwrap(), b"absolute");
+    assert_eq!(std::fs::read(root.join("var/dot")).unwrap(), b"dot");
+    assert_eq!(mode(&root.join("var/dot")), 0o600);
+    assert_eq!(std::fs::read(root.join("var/up")).unwrap(), b"up");
+    assert!(!root.join("var/gone").exists());
+    assert_eq!(std::fs::read(root.join("etc/hard")).unwrap(), b"absolute");
+    assert_eq!(
+        std::fs::read_link(root.join("etc/link")).unwrap(),
+        Path::new("/var/dot")
+    );
+    assert_eq!(mode(&root), 0o750, "the root entry's mode is the root's");
+    assert_eq!(
+        snapshot(work.path(), &[&root, &layout]).len(),
+        0,
+        "nothing beside the rootfs and the layout"
+    );
+
+    // check reads the same names, and sees the root's mode.
+    let report = check::check_layout(&layout, &expectations()).unwrap();
+    let modes = report
+        .findings
+        .iter()
+        .find(|f| f.rule == "directory-modes")
+        .unwrap();
+    assert!(
+        !modes.passed && modes.message.contains("/ has mode 750"),
+        "{modes:?}"
+    );
+    let parents = report
+        .findings
+        .iter()
+        .find(|f| f.rule == "parent-directories")
+        .unwrap();
+    assert!(parents.passed, "{parents:?}");
+}
+
+/// What would leave the root filesystem stays refused, however the name is spelled: `..`
+/// above the root (also after a leading `/`, where containerd would stop at the root), links
+/// out of it, device nodes, a root entry that is not a directory, and data cut short.
+#[test]
+fn escapes_stay_refused_however_they_are_spelled() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("canary"), b"untouched").unwrap();
+    let mut cut = evil_tar(&[Raw::File("big", 0o644, &[1u8; 2000])]);
+    cut.truncate(512 + 1000);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("..", evil_tar(&[Raw::File("../escaped", 0o644, b"x")])),
+        (
+            "..",
+            evil_tar(&[Raw::File("./var/../../escaped", 0o644, b"x")]),
+        ),
+        ("..", evil_tar(&[Raw::File("/../escaped", 0o644, b"x")])),
+        ("outside", evil_tar(&[Raw::Symlink("/up", "../../escaped")])),
+        ("outside", evil_tar(&[Raw::Symlink("up", "/../escaped")])),
+        (
+            "outside",
+            evil_tar(&[Raw::HardLink("up", "/../../etc/passwd")]),
+        ),
+        ("device", evil_tar(&[Raw::CharDevice("/dev/null")])),
+        ("root", evil_tar(&[Raw::File("/", 0o644, b"x")])),
+        ("middle of its data", cut),
+    ];
+    for (i, (why, tar)) in cases.into_iter().enumerate() {
+        let dir = work.path().join(format!("case{i}"));
+        let (_, unpacked) = unpack_layers(&dir, &[tar]);
+        match unpacked {
+            Err(e @ Error::UnsafeLayer { .. }) => {
+                assert!(e.to_string().contains(why), "case {i}: {e}")
+            }
+            other => panic!("case {i} ({why}) was not refused: {other:?}"),
+        }
+        assert!(!dir.join("rootfs").exists(), "case {i} left a rootfs");
+    }
+    assert!(!work.path().join("escaped").exists());
+    assert_eq!(
+        std::fs::read(work.path().join("canary")).unwrap(),
+        b"untouched"
+    );
 }
 
 /// Values of every JSON type, including ones out of range and of the wrong shape.

@@ -3,7 +3,14 @@
 
 mod support;
 
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use cargo_lambda_image::oci;
 use serde_json::Value;
+use support::images::fake_provided_base;
 use support::{cli, fixture_target_dir, fixture_workspace, json_lines, run, texts};
 
 fn test_cmd(args: &[&str]) -> std::process::Output {
@@ -214,4 +221,78 @@ fn ctrl_c_during_test_with_the_docker_runner_removes_the_container() {
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("Interrupted"), "{stderr}");
     assert_eq!(containers_of(pid), Vec::<String>::new(), "{stderr}");
+}
+
+/// Runs a tool of the test prerequisites and asserts it succeeded.
+fn tool(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} (installed by `cargo xtask ci`): {e}"));
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{program} {args:?}: {stdout}{stderr}");
+}
+
+/// The first entry name of the top layer of the image in an OCI layout.
+fn first_entry_of_top_layer(layout_dir: &Path) -> Vec<u8> {
+    let layout = oci::Layout::open(layout_dir).unwrap();
+    let manifest = layout.single_manifest().unwrap();
+    let top = manifest.layers.last().unwrap();
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(layout.open_blob(&top.digest).unwrap())
+        .read_to_end(&mut tar)
+        .unwrap();
+    let name = &tar[..100];
+    name[..name.iter().position(|b| *b == 0).unwrap_or(100)].to_vec()
+}
+
+/// A base that `umoci insert` wrote a layer into (whose first entry is `/`, the root itself,
+/// and which stops without the blocks that close a tar archive) runs under the default runner,
+/// as `docker run` runs it.
+#[test]
+fn a_base_written_by_umoci_runs_under_the_default_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = fake_provided_base(dir.path());
+    let umoci_base = dir.path().join("umoci-base");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            &format!("oci:{}:al2", base.display()),
+            &format!("oci:{}:al2", umoci_base.display()),
+        ],
+    );
+    // A tree inserted at `/`: umoci writes an entry for the root with the tree's own mode.
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("etc/umoci.txt"), b"inserted by umoci").unwrap();
+    for path in [&tree, &tree.join("etc")] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    tool(
+        "umoci",
+        &[
+            "insert",
+            "--rootless",
+            "--image",
+            &format!("{}:al2", umoci_base.display()),
+            tree.to_str().unwrap(),
+            "/",
+        ],
+    );
+    assert_eq!(first_entry_of_top_layer(&umoci_base), b"/");
+
+    let mut cmd = cli();
+    cmd.args(["test", "--locked", "--base-image"])
+        .arg(format!("oci:{}:al2", umoci_base.display()))
+        .arg("--manifest-path")
+        .arg(fixture_workspace().join("Cargo.toml"))
+        .args(["-p", "echo", "--event", r#"{"base":"umoci"}"#])
+        .env("CARGO_TARGET_DIR", fixture_target_dir("musl"));
+    let out = run(&mut cmd);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let response: Value = serde_json::from_str(stdout.trim()).expect("stdout is the response");
+    assert_eq!(response, serde_json::json!({"base": "umoci"}), "{stderr}");
 }

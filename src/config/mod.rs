@@ -244,6 +244,25 @@ pub struct Plan {
     pub package_bins: BTreeMap<String, Vec<String>>,
 }
 
+impl Plan {
+    /// A note for when some function is built on the default base, provided.al2, because
+    /// nothing chose a base: Amazon Linux 2 is past the end of its standard support. One note
+    /// for the whole plan, however many functions it has.
+    pub fn default_base_note(&self) -> Option<String> {
+        let base = self
+            .functions
+            .iter()
+            .map(|f| &f.base_image)
+            .find(|b| b.defaulted && b.kind == BaseKind::ProvidedAl2)?;
+        Some(format!(
+            "note: no base image is configured, so images are built on {}; Amazon Linux 2 reached the end of its standard support on {}. To move on, set `base-image = \"{}\"` in [package.metadata.lambda] or [workspace.metadata.lambda], or pass --base-image",
+            base.reference,
+            crate::lambda::AL2_END_OF_SUPPORT,
+            crate::lambda::AL2023_BASE_IMAGE
+        ))
+    }
+}
+
 /// Reads the workspace and computes the plan.
 pub fn plan(request: &PlanRequest) -> Result<Plan> {
     let manifest = request.selection.manifest_path.as_deref();

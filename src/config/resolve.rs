@@ -37,6 +37,10 @@ pub struct BaseImage {
     pub kind: BaseKind,
     /// The newest glibc the base provides, where known (`None` for scratch: no glibc at all).
     pub glibc: Option<GlibcVersion>,
+    /// Whether it is [`DEFAULT_BASE_IMAGE`] because nothing chose a base (no metadata, no
+    /// environment, no `--base-image`).
+    #[serde(skip)]
+    pub defaulted: bool,
 }
 
 impl BaseImage {
@@ -72,6 +76,7 @@ impl BaseImage {
             reference: reference.to_string(),
             kind,
             glibc,
+            defaulted: false,
         }
     }
 
@@ -264,8 +269,13 @@ fn literal_env(env: Option<&BTreeMap<String, EnvValue>>) -> BTreeMap<String, Str
 /// Applies the defaults to a merged configuration.
 pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
     let function_name = config.function_name.unwrap_or_else(|| bin.to_string());
-    let base_image =
-        BaseImage::from_reference(config.base_image.as_deref().unwrap_or(DEFAULT_BASE_IMAGE));
+    let base_image = match config.base_image.as_deref() {
+        Some(reference) => BaseImage::from_reference(reference),
+        None => BaseImage {
+            defaulted: true,
+            ..BaseImage::from_reference(DEFAULT_BASE_IMAGE)
+        },
+    };
     let image = config.image.unwrap_or_default();
     let deploy = config.deploy.unwrap_or_default();
     Settings {
@@ -451,6 +461,21 @@ mod tests {
         assert_eq!(k("127.0.0.1:5000/other:al2"), BaseKind::Other);
         let glibc = BaseImage::from_reference(DEFAULT_BASE_IMAGE).glibc.unwrap();
         assert_eq!(glibc.to_string(), "2.26");
+    }
+
+    #[test]
+    fn a_base_is_defaulted_only_when_nothing_chose_one() {
+        let s = apply_defaults(LambdaConfig::default(), "echo");
+        assert!(s.base_image.defaulted);
+        assert_eq!(s.base_image.reference, DEFAULT_BASE_IMAGE);
+        // Chosen explicitly, even the default base is not defaulted.
+        let chosen = LambdaConfig {
+            base_image: Some(DEFAULT_BASE_IMAGE.to_string()),
+            ..LambdaConfig::default()
+        };
+        let s = apply_defaults(chosen, "echo");
+        assert!(!s.base_image.defaulted);
+        assert_eq!(s.base_image, BaseImage::from_reference(DEFAULT_BASE_IMAGE));
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! Unpacking an image (an OCI layout) into a root filesystem directory, for the runners that
 //! run its function without a container engine.
 //!
+//! Entry paths are read as container runtimes read them ([`oci::entry`]): a leading `/` or
+//! `./` is dropped, `..` is resolved lexically, and an entry for the root directory itself sets
+//! the root's mode. A truncated end of the archive (umoci's layers) is accepted.
+//!
 //! Layers are untrusted input: an entry that could write outside the destination, or turn it
 //! into something other than a plain tree of files, is refused with [`Error::UnsafeLayer`]
 //! (naming the layer and the entry) instead of being skipped. Refused are
 //!
-//! - absolute paths and paths with `..` components (for entries and hard-link targets);
+//! - paths (of entries and hard-link targets) whose `..` components would leave the root;
+//! - a root entry that is not a directory, and data cut short by the end of the layer;
 //! - entries whose path goes through a symlink: parents are checked with `symlink_metadata`
 //!   and symlinks are never followed while writing;
 //! - symlinks whose target would leave the root filesystem (an absolute target is resolved
@@ -21,10 +26,11 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
+use crate::oci::entry::{entry_path, LayerTar};
 use crate::oci::{self, ImageConfig, Layout, Manifest};
 use crate::target::Arch;
 
@@ -83,7 +89,7 @@ pub fn unpack_reusing(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
 
 /// Names the unpacker's behaviour in [`unpack_reusing`]'s marker: change it when unpacking
 /// changes, so older unpacked trees are not reused.
-const UNPACKER: &str = "rootfs v1";
+const UNPACKER: &str = "rootfs v2";
 
 /// Unpacks the single image of the OCI layout `layout_dir` into `dest` (removed first) and
 /// returns how to run it.
@@ -286,24 +292,6 @@ fn runtime_from_config(
     })
 }
 
-/// The normal components of an entry's path; `None` for the root itself. Absolute paths and
-/// `..` are errors.
-fn relative_components(path: &Path) -> std::result::Result<Vec<String>, &'static str> {
-    let mut out = Vec::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(name) => match name.to_str() {
-                Some(name) => out.push(name.to_string()),
-                None => return Err("the path is not UTF-8"),
-            },
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => return Err("the path is absolute"),
-            Component::ParentDir => return Err("the path has a `..` component"),
-        }
-    }
-    Ok(out)
-}
-
 /// Applies one layer's entries under `root`.
 fn apply_layer(
     root: &Path,
@@ -311,7 +299,7 @@ fn apply_layer(
     reader: impl Read,
     dir_modes: &mut Vec<(PathBuf, u32)>,
 ) -> Result<()> {
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(LayerTar::new(reader));
     let read_error = |e: io::Error| Error::InvalidImage {
         image: digest.to_string(),
         message: format!("could not read the layer: {e}"),
@@ -319,6 +307,8 @@ fn apply_layer(
     };
     // What this layer wrote, so that its own opaque whiteouts do not remove it.
     let mut written: HashSet<PathBuf> = HashSet::new();
+    // Where the last entry's data ends, and the entry.
+    let mut data_end = (0, String::new());
     for entry in archive.entries().map_err(read_error)? {
         let mut entry = entry.map_err(read_error)?;
         let raw_path = entry.path().map_err(read_error)?.into_owned();
@@ -328,9 +318,11 @@ fn apply_layer(
             entry: shown.clone(),
             message,
         };
-        let parts = relative_components(&raw_path).map_err(|m| unsafe_entry(m.to_string()))?;
+        let size = entry.header().entry_size().map_err(read_error)?;
+        data_end = (entry.raw_file_position() + size, shown.clone());
+        let parts = entry_path(&raw_path).map_err(|m| unsafe_entry(m.to_string()))?;
         let Some((name, parents)) = parts.split_last() else {
-            // The root directory itself: nothing to create.
+            root_entry(root, &entry, dir_modes).map_err(&unsafe_entry)?;
             continue;
         };
         let parent = ensure_parents(root, parents).map_err(&unsafe_entry)?;
@@ -363,6 +355,31 @@ fn apply_layer(
             written.insert(target);
         }
     }
+    let (end, last) = data_end;
+    if !archive.into_inner().holds(end) {
+        return Err(Error::UnsafeLayer {
+            layer: digest.to_string(),
+            entry: last,
+            message: "the layer ends in the middle of its data".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The entry of the root directory itself (`/`, `./`): its mode becomes the root's, as
+/// container runtimes apply it. Anything but a directory there is refused.
+fn root_entry<R: Read>(
+    root: &Path,
+    entry: &tar::Entry<R>,
+    dir_modes: &mut Vec<(PathBuf, u32)>,
+) -> std::result::Result<(), String> {
+    let header = entry.header();
+    if header.entry_type() != tar::EntryType::Directory {
+        return Err("the root of the image can only be a directory".into());
+    }
+    let mode = header.mode().map_err(|e| e.to_string())? & 0o1777;
+    dir_modes.retain(|(p, _)| p != root);
+    dir_modes.push((root.to_path_buf(), mode));
     Ok(())
 }
 
@@ -429,8 +446,8 @@ fn write_entry<R: Read>(
                 .map_err(read_error)?
                 .ok_or_else(|| unsafe_entry("a hard link without a target".into()))?
                 .into_owned();
-            let link_parts = relative_components(&link)
-                .map_err(|m| unsafe_entry(format!("hard link target: {m}")))?;
+            let link_parts =
+                entry_path(&link).map_err(|m| unsafe_entry(format!("hard link target: {m}")))?;
             let source = existing_file(root, &link_parts)
                 .map_err(|m| unsafe_entry(format!("hard link to `{}`: {m}", link.display())))?;
             if source == target {
@@ -522,26 +539,10 @@ fn existing_file(root: &Path, parts: &[String]) -> std::result::Result<PathBuf, 
 /// Refuses a symlink (at `parents/NAME`) whose target, resolved lexically, would leave the
 /// root: an absolute target starts at the root, a relative one at the link's directory.
 fn check_symlink_target(parents: &[String], target: &Path) -> std::result::Result<(), String> {
-    let mut depth: Vec<&str> = if target.is_absolute() {
-        Vec::new()
-    } else {
-        parents.iter().map(String::as_str).collect()
-    };
-    for component in target.components() {
-        match component {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::Normal(name) => depth.push(name.to_str().unwrap_or("?")),
-            Component::ParentDir => {
-                if depth.pop().is_none() {
-                    return Err(format!(
-                        "the symlink's target `{}` points outside the image's root filesystem",
-                        target.display()
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
+    let from: PathBuf = parents.iter().collect();
+    entry_path(&from.join(target))
+        .map(|_| ())
+        .map_err(|m| format!("the symlink's target `{}`: {m}", target.display()))
 }
 
 fn create_dir(path: &Path) -> io::Result<()> {
@@ -582,16 +583,5 @@ mod tests {
         assert!(check_symlink_target(&parents, Path::new("/etc/passwd")).is_ok());
         assert!(check_symlink_target(&parents, Path::new("/../etc/passwd")).is_err());
         assert!(check_symlink_target(&[], Path::new("a/../../b")).is_err());
-    }
-
-    #[test]
-    fn entry_paths_must_stay_relative() {
-        assert_eq!(
-            relative_components(Path::new("./var/task/x")).unwrap(),
-            vec!["var", "task", "x"]
-        );
-        assert!(relative_components(Path::new("/etc/passwd")).is_err());
-        assert!(relative_components(Path::new("var/../../x")).is_err());
-        assert!(relative_components(Path::new("./")).unwrap().is_empty());
     }
 }

@@ -1,7 +1,7 @@
 //! The OCI (and Docker schema 2) vocabulary every stage shares: media types, descriptors,
 //! manifests and indexes with their constructors, digests, the OCI image layout on disk
-//! ([`Layout`]), the one typed reader of image configs ([`ImageConfig`]), and docker-archive
-//! tarballs ([`archive`]).
+//! ([`Layout`]), the one typed reader of image configs ([`ImageConfig`]), docker-archive
+//! tarballs ([`archive`]), and how layers' tar entries are read ([`entry`]).
 //!
 //! Part of the ground floor: it imports nothing from a stage.
 //!
@@ -20,6 +20,7 @@ use crate::target::Arch;
 
 pub mod archive;
 mod config;
+pub mod entry;
 mod layout;
 
 pub use config::{ImageConfig, RunConfig};

@@ -1,11 +1,13 @@
 //! Image fixtures: the compiled echo function, plans pointed at temporary directories, layouts
-//! crafted layer by layer (to break one Lambda rule at a time), and a stand-in for
+//! crafted layer by layer (to break one Lambda rule at a time), tar layers written byte for byte
+//! (as malicious, or as odd as other builders' layers, as needed), and a stand-in for
 //! `public.ecr.aws/lambda/provided:al2` made from Debian's static busybox.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use cargo_lambda_image::config::{self, FunctionSpec, Overrides, PlanRequest, Selection};
+use cargo_lambda_image::emulate::rootfs::{self, ImageRuntime};
 use cargo_lambda_image::image::layer::LayerBuilder;
 use cargo_lambda_image::oci::sha256_digest;
 use cargo_lambda_image::oci::{self, Descriptor, Index, Layout, Manifest, Platform};
@@ -168,6 +170,101 @@ pub fn raw_tar(entries: &[(&str, &str, u32, &[u8])]) -> Vec<u8> {
         }
     }
     builder.into_inner().unwrap()
+}
+
+/// One tar entry written as is.
+pub enum Raw<'a> {
+    /// A directory.
+    Dir(&'a str, u32),
+    /// A regular file with its mode and content.
+    File(&'a str, u32, &'a [u8]),
+    /// A symlink and its target.
+    Symlink(&'a str, &'a str),
+    /// A hard link and its target.
+    HardLink(&'a str, &'a str),
+    /// A character device.
+    CharDevice(&'a str),
+    /// A FIFO.
+    Fifo(&'a str),
+}
+
+/// A raw tar whose names and link names are copied into the headers byte for byte (the tar
+/// crate's builder refuses `..` and absolute paths, which these tests need).
+pub fn evil_tar(entries: &[Raw]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let mut header = tar::Header::new_old();
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        let (path, link, kind, mode, data): (&str, &str, tar::EntryType, u32, &[u8]) = match entry {
+            Raw::Dir(p, m) => (p, "", tar::EntryType::Directory, *m, &[]),
+            Raw::File(p, m, d) => (p, "", tar::EntryType::Regular, *m, d),
+            Raw::Symlink(p, l) => (p, l, tar::EntryType::Symlink, 0o777, &[]),
+            Raw::HardLink(p, l) => (p, l, tar::EntryType::Link, 0o644, &[]),
+            Raw::CharDevice(p) => (p, "", tar::EntryType::Char, 0o644, &[]),
+            Raw::Fifo(p) => (p, "", tar::EntryType::Fifo, 0o644, &[]),
+        };
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(data.len() as u64);
+        let old = header.as_old_mut();
+        assert!(path.len() < 100 && link.len() < 100);
+        old.name = [0; 100];
+        old.name[..path.len()].copy_from_slice(path.as_bytes());
+        old.linkname = [0; 100];
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_cksum();
+        builder.append(&header, data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// `tar` as umoci writes its layers: cut right after the last entry's data, without the padding
+/// and the two zero blocks that close an archive.
+pub fn unclosed(tar: &[u8]) -> Vec<u8> {
+    let mut end = 0;
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        end = entry.raw_file_position() + entry.size();
+    }
+    tar[..end as usize].to_vec()
+}
+
+/// Unpacks a crafted layout (in `dir/layout`) of `layers` (raw tars, gzipped here) into
+/// `dir/rootfs`; returns the layers' digests too.
+pub fn unpack_layers(
+    dir: &Path,
+    layers: &[Vec<u8>],
+) -> (Vec<String>, cargo_lambda_image::Result<ImageRuntime>) {
+    let layers: Vec<(&str, Vec<u8>)> = layers
+        .iter()
+        .map(|tar| (oci::MEDIA_OCI_LAYER_GZIP, gzip(tar)))
+        .collect();
+    let config = config_for(
+        Arch::Arm64,
+        &["/var/runtime/bootstrap"],
+        &["handler"],
+        &layers,
+    );
+    let layout = dir.join("layout");
+    craft_layout(&layout, &config, &layers);
+    let digests = layers
+        .iter()
+        .map(|(_, blob)| cargo_lambda_image::oci::sha256_digest(blob))
+        .collect();
+    (digests, rootfs::unpack(&layout, &dir.join("rootfs")))
+}
+
+/// The permission bits of a path (not following a symlink).
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 /// Gzips bytes.

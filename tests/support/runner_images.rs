@@ -1,6 +1,6 @@
 //! Fixtures of the runner tests: the `behave` function cross-compiled for Lambda (static musl,
-//! x86_64 and arm64), images of it (scratch and provided-style), and tar layers with entries
-//! written byte for byte, so that they can be as malicious as needed.
+//! x86_64 and arm64) and images of it (scratch and provided-style); the tar layers with entries
+//! written byte for byte are shared with other tests, in `support::images`.
 
 #![allow(dead_code)]
 
@@ -12,6 +12,7 @@ use cargo_lambda_image::image::{self, base, BuiltImage, ImageOptions};
 use cargo_lambda_image::target::Arch;
 
 use crate::support::images::{echo_spec, fake_provided_base};
+pub use crate::support::images::{evil_tar, Raw};
 
 /// `behave` from tests/fixtures/emulator, built for Lambda's targets once per test binary.
 pub fn behave_bootstrap(arch: Arch) -> PathBuf {
@@ -76,52 +77,4 @@ pub fn provided_image(dir: &Path, tag: &str) -> BuiltImage {
         &ImageOptions::default(),
     )
     .expect("the provided image assembles")
-}
-
-/// One tar entry written as is.
-pub enum Raw<'a> {
-    /// A directory.
-    Dir(&'a str, u32),
-    /// A regular file with its mode and content.
-    File(&'a str, u32, &'a [u8]),
-    /// A symlink and its target.
-    Symlink(&'a str, &'a str),
-    /// A hard link and its target.
-    HardLink(&'a str, &'a str),
-    /// A character device.
-    CharDevice(&'a str),
-    /// A FIFO.
-    Fifo(&'a str),
-}
-
-/// A raw tar whose names and link names are copied into the headers byte for byte (the tar
-/// crate's builder refuses `..` and absolute paths, which these tests need).
-pub fn evil_tar(entries: &[Raw]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for entry in entries {
-        let mut header = tar::Header::new_old();
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
-        let (path, link, kind, mode, data): (&str, &str, tar::EntryType, u32, &[u8]) = match entry {
-            Raw::Dir(p, m) => (p, "", tar::EntryType::Directory, *m, &[]),
-            Raw::File(p, m, d) => (p, "", tar::EntryType::Regular, *m, d),
-            Raw::Symlink(p, l) => (p, l, tar::EntryType::Symlink, 0o777, &[]),
-            Raw::HardLink(p, l) => (p, l, tar::EntryType::Link, 0o644, &[]),
-            Raw::CharDevice(p) => (p, "", tar::EntryType::Char, 0o644, &[]),
-            Raw::Fifo(p) => (p, "", tar::EntryType::Fifo, 0o644, &[]),
-        };
-        header.set_entry_type(kind);
-        header.set_mode(mode);
-        header.set_size(data.len() as u64);
-        let old = header.as_old_mut();
-        assert!(path.len() < 100 && link.len() < 100);
-        old.name = [0; 100];
-        old.name[..path.len()].copy_from_slice(path.as_bytes());
-        old.linkname = [0; 100];
-        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
-        header.set_cksum();
-        builder.append(&header, data).unwrap();
-    }
-    builder.into_inner().unwrap()
 }
