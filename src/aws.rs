@@ -239,7 +239,7 @@ impl CredentialSource {
 }
 
 /// An error and its causes, each once, without the SDK's debug dump of the raw response.
-fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn causes(err: &(dyn std::error::Error + 'static)) -> String {
     let mut message = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

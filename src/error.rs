@@ -128,6 +128,17 @@ pub enum Error {
         fix: String,
     },
 
+    /// `doctor` found something the selected functions need missing.
+    #[error("missing for the selected functions: {failed}")]
+    #[diagnostic(
+        code(lambda_image::doctor),
+        help("apply the fix printed under each ✗ check above, then run `cargo lambda-image doctor` again")
+    )]
+    Doctor {
+        /// The failed checks.
+        failed: String,
+    },
+
     /// The Rust standard library for a target is not installed and could not be added.
     #[error("the Rust target `{triple}` is not installed")]
     #[diagnostic(

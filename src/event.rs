@@ -95,6 +95,11 @@ pub enum Event {
         /// The repository, its functions, and the images nothing uses.
         pruned: crate::deploy::prune::Pruned,
     },
+    /// One `doctor` check.
+    Doctor {
+        /// `name`, `ok`, `detail`, `fix` (when not ok), `needed`.
+        check: crate::doctor::Check,
+    },
     /// A deploy's dry run: the calls it would make.
     Planned {
         /// `outcome: planned`, the function, its image and the steps.

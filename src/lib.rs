@@ -42,6 +42,7 @@ pub mod compile;
 pub mod config;
 pub mod deploy;
 pub mod docker;
+pub mod doctor;
 pub mod emulate;
 pub mod envfile;
 pub mod error;

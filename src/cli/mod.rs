@@ -5,6 +5,7 @@ pub mod args;
 mod build;
 mod check;
 mod deploy;
+mod doctor;
 mod emulator;
 mod image;
 mod invoke;
@@ -140,6 +141,9 @@ pub enum Commands {
     /// List the ECR images no version, alias or $LATEST of the functions uses; --yes
     /// deletes them.
     Prune(prune::PruneArgs),
+    /// Check what the other commands need on this machine (toolchain, runners, Docker,
+    /// registry credentials, AWS, base images), each with its fix.
+    Doctor(doctor::DoctorArgs),
     /// Write a CloudFormation or SAM template that deploys the images by digest.
     Template(template::TemplateArgs),
     /// Create a new function crate that builds and passes `test` straight away.
@@ -162,6 +166,7 @@ impl Commands {
             Commands::Deploy(_) => vec!["deployed", "planned"],
             Commands::Promote(_) | Commands::Rollback(_) => vec!["released"],
             Commands::Prune(_) => vec!["pruned"],
+            Commands::Doctor(_) => vec!["doctor"],
             Commands::Template(_) => vec!["template", "plan"],
             Commands::New(_) => vec!["new"],
         }
@@ -195,6 +200,7 @@ pub async fn run(command: &Commands, out: &Output) -> Result<()> {
         }
         Commands::Deploy(args) => deploy::run(args, out).await,
         Commands::Prune(args) => prune::run(args, out).await,
+        Commands::Doctor(args) => doctor::run(args, out).await,
         Commands::Promote(args) => release::run(args, Release::Promote, out).await,
         Commands::Rollback(args) => release::run(args, Release::Rollback, out).await,
         Commands::Template(args) => template::run(args, out).await,

@@ -513,7 +513,7 @@ fn ensure_toolchain(
 }
 
 /// The installed targets of the toolchain the workspace uses, or `None` without rustup.
-fn rustup_targets(plan: &Plan) -> Option<Vec<String>> {
+pub(crate) fn rustup_targets(plan: &Plan) -> Option<Vec<String>> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .current_dir(plan.workspace_root.as_std_path())

@@ -38,6 +38,7 @@ use tokio::process::Command;
 use super::launcher::forward_lines;
 use super::rootfs::ImageRuntime;
 use super::{Launcher, LogSink, RuntimeProcess};
+use crate::compile::find_program;
 use crate::error::{Error, Result};
 use crate::target::Arch;
 
@@ -85,14 +86,11 @@ impl SandboxLauncher {
     /// namespaces it needs, that a foreign architecture can be emulated, and creates the mount
     /// points (`/proc`, `/dev`, `/tmp`, WORKDIR) missing from the root filesystem.
     pub fn new(runtime: ImageRuntime) -> Result<SandboxLauncher> {
+        probe()?;
         let bwrap = find_program("bwrap").ok_or_else(|| Error::Sandbox {
             message: "`bwrap` (bubblewrap) was not found in PATH".into(),
-            help: "install bubblewrap (`apt-get install bubblewrap`, `dnf install bubblewrap`, \
-                   `pacman -S bubblewrap`), or use the Docker runner, or the unconfined runner \
-                   for scratch images"
-                .into(),
+            help: "install bubblewrap".into(),
         })?;
-        probe_bwrap(&bwrap)?;
         let emulation = emulation_for(runtime.arch, true)?;
         let launcher = SandboxLauncher {
             runtime,
@@ -308,16 +306,21 @@ impl Launcher for SandboxLauncher {
     }
 }
 
-/// A program in the host's `PATH`.
-fn find_program(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
+/// Checks that bubblewrap can create the namespaces the sandbox uses.
+/// Whether bubblewrap is installed and can create the namespaces the sandbox needs; says
+/// where it is (for `doctor`).
+pub fn probe() -> Result<String> {
+    let bwrap = find_program("bwrap").ok_or_else(|| Error::Sandbox {
+        message: "`bwrap` (bubblewrap) was not found in PATH".into(),
+        help: "install bubblewrap (`apt-get install bubblewrap`, `dnf install bubblewrap`, \
+               `pacman -S bubblewrap`), or use the Docker runner, or the unconfined runner \
+               for scratch images"
+            .into(),
+    })?;
+    probe_bwrap(&bwrap)?;
+    Ok(format!("{}: user namespaces work", bwrap.display()))
 }
 
-/// Checks that bubblewrap can create the namespaces the sandbox uses.
 fn probe_bwrap(bwrap: &Path) -> Result<()> {
     let Some(probe) = find_program("true") else {
         return Ok(());

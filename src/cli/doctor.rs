@@ -1,0 +1,60 @@
+//! `doctor`: what the other commands need on this machine, for the selected functions, each
+//! with the fix when it is missing.
+
+use clap::Args;
+
+use cargo_lambda_image::doctor::{self, DoctorOptions};
+use cargo_lambda_image::error::{Error, Result};
+use cargo_lambda_image::event::Event;
+use cargo_lambda_image::registry::RegistryOptions;
+
+use super::args::{AwsArgs, SelectionArgs, TargetArgs};
+use super::Output;
+
+/// `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Also prove the AWS credentials work with STS GetCallerIdentity (the only AWS call
+    /// `doctor` makes).
+    #[arg(long = "aws", help_heading = "AWS")]
+    pub call_aws: bool,
+}
+
+/// Runs the checks; exit status 1 when a check the selected functions need fails.
+pub async fn run(args: &DoctorArgs, out: &Output) -> Result<()> {
+    let plan = super::args::plan_of(&args.selection, &args.target)?;
+    let registries = args
+        .aws
+        .registry
+        .clone()
+        .or_else(|| std::env::var("CARGO_LAMBDA_IMAGE_REGISTRY").ok())
+        .into_iter()
+        .collect();
+    let options = DoctorOptions {
+        aws: args.aws.aws(),
+        call_aws: args.call_aws,
+        registry: RegistryOptions::from_env(),
+        registries,
+    };
+    let checks = doctor::doctor(&plan, &options).await;
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.needed && !c.ok)
+        .map(|c| c.name.clone())
+        .collect();
+    for check in checks {
+        out.emit(Event::Doctor { check });
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Doctor {
+        failed: failed.join(", "),
+    })
+}
