@@ -277,18 +277,7 @@ impl Renderer {
             Event::Deployed { deployment: d } => self.deployed(d),
             Event::Planned { deployment } => self.planned(deployment),
             Event::Pruned { pruned } => self.pruned(pruned),
-            Event::Doctor { check } => {
-                let mark = match (check.ok, check.needed) {
-                    (true, _) => "✓",
-                    (false, true) => "✗",
-                    (false, false) => "!",
-                };
-                let mut line = format!("{mark} {}: {}", check.name, check.detail);
-                if let Some(fix) = &check.fix {
-                    line.push_str(&format!("\n    fix: {fix}"));
-                }
-                self.result("doctor", &line);
-            }
+            Event::Doctor { check } => self.doctor(check),
             Event::Released { release } => self.released(release),
             Event::Template { path, template, .. } => {
                 if let Some(path) = path {
@@ -313,6 +302,19 @@ impl Renderer {
             Event::Error(error) => self.failure(error),
             Event::Progress(_) => {}
         }
+    }
+
+    fn doctor(&self, check: &crate::doctor::Check) {
+        let mark = match (check.ok, check.needed) {
+            (true, _) => "✓",
+            (false, true) => "✗",
+            (false, false) => "!",
+        };
+        let mut line = format!("{mark} {}: {}", check.name, check.detail);
+        if let Some(fix) = &check.fix {
+            line.push_str(&format!("\n    fix: {fix}"));
+        }
+        self.result("doctor", &line);
     }
 
     fn pruned(&self, p: &crate::deploy::prune::Pruned) {

@@ -30,6 +30,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("emulate", 5),
     ("testing", 5),
     ("serve", 5),
+    ("doctor", 5),
     ("publish", 6),
     ("deploy", 7),
     ("template", 8),
