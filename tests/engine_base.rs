@@ -215,3 +215,89 @@ fn pull_without_the_docker_builder_is_refused() {
         "{all}"
     );
 }
+
+/// The Docker builder sends the login of a private base (from the Docker config) with the
+/// pull and the build, so that a base in a registry with TLS and htpasswd works; without the
+/// login, the pull is refused and the error says which registry to log in to.
+#[test]
+fn the_docker_builder_logs_in_to_a_private_base_registry() {
+    use support::images::fake_provided_base;
+    use support::tls_registry::{start_registry, PASSWORD};
+    service_env("DOCKER_HOST");
+    let registry = start_registry();
+    let dir = tempfile::tempdir().unwrap();
+    // dockerd trusts the registry's CA through certs.d, which it reads at each pull.
+    let certs = Path::new("/etc/docker/certs.d").join(&registry.address);
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(&registry.ca, certs.join("ca.crt")).unwrap();
+    let layout = fake_provided_base(dir.path());
+    let base = format!("{}/private/provided:al2", registry.address);
+    let copy = std::process::Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .args(["--dest-creds", &format!("tester:{PASSWORD}")])
+        .arg(format!("oci:{}", layout.display()))
+        .arg(format!("docker://{base}"))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{:?}", texts(&copy));
+
+    let anonymous = dir.path().join("anonymous");
+    std::fs::create_dir_all(&anonymous).unwrap();
+    std::fs::write(anonymous.join("config.json"), "{}").unwrap();
+    let without = {
+        let mut cmd = cli();
+        cmd.args([
+            "image",
+            "-p",
+            "greet",
+            "--bin",
+            "hello",
+            "--builder",
+            "docker",
+        ])
+        .args(["--base-image", &base, "--manifest-path"])
+        .arg(fixture_workspace().join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", fixture_target_dir("musl"))
+        .env("DOCKER_CONFIG", &anonymous);
+        run(&mut cmd)
+    };
+    let all = failure(&without);
+    assert!(
+        all.contains(&format!("docker login {}", registry.address)),
+        "{all}"
+    );
+
+    let logged_in = dir.path().join("docker");
+    let auth = support::docker_config(&logged_in, &registry.address, "tester", PASSWORD);
+    let out = {
+        let mut cmd = cli();
+        cmd.args([
+            "test",
+            "-p",
+            "greet",
+            "--bin",
+            "hello",
+            "--builder",
+            "docker",
+        ])
+        .args(["--runner", "docker", "--base-image", &base, "-vv"])
+        .args(["--event", r#"{"name":"private base"}"#])
+        .args(["--message-format", "json", "--manifest-path"])
+        .arg(fixture_workspace().join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", fixture_target_dir("musl"))
+        .env("DOCKER_CONFIG", &logged_in);
+        run(&mut cmd)
+    };
+    let (stdout, stderr) = texts(&out);
+    for secret in [PASSWORD, auth.as_str()] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "secret printed"
+        );
+    }
+    assert_eq!(answer(&out), "hello, private base");
+    let _ = std::fs::remove_dir_all(&certs);
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", &base])
+        .output();
+}

@@ -169,6 +169,38 @@ async fn base_run_config(
     Ok(run)
 }
 
+/// The login for the registry of `name` (the Docker config and its credential helpers), as
+/// the engine takes it with a pull (X-Registry-Auth) or a build (X-Registry-Config, keyed by
+/// registry); `None` for anonymous access. The engine gets it; it is never printed.
+fn engine_credentials(name: &str) -> Option<(String, bollard::auth::DockerCredentials)> {
+    let reference = crate::registry::parse_reference(name).ok()?;
+    let host = reference.resolve_registry().to_string();
+    let credentials = RegistryOptions::from_env().credentials_for(&host);
+    // The engine keys Docker Hub by its legacy URL, as the Docker config does.
+    let key = if host == "docker.io" || host == "index.docker.io" {
+        "https://index.docker.io/v1/".to_string()
+    } else {
+        host
+    };
+    let docker = match credentials.auth {
+        oci_client::secrets::RegistryAuth::Basic(user, password) => {
+            bollard::auth::DockerCredentials {
+                username: Some(user),
+                password: Some(password),
+                serveraddress: Some(key.clone()),
+                ..Default::default()
+            }
+        }
+        oci_client::secrets::RegistryAuth::Bearer(token) => bollard::auth::DockerCredentials {
+            identitytoken: Some(token),
+            serveraddress: Some(key.clone()),
+            ..Default::default()
+        },
+        _ => return None,
+    };
+    Some((key, docker))
+}
+
 /// Has the engine pull `name` for `arch`; `have` is the architecture of the copy the engine
 /// has under that name, if any. A failure names the reference and its registry.
 async fn pull_base(
@@ -196,7 +228,8 @@ async fn pull_base(
             message: format!("{message}{note}"),
         }
     };
-    let mut pull = docker.create_image(Some(options), None, None);
+    let credentials = engine_credentials(name).map(|(_, c)| c);
+    let mut pull = docker.create_image(Some(options), None, credentials);
     while let Some(item) = pull.next().await {
         let info = item.map_err(|e| failed(e.to_string()))?;
         if let Some(detail) = info.error_detail {
@@ -296,7 +329,12 @@ pub async fn build(
     let build_options = build_options.build();
     let task = progress.task(format!("Building {name} ({platform}) with Docker"));
     let body = bollard::body_try_stream(crate::oci::file_chunks(context.as_std_path(), 1 << 20));
-    let mut stream = docker.build_image(build_options, None, Some(body));
+    // The base's login, for the FROM the engine pulls (a private base).
+    let credentials = (!from_engine)
+        .then(|| engine_credentials(&spec.base_image.reference))
+        .flatten()
+        .map(|(key, c)| std::collections::HashMap::from([(key, c)]));
+    let mut stream = docker.build_image(build_options, credentials, Some(body));
     while let Some(item) = stream.next().await {
         let info = match item {
             Ok(info) => info,

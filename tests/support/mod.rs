@@ -8,6 +8,7 @@ pub mod moto;
 pub mod proxy;
 pub mod runtime_api;
 pub mod serving;
+pub mod tls_registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
