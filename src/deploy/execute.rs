@@ -185,7 +185,7 @@ async fn run_step(
         | Step::DeleteFunctionUrlConfig => {
             let create = matches!(step, Step::CreateFunctionUrlConfig);
             let (alias, url) = (plan.alias.as_deref(), run.desired.url.as_ref());
-            lambda::set_url(client, &name, alias, url, create).await?;
+            lambda::set_url(client, &name, alias, url, create, reporter).await?;
             reporter.line(format!("✓ Function URL of {name} set"));
         }
         Step::AddPermission { statement } => {

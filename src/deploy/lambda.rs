@@ -517,45 +517,50 @@ pub(crate) async fn set_url(
     qualifier: Option<&str>,
     url: Option<&FunctionUrl>,
     create: bool,
+    progress: &Reporter,
 ) -> Result<()> {
     let qualifier = qualifier.map(str::to_string);
+    // Like the other writes, each waits out an update in progress (409) and tries again.
     let Some(url) = url else {
-        return client
-            .delete_function_url_config()
-            .function_name(name)
-            .set_qualifier(qualifier)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws::error("lambda", "DeleteFunctionUrlConfig", e));
+        return retry_conflicts(client, name, "DeleteFunctionUrlConfig", progress, || {
+            client
+                .delete_function_url_config()
+                .function_name(name)
+                .set_qualifier(qualifier.clone())
+                .send()
+        })
+        .await
+        .map(|_| ());
     };
     let auth = FunctionUrlAuthType::from(url.auth.as_str());
     let mode = aws_sdk_lambda::types::InvokeMode::from(url.invoke_mode.as_str());
     if create {
-        client
-            .create_function_url_config()
-            .function_name(name)
-            .set_qualifier(qualifier)
-            .auth_type(auth)
-            .invoke_mode(mode)
-            .set_cors(url.cors.as_ref().map(sdk_cors))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws::error("lambda", "CreateFunctionUrlConfig", e))
+        retry_conflicts(client, name, "CreateFunctionUrlConfig", progress, || {
+            client
+                .create_function_url_config()
+                .function_name(name)
+                .set_qualifier(qualifier.clone())
+                .auth_type(auth.clone())
+                .invoke_mode(mode.clone())
+                .set_cors(url.cors.as_ref().map(sdk_cors))
+                .send()
+        })
+        .await
+        .map(|_| ())
     } else {
-        client
-            .update_function_url_config()
-            .function_name(name)
-            .set_qualifier(qualifier)
-            .auth_type(auth)
-            .invoke_mode(mode)
-            // An update without CORS keeps the old CORS: send an empty one to remove it.
-            .cors(sdk_cors(&url.cors.clone().unwrap_or_default()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws::error("lambda", "UpdateFunctionUrlConfig", e))
+        retry_conflicts(client, name, "UpdateFunctionUrlConfig", progress, || {
+            client
+                .update_function_url_config()
+                .function_name(name)
+                .set_qualifier(qualifier.clone())
+                .auth_type(auth.clone())
+                .invoke_mode(mode.clone())
+                // An update without CORS keeps the old CORS: send an empty one to remove it.
+                .cors(sdk_cors(&url.cors.clone().unwrap_or_default()))
+                .send()
+        })
+        .await
+        .map(|_| ())
     }
 }
 

@@ -182,26 +182,17 @@ fn remove_retired(dest: &Path) {
     }
 }
 
-/// Moves `staging` to `dest`, and what was at `dest` to a retired name of its own. Another
-/// process's swap may land between the two renames; then the swap is tried again.
+/// Puts `staging` at `dest` in one step (see [`crate::oci::install`]), so that a reader
+/// never finds no root filesystem; the old tree goes to a retired name of its own, removed a
+/// minute later by a later swap, since a running function may still be in it.
 fn swap_in(staging: &Path, dest: &Path) -> Result<()> {
-    let mut attempts = 0;
-    loop {
-        if fs::symlink_metadata(dest).is_ok() {
-            match fs::rename(dest, retired_name(dest)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io("could not move aside", dest, e))
-                }
-                _ => {}
-            }
-        }
-        match fs::rename(staging, dest) {
-            Ok(()) => return Ok(()),
-            Err(_) if attempts < 5 && fs::symlink_metadata(dest).is_ok() => attempts += 1,
-            Err(e) => {
-                let _ = remove_path(staging);
-                return Err(Error::io("could not move into place", dest, e));
-            }
+    match crate::oci::install::install_dir(staging, dest) {
+        Ok(false) => Ok(()),
+        Ok(true) => fs::rename(staging, retired_name(dest))
+            .map_err(|e| Error::io("could not move aside", staging, e)),
+        Err(e) => {
+            let _ = remove_path(staging);
+            Err(Error::io("could not move into place", dest, e))
         }
     }
 }

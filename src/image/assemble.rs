@@ -285,49 +285,14 @@ fn same_layout(fresh: &Path, existing: &Path, manifest_digest: &str) -> bool {
         && manifest.is_some_and(|m| m.is_file())
 }
 
-/// Puts the directory `fresh` at `target`, replacing what was there. The two are exchanged in
-/// one step (`renameat2(RENAME_EXCHANGE)`), so that another process reading `target` (a `test`
-/// beside a `watch`, tests sharing a target directory) never finds it missing; the old tree,
-/// now at `fresh`, is removed after.
+/// Puts the directory `fresh` at `target`, replacing what was there in one step (see
+/// [`crate::oci::install`]), so that another process reading `target` (a `test` beside a
+/// `watch`, tests sharing a target directory) never finds it missing; the old tree is removed.
 fn replace_dir(fresh: &Path, target: &Path) -> Result<()> {
-    let mut attempts = 0;
-    loop {
-        match std::fs::rename(fresh, target) {
-            Ok(()) => return Ok(()),
-            Err(e) if !target.exists() => return Err(Error::io("could not write", target, e)),
-            Err(_) => {}
-        }
-        match exchange(fresh, target) {
-            Ok(()) => return remove_dir(fresh),
-            // `target` went away in between (another process's swap): try again.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
-            Err(e) => return Err(Error::io("could not write", target, e)),
-        }
-    }
-}
-
-/// Exchanges two paths atomically.
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-    };
-    let (a, b) = (c(a)?, c(b)?);
-    // SAFETY: both are valid NUL-terminated paths that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
+    match crate::oci::install::install_dir(fresh, target) {
+        Ok(true) => remove_dir(fresh),
+        Ok(false) => Ok(()),
+        Err(e) => Err(Error::io("could not write", target, e)),
     }
 }
 

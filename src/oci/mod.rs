@@ -21,6 +21,7 @@ use crate::target::Arch;
 pub mod archive;
 mod config;
 pub mod entry;
+pub mod install;
 mod layout;
 
 pub use config::{ImageConfig, RunConfig};
