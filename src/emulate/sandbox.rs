@@ -333,9 +333,21 @@ fn probe_bwrap(bwrap: &Path) -> Result<()> {
             &SANDBOX_UID.to_string(),
             "--gid",
             &SANDBOX_GID.to_string(),
+            // Only what `true` needs, not `/`: a recursive bind of `/` also binds every
+            // other mount, and fails when one of them (a container's overlay being set up
+            // by dockerd at that moment) cannot be remounted read-only.
             "--ro-bind",
-            "/",
-            "/",
+            "/usr",
+            "/usr",
+            "--ro-bind-try",
+            "/bin",
+            "/bin",
+            "--ro-bind-try",
+            "/lib",
+            "/lib",
+            "--ro-bind-try",
+            "/lib64",
+            "/lib64",
             "--proc",
             "/proc",
             "--dev",
