@@ -322,31 +322,46 @@ fn cors(url: &crate::config::schema::UrlConfig) -> Option<Value> {
 /// URL's permission itself).
 fn sam_async_and_url(spec: &FunctionSpec, props: &mut Map<String, Value>) {
     if let Some(a) = &spec.deploy.async_invoke {
-        let mut config = json!({});
-        if let Some(retries) = a.max_retries {
-            config["MaximumRetryAttempts"] = json!(retries);
-        }
-        if let Some(age) = a.max_event_age {
-            config["MaximumEventAgeInSeconds"] = json!(age);
-        }
-        for (key, target) in [("OnSuccess", &a.on_success), ("OnFailure", &a.on_failure)] {
-            if let Some(arn) = target {
-                config["DestinationConfig"][key] =
-                    json!({ "Type": destination_type(arn), "Destination": arn });
-            }
-        }
+        let config = async_config(a, json!({}), TemplateFormat::Sam);
         props.insert("EventInvokeConfig".into(), config);
     }
     if let Some(url) = &spec.deploy.url {
-        let mut config = json!({
-            "AuthType": url.auth.unwrap_or_default().as_str(),
-            "InvokeMode": url.invoke_mode.unwrap_or_default().as_str(),
-        });
-        if let Some(cors) = cors(url) {
-            config["Cors"] = cors;
-        }
-        props.insert("FunctionUrlConfig".into(), config);
+        props.insert("FunctionUrlConfig".into(), url_config(url, json!({})));
     }
+}
+
+/// The asynchronous settings over `config`, as `format` spells them (SAM's destinations
+/// name their type).
+fn async_config(
+    a: &crate::config::AsyncSettings,
+    mut config: Value,
+    format: TemplateFormat,
+) -> Value {
+    if let Some(retries) = a.max_retries {
+        config["MaximumRetryAttempts"] = json!(retries);
+    }
+    if let Some(age) = a.max_event_age {
+        config["MaximumEventAgeInSeconds"] = json!(age);
+    }
+    for (key, target) in [("OnSuccess", &a.on_success), ("OnFailure", &a.on_failure)] {
+        if let Some(arn) = target {
+            config["DestinationConfig"][key] = match format {
+                TemplateFormat::Sam => json!({ "Type": destination_type(arn), "Destination": arn }),
+                TemplateFormat::CloudFormation => json!({ "Destination": arn }),
+            };
+        }
+    }
+    config
+}
+
+/// The Function URL's settings over `config`, the same in both formats.
+fn url_config(url: &crate::config::schema::UrlConfig, mut config: Value) -> Value {
+    config["AuthType"] = json!(url.auth.unwrap_or_default().as_str());
+    config["InvokeMode"] = json!(url.invoke_mode.unwrap_or_default().as_str());
+    if let Some(cors) = cors(url) {
+        config["Cors"] = cors;
+    }
+    config
 }
 
 /// `deploy.async` and `deploy.url` as CloudFormation resources next to the function
@@ -360,18 +375,8 @@ fn cfn_async_and_url(
     resources: &mut Map<String, Value>,
 ) {
     if let Some(a) = &spec.deploy.async_invoke {
-        let mut props = json!({ "FunctionName": { "Ref": function_id }, "Qualifier": "$LATEST" });
-        if let Some(retries) = a.max_retries {
-            props["MaximumRetryAttempts"] = json!(retries);
-        }
-        if let Some(age) = a.max_event_age {
-            props["MaximumEventAgeInSeconds"] = json!(age);
-        }
-        for (key, target) in [("OnSuccess", &a.on_success), ("OnFailure", &a.on_failure)] {
-            if let Some(arn) = target {
-                props["DestinationConfig"][key] = json!({ "Destination": arn });
-            }
-        }
+        let base_props = json!({ "FunctionName": { "Ref": function_id }, "Qualifier": "$LATEST" });
+        let props = async_config(a, base_props, TemplateFormat::CloudFormation);
         resources.insert(
             format!("{base}EventInvokeConfig"),
             json!({ "Type": "AWS::Lambda::EventInvokeConfig", "Properties": props }),
@@ -379,14 +384,8 @@ fn cfn_async_and_url(
     }
     let Some(url) = &spec.deploy.url else { return };
     let auth = url.auth.unwrap_or_default().as_str();
-    let mut props = json!({
-        "TargetFunctionArn": { "Fn::GetAtt": [function_id, "Arn"] },
-        "AuthType": auth,
-        "InvokeMode": url.invoke_mode.unwrap_or_default().as_str(),
-    });
-    if let Some(cors) = cors(url) {
-        props["Cors"] = cors;
-    }
+    let target = json!({ "TargetFunctionArn": { "Fn::GetAtt": [function_id, "Arn"] } });
+    let props = url_config(url, target);
     resources.insert(
         format!("{base}Url"),
         json!({ "Type": "AWS::Lambda::Url", "Properties": props }),

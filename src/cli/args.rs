@@ -380,17 +380,31 @@ impl AwsArgs {
 }
 
 /// The library's selection for these flags.
-/// The plan of commands that build nothing (`promote`, `rollback`, `prune`): the selected
-/// functions and architectures.
-pub fn plan_of(selection_args: &SelectionArgs, target: &TargetArgs) -> Result<Plan, Error> {
-    config::plan(
-        &PlanRequest {
-            selection: selection(selection_args),
-            overrides: overrides(target),
-            ..Default::default()
-        }
-        .with_process_env(),
-    )
+/// What the commands that build nothing (`promote`, `rollback`, `prune`, `doctor`) take: the
+/// functions and architectures, and how AWS is reached.
+#[derive(Debug, Clone, Args)]
+pub struct DeployedArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+impl DeployedArgs {
+    /// The plan of the selected functions and architectures (no side effects but
+    /// `cargo metadata`).
+    pub fn plan(&self) -> Result<Plan, Error> {
+        config::plan(
+            &PlanRequest {
+                selection: selection(&self.selection),
+                overrides: overrides(&self.target),
+                ..Default::default()
+            }
+            .with_process_env(),
+        )
+    }
 }
 
 pub fn selection(s: &SelectionArgs) -> Selection {

@@ -8,18 +8,14 @@ use cargo_lambda_image::error::{Error, Result};
 use cargo_lambda_image::event::Event;
 use cargo_lambda_image::registry::RegistryOptions;
 
-use super::args::{AwsArgs, SelectionArgs, TargetArgs};
+use super::args::DeployedArgs;
 use super::Output;
 
 /// `doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     #[command(flatten)]
-    pub selection: SelectionArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
-    #[command(flatten)]
-    pub aws: AwsArgs,
+    pub deployed: DeployedArgs,
     /// Also prove the AWS credentials work with STS GetCallerIdentity (the only AWS call
     /// `doctor` makes).
     #[arg(long = "aws", help_heading = "AWS")]
@@ -28,8 +24,9 @@ pub struct DoctorArgs {
 
 /// Runs the checks; exit status 1 when a check the selected functions need fails.
 pub async fn run(args: &DoctorArgs, out: &Output) -> Result<()> {
-    let plan = super::args::plan_of(&args.selection, &args.target)?;
+    let plan = args.deployed.plan()?;
     let registries = args
+        .deployed
         .aws
         .registry
         .clone()
@@ -37,7 +34,7 @@ pub async fn run(args: &DoctorArgs, out: &Output) -> Result<()> {
         .into_iter()
         .collect();
     let options = DoctorOptions {
-        aws: args.aws.aws(),
+        aws: args.deployed.aws.aws(),
         call_aws: args.call_aws,
         registry: RegistryOptions::from_env(),
         registries,

@@ -9,18 +9,14 @@ use cargo_lambda_image::error::Result;
 use cargo_lambda_image::event::Event;
 use cargo_lambda_image::progress::Reporter;
 
-use super::args::{AwsArgs, SelectionArgs, TargetArgs};
+use super::args::DeployedArgs;
 use super::Output;
 
 /// `prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     #[command(flatten)]
-    pub selection: SelectionArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
-    #[command(flatten)]
-    pub aws: AwsArgs,
+    pub deployed: DeployedArgs,
     /// Delete the unused images (without it, they are only listed).
     #[arg(long)]
     pub yes: bool,
@@ -28,9 +24,9 @@ pub struct PruneArgs {
 
 /// Lists (and with `--yes` deletes) the unused images, one event per repository.
 pub async fn run(args: &PruneArgs, out: &Output) -> Result<()> {
-    let plan = super::args::plan_of(&args.selection, &args.target)?;
+    let plan = args.deployed.plan()?;
     let options = DeployOptions {
-        aws: args.aws.aws(),
+        aws: args.deployed.aws.aws(),
         ..DeployOptions::default()
     };
     let sink = out.sink();

@@ -9,18 +9,14 @@ use cargo_lambda_image::error::Result;
 use cargo_lambda_image::event::Event;
 use cargo_lambda_image::progress::Reporter;
 
-use super::args::{AwsArgs, SelectionArgs, TargetArgs};
+use super::args::DeployedArgs;
 use super::Output;
 
 /// `promote` and `rollback`.
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
     #[command(flatten)]
-    pub selection: SelectionArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
-    #[command(flatten)]
-    pub aws: AwsArgs,
+    pub deployed: DeployedArgs,
     /// Say where each alias would go, and move none.
     #[arg(long, help_heading = "Output")]
     pub dry_run: bool,
@@ -28,9 +24,9 @@ pub struct ReleaseArgs {
 
 /// Moves the alias of every selected function, one architecture after another.
 pub async fn run(args: &ReleaseArgs, action: Release, out: &Output) -> Result<()> {
-    let plan = super::args::plan_of(&args.selection, &args.target)?;
+    let plan = args.deployed.plan()?;
     let options = DeployOptions {
-        aws: args.aws.aws(),
+        aws: args.deployed.aws.aws(),
         dry_run: args.dry_run,
         ..DeployOptions::default()
     };
