@@ -15,12 +15,35 @@ use crate::error::{Error, Result};
 use crate::oci::{archive::write_docker_archive, file_chunks, Layout};
 use crate::progress::Reporter;
 
-/// Connects to the engine named by `DOCKER_HOST`, or the local default.
+/// Connects to the engine named by `DOCKER_HOST` (`unix://`, `tcp://` or `ssh://[user@]host`),
+/// or the local default.
 pub fn connect() -> Result<bollard::Docker> {
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        check_ssh_host(&host)?;
+    }
     bollard::Docker::connect_with_defaults().map_err(|e| Error::Docker {
         action: "connect".into(),
         message: e.to_string(),
     })
+}
+
+/// Refuses an `ssh://` host with a port: the SSH connector hands `ssh` the host without it,
+/// so the connection would silently go to port 22.
+fn check_ssh_host(host: &str) -> Result<()> {
+    let Some(rest) = host.strip_prefix("ssh://") else {
+        return Ok(());
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let machine = authority.rsplit('@').next().unwrap_or(authority);
+    match machine.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => Err(Error::Docker {
+            action: "connect".into(),
+            message: format!(
+                "DOCKER_HOST={host} names SSH port {port}, which the SSH connection cannot pass on (it would use port 22); add to ~/.ssh/config `Host docker-engine` with `HostName {name}` and `Port {port}`, then set DOCKER_HOST=ssh://docker-engine"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `reference` with the tag `latest` when it names neither a tag nor a digest: the engine would
@@ -111,4 +134,23 @@ pub async fn load(
     }
     task.done(format!("Loaded {name} into Docker"));
     Ok(name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_hosts_with_a_port_are_refused_with_the_config_to_write() {
+        assert!(check_ssh_host("ssh://root@engine").is_ok());
+        assert!(check_ssh_host("unix:///var/run/docker.sock").is_ok());
+        assert!(check_ssh_host("tcp://127.0.0.1:2375").is_ok());
+        let err = check_ssh_host("ssh://me@10.0.0.5:2222")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Port 2222") && err.contains("HostName 10.0.0.5"),
+            "{err}"
+        );
+    }
 }

@@ -29,6 +29,8 @@ const APT_PACKAGES: &[&str] = &[
     "apache2-utils",
     "openssl",
     "bubblewrap",
+    "openssh-server",
+    "openssh-client",
     "time",
 ];
 
