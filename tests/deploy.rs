@@ -1513,7 +1513,10 @@ async fn canary_releases_route_a_share_then_promote_and_rollback_move_the_alias(
     .await
     .unwrap_err();
     assert!(err.to_string().contains("--canary"), "{err}");
-    assert!(mutating(&env.recorder.take()).is_empty());
+    assert!(
+        env.recorder.take().is_empty(),
+        "refused before any AWS call"
+    );
 }
 
 /// moto has no provisioned-concurrency API: this answers PutProvisionedConcurrencyConfig,

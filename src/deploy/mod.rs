@@ -134,6 +134,8 @@ pub async fn deploy(
     reporter: &Reporter,
 ) -> Result<DeployOutcome> {
     let spec = &with_environment(spec, &opts.env)?;
+    // Refused before any AWS call (the planner says the same, for callers of `plan`).
+    plan::check_release(spec, opts.canary)?;
     let clients = Clients::new(&opts.aws, spec.deploy.region.as_deref(), &spec.lambda_name).await?;
     let observed = observe::observe(spec, &clients).await?;
     let push_host = opts.registry_override.as_deref();

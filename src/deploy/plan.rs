@@ -502,13 +502,7 @@ pub fn plan(
     canary: Option<Weight>,
 ) -> Result<DeployPlan> {
     let name = spec.lambda_name.as_str();
-    if canary.is_some() && spec.deploy.alias.is_none() {
-        return Err(refuse(
-            name,
-            "--canary routes a share of an alias to the new version, but the function has no alias".into(),
-            "set `deploy.alias = \"live\"` in [package.metadata.lambda], or deploy without --canary".into(),
-        ));
-    }
+    check_release(spec, canary)?;
     if spec.arch != image.arch {
         return Err(refuse(
             name,
@@ -595,6 +589,18 @@ pub fn plan(
         version,
         alias: spec.deploy.alias.clone(),
     })
+}
+
+/// Refuses a canary for a function without an alias.
+pub fn check_release(spec: &FunctionSpec, canary: Option<Weight>) -> Result<()> {
+    if canary.is_some() && spec.deploy.alias.is_none() {
+        return Err(refuse(
+            &spec.lambda_name,
+            "--canary routes a share of an alias to the new version, but the function has no alias".into(),
+            "set `deploy.alias = \"live\"` in [package.metadata.lambda], or deploy without --canary".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The role's ARN, adding the steps that create it when needed.
