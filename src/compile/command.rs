@@ -48,6 +48,16 @@ pub struct CompileUnit {
     pub compiler: Compiler,
     /// The glibc to pin gnu builds to (zigbuild only), from the base image.
     pub glibc: Option<GlibcVersion>,
+    /// The image `cross` compiles in (`cross-image`), when configured.
+    pub cross_image: Option<String>,
+}
+
+/// The environment variable `cross` reads a target's image from.
+pub fn cross_image_var(triple: &str) -> String {
+    format!(
+        "CROSS_TARGET_{}_IMAGE",
+        triple.to_uppercase().replace(['-', '.'], "_")
+    )
 }
 
 /// Everything a command needs besides the unit.
@@ -129,6 +139,14 @@ pub fn build_command(unit: &CompileUnit, ctx: &CommandContext<'_>) -> BuildComma
     }
 
     let mut env = BTreeMap::new();
+    // The configured image goes to cross as its own setting, unless the user set that
+    // variable already (a Cross.toml `image` is left to cross: the variable would win).
+    if let (Compiler::Cross, Some(image)) = (unit.compiler, &unit.cross_image) {
+        let var = cross_image_var(&triple);
+        if !ctx.user_env.contains_key(&var) {
+            env.insert(var, image.clone());
+        }
+    }
     if unit.compiler == Compiler::Cargo && Some(unit.target.arch) != ctx.host {
         // Plain cargo needs a linker for the foreign architecture. rustc ships rust-lld and the
         // musl targets carry their own C runtime, so musl needs nothing else; glibc needs the
@@ -178,7 +196,33 @@ mod tests {
                 major: 2,
                 minor: 26,
             }),
+            cross_image: None,
         }
+    }
+
+    #[test]
+    fn cross_gets_the_configured_image_unless_the_user_set_one() {
+        let (manifest, build) = (Utf8PathBuf::from("/w/Cargo.toml"), BuildOptions::default());
+        let mut u = unit(Compiler::Cross, Arch::Arm64, Libc::Gnu);
+        u.cross_image = Some("local/cross:aarch64".into());
+        let none = BTreeMap::new();
+        let cmd = build_command(&u, &ctx(&manifest, &build, &none));
+        assert_eq!(cmd.program, "cross");
+        assert_eq!(
+            cmd.env.get("CROSS_TARGET_AARCH64_UNKNOWN_LINUX_GNU_IMAGE"),
+            Some(&"local/cross:aarch64".to_string())
+        );
+        let user: BTreeMap<String, String> = [(
+            "CROSS_TARGET_AARCH64_UNKNOWN_LINUX_GNU_IMAGE".to_string(),
+            "mine".to_string(),
+        )]
+        .into();
+        let cmd = build_command(&u, &ctx(&manifest, &build, &user));
+        assert!(cmd.env.is_empty(), "{:?}", cmd.env);
+        // Other backends never get it.
+        u.compiler = Compiler::Cargo;
+        let cmd = build_command(&u, &ctx(&manifest, &build, &none));
+        assert!(!cmd.env.keys().any(|k| k.starts_with("CROSS_")));
     }
 
     /// Every backend for every target, on an x86_64 host: the full command lines, with the

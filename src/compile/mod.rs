@@ -79,6 +79,7 @@ pub fn units(plan: &Plan) -> Vec<CompileUnit> {
             u.target == f.target()
                 && u.compiler == f.compiler
                 && u.glibc == glibc
+                && u.cross_image == f.cross_image
                 && (u.packages.contains(&f.package)
                     || u.packages
                         .iter()
@@ -99,6 +100,7 @@ pub fn units(plan: &Plan) -> Vec<CompileUnit> {
                 target: f.target(),
                 compiler: f.compiler,
                 glibc,
+                cross_image: f.cross_image.clone(),
             }),
         }
     }
@@ -131,7 +133,10 @@ fn context<'a>(
 
 fn linker_env() -> BTreeMap<String, String> {
     std::env::vars()
-        .filter(|(k, _)| k.starts_with("CARGO_TARGET_") && k.ends_with("_LINKER"))
+        .filter(|(k, _)| {
+            (k.starts_with("CARGO_TARGET_") && k.ends_with("_LINKER"))
+                || (k.starts_with("CROSS_TARGET_") && k.ends_with("_IMAGE"))
+        })
         .collect()
 }
 

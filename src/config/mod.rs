@@ -155,6 +155,8 @@ pub struct FunctionSpec {
     pub target: String,
     /// The compiler backend.
     pub compiler: Compiler,
+    /// The image `cross` compiles this target in (`cross-image`), when configured.
+    pub cross_image: Option<String>,
     /// The base image.
     pub base_image: BaseImage,
     /// Memory in MB.
@@ -413,6 +415,7 @@ fn spec(
         libc: settings.libc,
         target: target.triple(),
         compiler: settings.compiler,
+        cross_image: settings.cross_image.get(&target.triple()).cloned(),
         base_image: settings.base_image.clone(),
         memory: settings.memory,
         timeout: settings.timeout,
@@ -549,6 +552,7 @@ pub(crate) fn example_spec(name: &str, arch: Arch, base: &str) -> FunctionSpec {
         libc: s.libc,
         target: target.triple(),
         compiler: s.compiler,
+        cross_image: None,
         base_image: BaseImage::from_reference(base),
         memory: s.memory,
         timeout: s.timeout,

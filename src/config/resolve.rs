@@ -228,6 +228,8 @@ pub struct Settings {
     pub libc: Libc,
     /// Compiler backend.
     pub compiler: Compiler,
+    /// The image `cross` compiles in, per target triple.
+    pub cross_image: BTreeMap<String, String>,
     /// Base image.
     pub base_image: BaseImage,
     /// Memory in MB.
@@ -285,6 +287,7 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
             .unwrap_or_else(|| vec![Arch::X86_64]),
         libc: config.libc.unwrap_or_default(),
         compiler: config.compiler.unwrap_or_default(),
+        cross_image: config.cross_image.unwrap_or_default(),
         memory: config.memory.unwrap_or(DEFAULT_MEMORY),
         timeout: config.timeout.unwrap_or(DEFAULT_TIMEOUT),
         ephemeral_storage: config

@@ -20,6 +20,7 @@ pub const TOP_KEYS: &[&str] = &[
     "arch",
     "libc",
     "compiler",
+    "cross-image",
     "base-image",
     "memory",
     "timeout",
@@ -452,6 +453,8 @@ pub struct LambdaConfig {
     pub libc: Option<Libc>,
     /// Compiler backend.
     pub compiler: Option<Compiler>,
+    /// The image `cross` compiles in, per target triple (`CROSS_TARGET_<TRIPLE>_IMAGE`).
+    pub cross_image: Option<BTreeMap<String, String>>,
     /// Base image reference, or `scratch`.
     pub base_image: Option<String>,
     /// Memory in MB.
@@ -606,6 +609,9 @@ fn type_help(key: &str) -> String {
         "arch" => r#"arch = "arm64" or arch = ["x86_64", "arm64"]"#,
         "libc" => r#"libc = "musl" (or "gnu")"#,
         "compiler" => r#"compiler = "cargo" (or "zigbuild", "cross")"#,
+        "cross-image" => {
+            r#"a table of images by target, e.g. { "aarch64-unknown-linux-gnu" = "my/cross:aarch64" }"#
+        }
         "memory" => "memory = 512 (MB, 128 to 10240)",
         "timeout" => "timeout = 30 (seconds, 1 to 900)",
         "ephemeral-storage" => "ephemeral-storage = 1024 (MB, 512 to 10240)",
