@@ -230,6 +230,8 @@ mod tests {
             mounted: vec![],
             existing: vec![],
             bytes_uploaded: 0,
+            referrer: None,
+            referrers_tag: None,
         }
     }
 
