@@ -232,7 +232,6 @@ fn index_refuses_mixed_repositories_and_two_images_of_one_arch() {
         existing: vec![],
         bytes_uploaded: 0,
         referrer: None,
-        referrers_tag: None,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let unreachable = "127.0.0.1:9";

@@ -655,7 +655,6 @@ fn push_sbom_attaches_a_referrer_and_leaves_the_image_manifest_alone() {
     );
     let referrer = with_sbom["referrer"].as_str().expect("a referrer digest");
     let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
-    assert_eq!(with_sbom["referrers_tag"], tag.as_str());
 
     // The fallback tag lists the artifact manifest.
     let index: Value =

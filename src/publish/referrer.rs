@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use oci_client::{Reference, RegistryOperation};
+use oci_client::Reference;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -131,15 +131,8 @@ impl<'a> Session<'a> {
             display,
             progress,
         };
-        with_retry(progress, "authentication", || {
-            session.client.auth(
-                reference,
-                &session.credentials.auth,
-                RegistryOperation::Push,
-            )
-        })
-        .await
-        .map_err(|e| session.fail("authenticate for", e))?;
+        let (client, credentials) = (&session.client, &session.credentials);
+        registry::authenticate_push(client, reference, credentials, display, progress).await?;
         Ok(session)
     }
 

@@ -9,7 +9,7 @@
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use oci_client::manifest::OCI_IMAGE_MEDIA_TYPE;
-use oci_client::{Reference, RegistryOperation};
+use oci_client::Reference;
 use serde::Serialize;
 
 use crate::config::FunctionSpec;
@@ -92,7 +92,6 @@ impl Publisher for RegistryPublisher {
                 )
                 .await?;
                 pushed.referrer = Some(attached.digest);
-                pushed.referrers_tag = attached.tag;
             }
             Ok(Published::Pushed(pushed))
         })
@@ -158,9 +157,6 @@ pub struct PushedImage {
     /// The digest of the SBOM's artifact manifest, when one was attached as a referrer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
-    /// The referrers tag (`sha256-<hex>`) written for a registry without the referrers API.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub referrers_tag: Option<String>,
 }
 
 /// How many blobs of one image are sent at once.
@@ -207,7 +203,6 @@ pub async fn push(
         existing: Vec::new(),
         bytes_uploaded: 0,
         referrer: None,
-        referrers_tag: None,
     };
     for (i, sent) in outcomes {
         let digest = blobs[i].digest.clone();
@@ -284,15 +279,14 @@ impl<'a> Session<'a> {
             progress,
             layout: Layout::open(image.layout_dir())?,
         };
-        with_retry(progress, "authentication", || {
-            session.client.auth(
-                &session.reference,
-                &session.credentials.auth,
-                RegistryOperation::Push,
-            )
-        })
-        .await
-        .map_err(|e| session.fail("authenticate for", e))?;
+        registry::authenticate_push(
+            &session.client,
+            &session.reference,
+            &session.credentials,
+            &target.reference(),
+            progress,
+        )
+        .await?;
         Ok(session)
     }
 
