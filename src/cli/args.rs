@@ -198,8 +198,9 @@ pub struct ImageArgs {
     #[arg(long, help_heading = "Image")]
     pub pull: bool,
     /// Also write an SPDX 2.3 SBOM of the crates in each binary, next to it
-    /// (target/lambda-image/<function>/<arch>/sbom.spdx.json); `push` attaches it to the
-    /// pushed image as an OCI referrer. On for functions whose metadata says `image.sbom`.
+    /// (target/lambda-image/<function>/<arch>/sbom.spdx.json); `push` and `template --push`
+    /// attach it to the pushed image as an OCI referrer. On for functions whose metadata says
+    /// `image.sbom`.
     #[arg(long, help_heading = "Image")]
     pub sbom: bool,
 }
