@@ -514,6 +514,18 @@ pub enum Error {
         /// How to fix it.
         help: String,
     },
+
+    /// The software bill of materials of a function could not be made or attached.
+    #[error("SBOM of {function}: {message}")]
+    #[diagnostic(code(lambda_image::sbom), help("{help}"))]
+    Sbom {
+        /// The function (or the file) it is about.
+        function: String,
+        /// What went wrong.
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
 }
 
 impl Error {

@@ -64,6 +64,9 @@ pub enum Event {
         /// The OCI layout directories it was copied into, when asked for.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         layouts: Vec<PathBuf>,
+        /// The SPDX SBOM written next to the image, when asked for.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sbom: Option<cargo_metadata::camino::Utf8PathBuf>,
     },
     /// An image pushed to a registry.
     Pushed {

@@ -22,6 +22,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use cargo_metadata::camino::Utf8PathBuf;
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -32,7 +33,7 @@ use crate::deploy::{self, DeployOptions, DeployOutcome};
 use crate::emulate::FunctionSetup;
 use crate::error::{Error, Result};
 use crate::event::{ErrorEvent, Event, Sink};
-use crate::image::{Builder, BuiltImage, Daemonless, ImageOptions};
+use crate::image::{sbom, Builder, BuiltImage, Daemonless, ImageOptions};
 use crate::oci::short;
 use crate::progress::{Reporter, Stage, State};
 use crate::publish::index::{self, IndexPushed};
@@ -82,6 +83,9 @@ pub struct Options {
     pub registry: RegistryOptions,
     /// How much runs at once.
     pub concurrency: Concurrency,
+    /// Write an SPDX SBOM next to every image (`--sbom`), besides those whose configuration
+    /// asks for one (`image.sbom`).
+    pub sbom: bool,
 }
 
 impl Default for Options {
@@ -94,6 +98,7 @@ impl Default for Options {
             outputs: Vec::new(),
             registry: RegistryOptions::default(),
             concurrency: Concurrency::default(),
+            sbom: false,
         }
     }
 }
@@ -413,6 +418,10 @@ impl Pipeline {
             image.arch,
             short(&image.digest)
         );
+        let sbom = self
+            .sbom(spec, &image)
+            .await
+            .map_err(|e| (Stage::Image, Vec::new(), e))?;
         self.done(spec, Stage::Image, Some(detail));
         let mut events = Vec::new();
         if self.options.check {
@@ -429,7 +438,7 @@ impl Pipeline {
             }
             self.done(spec, Stage::Check, None);
         }
-        match self.outputs(spec, &image).await {
+        match self.outputs(spec, &image, sbom).await {
             Ok(event) => {
                 events.push(event);
                 Ok((image, events))
@@ -455,8 +464,31 @@ impl Pipeline {
             })?
     }
 
+    /// Writes the SBOM of one image when it is asked for (`--sbom`, or `image.sbom`), and
+    /// returns where.
+    async fn sbom(&self, spec: &FunctionSpec, image: &BuiltImage) -> Result<Option<Utf8PathBuf>> {
+        if !(self.options.sbom || spec.image.sbom) {
+            return Ok(None);
+        }
+        let (spec, image, build) = (spec.clone(), image.clone(), self.plan.build.clone());
+        let created = self.options.image.source_date_epoch.unwrap_or(0);
+        let path = tokio::task::spawn_blocking(move || sbom::write(&spec, &build, &image, created))
+            .await
+            .map_err(|e| Error::TaskFailed {
+                task: "sbom",
+                message: e.to_string(),
+            })??;
+        self.reporter.line(format!("✓ SBOM {path}"));
+        Ok(Some(path))
+    }
+
     /// Writes the local outputs of one image and returns its `image` event.
-    async fn outputs(&self, spec: &FunctionSpec, image: &BuiltImage) -> Result<Event> {
+    async fn outputs(
+        &self,
+        spec: &FunctionSpec,
+        image: &BuiltImage,
+        sbom: Option<Utf8PathBuf>,
+    ) -> Result<Event> {
         let (mut docker_archive, mut loaded, mut layouts) = (None, None, Vec::new());
         for output in &self.options.outputs {
             let published = output.publish(spec, image, &self.reporter).await?;
@@ -474,6 +506,7 @@ impl Pipeline {
             docker_archive,
             loaded,
             layouts,
+            sbom,
         })
     }
 

@@ -231,6 +231,7 @@ fn index_refuses_mixed_repositories_and_two_images_of_one_arch() {
         mounted: vec![],
         existing: vec![],
         bytes_uploaded: 0,
+        referrer: None,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let unreachable = "127.0.0.1:9";

@@ -631,3 +631,105 @@ fn a_shared_base_is_uploaded_once_and_mounted_for_the_other_repositories() {
     );
     assert!(repos.contains(&fifth.clone().into()), "{remembered}");
 }
+
+/// `push --sbom` attaches the SBOM as an OCI 1.1 referrer of the image. Debian's
+/// docker-registry (distribution 2.8) has no referrers API, so the referrers tag
+/// `sha256-<hex>` lists it; the image manifest is the one a push without --sbom makes.
+#[test]
+fn push_sbom_attaches_a_referrer_and_leaves_the_image_manifest_alone() {
+    // A creation time of its own makes an image (and a referrers tag) no earlier run made.
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let args = ["-p", "echo", "--arch", "x86_64", "--base-image", "scratch"];
+    let env = [("SOURCE_DATE_EPOCH", epoch.as_str())];
+    let plain = cli_push(&args, &env).remove(0);
+    assert!(plain.get("referrer").is_none(), "{plain}");
+    let with_sbom = cli_push(&[&args[..], &["--sbom"]].concat(), &env).remove(0);
+    let digest = plain["digest"].as_str().unwrap();
+    assert_eq!(
+        with_sbom["digest"], digest,
+        "the image manifest is unchanged"
+    );
+    let referrer = with_sbom["referrer"].as_str().expect("a referrer digest");
+    let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+
+    // The fallback tag lists the artifact manifest.
+    let index: Value =
+        serde_json::from_slice(&registry_manifest(&format!("fixture-echo:{tag}")).unwrap())
+            .unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let listed: Vec<&Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["digest"] == referrer)
+        .collect();
+    assert_eq!(listed.len(), 1, "{index}");
+    assert_eq!(listed[0]["artifactType"], "application/spdx+json");
+
+    // The artifact manifest refers to the image and carries the SBOM's bytes.
+    let artifact_bytes = registry_manifest(&format!("fixture-echo@{referrer}")).unwrap();
+    assert_eq!(
+        cargo_lambda_image::oci::sha256_digest(&artifact_bytes),
+        referrer
+    );
+    let artifact: Value = serde_json::from_slice(&artifact_bytes).unwrap();
+    assert_eq!(artifact["artifactType"], "application/spdx+json");
+    assert_eq!(
+        artifact["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    assert_eq!(artifact["subject"]["digest"], digest);
+    let sbom = std::fs::read(
+        fixture_target_dir("musl").join("lambda-image/fixture-echo/x86_64/sbom.spdx.json"),
+    )
+    .unwrap();
+    let layer = &artifact["layers"][0];
+    assert_eq!(layer["mediaType"], "application/spdx+json");
+    assert_eq!(
+        layer["digest"],
+        cargo_lambda_image::oci::sha256_digest(&sbom)
+    );
+    assert_eq!(layer["size"], sbom.len());
+    assert!(registry_has_blob(
+        "fixture-echo",
+        layer["digest"].as_str().unwrap()
+    ));
+    let described: Value = serde_json::from_slice(&sbom).unwrap();
+    assert_eq!(
+        described["packages"][0]["checksums"][0]["checksumValue"],
+        digest.trim_start_matches("sha256:")
+    );
+
+    // The image is still a plain image to skopeo, without a subject.
+    let image = registry_manifest(&format!("fixture-echo@{digest}")).unwrap();
+    let image: Value = serde_json::from_slice(&image).unwrap();
+    assert!(image.get("subject").is_none() && image.get("artifactType").is_none());
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{}/fixture-echo@{digest}", registry()))
+        .output()
+        .unwrap();
+    let inspected: Value = serde_json::from_str(&ok(&inspect, "skopeo inspect")).unwrap();
+    assert_eq!(inspected["Architecture"], "amd64");
+
+    // Again: the same referrer, listed once.
+    let again = cli_push(&[&args[..], &["--sbom"]].concat(), &env).remove(0);
+    assert_eq!(again["referrer"], referrer);
+    let index: Value =
+        serde_json::from_slice(&registry_manifest(&format!("fixture-echo:{tag}")).unwrap())
+            .unwrap();
+    let count = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["digest"] == referrer)
+        .count();
+    assert_eq!(count, 1, "{index}");
+}

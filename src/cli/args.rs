@@ -197,6 +197,12 @@ pub struct ImageArgs {
     /// build --pull`); otherwise it is pulled only when the engine lacks it for the platform.
     #[arg(long, help_heading = "Image")]
     pub pull: bool,
+    /// Also write an SPDX 2.3 SBOM of the crates in each binary, next to it
+    /// (target/lambda-image/<function>/<arch>/sbom.spdx.json); `push` and `template --push`
+    /// attach it to the pushed image as an OCI referrer. On for functions whose metadata says
+    /// `image.sbom`.
+    #[arg(long, help_heading = "Image")]
+    pub sbom: bool,
 }
 
 impl ImageArgs {
@@ -205,6 +211,7 @@ impl ImageArgs {
     pub fn options(&self, plan: &Plan, color: bool) -> Result<Options, Error> {
         let mut options = self.build.options(color);
         options.check = !self.no_check;
+        options.sbom = self.sbom;
         options.outputs = self.outputs(plan)?;
         if self.load {
             options.outputs.push(Arc::new(DaemonPublisher));

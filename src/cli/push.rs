@@ -28,7 +28,8 @@ pub async fn run(args: &PushArgs, out: &Output) -> Result<()> {
     let publisher = RegistryPublisher::new(
         &args.registry.registry,
         cargo_lambda_image::registry::RegistryOptions::from_env(),
-    )?;
+    )?
+    .with_sbom(args.image.sbom);
     let (pipeline, images) = super::images(&args.image, out, false).await?;
     if let Some(images) = images {
         let pushed = pipeline.push(&images, &publisher).await;

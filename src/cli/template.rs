@@ -93,6 +93,7 @@ async fn image_refs(
         else {
             return Vec::new();
         };
+        let publisher = publisher.with_sbom(args.image.sbom);
         for item in pipeline.push(images, &publisher).await.items {
             let (image, pushed) = item.value;
             refs.push((item.spec, image, Ok(ImageRef::from_pushed(&pushed))));

@@ -112,6 +112,8 @@ pub struct ImageSettings {
     pub labels: BTreeMap<String, String>,
     /// Extra files.
     pub include: Vec<String>,
+    /// Write an SPDX SBOM of the binary next to the image (and attach it when pushed).
+    pub sbom: bool,
 }
 
 impl ImageSettings {
@@ -319,6 +321,7 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
                 .unwrap_or_else(|| lambda::DEFAULT_WORKDIR.to_string()),
             labels: image.labels.unwrap_or_default(),
             include: image.include.unwrap_or_default(),
+            sbom: image.sbom.unwrap_or(false),
         },
         deploy: DeploySettings {
             region: deploy.region,

@@ -43,6 +43,7 @@ pub const IMAGE_KEYS: &[&str] = &[
     "workdir",
     "labels",
     "include",
+    "sbom",
 ];
 /// Keys of the `deploy` table.
 pub const DEPLOY_KEYS: &[&str] = &[
@@ -330,6 +331,8 @@ pub struct ImageConfig {
     pub labels: Option<BTreeMap<String, String>>,
     /// Extra files to add to the image (paths relative to the package).
     pub include: Option<Vec<String>>,
+    /// Write an SPDX SBOM next to the image, and attach it to pushed images.
+    pub sbom: Option<bool>,
 }
 
 /// `[...lambda.deploy]`: where and how the function is deployed.
@@ -620,7 +623,7 @@ fn type_help(key: &str) -> String {
         "entrypoint" | "command" | "include" | "events" | "cross-account" => {
             r#"a list of strings, e.g. ["a", "b"]"#
         }
-        "publish" | "scan-on-push" => "true or false",
+        "publish" | "scan-on-push" | "sbom" => "true or false",
         "tag-mutability" => r#"tag-mutability = "MUTABLE" (or "IMMUTABLE")"#,
         "tracing" => r#"tracing = "Active" (or "PassThrough")"#,
         "description" | "kms-key" => "a string",
@@ -1042,6 +1045,24 @@ mod tests {
         assert_eq!(key, "memroy");
         assert_eq!(help, "did you mean `memory`?");
         assert!(err.to_string().contains("/ws/Cargo.toml"), "{err}");
+    }
+
+    #[test]
+    fn sbom_is_a_boolean_image_key_with_did_you_mean() {
+        let c = validate(&json!({"image": {"sbom": true}}), &src(), true).unwrap();
+        assert_eq!(c.image.unwrap().sbom, Some(true));
+        let err = validate(&json!({"image": {"sbon": true}}), &src(), true).unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownKey { key, help, .. }
+            if key == "image.sbon" && help.contains("`sbom`")),
+            "{err:?}"
+        );
+        let err = validate(&json!({"image": {"sbom": "yes"}}), &src(), true).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidType { key, .. } if key == "image.sbom"),
+            "{err:?}"
+        );
+        assert!(format!("{err:?}").contains("true or false"), "{err:?}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod engine_base;
 pub mod gzip;
 pub mod layer;
 pub mod pull;
+pub mod sbom;
 
 use std::path::Path;
 

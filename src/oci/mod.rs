@@ -50,6 +50,11 @@ pub const MEDIA_DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.d
 /// Docker uncompressed layer.
 pub const MEDIA_DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
+/// The empty descriptor's media type (an artifact manifest's config): the blob `{}`.
+pub const MEDIA_OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// The content of the empty blob.
+pub const EMPTY_JSON: &[u8] = b"{}";
+
 /// The annotation naming a manifest in an OCI layout's index.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -100,6 +105,12 @@ pub struct Descriptor {
     /// Platform (index entries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// The artifact type of the manifest described (referrers index entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// The content itself, base64, when embedded (the empty descriptor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
@@ -113,8 +124,22 @@ impl Descriptor {
             digest: digest.to_string(),
             size,
             platform: None,
+            artifact_type: None,
+            data: None,
             annotations: BTreeMap::new(),
         }
+    }
+
+    /// The empty descriptor: the blob `{}`, embedded.
+    pub fn empty() -> Descriptor {
+        use base64::Engine;
+        let mut empty = Descriptor::new(
+            MEDIA_OCI_EMPTY,
+            &sha256_digest(EMPTY_JSON),
+            EMPTY_JSON.len() as u64,
+        );
+        empty.data = Some(base64::engine::general_purpose::STANDARD.encode(EMPTY_JSON));
+        empty
     }
 
     /// The hex part of the digest, validated, for use as a file name.
@@ -173,10 +198,16 @@ pub struct Manifest {
     /// The manifest's media type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// What kind of artifact it is, for an artifact manifest (`application/spdx+json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
     /// The config blob.
     pub config: Descriptor,
     /// The layers, base first.
     pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to (an OCI 1.1 referrer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
@@ -188,9 +219,21 @@ impl Manifest {
         Manifest {
             schema_version: 2,
             media_type: Some(MEDIA_OCI_MANIFEST.into()),
+            artifact_type: None,
             config,
             layers,
+            subject: None,
             annotations: BTreeMap::new(),
+        }
+    }
+
+    /// An OCI 1.1 artifact manifest: `artifact_type`, the empty config, `blobs` as its layers,
+    /// referring to `subject`.
+    pub fn artifact(artifact_type: &str, blobs: Vec<Descriptor>, subject: Descriptor) -> Manifest {
+        Manifest {
+            artifact_type: Some(artifact_type.into()),
+            subject: Some(subject),
+            ..Manifest::oci(Descriptor::empty(), blobs)
         }
     }
 }

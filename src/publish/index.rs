@@ -26,7 +26,7 @@
 
 use std::collections::BTreeSet;
 
-use oci_client::{Reference, RegistryOperation};
+use oci_client::Reference;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -129,11 +129,7 @@ pub async fn push_index(
     let client = options.client()?;
     let credentials = options.credentials_for(registry);
     let fail = |what: &str, e| registry::registry_error(what, &display, &credentials, e);
-    with_retry(progress, "authentication", || {
-        client.auth(&reference, &credentials.auth, RegistryOperation::Push)
-    })
-    .await
-    .map_err(|e| fail("authenticate for", e))?;
+    registry::authenticate_push(&client, &reference, &credentials, &display, progress).await?;
 
     let mut entries = Vec::new();
     for image in images {
@@ -230,6 +226,7 @@ mod tests {
             mounted: vec![],
             existing: vec![],
             bytes_uploaded: 0,
+            referrer: None,
         }
     }
 

@@ -3,11 +3,13 @@
 //! tarball ([`ArchivePublisher`]), a Docker engine ([`DaemonPublisher`]), a registry
 //! ([`RegistryPublisher`]) or ECR ([`EcrPublisher`]); [`MultiPublisher`] sends one image to
 //! several. The pipeline runs publishers, a few images at a time; an image index over the
-//! per-architecture images ([`index`]) is pushed after them.
+//! per-architecture images ([`index`]) is pushed after them. A registry push can attach the
+//! image's SBOM as an OCI 1.1 referrer ([`referrer`]).
 
 pub mod ecr;
 pub mod index;
 pub mod lifecycle;
+pub mod referrer;
 pub mod registry;
 
 use std::path::PathBuf;

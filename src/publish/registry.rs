@@ -9,7 +9,7 @@
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use oci_client::manifest::OCI_IMAGE_MEDIA_TYPE;
-use oci_client::{Reference, RegistryOperation};
+use oci_client::Reference;
 use serde::Serialize;
 
 use crate::config::FunctionSpec;
@@ -30,6 +30,7 @@ const UPLOAD_CHUNK: usize = 4 << 20;
 pub struct RegistryPublisher {
     host: String,
     options: RegistryOptions,
+    sbom: bool,
 }
 
 impl RegistryPublisher {
@@ -40,7 +41,15 @@ impl RegistryPublisher {
         Ok(RegistryPublisher {
             host: host.to_string(),
             options,
+            sbom: false,
         })
+    }
+
+    /// Also attaches every image's SBOM (see [`crate::image::sbom`]) as a referrer
+    /// ([`super::referrer`]); images whose configuration says `image.sbom` get theirs anyway.
+    pub fn with_sbom(mut self, sbom: bool) -> RegistryPublisher {
+        self.sbom = sbom;
+        self
     }
 
     /// The registry host.
@@ -56,7 +65,7 @@ impl Publisher for RegistryPublisher {
 
     fn publish<'a>(
         &'a self,
-        _spec: &'a FunctionSpec,
+        spec: &'a FunctionSpec,
         image: &'a BuiltImage,
         reporter: &'a Reporter,
     ) -> BoxFuture<'a, Result<Published>> {
@@ -66,9 +75,25 @@ impl Publisher for RegistryPublisher {
                 repository: image.repository.clone(),
                 tag: image.tag.clone(),
             };
-            push(image, &target, &self.options, reporter)
-                .await
-                .map(Published::Pushed)
+            let mut pushed = push(image, &target, &self.options, reporter).await?;
+            if self.sbom || spec.image.sbom {
+                let subject = Descriptor::new(
+                    crate::oci::MEDIA_OCI_MANIFEST,
+                    &image.digest,
+                    image.manifest_size,
+                );
+                let attached = super::referrer::attach_sbom(
+                    crate::image::sbom::path(spec).as_std_path(),
+                    subject,
+                    &self.host,
+                    &image.repository,
+                    &self.options,
+                    reporter,
+                )
+                .await?;
+                pushed.referrer = Some(attached.digest);
+            }
+            Ok(Published::Pushed(pushed))
         })
     }
 }
@@ -129,6 +154,9 @@ pub struct PushedImage {
     pub existing: Vec<String>,
     /// Bytes uploaded (blobs and manifest).
     pub bytes_uploaded: u64,
+    /// The digest of the SBOM's artifact manifest, when one was attached as a referrer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
 }
 
 /// How many blobs of one image are sent at once.
@@ -174,6 +202,7 @@ pub async fn push(
         mounted: Vec::new(),
         existing: Vec::new(),
         bytes_uploaded: 0,
+        referrer: None,
     };
     for (i, sent) in outcomes {
         let digest = blobs[i].digest.clone();
@@ -250,15 +279,14 @@ impl<'a> Session<'a> {
             progress,
             layout: Layout::open(image.layout_dir())?,
         };
-        with_retry(progress, "authentication", || {
-            session.client.auth(
-                &session.reference,
-                &session.credentials.auth,
-                RegistryOperation::Push,
-            )
-        })
-        .await
-        .map_err(|e| session.fail("authenticate for", e))?;
+        registry::authenticate_push(
+            &session.client,
+            &session.reference,
+            &session.credentials,
+            &target.reference(),
+            progress,
+        )
+        .await?;
         Ok(session)
     }
 

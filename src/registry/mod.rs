@@ -244,6 +244,27 @@ pub fn is_transient(err: &OciDistributionError) -> bool {
     }
 }
 
+/// Authenticates `client` for pushing to `reference` with `credentials`, retrying transient
+/// failures; an error names `display` (the reference as the user knows it).
+pub async fn authenticate_push(
+    client: &Client,
+    reference: &Reference,
+    credentials: &Credentials,
+    display: &str,
+    progress: &Reporter,
+) -> Result<()> {
+    with_retry(progress, "authentication", || {
+        client.auth(
+            reference,
+            &credentials.auth,
+            oci_client::RegistryOperation::Push,
+        )
+    })
+    .await
+    .map_err(|e| registry_error("authenticate for", display, credentials, e))?;
+    Ok(())
+}
+
 /// Runs a registry operation, retrying transient failures with backoff (5 attempts).
 pub async fn with_retry<T, F, Fut>(
     progress: &Reporter,

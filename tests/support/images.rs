@@ -78,17 +78,14 @@ pub fn craft_layout(dir: &Path, config: &Value, layers: &[(&str, Vec<u8>)]) -> S
             Descriptor::new(media, &layout.write_blob(data).unwrap(), data.len() as u64)
         })
         .collect();
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(oci::MEDIA_OCI_MANIFEST.into()),
-        config: Descriptor::new(
+    let manifest = Manifest::oci(
+        Descriptor::new(
             oci::MEDIA_OCI_CONFIG,
             &config_digest,
             config_bytes.len() as u64,
         ),
-        layers: descriptors,
-        annotations: Default::default(),
-    };
+        descriptors,
+    );
     let bytes = serde_json::to_vec(&manifest).unwrap();
     let digest = layout.write_blob(&bytes).unwrap();
     let mut entry = Descriptor::new(oci::MEDIA_OCI_MANIFEST, &digest, bytes.len() as u64);
@@ -341,21 +338,18 @@ pub fn fake_provided_base_with_env(dir: &Path, extra_env: &[&str]) -> PathBuf {
     let config_bytes = serde_json::to_vec(&config).unwrap();
     let config_digest = layout.write_blob(&config_bytes).unwrap();
     let layer_digest = layout.write_blob(&compressed).unwrap();
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(oci::MEDIA_OCI_MANIFEST.into()),
-        config: Descriptor::new(
+    let manifest = Manifest::oci(
+        Descriptor::new(
             oci::MEDIA_OCI_CONFIG,
             &config_digest,
             config_bytes.len() as u64,
         ),
-        layers: vec![Descriptor::new(
+        vec![Descriptor::new(
             oci::MEDIA_OCI_LAYER_GZIP,
             &layer_digest,
             compressed.len() as u64,
         )],
-        annotations: Default::default(),
-    };
+    );
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
     let manifest_digest = layout.write_blob(&manifest_bytes).unwrap();
     let mut platform_entry = Descriptor::new(

@@ -35,14 +35,16 @@ const APT_PACKAGES: &[&str] = &[
 ];
 
 /// PyPI packages installed into the venv: a fake AWS API, the Python Lambda
-/// runtime interface client, zig for linking against old glibc versions, and
-/// cfn-lint to validate the CloudFormation/SAM templates the tool writes.
+/// runtime interface client, zig for linking against old glibc versions,
+/// cfn-lint to validate the CloudFormation/SAM templates the tool writes, and
+/// spdx-tools (`pyspdxtools`) to validate the SBOMs it writes.
 pub(crate) const PYTHON_PACKAGES: &[&str] = &[
     "moto[server]",
     "awslambdaric",
     "ziglang",
     "cargo-zigbuild",
     "cfn-lint",
+    "spdx-tools",
 ];
 
 /// Every target the tests cross-compile for.
