@@ -387,7 +387,8 @@ impl Pipeline {
                     }
                     items.push(Item { spec, value: image });
                 }
-                Err((stage, events, error)) => {
+                Err(failed) => {
+                    let (stage, events, error) = *failed;
                     for event in events {
                         self.emit(event);
                     }
@@ -404,13 +405,13 @@ impl Pipeline {
         &self,
         spec: &FunctionSpec,
         artifact: &Artifact,
-    ) -> std::result::Result<(BuiltImage, Vec<Event>), (Stage, Vec<Event>, Error)> {
+    ) -> std::result::Result<(BuiltImage, Vec<Event>), Box<(Stage, Vec<Event>, Error)>> {
         self.started(spec, Stage::Image);
         let image = self
             .builder
             .build(spec, artifact.path.as_std_path(), &self.reporter)
             .await
-            .map_err(|e| (Stage::Image, Vec::new(), e))?;
+            .map_err(|e| Box::new((Stage::Image, Vec::new(), e)))?;
         let detail = format!(
             "Image {}:{} ({}) {}",
             image.repository,
@@ -421,7 +422,7 @@ impl Pipeline {
         let sbom = self
             .sbom(spec, &image)
             .await
-            .map_err(|e| (Stage::Image, Vec::new(), e))?;
+            .map_err(|e| Box::new((Stage::Image, Vec::new(), e)))?;
         self.done(spec, Stage::Image, Some(detail));
         let mut events = Vec::new();
         if self.options.check {
@@ -429,12 +430,12 @@ impl Pipeline {
             let report = self
                 .check_one(spec, &image)
                 .await
-                .map_err(|e| (Stage::Check, Vec::new(), e))?;
+                .map_err(|e| Box::new((Stage::Check, Vec::new(), e)))?;
             events.push(Event::Check {
                 report: report.clone(),
             });
             if let Err(e) = report.into_result() {
-                return Err((Stage::Check, events, e));
+                return Err(Box::new((Stage::Check, events, e)));
             }
             self.done(spec, Stage::Check, None);
         }
@@ -443,7 +444,7 @@ impl Pipeline {
                 events.push(event);
                 Ok((image, events))
             }
-            Err(e) => Err((Stage::Output, events, e)),
+            Err(e) => Err(Box::new((Stage::Output, events, e))),
         }
     }
 

@@ -187,7 +187,7 @@ async fn accept(
     query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Accepted, Response> {
+) -> Result<Accepted, Box<Response>> {
     let (pool, qualifier) = functions.find(name, query_qualifier(query))?;
     let bad_request = |message: &str| {
         api_error(
@@ -198,37 +198,37 @@ async fn accept(
     };
     let invocation_type = header_str(headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
     if !matches!(invocation_type, "RequestResponse" | "Event" | "DryRun") {
-        return Err(api_error(
+        return Err(Box::new(api_error(
             StatusCode::BAD_REQUEST,
             "InvalidParameterValueException",
             &format!(
                 "Invalid invocation type {invocation_type:?}: use RequestResponse, Event or DryRun"
             ),
-        ));
+        )));
     }
     let payload = match collect_limited(body, MAX_PAYLOAD_BYTES).await {
         Ok(Collected::Complete(p)) => p,
         Ok(Collected::TooLarge(size)) => {
-            return Err(api_error(
+            return Err(Box::new(api_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLargeException",
                 &format!(
                     "Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction \
                      operation (it has {size} bytes)"
                 ),
-            ))
+            )))
         }
         Err(e) => {
-            return Err(bad_request(&format!(
+            return Err(Box::new(bad_request(&format!(
                 "Could not read the request body: {e}"
-            )))
+            ))))
         }
     };
     if !payload.is_empty() {
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
-            return Err(bad_request(&format!(
+            return Err(Box::new(bad_request(&format!(
                 "Could not parse request body into json: {e}"
-            )));
+            ))));
         }
     }
     let client_context = header_str(headers, "x-amz-client-context")
@@ -276,7 +276,7 @@ async fn invoke(
 ) -> Response {
     let accepted = match accept(&functions, &name, query.as_deref(), &headers, body).await {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let id = accepted.request.request_id.clone();
     let version = accepted.pool.config.function_version.clone();
@@ -419,7 +419,7 @@ async fn invoke_streaming(
 ) -> Response {
     let accepted = match accept(&functions, &name, query.as_deref(), &headers, body).await {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let id = accepted.request.request_id.clone();
     match accepted.invocation_type.as_str() {

@@ -313,10 +313,10 @@ fn apply_layer(
         data_end = (entry.raw_file_position() + size, shown.clone());
         let parts = entry_path(&raw_path).map_err(|m| unsafe_entry(m.to_string()))?;
         let Some((name, parents)) = parts.split_last() else {
-            root_entry(root, &entry, dir_modes).map_err(&unsafe_entry)?;
+            root_entry(root, &entry, dir_modes).map_err(unsafe_entry)?;
             continue;
         };
-        let parent = ensure_parents(root, parents).map_err(&unsafe_entry)?;
+        let parent = ensure_parents(root, parents).map_err(unsafe_entry)?;
         let target = parent.join(name);
 
         // Whiteouts.
@@ -424,7 +424,7 @@ fn write_entry<R: Read>(
                 .map_err(read_error)?
                 .ok_or_else(|| unsafe_entry("a symlink without a target".into()))?
                 .into_owned();
-            check_symlink_target(parents, &link).map_err(&unsafe_entry)?;
+            check_symlink_target(parents, &link).map_err(unsafe_entry)?;
             if existing.is_some() {
                 remove_any(target).map_err(|e| unsafe_entry(e.to_string()))?;
             }
