@@ -340,11 +340,20 @@ fn install(f: &FunctionSpec, source: &Path) -> Result<Artifact> {
     let dest = f.artifact.as_std_path();
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
-    // Copy to a temporary name first so a half-written bootstrap never sits at the final path.
-    let tmp = dir.join(".bootstrap.tmp");
-    std::fs::copy(source, &tmp).map_err(|e| Error::io("could not copy to", &tmp, e))?;
-    set_executable(&tmp)?;
-    std::fs::rename(&tmp, dest).map_err(|e| Error::io("could not write", dest, e))?;
+    // Copy to a temporary name first so a half-written bootstrap never sits at the final path;
+    // the name is this process's own, since two commands (a `watch` and a `test`, tests
+    // sharing a target directory) may install the same function at once.
+    let tmp = dir.join(format!(".bootstrap.tmp-{}", std::process::id()));
+    let installed = std::fs::copy(source, &tmp)
+        .map_err(|e| Error::io("could not copy to", &tmp, e))
+        .and_then(|_| set_executable(&tmp))
+        .and_then(|_| {
+            std::fs::rename(&tmp, dest).map_err(|e| Error::io("could not write", dest, e))
+        });
+    if installed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    installed?;
     artifact(f, elf)
 }
 
