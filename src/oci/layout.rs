@@ -103,7 +103,7 @@ impl Layout {
             return Ok(());
         }
         if std::fs::hard_link(source, &path).is_err() {
-            let tmp = path.with_extension("tmp");
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
             std::fs::copy(source, &tmp).map_err(|e| Error::io("could not copy to", &tmp, e))?;
             std::fs::rename(&tmp, &path).map_err(|e| Error::io("could not write", &path, e))?;
         }
