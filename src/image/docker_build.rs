@@ -308,7 +308,9 @@ pub async fn build(
     let text = dockerfile_for(spec, options.dockerfile.as_deref(), &base_run)?;
     // The context is written to a file and streamed to the engine: included files can be
     // gigabytes.
-    let context = layout_dir(spec).with_file_name("docker-context.tar");
+    // Names of this process's own: two commands may build the same function at once.
+    let pid = std::process::id();
+    let context = layout_dir(spec).with_file_name(format!("docker-context-{pid}.tar"));
     write_context(spec, bootstrap, &text, context.as_std_path())?;
     let mut build_options = bollard::query_parameters::BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
@@ -335,6 +337,9 @@ pub async fn build(
         .flatten()
         .map(|(key, c)| std::collections::HashMap::from([(key, c)]));
     let mut stream = docker.build_image(build_options, credentials, Some(body));
+    // The image this build made, by ID: the tag may be moved meanwhile by another build of
+    // the same function.
+    let mut built: Option<String> = None;
     while let Some(item) = stream.next().await {
         let info = match item {
             Ok(info) => info,
@@ -350,6 +355,9 @@ pub async fn build(
                 detail.message.unwrap_or_default(),
             ));
         }
+        if let Some(id) = info.aux.as_ref().and_then(|aux| aux.id.clone()) {
+            built = Some(id);
+        }
         // The build's own output (`Step 1/6 : FROM ...`), as `docker build` shows it.
         for line in info.stream.iter().flat_map(|s| s.lines()) {
             if !line.trim().is_empty() {
@@ -361,8 +369,9 @@ pub async fn build(
     let _ = std::fs::remove_file(&context);
 
     // Back out of the engine, into an OCI layout like the daemonless builder's.
-    let archive = layout_dir(spec).with_file_name("docker-build.tar");
-    crate::docker::save(&docker, &name, archive.as_std_path()).await?;
+    let archive = layout_dir(spec).with_file_name(format!("docker-build-{pid}.tar"));
+    let saved = built.as_deref().unwrap_or(&name);
+    crate::docker::save(&docker, saved, archive.as_std_path()).await?;
     let resolved =
         base::from_docker_archive(archive.as_std_path(), cache, &format!("docker:{name}"));
     let _ = std::fs::remove_file(&archive);
