@@ -10,11 +10,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{cli, fixture_target_dir, fixture_workspace, json_lines, run, service_env, texts};
+use support::{
+    cli, fixture_target_dir, fixture_workspace, json_lines, run, service_env, sh, texts,
+};
 
 /// Where the sshd listens.
 const ADDRESS: &str = "127.0.0.2";
@@ -34,20 +35,6 @@ impl Drop for Sshd {
             let _ = child.wait();
         }
     }
-}
-
-fn sh(dir: &Path, script: &str) {
-    let out = Command::new("sh")
-        .arg("-ec")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{script}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// An sshd on 127.0.0.1 that lets in one key (held by an ssh-agent of its own, so the user's
@@ -110,68 +97,46 @@ fn start_sshd(docker_host: &str) -> Sshd {
     }
 }
 
+/// The `docker engine` check of `doctor` with `env`.
+fn doctor_engine(env: &[(&str, &str)]) -> serde_json::Value {
+    let mut cmd = cli();
+    cmd.args(["doctor", "-p", "echo", "--base-image", "scratch"])
+        .args(["--message-format", "json", "--manifest-path"])
+        .arg(fixture_workspace().join("Cargo.toml"))
+        .envs(env.iter().copied());
+    let out = run(&mut cmd);
+    json_lines(&out)
+        .into_iter()
+        .find(|e| e["check"]["name"] == "docker engine")
+        .map(|e| e["check"].clone())
+        .expect("a docker engine check")
+}
+
 #[test]
 fn the_docker_builder_and_doctor_reach_the_engine_through_ssh() {
     let local = service_env("DOCKER_HOST");
     let sshd = start_sshd(&local);
     assert_eq!(sshd.port, 22);
     let host = format!("ssh://root@{ADDRESS}");
+    let agent = sshd.agent_socket.to_str().unwrap();
     let with_ssh = |cmd: &mut Command| {
         cmd.env("DOCKER_HOST", &host)
             .env("SSH_AUTH_SOCK", &sshd.agent_socket);
     };
 
-    let mut doctor = cli();
-    doctor
-        .args([
-            "doctor",
-            "-p",
-            "echo",
-            "--base-image",
-            "scratch",
-            "--message-format",
-            "json",
-        ])
-        .arg("--manifest-path")
-        .arg(fixture_workspace().join("Cargo.toml"));
-    with_ssh(&mut doctor);
-    let out = run(&mut doctor);
-    let engine = json_lines(&out)
-        .into_iter()
-        .find(|e| e["check"]["name"] == "docker engine")
-        .expect("a docker engine check");
-    assert_eq!(engine["check"]["ok"], true, "{engine}");
+    let engine = doctor_engine(&[("DOCKER_HOST", host.as_str()), ("SSH_AUTH_SOCK", agent)]);
+    assert_eq!(engine["ok"], true, "{engine}");
     assert!(
-        engine["check"]["detail"].as_str().unwrap().contains(&host),
+        engine["detail"].as_str().unwrap().contains(&host),
         "{engine}"
     );
 
     // A port in DOCKER_HOST would be lost on the way: refused, with what to write instead.
-    let mut ported = cli();
-    ported
-        .args([
-            "doctor",
-            "-p",
-            "echo",
-            "--base-image",
-            "scratch",
-            "--message-format",
-            "json",
-        ])
-        .arg("--manifest-path")
-        .arg(fixture_workspace().join("Cargo.toml"))
-        .env("DOCKER_HOST", format!("ssh://root@{ADDRESS}:2222"));
-    let out = run(&mut ported);
-    let engine = json_lines(&out)
-        .into_iter()
-        .find(|e| e["check"]["name"] == "docker engine")
-        .expect("a docker engine check");
-    assert_eq!(engine["check"]["ok"], false);
+    let ported = format!("ssh://root@{ADDRESS}:2222");
+    let engine = doctor_engine(&[("DOCKER_HOST", ported.as_str())]);
+    assert_eq!(engine["ok"], false);
     assert!(
-        engine["check"]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("~/.ssh/config"),
+        engine["detail"].as_str().unwrap().contains("~/.ssh/config"),
         "{engine}"
     );
 

@@ -136,6 +136,21 @@ pub fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> 
     auth
 }
 
+/// Runs a shell script in `dir`, failing the test with its stderr when it fails.
+pub fn sh(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A variable `cargo xtask ci` sets for the services it starts; a clear failure without it.
 pub fn service_env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run the tests with `cargo xtask ci` (or `cargo xtask services` and its exports)"))
