@@ -358,6 +358,16 @@ impl Published {
     }
 }
 
+/// The newest of `versions` whose code is `code_sha256`.
+pub(crate) fn newest_with(versions: &[Published], code_sha256: &str) -> Option<String> {
+    versions
+        .iter()
+        .filter(|v| v.code_sha256.as_deref() == Some(code_sha256))
+        .map(|v| v.number)
+        .max()
+        .map(|n| n.to_string())
+}
+
 /// Every published version (ListVersionsByFunction, all pages; `$LATEST` left out).
 pub(crate) async fn published_versions(client: &Client, name: &str) -> Result<Vec<Published>> {
     let mut marker: Option<String> = None;

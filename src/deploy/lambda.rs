@@ -822,21 +822,6 @@ pub(crate) async fn publish(client: &Client, name: &str, progress: &Reporter) ->
     Ok(out.version().unwrap_or_default().to_string())
 }
 
-/// The newest published version whose code is `code_sha256`.
-pub(crate) async fn published_with(
-    client: &Client,
-    name: &str,
-    code_sha256: &str,
-) -> Result<Option<String>> {
-    let versions = super::alias::published_versions(client, name).await?;
-    Ok(versions
-        .iter()
-        .filter(|v| v.code_sha256.as_deref() == Some(code_sha256))
-        .map(|v| v.number)
-        .max()
-        .map(|n| n.to_string()))
-}
-
 /// The manifest digest of the image a version (or `$LATEST`) runs; `None` when the version
 /// does not exist or is not an image.
 pub(crate) async fn image_digest(

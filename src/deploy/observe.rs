@@ -150,11 +150,18 @@ pub async fn observe(spec: &FunctionSpec, clients: &Clients) -> Result<Observed>
     let ecr = ecr::observe(&clients.ecr, &spec.image.repository).await?;
     let name = spec.lambda_name.as_str();
     let mut function = lambda_api::get(&clients.lambda, name).await?;
+    // Listed once, for the version to reuse and for the images `keep` protects.
+    let deploy = &spec.deploy;
+    let versions = match &function {
+        Some(_) if deploy.publish || deploy.alias.is_some() || deploy.ecr_keep.is_some() => {
+            super::alias::published_versions(&clients.lambda, name).await?
+        }
+        _ => Vec::new(),
+    };
     if let Some(state) = function.as_mut() {
-        if spec.deploy.publish || spec.deploy.alias.is_some() {
-            if let Some(sha) = state.code_sha256.clone() {
-                state.version_with_code =
-                    lambda_api::published_with(&clients.lambda, name, &sha).await?;
+        if deploy.publish || deploy.alias.is_some() {
+            if let Some(sha) = state.code_sha256.as_deref() {
+                state.version_with_code = super::alias::newest_with(&versions, sha);
             }
         }
         if let Some(alias) = &spec.deploy.alias {
@@ -180,7 +187,7 @@ pub async fn observe(spec: &FunctionSpec, clients: &Clients) -> Result<Observed>
     let account = lambda::account_of_repository_uri(&ecr.host).to_string();
     let role = observe_role(spec, function.as_ref(), clients, &account).await?;
     let retention = match &ecr.repository {
-        Some(_) => observe_retention(spec, function.is_some(), clients).await?,
+        Some(_) => observe_retention(spec, &versions, clients).await?,
         None => Retention::default(),
     };
     Ok(Observed {
@@ -192,24 +199,24 @@ pub async fn observe(spec: &FunctionSpec, clients: &Clients) -> Result<Observed>
     })
 }
 
-/// The lifecycle policy, and with `keep` set the published versions whose images are not
+/// The lifecycle policy, and with `keep` set the published `versions` whose images are not
 /// tagged as protected yet (versions published before `keep` was set).
 async fn observe_retention(
     spec: &FunctionSpec,
-    function_exists: bool,
+    versions: &[super::alias::Published],
     clients: &Clients,
 ) -> Result<Retention> {
     let repository = spec.image.repository.as_str();
     let lifecycle_text = lifecycle::get(&clients.ecr, repository).await?;
     let mut unprotected = Vec::new();
-    if spec.deploy.ecr_keep.is_some() && function_exists {
+    if spec.deploy.ecr_keep.is_some() && !versions.is_empty() {
         let name = spec.lambda_name.as_str();
         let tags: Vec<String> = lifecycle::images(&clients.ecr, repository)
             .await?
             .into_values()
             .flatten()
             .collect();
-        for version in super::alias::published_versions(&clients.lambda, name).await? {
+        for version in versions {
             let number = version.number.to_string();
             if tags.contains(&lifecycle::version_tag(name, &number)) {
                 continue;
