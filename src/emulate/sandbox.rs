@@ -465,9 +465,13 @@ fn ensure_dir_in(root: &Path, path: &str) -> Result<()> {
         match std::fs::symlink_metadata(&host) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => return Ok(()),
-            Err(_) => {
-                std::fs::create_dir(&host).map_err(|e| Error::io("could not create", &host, e))?
-            }
+            // Another process running the same (shared) root filesystem may create it between
+            // the look and the create: that is as good.
+            Err(_) => match std::fs::create_dir(&host) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("could not create", &host, e)),
+            },
         }
     }
     Ok(())
