@@ -345,8 +345,13 @@ impl Transfer {
 
     /// Starts counting again (a retried upload).
     pub fn restart(&self) {
-        self.done.store(0, Ordering::Relaxed);
-        self.reported.store(0, Ordering::Relaxed);
+        self.restart_at(0);
+    }
+
+    /// Starts counting again from `bytes` (an upload resumed where the registry stopped).
+    pub fn restart_at(&self, bytes: u64) {
+        self.done.store(bytes, Ordering::Relaxed);
+        self.reported.store(bytes, Ordering::Relaxed);
     }
 
     /// Ends the transfer well.

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use cargo_lambda_image::image::{self, base, ImageOptions};
+use cargo_lambda_image::oci::Descriptor;
 use cargo_lambda_image::progress::Reporter;
 use cargo_lambda_image::publish::{self as push, PushTarget};
 use cargo_lambda_image::registry::RegistryOptions;
@@ -120,8 +121,15 @@ fn docker_invoke(image: &str, platform: &str, event: &str) -> Value {
     serde_json::from_slice(&posted.body).expect("JSON answer")
 }
 
+/// Tests that image fixture-echo for x86_64 in the shared fixture target directory take turns:
+/// each writes `target/lambda-image/fixture-echo/x86_64/oci` with a config of its own (creation
+/// times differ), and a push reading that layout while the other test replaces it would find
+/// its blobs gone.
+static ECHO_X86_64_LAYOUT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn pushed_scratch_images_are_what_skopeo_and_docker_see_and_they_run() {
+    let _turn = ECHO_X86_64_LAYOUT.lock().unwrap_or_else(|e| e.into_inner());
     let pushed = cli_push(
         &[
             "-p",
@@ -315,6 +323,122 @@ fn a_push_cut_off_mid_way_leaves_no_tag_and_a_rerun_uploads_only_what_is_missing
     }
     assert_eq!((pushed.existing, pushed.uploaded), (there, missing));
     let manifest = registry_manifest(&format!("{repository}:{}", img.tag)).expect("tagged now");
+    assert_eq!(
+        cargo_lambda_image::oci::sha256_digest(&manifest),
+        img.digest
+    );
+}
+
+/// An image whose function layer spans several upload chunks: the echo bootstrap with 20 MiB
+/// of random bytes appended (they compress to nothing, and the binary still runs).
+fn image_with_a_big_layer(dir: &Path) -> (image::BuiltImage, Descriptor) {
+    let bootstrap = dir.join("bootstrap");
+    let mut bytes = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    bytes.extend((0..20 << 20).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as u8
+    }));
+    std::fs::write(&bootstrap, bytes).unwrap();
+    let img = provided_image(dir, &bootstrap);
+    let big = img.layers.last().unwrap().clone();
+    assert!(
+        big.size > 2 * cargo_lambda_image::registry::upload::CHUNK,
+        "{big:?}"
+    );
+    (img, big)
+}
+
+/// A connection breaks in the middle of a large blob's upload (between two of its chunks, so
+/// the registry keeps the session): the push asks the registry how far it got and sends only
+/// the rest, in the same session, and the image is complete.
+#[test]
+fn a_broken_upload_resumes_from_the_offset_the_registry_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (img, big) = image_with_a_big_layer(dir.path());
+    let repository = unique("resume");
+    let proxy = CountingProxy::start_with_faults(
+        &registry(),
+        Faults {
+            cut_before_request: Some(("PATCH", "/blobs/uploads/", 2)),
+            cut_once: true,
+            ..Default::default()
+        },
+    );
+    let pushed = push_via(&proxy, &img, &repository);
+    assert!(proxy.was_cut());
+    let traffic = proxy.traffic();
+    // The status was asked once, and the upload went on in its session: one POST per uploaded
+    // blob, the big one's chunks sent once each (the cut one again).
+    assert_eq!(traffic.count("GET", "/blobs/uploads/"), 1, "{traffic:?}");
+    assert_eq!(
+        traffic.count("POST", "/blobs/uploads/"),
+        pushed.uploaded.len(),
+        "{traffic:?}"
+    );
+    let all_blobs: u64 = img.layers.iter().map(|l| l.size).sum::<u64>() + 64 * 1024;
+    assert!(
+        traffic.bytes < all_blobs + cargo_lambda_image::registry::upload::CHUNK,
+        "{} bytes sent for {all_blobs} bytes of blobs: the big one started over",
+        traffic.bytes
+    );
+    assert!(pushed.uploaded.contains(&big.digest));
+    let manifest = registry_manifest(&format!("{repository}:{}", img.tag)).expect("tagged");
+    assert_eq!(
+        cargo_lambda_image::oci::sha256_digest(&manifest),
+        img.digest
+    );
+    assert!(registry_has_blob(&repository, &big.digest));
+}
+
+/// A push that fails in the middle of a large blob (the registry went away) leaves its upload
+/// session in the cache; the next push takes it up where the registry says it stopped.
+#[test]
+fn a_failed_push_resumes_the_upload_on_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (img, big) = image_with_a_big_layer(dir.path());
+    let repository = unique("resume-run");
+    let proxy = CountingProxy::start_with_faults(
+        &registry(),
+        Faults {
+            cut_before_request: Some(("PATCH", "/blobs/uploads/", 2)),
+            ..Default::default()
+        },
+    );
+    let options = RegistryOptions {
+        insecure: vec![proxy.address.clone()],
+        cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
+    };
+    let target = PushTarget {
+        registry: proxy.address.clone(),
+        repository: repository.clone(),
+        tag: img.tag.clone(),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let err = runtime
+        .block_on(push::push(&img, &target, &options, &Reporter::discard()))
+        .unwrap_err();
+    assert!(proxy.was_cut(), "{err}");
+    assert!(registry_manifest(&format!("{repository}:{}", img.tag)).is_none());
+    assert!(!registry_has_blob(&repository, &big.digest));
+
+    proxy.heal();
+    proxy.reset();
+    let pushed = runtime
+        .block_on(push::push(&img, &target, &options, &Reporter::discard()))
+        .unwrap();
+    let traffic = proxy.traffic();
+    assert!(
+        traffic.bytes < big.size,
+        "{} bytes sent again for a {}-byte layer the registry half had",
+        traffic.bytes,
+        big.size
+    );
+    assert!(pushed.uploaded.contains(&big.digest));
+    let manifest = registry_manifest(&format!("{repository}:{}", img.tag)).expect("tagged");
     assert_eq!(
         cargo_lambda_image::oci::sha256_digest(&manifest),
         img.digest
@@ -637,6 +761,7 @@ fn a_shared_base_is_uploaded_once_and_mounted_for_the_other_repositories() {
 /// `sha256-<hex>` lists it; the image manifest is the one a push without --sbom makes.
 #[test]
 fn push_sbom_attaches_a_referrer_and_leaves_the_image_manifest_alone() {
+    let _turn = ECHO_X86_64_LAYOUT.lock().unwrap_or_else(|e| e.into_inner());
     // A creation time of its own makes an image (and a referrers tag) no earlier run made.
     let epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

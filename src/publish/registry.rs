@@ -15,15 +15,13 @@ use serde::Serialize;
 use crate::config::FunctionSpec;
 use crate::error::{Error, Result};
 use crate::image::BuiltImage;
-use crate::oci::{file_chunks, short, Descriptor, Layout};
+use crate::oci::{short, Descriptor, Layout};
 use crate::progress::{Direction, Reporter};
+use crate::registry::upload::Uploader;
 use crate::registry::{self, with_retry, RegistryOptions};
 use crate::target::Arch;
 
 use super::{Published, Publisher};
-
-/// How many bytes one upload request carries (oci-client's chunk size).
-const UPLOAD_CHUNK: usize = 4 << 20;
 
 /// Pushes each image to a registry host, under its repository and tag.
 #[derive(Debug, Clone)]
@@ -245,6 +243,8 @@ struct Session<'a> {
     layout: Layout,
     /// The base's repository, when it is on the same registry: its layers can be mounted.
     base_repository: Option<String>,
+    /// Sends blobs, resuming interrupted uploads; set up once authenticated.
+    uploader: Option<Uploader>,
 }
 
 impl<'a> Session<'a> {
@@ -261,7 +261,8 @@ impl<'a> Session<'a> {
         );
         let client = options.client()?;
         let credentials = options.credentials_for(&target.registry);
-        let session = Session {
+        let mut session = Session {
+            uploader: None,
             base_repository: image
                 .base
                 .parse::<Reference>()
@@ -279,7 +280,7 @@ impl<'a> Session<'a> {
             progress,
             layout: Layout::open(image.layout_dir())?,
         };
-        registry::authenticate_push(
+        let token = registry::authenticate_push(
             &session.client,
             &session.reference,
             &session.credentials,
@@ -287,6 +288,12 @@ impl<'a> Session<'a> {
             progress,
         )
         .await?;
+        session.uploader = Some(Uploader::new(
+            options,
+            session.reference.resolve_registry(),
+            token.as_deref(),
+            &session.credentials,
+        )?);
         Ok(session)
     }
 
@@ -345,35 +352,39 @@ impl<'a> Session<'a> {
                 .unwrap_or(false)
     }
 
-    /// Uploads a blob from its file, streamed in chunks with byte progress; returns its size.
+    /// Uploads a blob from its file, in chunks with byte progress, resuming where an earlier
+    /// attempt (or run) stopped; returns the bytes sent.
     async fn upload(&self, digest: &str) -> Result<u64> {
         let path = self.layout.blob_path(digest)?;
         let size = std::fs::metadata(&path)
             .map_err(|e| Error::io("could not read", &path, e))?
             .len();
         let peer = format!("{}/{}", self.target.registry, self.target.repository);
-        let transfer =
-            std::sync::Arc::new(
-                self.progress
-                    .transfer(Direction::Upload, digest, &peer, size),
-            );
-        let result = with_retry(self.progress, "blob upload", || {
-            transfer.restart();
-            let transfer = transfer.clone();
-            // Streamed from the file, one chunk in memory at a time, counted as it goes.
-            let chunks = file_chunks(&path, UPLOAD_CHUNK).map(move |chunk| {
-                let chunk = chunk.map_err(oci_client::errors::OciDistributionError::IoError)?;
-                transfer.advance(chunk.len() as u64);
-                Ok(chunk)
-            });
-            self.client
-                .push_blob_stream(&self.reference, chunks, digest, Some(size))
-        })
-        .await;
+        let transfer = self
+            .progress
+            .transfer(Direction::Upload, digest, &peer, size);
+        let uploader = self.uploader.as_ref().ok_or_else(|| {
+            self.fail(
+                "upload a blob to",
+                oci_client::errors::OciDistributionError::GenericError(Some(
+                    "the push was not authenticated".into(),
+                )),
+            )
+        })?;
+        let result = uploader
+            .upload(
+                self.reference.repository(),
+                digest,
+                &path,
+                size,
+                &transfer,
+                self.progress,
+            )
+            .await;
         match result {
-            Ok(_) => {
+            Ok(sent) => {
                 transfer.done();
-                Ok(size)
+                Ok(sent)
             }
             Err(e) => {
                 transfer.fail();

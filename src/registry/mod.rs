@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::progress::Reporter;
 
 mod locations;
+pub mod upload;
 
 pub use locations::{BlobLocations, Turn};
 
@@ -245,14 +246,16 @@ pub fn is_transient(err: &OciDistributionError) -> bool {
 }
 
 /// Authenticates `client` for pushing to `reference` with `credentials`, retrying transient
-/// failures; an error names `display` (the reference as the user knows it).
+/// failures; an error names `display` (the reference as the user knows it). Returns the bearer
+/// token the registry's token service issued, if it has one (for requests made without
+/// oci-client, see [`upload`]).
 pub async fn authenticate_push(
     client: &Client,
     reference: &Reference,
     credentials: &Credentials,
     display: &str,
     progress: &Reporter,
-) -> Result<()> {
+) -> Result<Option<String>> {
     with_retry(progress, "authentication", || {
         client.auth(
             reference,
@@ -261,8 +264,7 @@ pub async fn authenticate_push(
         )
     })
     .await
-    .map_err(|e| registry_error("authenticate for", display, credentials, e))?;
-    Ok(())
+    .map_err(|e| registry_error("authenticate for", display, credentials, e))
 }
 
 /// Runs a registry operation, retrying transient failures with backoff (5 attempts).

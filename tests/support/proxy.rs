@@ -18,6 +18,14 @@ pub struct Faults {
     pub cut_after_bytes: Option<u64>,
     /// Once clients have sent more than this many requests, the same as `cut_after_bytes`.
     pub cut_after_requests: Option<usize>,
+    /// When the nth request (counting from 1) of this method whose path holds the fragment
+    /// arrives, it is not forwarded, and the cut happens as with `cut_after_bytes`. The
+    /// requests before it were answered, so the server is left in a well-defined state (a
+    /// blob upload session at a chunk boundary, say).
+    pub cut_before_request: Option<(&'static str, &'static str, usize)>,
+    /// Cut only the connections of that moment, once: later connections go through. The
+    /// connection broke; the server did not go away.
+    pub cut_once: bool,
 }
 
 /// The shared state of a faulty proxy.
@@ -25,7 +33,10 @@ pub struct Faults {
 struct FaultState {
     faults: Faults,
     failed: AtomicUsize,
+    /// Whether connections are being cut now.
     cut: AtomicBool,
+    /// How many times connections were cut.
+    cuts: AtomicUsize,
 }
 
 /// What went through the proxy, client to server.
@@ -111,7 +122,12 @@ impl CountingProxy {
 
     /// Whether the proxy has cut the connections.
     pub fn was_cut(&self) -> bool {
-        self.state.cut.load(Ordering::SeqCst)
+        self.state.cuts.load(Ordering::SeqCst) > 0
+    }
+
+    /// Lets connections through again after a cut: the server is back.
+    pub fn heal(&self) {
+        self.state.cut.store(false, Ordering::SeqCst);
     }
 
     /// A snapshot of the traffic so far.
@@ -143,23 +159,37 @@ fn pump(
         };
         if let Some((traffic, state)) = &counting {
             let lines = parser.feed(&buf[..n]);
-            let (bytes, requests) = match traffic.lock() {
+            let faults = &state.faults;
+            let (bytes, requests, reached) = match traffic.lock() {
                 Ok(mut t) => {
                     t.bytes += n as u64;
+                    let before = faults
+                        .cut_before_request
+                        .map(|(method, fragment, _)| t.count(method, fragment));
                     t.requests.extend(lines);
-                    (t.bytes, t.requests.len())
+                    let reached = faults.cut_before_request.is_some_and(|(m, f, nth)| {
+                        before.is_some_and(|b| b < nth) && t.count(m, f) >= nth
+                    });
+                    (t.bytes, t.requests.len(), reached)
                 }
-                Err(_) => (0, 0),
+                Err(_) => (0, 0, false),
             };
-            let faults = &state.faults;
+            // A fault strikes once per proxy: after `heal` or a cut of its own, traffic flows.
+            let spent = state.cuts.load(Ordering::SeqCst) > 0;
             if state.cut.load(Ordering::SeqCst)
-                || faults.cut_after_bytes.is_some_and(|limit| bytes > limit)
-                || faults
-                    .cut_after_requests
-                    .is_some_and(|limit| requests > limit)
+                || (!spent
+                    && (faults.cut_after_bytes.is_some_and(|limit| bytes > limit)
+                        || faults
+                            .cut_after_requests
+                            .is_some_and(|limit| requests > limit)
+                        || reached))
             {
-                // The server goes away: nothing more is forwarded, both sides are closed.
-                state.cut.store(true, Ordering::SeqCst);
+                // Nothing more is forwarded, both sides are closed; unless the cut is once
+                // only, the server has gone away for every later connection too.
+                if !state.cut.load(Ordering::SeqCst) {
+                    state.cuts.fetch_add(1, Ordering::SeqCst);
+                    state.cut.store(!faults.cut_once, Ordering::SeqCst);
+                }
                 let _ = from.shutdown(Shutdown::Both);
                 let _ = to.shutdown(Shutdown::Both);
                 return;
