@@ -202,6 +202,28 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A disk filled up while the tool was writing to it.
+    #[error("{action} {}: no space left on the disk holding {}", path.display(), dir.display())]
+    #[diagnostic(
+        code(lambda_image::disk_full),
+        help(
+            "free space on the disk holding {}, or write elsewhere: CARGO_LAMBDA_IMAGE_CACHE_DIR \
+             moves the layer and blob cache, CARGO_TARGET_DIR the image layouts; nothing \
+             half-written was kept",
+            dir.display()
+        )
+    )]
+    DiskFull {
+        /// What we were doing, e.g. "could not write".
+        action: &'static str,
+        /// The file being written.
+        path: PathBuf,
+        /// The directory it was written in.
+        dir: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
     /// A path to put into an image would land outside the image root.
     #[error("`{path}` is not a valid path inside an image")]
     #[diagnostic(
@@ -529,11 +551,23 @@ pub enum Error {
 }
 
 impl Error {
-    /// Builds an [`Error::Io`].
+    /// Builds an [`Error::Io`], or an [`Error::DiskFull`] when that is what happened.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        let path = path.into();
+        if matches!(
+            source.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ) {
+            return Error::DiskFull {
+                action,
+                dir: path.parent().map(PathBuf::from).unwrap_or_default(),
+                path,
+                source,
+            };
+        }
         Error::Io {
             action,
-            path: path.into(),
+            path,
             source,
         }
     }

@@ -1,6 +1,8 @@
 //! A function shipping a multi-gigabyte model (a sparse file: cheap to make and to compress)
 //! is imaged and pushed with bounded memory, and a code change afterwards re-pushes only the
-//! bootstrap's layer. Its own test binary, so that nothing else runs beside the measurement.
+//! bootstrap's layer. A full disk, for the cache or for the layout, is an error that leaves
+//! nothing half-written. Its own test binary, so that no other test's processes run beside the
+//! memory measurement.
 
 mod support;
 
@@ -142,4 +144,145 @@ fn a_two_gigabyte_include_is_imaged_and_pushed_with_bounded_memory() {
         sent <= bootstrap_layer + 8 * 1024,
         "{sent} bytes for a {bootstrap_layer}-byte layer"
     );
+}
+
+/// Runs the CLI in a mount namespace of its own, with a `size` tmpfs mounted on `dir` (holding
+/// a copy of `seed` as `bootstrap` when given); returns its output and every file left in `dir`
+/// with its SHA-256, read before the namespace goes away.
+fn on_a_small_disk(
+    dir: &std::path::Path,
+    size_kib: u64,
+    seed: Option<&std::path::Path>,
+    args: &[&str],
+    ws: &TempWorkspace,
+    cache: &std::path::Path,
+) -> (std::process::Output, Vec<(String, String)>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let script = r#"dir=$1; size=$2; seed=$3; shift 3
+mount -t tmpfs -o "size=${size}k" tmpfs "$dir" || exit 99
+if [ -n "$seed" ]; then cp "$seed" "$dir/bootstrap"; fi
+"$@"; status=$?
+echo "--- files left"
+cd "$dir" && find . -type f -exec sha256sum {} +
+exit $status"#;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "sh", "-c", script, "sh"])
+        .arg(dir)
+        .arg(size_kib.to_string())
+        .arg(seed.map(|s| s.as_os_str()).unwrap_or_default())
+        .arg(env!("CARGO_BIN_EXE_cargo-lambda-image"))
+        .args(args)
+        .args(["--manifest-path"])
+        .arg(ws.manifest())
+        .env("NO_COLOR", "1")
+        .env("CARGO_TARGET_DIR", fixture_target_dir("big-image"))
+        .env("CARGO_LAMBDA_IMAGE_CACHE_DIR", cache);
+    let out = run(&mut cmd);
+    assert_ne!(
+        out.status.code(),
+        Some(99),
+        "could not mount a tmpfs (the tests run as root): {:?}",
+        texts(&out)
+    );
+    let (stdout, _) = texts(&out);
+    let files = stdout
+        .split_once("--- files left\n")
+        .map(|(_, listing)| listing)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(hash, path)| (hash.to_string(), path.to_string()))
+        .collect();
+    (out, files)
+}
+
+/// The disk fills up while imaging: first the cache's (the layer being compressed), then the
+/// target directory's (the layout being written). Each is an error naming the directory, and
+/// nothing half-written is kept: no file under a digest it does not hash to, no layout.
+#[test]
+fn a_full_disk_is_named_and_leaves_nothing_half_written() {
+    let name = unique("full-disk");
+    let ws = TempWorkspace::new(
+        &format!("[package.metadata.lambda]\nfunction-name = \"{name}\"\nbase-image = \"scratch\"\n\n[package.metadata.lambda.image]\ninclude = [\"data\"]\n"),
+        "",
+        &[],
+    );
+    // 8 MiB that do not compress.
+    let data = ws.dir.path().join("func/data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: Vec<u8> = (0..8 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(data.join("noise.bin"), noise).unwrap();
+    let mut build = cli();
+    build
+        .args(["build", "--manifest-path"])
+        .arg(ws.manifest())
+        .env("CARGO_TARGET_DIR", fixture_target_dir("big-image"));
+    let out = run(&mut build);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    let hashed_right = |files: &[(String, String)]| {
+        files.iter().all(|(hash, path)| {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            name.len() != 64 || name == hash
+        })
+    };
+
+    // The cache's disk: 4 MiB for an 8 MiB layer.
+    let cache = tempfile::tempdir().unwrap();
+    let (out, files) = on_a_small_disk(
+        cache.path(),
+        4096,
+        None,
+        &["image", "--no-build"],
+        &ws,
+        cache.path(),
+    );
+    let (_, stderr) = texts(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no space left on the disk holding"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&cache.path().display().to_string()),
+        "{stderr}"
+    );
+    assert!(stderr.contains("CARGO_LAMBDA_IMAGE_CACHE_DIR"), "{stderr}");
+    assert!(hashed_right(&files), "{files:?}");
+    assert!(
+        files.iter().all(|(_, path)| !path.contains(".layer-")),
+        "a partial layer was kept: {files:?}"
+    );
+
+    // The layout's disk: room for the bootstrap and a little more, not for the layer's copy.
+    let arch_dir = fixture_target_dir("big-image").join(format!("lambda-image/{name}/x86_64"));
+    let seed = tempfile::tempdir().unwrap();
+    let bootstrap = seed.path().join("bootstrap");
+    std::fs::copy(arch_dir.join("bootstrap"), &bootstrap).unwrap();
+    let size_kib = std::fs::metadata(&bootstrap).unwrap().len() / 1024 + 2048;
+    let cache = tempfile::tempdir().unwrap();
+    let (out, files) = on_a_small_disk(
+        &arch_dir,
+        size_kib,
+        Some(&bootstrap),
+        &["image", "--no-build"],
+        &ws,
+        cache.path(),
+    );
+    let (_, stderr) = texts(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no space left on the disk holding"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&arch_dir.display().to_string()), "{stderr}");
+    let left: Vec<&str> = files.iter().map(|(_, path)| path.as_str()).collect();
+    assert_eq!(left, ["./bootstrap"], "a half-written layout was kept");
 }

@@ -221,7 +221,31 @@ pub(crate) fn write_layout(
     let final_dir = layout_dir(spec).into_std_path_buf();
     let fresh = final_dir.with_file_name(format!("oci.new-{}", std::process::id()));
     remove_dir(&fresh)?;
-    let layout = Layout::create(&fresh)?;
+    let written = write_fresh_layout(spec, base_reference, config_bytes, stored_layers, &fresh);
+    if written.is_err() {
+        // A full disk, say: nothing half-written stays behind.
+        let _ = remove_dir(&fresh);
+    }
+    let image = written?;
+    if same_layout(&fresh, &final_dir, &image.digest) {
+        // The same image is already there (built by an earlier run, or by another process
+        // at the same time): keep it, so that nothing reading it sees it replaced.
+        remove_dir(&fresh)?;
+    } else {
+        replace_dir(&fresh, &final_dir)?;
+    }
+    Ok(image)
+}
+
+/// Writes the layout of [`write_layout`] into the directory `fresh`.
+fn write_fresh_layout(
+    spec: &FunctionSpec,
+    base_reference: &str,
+    config_bytes: &[u8],
+    stored_layers: &[BaseLayer],
+    fresh: &Path,
+) -> Result<BuiltImage> {
+    let layout = Layout::create(fresh)?;
     let config_digest = layout.write_blob(config_bytes)?;
     let mut layers: Vec<Descriptor> = Vec::new();
     for stored in stored_layers {
@@ -244,13 +268,6 @@ pub(crate) fn write_layout(
         manifest_bytes.len() as u64,
     );
     layout.write_index(&Index::single(entry, spec.arch, &spec.image.tag))?;
-    if same_layout(&fresh, &final_dir, &digest) {
-        // The same image is already there (built by an earlier run, or by another process
-        // at the same time): keep it, so that nothing reading it sees it replaced.
-        remove_dir(&fresh)?;
-    } else {
-        replace_dir(&fresh, &final_dir)?;
-    }
     Ok(BuiltImage {
         function: spec.name.clone(),
         arch: spec.arch,
@@ -481,5 +498,44 @@ mod tests {
         // The same files give the same split; only the files decide it.
         let again = function_layers(&spec, &bootstrap).unwrap();
         assert_eq!(files(&again), files(&layers));
+    }
+
+    #[test]
+    fn an_include_that_disappears_while_imaging_is_named_and_nothing_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = dir.path().join("pkg");
+        std::fs::create_dir_all(package.join("data")).unwrap();
+        std::fs::write(package.join("data/kept.txt"), b"kept").unwrap();
+        // Larger than the hashing limit, so its identity is taken from its metadata.
+        let gone = package.join("data/gone.bin");
+        std::fs::File::create(&gone)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let bootstrap = dir.path().join("bootstrap");
+        std::fs::write(&bootstrap, b"\x7fELF").unwrap();
+        let mut spec = crate::config::example_spec("hello", Arch::X86_64, "scratch");
+        spec.manifest_path = package.join("Cargo.toml").try_into().unwrap();
+        spec.image.include = vec!["data".into()];
+        // The files are listed, then one goes away before its layer is written.
+        let layers = function_layers(&spec, &bootstrap).unwrap();
+        std::fs::remove_file(&gone).unwrap();
+        let cache = LayerCache::new(&dir.path().join("cache"));
+        let err = cache.get_or_build(&layers[0].builder, 0).unwrap_err();
+        assert!(
+            err.to_string().contains(&gone.display().to_string()),
+            "{err}"
+        );
+        let left: Vec<_> = walk(&dir.path().join("cache"));
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Every file under `dir`.
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if dir.is_dir() {
+            collect_files(dir, &mut out).unwrap();
+        }
+        out
     }
 }

@@ -206,7 +206,11 @@ impl LayerBuilder {
         let file = File::create(partial).map_err(|e| Error::io("could not create", partial, e))?;
         let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         let gz = ParallelGzip::new(hashing, Compression::default(), threads());
-        let gz = self.write_tar(gz, mtime)?;
+        // Entries' errors name the entry; a full disk is the layer file's, so it names that.
+        let gz = self.write_tar(gz, mtime).map_err(|e| match e {
+            Error::DiskFull { source, .. } => Error::io("could not write", partial, source),
+            other => other,
+        })?;
         let write_err = |e| Error::io("could not write", partial, e);
         let (hashing, finished) = gz.finish().map_err(write_err)?;
         let (writer, digest, size) = hashing.finish();
