@@ -10,10 +10,16 @@
 //! data) is stored as it is instead: deflating it would cost time for nothing.
 //!
 //! [`ParallelGzip`] is a `Write`: a tar streams into it, the compressed bytes stream out, and
-//! the SHA-256 of the uncompressed bytes (the layer's diff_id) is computed on the way. Memory is
-//! bounded by a batch of blocks per thread, whatever the layer's size.
+//! the SHA-256 of the uncompressed bytes (the layer's diff_id) is computed on the way. Blocks go
+//! to a pool of compressing threads as soon as they are full, so that reading files, writing
+//! the tar and hashing (on the caller's thread) overlap with compression instead of taking
+//! turns with it. Memory is bounded by a few blocks per thread in flight, whatever the layer's
+//! size.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 use sha2::{Digest, Sha256};
@@ -22,7 +28,7 @@ use sha2::{Digest, Sha256};
 pub const BLOCK: usize = 256 << 10;
 /// How much of the previous block primes the next one (deflate's window).
 const DICTIONARY: usize = 32 << 10;
-/// Blocks per thread compressed in one batch.
+/// Blocks per thread in flight (sent, not written yet).
 const BLOCKS_PER_THREAD: usize = 4;
 /// The gzip header: no name, mtime 0, unknown OS. Two builds of one tree give the same bytes.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
@@ -33,15 +39,79 @@ const STORE_ENTROPY: f64 = 7.95;
 pub struct ParallelGzip<W: Write> {
     out: W,
     level: Compression,
-    threads: usize,
     block: Vec<u8>,
-    batch: Vec<Vec<u8>>,
-    /// The last bytes of the block before the current batch.
+    /// The last bytes of the block before `block`.
     dictionary: Vec<u8>,
     crc: crc32fast::Hasher,
     sha: Sha256,
     size: u64,
     started: bool,
+    pool: Pool,
+    /// The number the next block sent gets.
+    sent: u64,
+    /// The number of the next block to write.
+    next: u64,
+    /// Compressed blocks that came back before the ones ahead of them.
+    waiting: BTreeMap<u64, Vec<u8>>,
+    /// How many blocks may be sent and not yet written.
+    in_flight: usize,
+}
+
+/// One block to compress.
+struct Job {
+    number: u64,
+    data: Vec<u8>,
+    dictionary: Vec<u8>,
+    final_block: bool,
+    level: Compression,
+}
+
+/// The compressing threads: they take jobs from one queue and answer on another.
+struct Pool {
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::Receiver<(u64, io::Result<Vec<u8>>)>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn new(threads: usize) -> Pool {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let (answer, done) = mpsc::channel();
+        let workers = (0..threads)
+            .map(|_| {
+                let (queue, answer) = (queue.clone(), answer.clone());
+                std::thread::spawn(move || loop {
+                    // The lock is held only to take a job, never while compressing.
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let compressed =
+                        compress_block(&job.data, &job.dictionary, job.final_block, job.level);
+                    if answer.send((job.number, compressed)).is_err() {
+                        return;
+                    }
+                })
+            })
+            .collect();
+        Pool {
+            jobs: Some(jobs),
+            done,
+            workers,
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the queue ends the workers once they finish their job.
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
 }
 
 /// What a finished gzip stream was made of.
@@ -56,88 +126,91 @@ pub struct Finished {
 impl<W: Write> ParallelGzip<W> {
     /// Compresses into `out` at `level` on `threads` threads (at least one).
     pub fn new(out: W, level: Compression, threads: usize) -> ParallelGzip<W> {
+        let threads = threads.max(1);
         ParallelGzip {
             out,
             level,
-            threads: threads.max(1),
             block: Vec::with_capacity(BLOCK),
-            batch: Vec::new(),
             dictionary: Vec::new(),
             crc: crc32fast::Hasher::new(),
             sha: Sha256::new(),
             size: 0,
             started: false,
+            pool: Pool::new(threads),
+            sent: 0,
+            next: 0,
+            waiting: BTreeMap::new(),
+            in_flight: threads * BLOCKS_PER_THREAD,
         }
     }
 
     /// Compresses what is left, writes the trailer and returns the writer with what went in.
     pub fn finish(mut self) -> io::Result<(W, Finished)> {
-        let last = std::mem::take(&mut self.block);
-        self.batch.push(last);
-        self.compress_batch(true)?;
+        self.send_block(true)?;
+        self.write_ready(0)?;
         let crc = self.crc.clone().finalize();
-        self.out.write_all(&crc.to_le_bytes())?;
-        self.out.write_all(&(self.size as u32).to_le_bytes())?;
-        self.out.flush()?;
-        let finished = Finished {
-            diff_id: format!("sha256:{}", hex::encode(self.sha.clone().finalize())),
-            size: self.size,
-        };
-        Ok((self.out, finished))
+        let size = self.size;
+        let diff_id = format!("sha256:{}", hex::encode(self.sha.clone().finalize()));
+        let mut out = self.into_out();
+        out.write_all(&crc.to_le_bytes())?;
+        out.write_all(&(size as u32).to_le_bytes())?;
+        out.flush()?;
+        Ok((out, Finished { diff_id, size }))
     }
 
-    /// Compresses the batch on the threads, writing the blocks in order.
-    fn compress_batch(&mut self, last: bool) -> io::Result<()> {
+    /// The writer, once the pool has stopped.
+    fn into_out(self) -> W {
+        let ParallelGzip { out, pool, .. } = self;
+        drop(pool);
+        out
+    }
+
+    /// Sends the current block to the pool, primed with the end of the one before.
+    fn send_block(&mut self, final_block: bool) -> io::Result<()> {
+        let data = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
+        let tail = data[data.len().saturating_sub(DICTIONARY)..].to_vec();
+        let job = Job {
+            number: self.sent,
+            dictionary: std::mem::replace(&mut self.dictionary, tail),
+            data,
+            final_block,
+            level: self.level,
+        };
+        let jobs = self.pool.jobs.as_ref().ok_or_else(pool_gone)?;
+        jobs.send(job).map_err(|_| pool_gone())?;
+        self.sent += 1;
+        self.write_ready(self.in_flight)
+    }
+
+    /// Writes compressed blocks in order, waiting for them until at most `allowed` blocks are
+    /// in flight.
+    fn write_ready(&mut self, allowed: usize) -> io::Result<()> {
         if !self.started {
             self.out.write_all(&HEADER)?;
             self.started = true;
         }
-        let blocks = std::mem::take(&mut self.batch);
-        let count = blocks.len();
-        let mut dictionaries: Vec<&[u8]> = Vec::with_capacity(count);
-        for i in 0..count {
-            let previous = if i == 0 {
-                self.dictionary.as_slice()
+        loop {
+            while let Some(block) = self.waiting.remove(&self.next) {
+                self.out.write_all(&block)?;
+                self.next += 1;
+            }
+            let in_flight = (self.sent - self.next) as usize;
+            let answer = if in_flight > allowed {
+                self.pool.done.recv().map_err(|_| pool_gone())?
             } else {
-                blocks[i - 1].as_slice()
+                match self.pool.done.try_recv() {
+                    Ok(answer) => answer,
+                    Err(_) => return Ok(()),
+                }
             };
-            dictionaries.push(&previous[previous.len().saturating_sub(DICTIONARY)..]);
+            let (number, compressed) = answer;
+            self.waiting.insert(number, compressed?);
         }
-        let level = self.level;
-        let per_thread = count.div_ceil(self.threads).max(1);
-        let compressed: Vec<io::Result<Vec<u8>>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..count)
-                .step_by(per_thread)
-                .map(|start| {
-                    let end = (start + per_thread).min(count);
-                    let (blocks, dictionaries) = (&blocks, &dictionaries);
-                    scope.spawn(move || {
-                        (start..end)
-                            .map(|i| {
-                                let final_block = last && i + 1 == count;
-                                compress_block(&blocks[i], dictionaries[i], final_block, level)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        vec![Err(io::Error::other("a compression thread panicked"))]
-                    })
-                })
-                .collect()
-        });
-        for block in compressed {
-            self.out.write_all(&block?)?;
-        }
-        if let Some(previous) = blocks.last() {
-            self.dictionary = previous[previous.len().saturating_sub(DICTIONARY)..].to_vec();
-        }
-        Ok(())
     }
+}
+
+fn pool_gone() -> io::Error {
+    io::Error::other("a compression thread stopped")
 }
 
 impl<W: Write> Write for ParallelGzip<W> {
@@ -149,11 +222,7 @@ impl<W: Write> Write for ParallelGzip<W> {
         self.sha.update(data);
         self.size += take as u64;
         if self.block.len() == BLOCK {
-            let full = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
-            self.batch.push(full);
-            if self.batch.len() >= self.threads * BLOCKS_PER_THREAD {
-                self.compress_batch(false)?;
-            }
+            self.send_block(false)?;
         }
         Ok(take)
     }
