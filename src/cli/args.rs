@@ -135,8 +135,9 @@ impl BuildArgs {
             },
             overrides: overrides(&self.target),
             env: Default::default(),
-            // Nothing is built: an earlier run's view of the workspace serves, while fresh.
-            reuse_metadata: self.compile.no_build,
+            // An earlier run's view of the workspace serves while nothing it depends on
+            // changed; cargo still judges what to rebuild when it builds.
+            reuse_metadata: true,
         }
         .with_process_env()
     }

@@ -1,8 +1,8 @@
-//! `cargo metadata --no-deps`, and a cache of its answer for runs that build nothing.
+//! `cargo metadata --no-deps`, and a cache of its answer.
 //!
 //! Running cargo costs tens of milliseconds (more through rustup's proxy), which is most of a
-//! `--no-build` run. With `--no-build`, the answer of an earlier run is reused as long as
-//! nothing that decides it changed: the workspace's and every member's manifest, the
+//! `--no-build` run and as much as cargo's own up-to-date check in a build with nothing to do.
+//! The answer of an earlier run is reused as long as nothing that decides it changed: the workspace's and every member's manifest, the
 //! directories new members or binaries would appear in (a member's directory, its parent,
 //! `src/` and `src/bin/`), cargo's configuration files, and the environment variables that
 //! move the target directory. Any change, or any doubt, runs cargo.

@@ -115,7 +115,7 @@ pub struct PlanRequest {
     /// The environment to read `CARGO_LAMBDA_IMAGE_*` from (passed in so tests control it).
     pub env: BTreeMap<String, String>,
     /// Reuse an earlier run's `cargo metadata` answer while nothing it depends on changed
-    /// (for runs that build nothing: see [`metadata::cached`]).
+    /// (see [`metadata::cached`]): the command line does.
     pub reuse_metadata: bool,
 }
 
