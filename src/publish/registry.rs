@@ -263,10 +263,12 @@ impl<'a> Session<'a> {
         let credentials = options.credentials_for(&target.registry);
         let mut session = Session {
             uploader: None,
-            base_repository: image
-                .base
-                .parse::<Reference>()
-                .ok()
+            // Only a base named on the target's registry can be mounted from; the check on the
+            // text comes first because parsing a reference compiles oci-client's reference
+            // grammar, which costs a push of nothing new most of its time.
+            base_repository: Some(&image.base)
+                .filter(|base| base.starts_with(&format!("{}/", target.registry)))
+                .and_then(|base| base.parse::<Reference>().ok())
                 .filter(|b| {
                     b.resolve_registry() == reference.resolve_registry()
                         && b.repository() != reference.repository()

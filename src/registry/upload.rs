@@ -24,7 +24,7 @@ use oci_client::errors::OciDistributionError;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{is_transient, Credentials, RegistryOptions};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::progress::{Reporter, Transfer};
 
 /// How many bytes one PATCH request carries: large enough that a request's round trip is
@@ -38,7 +38,10 @@ type Failure = OciDistributionError;
 
 /// Uploads blobs to the repositories of one registry.
 pub struct Uploader {
-    http: reqwest::Client,
+    /// Made when the first blob is sent: a push of nothing new does without it.
+    http: tokio::sync::OnceCell<reqwest::Client>,
+    /// Extra certificates to trust, for `https` registries.
+    certificates: Vec<PathBuf>,
     /// `http://host:port` or `https://host`.
     base: String,
     /// The key sessions are kept under: the registry as the user named it.
@@ -81,31 +84,9 @@ impl Uploader {
         } else {
             "https"
         };
-        let mut certificates = Vec::new();
-        for path in &options.ca_files {
-            let data = std::fs::read(path)
-                .map_err(|e| Error::io("could not read the certificate", path, e))?;
-            let certificate = reqwest::Certificate::from_pem(&data).map_err(|e| {
-                Error::io(
-                    "could not read the certificate",
-                    path,
-                    std::io::Error::other(e),
-                )
-            })?;
-            certificates.push(certificate);
-        }
-        let http = reqwest::Client::builder()
-            .tls_certs_merge(certificates)
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| Error::Registry {
-                action: "set up an HTTP client for".into(),
-                reference: registry.into(),
-                message: e.to_string(),
-            })?;
         Ok(Uploader {
-            http,
+            http: tokio::sync::OnceCell::new(),
+            certificates: options.ca_files.clone(),
             base: format!("{scheme}://{registry}"),
             registry: registry.to_string(),
             authorization: authorization(token, credentials),
@@ -246,7 +227,7 @@ impl Uploader {
             let len = CHUNK.min(size - at.offset);
             let body = read_chunk(&mut file, len).await?;
             let response = self
-                .request(reqwest::Method::PATCH, &at.location)
+                .request(reqwest::Method::PATCH, &at.location)?
                 .header(
                     "Content-Range",
                     format!("{}-{}", at.offset, at.offset + len - 1),
@@ -279,7 +260,7 @@ impl Uploader {
     async fn begin(&self, repository: &str) -> std::result::Result<String, Failure> {
         let url = format!("{}/v2/{repository}/blobs/uploads/", self.base);
         let response = self
-            .request(reqwest::Method::POST, &url)
+            .request(reqwest::Method::POST, &url)?
             .header(CONTENT_LENGTH, 0)
             .send()
             .await?;
@@ -298,7 +279,7 @@ impl Uploader {
             .map_err(|e| Failure::UrlParseError(format!("{location}: {e}")))?;
         url.query_pairs_mut().append_pair("digest", digest);
         let response = self
-            .request(reqwest::Method::PUT, url.as_str())
+            .request(reqwest::Method::PUT, url.as_str())?
             .header(CONTENT_LENGTH, body.len())
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(body)
@@ -310,7 +291,7 @@ impl Uploader {
     /// How far a session got: its next URL and offset, or `None` when the registry no longer
     /// knows it.
     async fn status(&self, location: &str) -> std::result::Result<Option<Cursor>, Failure> {
-        let response = self.request(reqwest::Method::GET, location).send().await?;
+        let response = self.request(reqwest::Method::GET, location)?.send().await?;
         if response.status() != StatusCode::NO_CONTENT {
             return Ok(None);
         }
@@ -320,16 +301,46 @@ impl Uploader {
         }))
     }
 
-    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, url);
+    /// The HTTP client, made on first use. A plain-HTTP registry's does without the system's
+    /// certificates, whose loading is most of the cost of making one.
+    fn http(&self) -> std::result::Result<&reqwest::Client, Failure> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(120));
+        if self.base.starts_with("http:") {
+            builder = builder.tls_certs_only(Vec::new());
+        } else {
+            for path in &self.certificates {
+                let data = std::fs::read(path)?;
+                let certificate = reqwest::Certificate::from_pem(&data)?;
+                builder = builder.tls_certs_merge([certificate]);
+            }
+        }
+        let client = builder.build()?;
+        // Another task may have made one meanwhile; either serves.
+        let _ = self.http.set(client);
+        self.http
+            .get()
+            .ok_or_else(|| Failure::GenericError(Some("no HTTP client".into())))
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> std::result::Result<reqwest::RequestBuilder, Failure> {
+        let request = self.http()?.request(method, url);
         // Credentials go only to the registry itself, never to a URL elsewhere a session
         // location may point at (CVE-2020-15157).
-        match &self.authorization {
+        Ok(match &self.authorization {
             Some(value) if same_origin(url, &self.base) => {
                 request.header(AUTHORIZATION, value.clone())
             }
             _ => request,
-        }
+        })
     }
 
     /// The `Location` of an answer, resolved against the URL asked; the URL asked when the
