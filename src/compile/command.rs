@@ -307,7 +307,7 @@ mod tests {
             let image = build_command(u, &c)
                 .cross_image
                 .expect("cross shows its image");
-            (image.image, image.display())
+            (image.image.clone(), image.display())
         };
 
         let (image, line) = shown(&u, &none, &NO_CROSS_TOML);
