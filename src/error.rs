@@ -165,6 +165,63 @@ pub enum Error {
         command: String,
     },
 
+    /// `cross` has no container engine to run its build container with.
+    #[error("`cross` needs a container engine, but {missing}")]
+    #[diagnostic(code(lambda_image::cross_engine), help("{help}"))]
+    CrossEngineMissing {
+        /// Which engine was looked for and not found.
+        missing: String,
+        /// How to install or choose one.
+        help: String,
+    },
+
+    /// `cross` found its container engine's program, but the engine did not answer or could
+    /// not start the build container.
+    #[error("cross's container engine, {engine}, could not run its build container:\n{stderr}")]
+    #[diagnostic(code(lambda_image::cross_engine), help("{help}"))]
+    CrossEngineUnreachable {
+        /// The engine.
+        engine: String,
+        /// The last lines cross wrote to stderr.
+        stderr: String,
+        /// How to start it.
+        help: String,
+    },
+
+    /// `cross` could not pull the image it compiles in.
+    #[error("cross could not pull `{image}`, the image it compiles {target} in:\n{stderr}")]
+    #[diagnostic(
+        code(lambda_image::cross_image),
+        help("build, load or pull `{image}` into the container engine, or choose an image the engine has: `cross-image = {{ \"{target}\" = \"my/image:tag\" }}` in [package.metadata.lambda], or {var}")
+    )]
+    CrossImagePull {
+        /// The image.
+        image: String,
+        /// The target triple.
+        target: String,
+        /// The variable that overrides it, `CROSS_TARGET_<TRIPLE>_IMAGE`.
+        var: String,
+        /// The last lines cross wrote to stderr.
+        stderr: String,
+    },
+
+    /// `cross` exited with an error.
+    #[error("compiling {what} with cross failed ({status}):\n{stderr}")]
+    #[diagnostic(
+        code(lambda_image::compile_failed),
+        help("cross's output above says why; the command was: {command}")
+    )]
+    CrossFailed {
+        /// The function(s) and target being compiled.
+        what: String,
+        /// The exit status.
+        status: String,
+        /// The last lines cross wrote to stderr.
+        stderr: String,
+        /// The command line, for reproducing by hand.
+        command: String,
+    },
+
     /// The compiler succeeded but did not report the executable we asked for.
     #[error("cargo did not produce the binary `{bin}` for {target}")]
     #[diagnostic(

@@ -323,6 +323,9 @@ impl Pipeline {
             for command in compile::commands(&self.plan, &self.options.compile) {
                 self.reporter
                     .verbose(format!("  command: {}", command.display()));
+                if let Some(image) = &command.cross_image {
+                    self.reporter.verbose(format!("  {}", image.display()));
+                }
             }
         }
         let (plan, options, reporter) = (

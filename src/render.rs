@@ -195,6 +195,9 @@ impl Renderer {
             } => {
                 for command in commands {
                     self.line(&format!("  command: {}", command.display()));
+                    if let Some(image) = &command.cross_image {
+                        self.line(&format!("  {}", image.display()));
+                    }
                 }
                 for f in &plan.functions {
                     let line = format!(

@@ -17,6 +17,31 @@ pub struct BuildCommand {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: BTreeMap<String, String>,
+    /// For `cross`: the image it compiles in, and which setting chose it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_image: Option<CrossImage>,
+}
+
+/// The image `cross` will compile a target in, and where that choice comes from, for
+/// `--dry-run`, `-v` and its errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrossImage {
+    /// The target triple.
+    pub target: String,
+    /// The image, or `None` when cross picks its own.
+    pub image: Option<String>,
+    /// The setting that chose it, e.g. "`cross-image` in the metadata".
+    pub source: String,
+}
+
+impl CrossImage {
+    /// One line for people: `cross image for T: IMAGE (SOURCE)`.
+    pub fn display(&self) -> String {
+        match &self.image {
+            Some(image) => format!("cross image for {}: {image} ({})", self.target, self.source),
+            None => format!("cross image for {}: {}", self.target, self.source),
+        }
+    }
 }
 
 impl BuildCommand {
@@ -75,6 +100,8 @@ pub struct CommandContext<'a> {
     pub host: Option<Arch>,
     /// The user's environment, consulted so that a linker they set is never overridden.
     pub user_env: &'a BTreeMap<String, String>,
+    /// The images a `Cross.toml` names, by target triple (`[target.<triple>] image`).
+    pub cross_toml: &'a BTreeMap<String, String>,
 }
 
 /// The environment variable cargo reads a target's linker from.
@@ -98,11 +125,13 @@ pub fn build_command(unit: &CompileUnit, ctx: &CommandContext<'_>) -> BuildComma
         },
         Compiler::Cross => ("cross", "build", triple.clone()),
     };
-    let mut args = vec![
-        subcommand.to_string(),
-        "--manifest-path".to_string(),
-        ctx.workspace_manifest.to_string(),
-    ];
+    let mut args = vec![subcommand.to_string()];
+    // cross mounts the workspace at another path in its container, where the host's absolute
+    // manifest path does not exist: it runs in the workspace root and finds the manifest there.
+    if unit.compiler != Compiler::Cross {
+        args.push("--manifest-path".to_string());
+        args.push(ctx.workspace_manifest.to_string());
+    }
     for package in &unit.packages {
         args.push("--package".into());
         args.push(package.clone());
@@ -147,6 +176,7 @@ pub fn build_command(unit: &CompileUnit, ctx: &CommandContext<'_>) -> BuildComma
             env.insert(var, image.clone());
         }
     }
+    let cross_image = (unit.compiler == Compiler::Cross).then(|| cross_image(unit, ctx));
     if unit.compiler == Compiler::Cargo && Some(unit.target.arch) != ctx.host {
         // Plain cargo needs a linker for the foreign architecture. rustc ships rust-lld and the
         // musl targets carry their own C runtime, so musl needs nothing else; glibc needs the
@@ -164,6 +194,35 @@ pub fn build_command(unit: &CompileUnit, ctx: &CommandContext<'_>) -> BuildComma
         program: program.to_string(),
         args,
         env,
+        cross_image,
+    }
+}
+
+/// The image cross will use for the unit's target, in cross's own order: the
+/// `CROSS_TARGET_<TRIPLE>_IMAGE` variable (the user's, else the one `cross-image` sets), then
+/// `Cross.toml`, then its own image for the target.
+pub fn cross_image(unit: &CompileUnit, ctx: &CommandContext<'_>) -> CrossImage {
+    let triple = unit.target.triple();
+    let var = cross_image_var(&triple);
+    let (image, source) = if let Some(image) = ctx.user_env.get(&var) {
+        (Some(image.clone()), format!("{var} in the environment"))
+    } else if let Some(image) = &unit.cross_image {
+        (
+            Some(image.clone()),
+            format!("`cross-image` in the metadata, passed as {var}"),
+        )
+    } else if let Some(image) = ctx.cross_toml.get(&triple) {
+        (Some(image.clone()), "Cross.toml".to_string())
+    } else {
+        (
+            None,
+            format!("cross's own, ghcr.io/cross-rs/{triple}:<its version>; set `cross-image` or {var} for another"),
+        )
+    };
+    CrossImage {
+        target: triple,
+        image,
+        source,
     }
 }
 
@@ -183,8 +242,11 @@ mod tests {
             color: None,
             host: Some(Arch::X86_64),
             user_env: env,
+            cross_toml: &NO_CROSS_TOML,
         }
     }
+
+    static NO_CROSS_TOML: BTreeMap<String, String> = BTreeMap::new();
 
     fn unit(compiler: Compiler, arch: Arch, libc: Libc) -> CompileUnit {
         CompileUnit {
@@ -223,6 +285,58 @@ mod tests {
         u.compiler = Compiler::Cargo;
         let cmd = build_command(&u, &ctx(&manifest, &build, &none));
         assert!(!cmd.env.keys().any(|k| k.starts_with("CROSS_")));
+    }
+
+    /// The image cross will use, in cross's order: the variable the user set, the metadata's
+    /// `cross-image` (passed as that variable), Cross.toml, cross's own.
+    #[test]
+    fn the_cross_image_shown_follows_crosss_precedence() {
+        let (manifest, build) = (Utf8PathBuf::from("/w/Cargo.toml"), BuildOptions::default());
+        let var = "CROSS_TARGET_AARCH64_UNKNOWN_LINUX_GNU_IMAGE";
+        let mut u = unit(Compiler::Cross, Arch::Arm64, Libc::Gnu);
+        let none = BTreeMap::new();
+        let toml: BTreeMap<String, String> = [(
+            "aarch64-unknown-linux-gnu".to_string(),
+            "toml/img:1".to_string(),
+        )]
+        .into();
+        let user: BTreeMap<String, String> = [(var.to_string(), "env/img:1".to_string())].into();
+        let shown = |u: &CompileUnit, env: &BTreeMap<String, String>, toml| {
+            let mut c = ctx(&manifest, &build, env);
+            c.cross_toml = toml;
+            let image = build_command(u, &c)
+                .cross_image
+                .expect("cross shows its image");
+            (image.image.clone(), image.display())
+        };
+
+        let (image, line) = shown(&u, &none, &NO_CROSS_TOML);
+        assert_eq!(image, None);
+        assert!(
+            line.contains("ghcr.io/cross-rs/aarch64-unknown-linux-gnu") && line.contains(var),
+            "{line}"
+        );
+        let (image, line) = shown(&u, &none, &toml);
+        assert_eq!(
+            (image.as_deref(), line.contains("Cross.toml")),
+            (Some("toml/img:1"), true)
+        );
+        u.cross_image = Some("meta/img:1".into());
+        let (image, line) = shown(&u, &none, &toml);
+        assert_eq!(image.as_deref(), Some("meta/img:1"));
+        assert!(
+            line.contains("`cross-image`") && line.contains(var),
+            "{line}"
+        );
+        let (image, line) = shown(&u, &user, &toml);
+        assert_eq!(image.as_deref(), Some("env/img:1"));
+        assert!(line.contains("in the environment"), "{line}");
+        // Other backends show none.
+        u.compiler = Compiler::Cargo;
+        assert_eq!(
+            build_command(&u, &ctx(&manifest, &build, &none)).cross_image,
+            None
+        );
     }
 
     /// Every backend for every target, on an x86_64 host: the full command lines, with the

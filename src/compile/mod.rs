@@ -6,6 +6,7 @@
 //! forwarded line by line above the progress spinner.
 
 pub mod command;
+pub mod cross;
 pub mod elf;
 
 use std::collections::BTreeMap;
@@ -109,10 +110,10 @@ pub fn units(plan: &Plan) -> Vec<CompileUnit> {
 
 /// The commands [`compile`] would run, for `--dry-run`.
 pub fn commands(plan: &Plan, options: &CompileOptions) -> Vec<BuildCommand> {
-    let user_env = linker_env();
+    let (user_env, cross_toml) = (linker_env(), cross::toml_images(plan));
     units(plan)
         .iter()
-        .map(|u| build_command(u, &context(plan, options, &user_env)))
+        .map(|u| build_command(u, &context(plan, options, &user_env, &cross_toml)))
         .collect()
 }
 
@@ -120,6 +121,7 @@ fn context<'a>(
     plan: &'a Plan,
     options: &'a CompileOptions,
     user_env: &'a BTreeMap<String, String>,
+    cross_toml: &'a BTreeMap<String, String>,
 ) -> CommandContext<'a> {
     CommandContext {
         workspace_manifest: &plan.workspace_manifest,
@@ -128,6 +130,7 @@ fn context<'a>(
         color: options.color.as_deref(),
         host: Arch::host(),
         user_env,
+        cross_toml,
     }
 }
 
@@ -156,8 +159,8 @@ pub fn compile_each(
             .map(|f| (f.clone(), prebuilt(f)))
             .collect();
     }
-    let user_env = linker_env();
-    let ctx = context(plan, options, &user_env);
+    let (user_env, cross_toml) = (linker_env(), cross::toml_images(plan));
+    let ctx = context(plan, options, &user_env, &cross_toml);
     let mut built: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     // A failed invocation's error, rendered once, for each function it did not build.
     let mut failed: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
@@ -254,16 +257,23 @@ fn run_build(
             program: cmd.program.clone(),
             source,
         })?;
-    // Forward stderr on its own thread so that neither pipe can fill up and block the child.
+    // Forward stderr on its own thread so that neither pipe can fill up and block the child;
+    // its last lines are kept for the error of a failed cross run.
     let stderr = child.stderr.take();
     let forward = {
         let progress = progress.clone();
         std::thread::spawn(move || {
+            let mut tail = std::collections::VecDeque::new();
             if let Some(stderr) = stderr {
                 for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                    if tail.len() == cross::STDERR_TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.clone());
                     progress.line(line);
                 }
             }
+            Vec::from(tail)
         })
     };
     // The executables cargo reports, by binary name (unique within one invocation).
@@ -285,7 +295,7 @@ fn run_build(
         program: cmd.program.clone(),
         source,
     })?;
-    let _ = forward.join();
+    let stderr_tail = forward.join().unwrap_or_default();
     let mut built = BTreeMap::new();
     for (bin, path) in reported {
         // cross reports paths inside its container; fall back to where cargo puts the file.
@@ -314,6 +324,8 @@ fn run_build(
             });
         }
         None
+    } else if unit.compiler == Compiler::Cross {
+        Some(cross::failure(cmd, unit, &status.to_string(), &stderr_tail))
     } else {
         Some(Error::CompileFailed {
             what: format!("{} ({})", unit.packages.join(", "), unit.target),
@@ -437,9 +449,18 @@ pub fn check_binary(f: &FunctionSpec, path: &Path, elf: &ElfInfo) -> Result<()> 
         }
         if let (Some(need), Some(have)) = (elf.max_glibc, f.base_image.glibc) {
             if need > have {
+                let help = if f.compiler == Compiler::Cross {
+                    // cross links against the glibc of the image it compiles in.
+                    format!("cross compiled it in an image with a newer glibc: build with `--compiler zigbuild` (it pins `--target {}.{have}`), give cross an older image (`cross-image`, or {}) whose glibc is at most {have}, use `--libc musl`, or use a base with a newer glibc such as public.ecr.aws/lambda/provided:al2023", f.target, command::cross_image_var(&f.target))
+                } else {
+                    format!("build with `--compiler zigbuild` (links against glibc {have}), use `--libc musl`, or use a base with a newer glibc such as public.ecr.aws/lambda/provided:al2023")
+                };
                 return Err(bad(
-                    format!("it needs GLIBC_{need}, but {} provides glibc {have}", f.base_image.reference),
-                    format!("build with `--compiler zigbuild` (links against glibc {have}), use `--libc musl`, or use a base with a newer glibc such as public.ecr.aws/lambda/provided:al2023"),
+                    format!(
+                        "it needs GLIBC_{need}, but {} provides glibc {have}",
+                        f.base_image.reference
+                    ),
+                    help,
                 ));
             }
         }
@@ -474,8 +495,8 @@ fn ensure_toolchain(
                     fix: "install it with `cargo install cross` (it also needs Docker or Podman), or choose `--compiler cargo`".into(),
                 });
             }
-            // cross brings its own standard libraries inside its images.
-            return Ok(());
+            // cross brings its own standard libraries inside its images; it needs an engine.
+            return cross::engine().map(|_| ());
         }
     }
     if unit.compiler == Compiler::Cargo

@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    cmd, install, project_root,
+    cmd, cross, install, project_root,
     services::{self, Service, Services},
     Result,
 };
@@ -69,22 +69,36 @@ pub(crate) fn ci() -> Result<()> {
     let state = State::new()?;
     let path = prepare(&state)?;
     let root = project_root();
-    let cargo = |args: &[&str]| {
+    let cargo = |args: &[&str], path: &OsStr| {
         let mut cargo = Command::new("cargo");
-        cargo.args(args).current_dir(&root).env("PATH", &path);
+        cargo.args(args).current_dir(&root).env("PATH", path);
         cargo
     };
+    // cross and its image's root filesystem take minutes on a fresh machine, mostly network
+    // and a single-threaded link; they run while the services start and the tests compile.
+    let cross_state = state.root.clone();
+    let cross = thread::spawn(move || cross::prepare(&cross_state).map_err(|err| err.to_string()));
 
     // Formatting is checked first because it fails in a second, before the
     // services start.
-    cmd::run(&mut cargo(&["fmt", "--all", "--", "--check"]))
+    cmd::run(&mut cargo(&["fmt", "--all", "--", "--check"], &path))
         .map_err(|err| format!("{err}\nhelp: run `cargo fmt --all` to fix the formatting"))?;
 
-    let (services, test_env) = start_services(&state, &path)?;
+    let (services, mut test_env) = start_services(&state, &path)?;
+    let started = Instant::now();
+    cmd::run(&mut cargo(&["test", "--workspace", "--no-run"], &path))?;
+    say!("tests compiled ({:.1}s)", started.elapsed().as_secs_f64());
+    let waited = Instant::now();
+    let cross = cross.join().map_err(|_| "preparing cross panicked")??;
+    let test_path = with_cross(&mut test_env, &cross, &path)?;
+    say!(
+        "cross and its image ready ({:.1}s after the tests compiled)",
+        waited.elapsed().as_secs_f64()
+    );
     // Snapshots are compared, never written: a changed one fails the run (review it with
     // `INSTA_UPDATE=always cargo test` and commit it).
     let tests = cmd::run(
-        cargo(&["test", "--workspace"])
+        cargo(&["test", "--workspace"], &test_path)
             .envs(test_env)
             .env("INSTA_UPDATE", "no"),
     );
@@ -92,14 +106,17 @@ pub(crate) fn ci() -> Result<()> {
     // CPU on small CI machines.
     drop(services);
     cmd::check_interrupted()?;
-    let clippy = cmd::run(&mut cargo(&[
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]));
+    let clippy = cmd::run(&mut cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &path,
+    ));
 
     match (tests, clippy) {
         (Ok(()), Ok(())) => {
@@ -116,12 +133,15 @@ pub(crate) fn ci() -> Result<()> {
 pub(crate) fn services() -> Result<()> {
     let state = State::new()?;
     let path = prepare(&state)?;
-    let (mut services, test_env) = start_services(&state, &path)?;
+    let cross = cross::prepare(&state.root)?;
+    let (mut services, mut test_env) = start_services(&state, &path)?;
+    with_cross(&mut test_env, &cross, &path)?;
 
     println!("# The test services are running. To use them from another shell:");
     println!(
-        "export PATH={}:\"$PATH\"",
-        shell_quote(state.path("venv/bin").as_os_str())
+        "export PATH={}:{}:\"$PATH\"",
+        shell_quote(state.path("venv/bin").as_os_str()),
+        shell_quote(cross.bin_dir.as_os_str())
     );
     for (name, value) in &test_env {
         println!("export {name}={}", shell_quote(value));
@@ -136,6 +156,49 @@ pub(crate) fn services() -> Result<()> {
     // Stops the services this task started; reused ones keep running.
     drop(services);
     Ok(())
+}
+
+/// Installs cross and imports its image into the engine of `DOCKER_HOST` (the services of
+/// another `cargo xtask services`, say), printing what the tests need.
+pub(crate) fn cross_task() -> Result<()> {
+    let state = State::new()?;
+    let started = Instant::now();
+    let prepared = cross::prepare(&state.root)?;
+    let docker_host = env::var_os("DOCKER_HOST")
+        .ok_or("DOCKER_HOST is not set: run `cargo xtask services` and export what it prints")?;
+    cross::import(&prepared, &docker_host)?;
+    say!(
+        "cross and its image ready ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "export PATH={}:\"$PATH\"",
+        shell_quote(prepared.bin_dir.as_os_str())
+    );
+    println!(
+        "export CLI_TEST_CROSS_IMAGE={}",
+        shell_quote(OsStr::new(&prepared.image))
+    );
+    Ok(())
+}
+
+/// Imports the cross image into the tests' Docker engine, names it to the tests
+/// (`CLI_TEST_CROSS_IMAGE`) and returns `path` with cross's directory in front.
+fn with_cross(
+    test_env: &mut Vec<(&'static str, OsString)>,
+    cross: &cross::Prepared,
+    path: &OsStr,
+) -> Result<OsString> {
+    let docker_host = test_env
+        .iter()
+        .find(|(name, _)| *name == "DOCKER_HOST")
+        .map(|(_, value)| value.clone())
+        .ok_or("the services set no DOCKER_HOST")?;
+    cross::import(cross, &docker_host)?;
+    test_env.push(("CLI_TEST_CROSS_IMAGE", cross.image.clone().into()));
+    let path = env::join_paths(iter::once(cross.bin_dir.clone()).chain(env::split_paths(path)))
+        .map_err(|err| format!("cannot put {} on PATH: {err}", cross.bin_dir.display()))?;
+    Ok(path)
 }
 
 /// Steps shared by both tasks: installs everything and registers the arm64

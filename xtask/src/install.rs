@@ -18,7 +18,9 @@ use crate::{cmd, Result};
 /// third-party image consumers, qemu to run arm64 binaries and images, a static
 /// busybox for the stand-in of the provided.al2 base image, htpasswd and openssl
 /// for the authenticated TLS registry, bubblewrap for the sandbox that runs
-/// images' functions without a daemon, and GNU time to measure peak memory.
+/// images' functions without a daemon, GNU time to measure peak memory, and
+/// debootstrap and podman for the image the `cross` backend compiles in and its
+/// second engine.
 const APT_PACKAGES: &[&str] = &[
     "docker.io",
     "docker-registry",
@@ -32,6 +34,8 @@ const APT_PACKAGES: &[&str] = &[
     "openssh-server",
     "openssh-client",
     "time",
+    "debootstrap",
+    "podman",
 ];
 
 /// PyPI packages installed into the venv: a fake AWS API, the Python Lambda

@@ -22,6 +22,7 @@ macro_rules! say {
 mod bench;
 mod ci;
 mod cmd;
+mod cross;
 mod install;
 mod services;
 
@@ -43,6 +44,9 @@ Tasks:
             SECTION[,SECTION]` (assembly, cache, push, shared-base,
             push-skopeo, emulator, compile, determinism, big; writes
             <target>/xtask-bench/BENCHMARKS.only.md instead)
+  cross     install cross and build its local image into the Docker engine
+            of DOCKER_HOST (what `ci` and `services` do), printing the
+            environment to export for the tests of the cross backend
   help      print this message
 
 State (Python venv, Docker data, registry storage, logs) is kept in
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
     let result = match task {
         "ci" => ci::ci(),
         "services" => ci::services(),
+        "cross" => ci::cross_task(),
         "bench" => bench::bench(&args[1..]),
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
