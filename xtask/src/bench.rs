@@ -43,6 +43,7 @@ mod apples;
 mod big;
 mod caches;
 mod layout;
+mod local_loop;
 mod rie;
 mod shared;
 
@@ -140,13 +141,14 @@ type Section = fn(&Bench) -> Result<Vec<Row>>;
 /// Every section, by the name `--only` takes, in the order they run (later ones
 /// rely on the order: `push-skopeo` pushes the image `push` built, `compile`
 /// restores the sources `push` edits before `determinism` builds them).
-const SECTIONS: [(&str, Section); 9] = [
+const SECTIONS: [(&str, Section); 10] = [
     ("assembly", Bench::assembly),
     ("cache", Bench::layer_cache),
     ("push", Bench::push),
     ("shared-base", Bench::shared_base),
     ("push-skopeo", Bench::push_vs_skopeo),
     ("emulator", Bench::emulator),
+    ("local-loop", Bench::local_loop),
     ("compile", Bench::compile),
     ("determinism", Bench::determinism),
     ("big", Bench::big_images),
@@ -1631,6 +1633,14 @@ the labels of bootstrap sizes.
   (error status or broken connection) is counted and shown, and a client whose server is gone
   retries after 1 ms. The RIE has no concurrency setting; the row with 4 clients against it
   shows what it does (failures, and whether its process exited).
+- **Local loop**: each run appends a few bytes to fixture-echo's bootstrap (a code change
+  that leaves it runnable), then times `test --no-build -p echo --base-image oci:BUSYBOX
+  --event '{...}'` (assembles the changed layer, unpacks what changed, runs the function under
+  the default runner and invokes it once) and, for Docker, `docker build` of `FROM
+  busybox+RIE`, `COPY bootstrap`, `ENTRYPOINT [aws-lambda-rie, bootstrap]` (the base layers
+  from Docker's cache, as in a loop), `docker run --detach --publish`, POSTs to the RIE until
+  one answers 200, and `docker rm --force`. The busybox+RIE base (the RIE of the emulator
+  rows) is built once, untimed, as is one `test` run before the first timed one.
 - **Compile**: both commands run after `cargo clean -p PACKAGE... --release --target
   x86_64-unknown-linux-musl` in the same target directory, so only the function crates compile:
   `build -p echo` vs `cargo build -p echo`, and `build -p echo -p greet` (3 functions: echo,
