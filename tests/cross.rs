@@ -13,10 +13,10 @@ use std::sync::OnceLock;
 
 use cargo_lambda_image::compile::elf;
 use cargo_lambda_image::image::layer::LayerBuilder;
-use cargo_lambda_image::oci::{self, Descriptor, Index, Layout, Manifest, Platform};
+use cargo_lambda_image::oci::{self, Index, Layout};
 use cargo_lambda_image::target::{Arch, GlibcVersion};
 use serde_json::{json, Value};
-use support::images::LAMBDA_ENTRYPOINT;
+use support::images::{write_one_layer_image, LAMBDA_ENTRYPOINT};
 use support::{cli, fixture_target_dir, fixture_workspace, json_lines, run, service_env, texts};
 
 /// The image cross compiles in, built and imported by `cargo xtask ci`.
@@ -460,33 +460,7 @@ fn arm64_al2023_base(dir: &Path) -> PathBuf {
     });
     let layout_dir = dir.join("lambda/provided");
     let layout = Layout::create(&layout_dir).unwrap();
-    let config_bytes = serde_json::to_vec(&config).unwrap();
-    let config_digest = layout.write_blob(&config_bytes).unwrap();
-    let layer_digest = layout.write_blob(&compressed).unwrap();
-    let manifest = Manifest::oci(
-        Descriptor::new(
-            oci::MEDIA_OCI_CONFIG,
-            &config_digest,
-            config_bytes.len() as u64,
-        ),
-        vec![Descriptor::new(
-            oci::MEDIA_OCI_LAYER_GZIP,
-            &layer_digest,
-            compressed.len() as u64,
-        )],
-    );
-    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
-    let manifest_digest = layout.write_blob(&manifest_bytes).unwrap();
-    let mut top = Descriptor::new(
-        oci::MEDIA_OCI_MANIFEST,
-        &manifest_digest,
-        manifest_bytes.len() as u64,
-    );
-    top.platform = Some(Platform {
-        architecture: "arm64".into(),
-        os: "linux".into(),
-        variant: None,
-    });
+    let mut top = write_one_layer_image(&layout, &config, &compressed, "arm64");
     top.annotations
         .insert(oci::REF_NAME.into(), "al2023".into());
     layout

@@ -323,21 +323,17 @@ fn fake_provided_parts(extra_env: &[&str]) -> (Vec<u8>, Value) {
     (compressed, config)
 }
 
-/// A stand-in for provided.al2 (x86_64 only: Debian's busybox-static is the host's): busybox
-/// as /bin/sh, the entrypoint script, Lambda's env, written as an OCI layout with an index, as
-/// ECR Public serves it. Returns the layout directory.
-pub fn fake_provided_base(dir: &Path) -> PathBuf {
-    fake_provided_base_with_env(dir, &[])
-}
-
-/// [`fake_provided_base`] with `extra_env` (`KEY=value`) in its config's `Env`.
-pub fn fake_provided_base_with_env(dir: &Path, extra_env: &[&str]) -> PathBuf {
-    let (compressed, config) = fake_provided_parts(extra_env);
-    let layout_dir = dir.join("provided-al2");
-    let layout = Layout::create(&layout_dir).unwrap();
-    let config_bytes = serde_json::to_vec(&config).unwrap();
+/// Writes the blobs of an image of one gzip layer (`compressed`) and `config` into `layout`;
+/// returns the manifest's descriptor for an index, with its platform.
+pub fn write_one_layer_image(
+    layout: &Layout,
+    config: &Value,
+    compressed: &[u8],
+    architecture: &str,
+) -> Descriptor {
+    let config_bytes = serde_json::to_vec(config).unwrap();
     let config_digest = layout.write_blob(&config_bytes).unwrap();
-    let layer_digest = layout.write_blob(&compressed).unwrap();
+    let layer_digest = layout.write_blob(compressed).unwrap();
     let manifest = Manifest::oci(
         Descriptor::new(
             oci::MEDIA_OCI_CONFIG,
@@ -352,16 +348,32 @@ pub fn fake_provided_base_with_env(dir: &Path, extra_env: &[&str]) -> PathBuf {
     );
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
     let manifest_digest = layout.write_blob(&manifest_bytes).unwrap();
-    let mut platform_entry = Descriptor::new(
+    let mut entry = Descriptor::new(
         oci::MEDIA_OCI_MANIFEST,
         &manifest_digest,
         manifest_bytes.len() as u64,
     );
-    platform_entry.platform = Some(Platform {
-        architecture: "amd64".into(),
+    entry.platform = Some(Platform {
+        architecture: architecture.into(),
         os: "linux".into(),
         variant: None,
     });
+    entry
+}
+
+/// A stand-in for provided.al2 (x86_64 only: Debian's busybox-static is the host's): busybox
+/// as /bin/sh, the entrypoint script, Lambda's env, written as an OCI layout with an index, as
+/// ECR Public serves it. Returns the layout directory.
+pub fn fake_provided_base(dir: &Path) -> PathBuf {
+    fake_provided_base_with_env(dir, &[])
+}
+
+/// [`fake_provided_base`] with `extra_env` (`KEY=value`) in its config's `Env`.
+pub fn fake_provided_base_with_env(dir: &Path, extra_env: &[&str]) -> PathBuf {
+    let (compressed, config) = fake_provided_parts(extra_env);
+    let layout_dir = dir.join("provided-al2");
+    let layout = Layout::create(&layout_dir).unwrap();
+    let platform_entry = write_one_layer_image(&layout, &config, &compressed, "amd64");
     let index = Index {
         schema_version: 2,
         media_type: Some(oci::MEDIA_OCI_INDEX.into()),
