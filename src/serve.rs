@@ -229,9 +229,7 @@ pub async fn invoke_once(setup: FunctionSetup, payload: Vec<u8>) -> Result<Invok
 async fn post_invoke(url: &str, payload: Vec<u8>, timeout: std::time::Duration) -> Result<Invoked> {
     use base64::Engine;
     let emulation = |message: String| Error::Emulation { message };
-    let client = reqwest::Client::builder()
-        .timeout(timeout + std::time::Duration::from_secs(30))
-        .build()
+    let client = crate::testing::http_client(url, timeout + std::time::Duration::from_secs(30))
         .map_err(|e| emulation(e.to_string()))?;
     let response = client
         .post(url)

@@ -86,11 +86,8 @@ impl SandboxLauncher {
     /// namespaces it needs, that a foreign architecture can be emulated, and creates the mount
     /// points (`/proc`, `/dev`, `/tmp`, WORKDIR) missing from the root filesystem.
     pub fn new(runtime: ImageRuntime) -> Result<SandboxLauncher> {
-        probe()?;
-        let bwrap = find_program("bwrap").ok_or_else(|| Error::Sandbox {
-            message: "`bwrap` (bubblewrap) was not found in PATH".into(),
-            help: "install bubblewrap".into(),
-        })?;
+        let bwrap = bwrap()?;
+        probe_since_boot(&bwrap)?;
         let emulation = emulation_for(runtime.arch, true)?;
         let launcher = SandboxLauncher {
             runtime,
@@ -310,15 +307,50 @@ impl Launcher for SandboxLauncher {
 /// Whether bubblewrap is installed and can create the namespaces the sandbox needs; says
 /// where it is (for `doctor`).
 pub fn probe() -> Result<String> {
-    let bwrap = find_program("bwrap").ok_or_else(|| Error::Sandbox {
+    let bwrap = bwrap()?;
+    probe_bwrap(&bwrap)?;
+    Ok(format!("{}: user namespaces work", bwrap.display()))
+}
+
+/// bubblewrap on PATH, or an error saying how to get it.
+fn bwrap() -> Result<PathBuf> {
+    find_program("bwrap").ok_or_else(|| Error::Sandbox {
         message: "`bwrap` (bubblewrap) was not found in PATH".into(),
         help: "install bubblewrap (`apt-get install bubblewrap`, `dnf install bubblewrap`, \
                `pacman -S bubblewrap`), or use the Docker runner, or the unconfined runner \
                for scratch images"
             .into(),
-    })?;
-    probe_bwrap(&bwrap)?;
-    Ok(format!("{}: user namespaces work", bwrap.display()))
+    })
+}
+
+/// [`probe_bwrap`], unless it already succeeded for this bubblewrap and this user since the
+/// machine booted (a marker in the cache directory says so): the probe starts a sandbox, which
+/// is a fifth of a local test's time. Should namespaces be turned off meanwhile, the sandbox
+/// itself fails to start and says why.
+fn probe_since_boot(bwrap: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let seen = std::fs::metadata(bwrap)
+        .map(|m| format!("{} {} {}", m.len(), m.mtime(), m.ino()))
+        .unwrap_or_default();
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let key = format!("{} {seen} {} {uid}", bwrap.display(), boot.trim());
+    let cache = std::env::var_os("CARGO_LAMBDA_IMAGE_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(crate::registry::default_cache_dir);
+    let digest = crate::oci::sha256_digest(key.as_bytes());
+    let marker = cache
+        .join("sandbox-probes")
+        .join(digest.trim_start_matches("sha256:"));
+    if marker.is_file() {
+        return Ok(());
+    }
+    probe_bwrap(bwrap)?;
+    // A marker that cannot be written costs the next run the probe, nothing more.
+    let _ = std::fs::create_dir_all(cache.join("sandbox-probes"))
+        .and_then(|()| std::fs::write(&marker, key));
+    Ok(())
 }
 
 fn probe_bwrap(bwrap: &Path) -> Result<()> {
