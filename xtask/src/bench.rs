@@ -1559,8 +1559,29 @@ fn render(bench: &Bench, rows: &[Row], took: Duration) -> Result<String> {
             .collect();
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
+    out.push_str(&kept_section(&project_root().join("BENCHMARKS.md")));
     out.push_str(METHOD);
     Ok(out)
+}
+
+/// The heading of the section of `BENCHMARKS.md` that is written by hand (why the targets not
+/// met are not met, with the measurements behind it) and carried over when the bench rewrites
+/// the file.
+const KEPT_HEADING: &str = "## Targets not met, and why";
+
+/// The hand-written section of the report at `path`, up to the next heading, or nothing.
+fn kept_section(path: &Path) -> String {
+    let Ok(old) = fs::read_to_string(path) else {
+        return String::new();
+    };
+    let Some(start) = old.find(KEPT_HEADING) else {
+        return String::new();
+    };
+    let rest = &old[start..];
+    let end = rest[KEPT_HEADING.len()..]
+        .find("\n## ")
+        .map_or(rest.len(), |i| i + KEPT_HEADING.len() + 1);
+    format!("\n{}", rest[..end].trim_end_matches('\n').to_owned() + "\n")
 }
 
 const METHOD: &str = "
@@ -2116,6 +2137,24 @@ mod json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hand_written_section_is_carried_over() {
+        let path = std::env::temp_dir().join(format!("bench-kept-{}.md", std::process::id()));
+        std::fs::write(
+            &path,
+            "# Benchmarks\n\n## Results\n\n| a |\n\n## Targets not met, and why\n\n- X is \
+             slow: measured.\n\n## How it is measured\n\nstuff\n",
+        )
+        .unwrap();
+        assert_eq!(
+            kept_section(&path),
+            "\n## Targets not met, and why\n\n- X is slow: measured.\n"
+        );
+        std::fs::write(&path, "# Benchmarks\n").unwrap();
+        assert_eq!(kept_section(&path), "");
+        let _ = std::fs::remove_file(&path);
+    }
 
     fn options(runs: usize, quick: bool, only: &[&str]) -> Options {
         Options {
