@@ -98,6 +98,7 @@ fn assert_ok(out: &Output) -> (String, String) {
 
 #[test]
 fn x86_64_musl_compiled_by_cross_in_the_local_image_runs_under_test() {
+    let _turn = X86_64_MUSL.lock().unwrap_or_else(|e| e.into_inner());
     let out = run(lambda_image(&[
         "test",
         "-v",
@@ -364,37 +365,53 @@ fn a_failing_cross_build_shows_its_stderr() {
 /// file and process limits by default, which needs CAP_SYS_RESOURCE; on machines without it
 /// (this VM), lower limits are passed through cross's `CROSS_CONTAINER_OPTS`.
 #[test]
-fn podman_as_crosss_engine_compiles_too() {
-    let ws = support::TempWorkspace::new(
-        &format!("[package.metadata.lambda]\ncross-image = {{ \"x86_64-unknown-linux-musl\" = \"{}\" }}\n", cross_image()),
-        "",
-        &[],
-    );
-    let mut cmd = cli();
-    cmd.args(["build", "-v", "--compiler", "cross", "--libc", "musl"])
-        .args(["--base-image", "scratch", "--manifest-path"])
-        .arg(ws.manifest())
-        .env("CARGO_TARGET_DIR", ws.dir.path().join("target"))
-        .env("PATH", path_with_cross())
-        .env("CROSS_CONTAINER_ENGINE", "podman")
-        .env(
-            "CROSS_CONTAINER_OPTS",
-            "--ulimit nofile=1024:1024 --ulimit nproc=4096:4096",
-        );
-    let (_, stderr) = assert_ok(&run(&mut cmd));
-    assert!(
-        stderr.contains("Compiled func for x86_64-unknown-linux-musl"),
-        "{stderr}"
-    );
-    let info = elf::inspect(
-        &ws.dir
-            .path()
-            .join("target/lambda-image/func/x86_64/bootstrap"),
-    )
-    .unwrap();
+fn podman_as_crosss_engine_compiles_a_function_that_runs_under_test() {
+    let _turn = X86_64_MUSL.lock().unwrap_or_else(|e| e.into_inner());
+    // A source newer than the last build: cargo in the Podman container compiles the function
+    // again (its dependencies, built by either engine, are shared through the target directory).
+    let source = workspace().join("crates/echo/src/main.rs");
+    std::fs::File::options()
+        .append(true)
+        .open(&source)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .unwrap();
+    let out = run(lambda_image(&[
+        "test",
+        "-v",
+        "-p",
+        "echo",
+        "--compiler",
+        "cross",
+        "--arch",
+        "x86_64",
+        "--libc",
+        "musl",
+        "--base-image",
+        "scratch",
+        "--event",
+        r#"{"via":"podman"}"#,
+    ])
+    .env("PATH", path_with_cross())
+    .env("CROSS_CONTAINER_ENGINE", "podman")
+    // Docker is out of reach for this run: only Podman can have compiled it.
+    .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    .env(
+        "CROSS_CONTAINER_OPTS",
+        "--ulimit nofile=1024:1024 --ulimit nproc=4096:4096",
+    ));
+    let (stdout, stderr) = assert_ok(&out);
+    assert!(stderr.contains("Compiling echo"), "{stderr}");
+    let response: Value = serde_json::from_str(stdout.trim()).expect("stdout is the response");
+    assert_eq!(response, json!({"via": "podman"}), "{stderr}");
+    let info = elf::inspect(&bootstrap("x86_64")).unwrap();
     assert_eq!(info.arch, Some(Arch::X86_64));
     assert!(info.is_static(), "a musl build is static");
 }
+
+/// The tests that build fixture-echo for x86_64 musl take turns: they share the cross target
+/// directory (so the second build, whatever its engine, finds the first one's artefacts) and
+/// the image layout under it.
+static X86_64_MUSL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// PATH with cross's directory first (it already is under `cargo xtask ci`; this makes the
 /// tests fail clearly when it is not there at all).
