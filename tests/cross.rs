@@ -13,10 +13,10 @@ use std::sync::OnceLock;
 
 use cargo_lambda_image::compile::elf;
 use cargo_lambda_image::image::layer::LayerBuilder;
-use cargo_lambda_image::oci::{self, Index, Layout};
+use cargo_lambda_image::oci::Layout;
 use cargo_lambda_image::target::{Arch, GlibcVersion};
 use serde_json::{json, Value};
-use support::images::{write_one_layer_image, LAMBDA_ENTRYPOINT};
+use support::images::{write_one_layer_image, write_tagged_index, LAMBDA_ENTRYPOINT};
 use support::{cli, fixture_target_dir, fixture_workspace, json_lines, run, service_env, texts};
 
 /// The image cross compiles in, built and imported by `cargo xtask ci`.
@@ -99,23 +99,7 @@ fn assert_ok(out: &Output) -> (String, String) {
 #[test]
 fn x86_64_musl_compiled_by_cross_in_the_local_image_runs_under_test() {
     let _turn = X86_64_MUSL.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run(lambda_image(&[
-        "test",
-        "-v",
-        "-p",
-        "echo",
-        "--compiler",
-        "cross",
-        "--arch",
-        "x86_64",
-        "--libc",
-        "musl",
-        "--base-image",
-        "scratch",
-        "--event",
-        r#"{"via":"cross"}"#,
-    ])
-    .env("PATH", path_with_cross()));
+    let out = run(&mut x86_64_musl_test(r#"{"via":"cross"}"#));
     let (stdout, stderr) = assert_ok(&out);
     let response: Value = serde_json::from_str(stdout.trim()).expect("stdout is the response");
     assert_eq!(response, json!({"via": "cross"}), "{stderr}");
@@ -375,7 +359,26 @@ fn podman_as_crosss_engine_compiles_a_function_that_runs_under_test() {
         .open(&source)
         .and_then(|f| f.set_modified(std::time::SystemTime::now()))
         .unwrap();
-    let out = run(lambda_image(&[
+    let out = run(x86_64_musl_test(r#"{"via":"podman"}"#)
+        .env("CROSS_CONTAINER_ENGINE", "podman")
+        // Docker is out of reach for this run: only Podman can have compiled it.
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env(
+            "CROSS_CONTAINER_OPTS",
+            "--ulimit nofile=1024:1024 --ulimit nproc=4096:4096",
+        ));
+    let (stdout, stderr) = assert_ok(&out);
+    assert!(stderr.contains("Compiling echo"), "{stderr}");
+    let response: Value = serde_json::from_str(stdout.trim()).expect("stdout is the response");
+    assert_eq!(response, json!({"via": "podman"}), "{stderr}");
+    let info = elf::inspect(&bootstrap("x86_64")).unwrap();
+    assert_eq!(info.arch, Some(Arch::X86_64));
+    assert!(info.is_static(), "a musl build is static");
+}
+
+/// `test -v` of fixture-echo compiled by cross for x86_64 musl on scratch, with `event`.
+fn x86_64_musl_test(event: &str) -> Command {
+    let mut cmd = lambda_image(&[
         "test",
         "-v",
         "-p",
@@ -389,23 +392,10 @@ fn podman_as_crosss_engine_compiles_a_function_that_runs_under_test() {
         "--base-image",
         "scratch",
         "--event",
-        r#"{"via":"podman"}"#,
-    ])
-    .env("PATH", path_with_cross())
-    .env("CROSS_CONTAINER_ENGINE", "podman")
-    // Docker is out of reach for this run: only Podman can have compiled it.
-    .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    .env(
-        "CROSS_CONTAINER_OPTS",
-        "--ulimit nofile=1024:1024 --ulimit nproc=4096:4096",
-    ));
-    let (stdout, stderr) = assert_ok(&out);
-    assert!(stderr.contains("Compiling echo"), "{stderr}");
-    let response: Value = serde_json::from_str(stdout.trim()).expect("stdout is the response");
-    assert_eq!(response, json!({"via": "podman"}), "{stderr}");
-    let info = elf::inspect(&bootstrap("x86_64")).unwrap();
-    assert_eq!(info.arch, Some(Arch::X86_64));
-    assert!(info.is_static(), "a musl build is static");
+        event,
+    ]);
+    cmd.env("PATH", path_with_cross());
+    cmd
 }
 
 /// The tests that build fixture-echo for x86_64 musl take turns: they share the cross target
@@ -477,16 +467,7 @@ fn arm64_al2023_base(dir: &Path) -> PathBuf {
     });
     let layout_dir = dir.join("lambda/provided");
     let layout = Layout::create(&layout_dir).unwrap();
-    let mut top = write_one_layer_image(&layout, &config, &compressed, "arm64");
-    top.annotations
-        .insert(oci::REF_NAME.into(), "al2023".into());
-    layout
-        .write_index(&Index {
-            schema_version: 2,
-            media_type: Some(oci::MEDIA_OCI_INDEX.into()),
-            manifests: vec![top],
-            annotations: Default::default(),
-        })
-        .unwrap();
+    let top = write_one_layer_image(&layout, &config, &compressed, "arm64");
+    write_tagged_index(&layout, top, "al2023");
     layout_dir
 }

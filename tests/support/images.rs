@@ -88,10 +88,14 @@ pub fn craft_layout(dir: &Path, config: &Value, layers: &[(&str, Vec<u8>)]) -> S
     );
     let bytes = serde_json::to_vec(&manifest).unwrap();
     let digest = layout.write_blob(&bytes).unwrap();
-    let mut entry = Descriptor::new(oci::MEDIA_OCI_MANIFEST, &digest, bytes.len() as u64);
-    entry
-        .annotations
-        .insert(oci::REF_NAME.into(), "latest".into());
+    let entry = Descriptor::new(oci::MEDIA_OCI_MANIFEST, &digest, bytes.len() as u64);
+    write_tagged_index(&layout, entry, "latest");
+    digest
+}
+
+/// Writes the layout's `index.json`: `entry` alone, under the tag `tag`.
+pub fn write_tagged_index(layout: &Layout, mut entry: Descriptor, tag: &str) {
+    entry.annotations.insert(oci::REF_NAME.into(), tag.into());
     layout
         .write_index(&Index {
             schema_version: 2,
@@ -100,7 +104,6 @@ pub fn craft_layout(dir: &Path, config: &Value, layers: &[(&str, Vec<u8>)]) -> S
             annotations: Default::default(),
         })
         .unwrap();
-    digest
 }
 
 /// A config for `arch` with the given entrypoint and cmd and one diff_id per layer.
