@@ -243,8 +243,8 @@ struct Session<'a> {
     layout: Layout,
     /// The base's repository, when it is on the same registry: its layers can be mounted.
     base_repository: Option<String>,
-    /// Sends blobs, resuming interrupted uploads; set up once authenticated.
-    uploader: Option<Uploader>,
+    /// Sends blobs, resuming interrupted uploads, with the token the authentication gave.
+    uploader: Uploader,
 }
 
 impl<'a> Session<'a> {
@@ -259,10 +259,24 @@ impl<'a> Session<'a> {
             target.repository.clone(),
             target.tag.clone(),
         );
+        let layout = Layout::open(image.layout_dir())?;
         let client = options.client()?;
         let credentials = options.credentials_for(&target.registry);
-        let mut session = Session {
-            uploader: None,
+        let token = registry::authenticate_push(
+            &client,
+            &reference,
+            &credentials,
+            &target.reference(),
+            progress,
+        )
+        .await?;
+        Ok(Session {
+            uploader: Uploader::new(
+                options,
+                reference.resolve_registry(),
+                token.as_deref(),
+                &credentials,
+            ),
             // Only a base named on the target's registry can be mounted from; the check on the
             // text comes first because parsing a reference compiles oci-client's reference
             // grammar, which costs a push of nothing new most of its time.
@@ -280,23 +294,8 @@ impl<'a> Session<'a> {
             credentials,
             options,
             progress,
-            layout: Layout::open(image.layout_dir())?,
-        };
-        let token = registry::authenticate_push(
-            &session.client,
-            &session.reference,
-            &session.credentials,
-            &target.reference(),
-            progress,
-        )
-        .await?;
-        session.uploader = Some(Uploader::new(
-            options,
-            session.reference.resolve_registry(),
-            token.as_deref(),
-            &session.credentials,
-        )?);
-        Ok(session)
+            layout,
+        })
     }
 
     fn fail(&self, what: &str, e: oci_client::errors::OciDistributionError) -> Error {
@@ -365,15 +364,8 @@ impl<'a> Session<'a> {
         let transfer = self
             .progress
             .transfer(Direction::Upload, digest, &peer, size);
-        let uploader = self.uploader.as_ref().ok_or_else(|| {
-            self.fail(
-                "upload a blob to",
-                oci_client::errors::OciDistributionError::GenericError(Some(
-                    "the push was not authenticated".into(),
-                )),
-            )
-        })?;
-        let result = uploader
+        let result = self
+            .uploader
             .upload(
                 self.reference.repository(),
                 digest,

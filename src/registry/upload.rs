@@ -23,16 +23,12 @@ use http::{HeaderValue, StatusCode};
 use oci_client::errors::OciDistributionError;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{is_transient, Credentials, RegistryOptions};
-use crate::error::Result;
+use super::{with_retry, Credentials, RegistryOptions};
 use crate::progress::{Reporter, Transfer};
 
 /// How many bytes one PATCH request carries: large enough that a request's round trip is
 /// noise, small enough that little is lost when a connection breaks.
 pub const CHUNK: u64 = 8 << 20;
-
-/// How many times an upload is taken up again after transient failures before it gives up.
-const ATTEMPTS: u32 = 5;
 
 type Failure = OciDistributionError;
 
@@ -78,20 +74,20 @@ impl Uploader {
         registry: &str,
         token: Option<&str>,
         credentials: &Credentials,
-    ) -> Result<Uploader> {
+    ) -> Uploader {
         let scheme = if options.insecure.iter().any(|h| h == registry) {
             "http"
         } else {
             "https"
         };
-        Ok(Uploader {
+        Uploader {
             http: tokio::sync::OnceCell::new(),
             certificates: options.ca_files.clone(),
             base: format!("{scheme}://{registry}"),
             registry: registry.to_string(),
             authorization: authorization(token, credentials),
             sessions: options.cache().join("uploads"),
-        })
+        }
     }
 
     /// Uploads the blob `digest` of `size` bytes from `path` to `repository`, resuming a
@@ -114,7 +110,7 @@ impl Uploader {
         let kept = self.session_file(repository, digest);
         // A session an earlier run left is taken up if the registry still has it; one it
         // cannot even be asked about is forgotten.
-        let mut resume = match std::fs::read_to_string(&kept) {
+        let resume = match std::fs::read_to_string(&kept) {
             Ok(location) => match self.status(location.trim()).await {
                 Ok(Some(at)) => {
                     progress.line(format!(
@@ -128,52 +124,37 @@ impl Uploader {
             },
             Err(_) => None,
         };
-        let mut sent = 0;
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
+        // What one attempt leaves the next: the session to go on with (its offset is asked
+        // again first) and the bytes sent so far.
+        let state = std::sync::Mutex::new((resume, 0u64));
+        let take = || {
+            state
+                .lock()
+                .map(|mut s| (s.0.take(), s.1))
+                .unwrap_or((None, 0))
+        };
+        let what = format!("the upload of {digest}");
+        with_retry(progress, &what, || async {
+            let (resume, mut sent) = take();
             let mut last = None;
             let result = self
-                .send(&blob, resume.take(), &mut last, &mut sent, transfer)
+                .send(&blob, resume, &mut last, &mut sent, transfer, progress)
                 .await;
-            let e = match result {
-                Ok(()) => {
-                    let _ = std::fs::remove_file(&kept);
-                    return Ok(sent);
-                }
-                Err(e) if attempt < ATTEMPTS && is_transient(&e) => e,
-                Err(e) => return Err(e),
-            };
-            progress.line(format!(
-                "  retrying the upload of {digest} after a transient error (attempt \
-                 {attempt}/{ATTEMPTS}): {e}"
-            ));
-            tokio::time::sleep(delay).await;
-            delay *= 2;
-            attempt += 1;
-            // Where did it stop? A registry that dropped the session gets a new one; one that
-            // cannot be asked now is asked again on the next attempt.
-            let Some(location) = last else { continue };
-            resume = match self.status(&location).await {
-                Ok(Some(at)) => {
-                    progress.line(format!(
-                        "  the registry has {} of {size} bytes of {digest}; sending the rest",
-                        at.offset
-                    ));
-                    Some(at)
-                }
-                Ok(None) => {
-                    progress.line(format!(
-                        "  the registry dropped the upload of {digest}; sending it again"
-                    ));
-                    None
-                }
-                Err(_) => Some(Cursor {
-                    location,
-                    offset: UNKNOWN,
-                }),
-            };
-        }
+            if let Ok(mut s) = state.lock() {
+                *s = (
+                    last.map(|location| Cursor {
+                        location,
+                        offset: UNKNOWN,
+                    }),
+                    sent,
+                );
+            }
+            result.map(|()| sent)
+        })
+        .await
+        .inspect(|_| {
+            let _ = std::fs::remove_file(&kept);
+        })
     }
 
     /// One attempt: opens a session unless `resume` is one, sends the bytes from its offset
@@ -186,6 +167,7 @@ impl Uploader {
         last: &mut Option<String>,
         sent: &mut u64,
         transfer: &Transfer,
+        progress: &Reporter,
     ) -> std::result::Result<(), Failure> {
         let Blob {
             repository,
@@ -194,10 +176,21 @@ impl Uploader {
             size,
         } = *blob;
         let resume = match resume {
-            // The status could not be asked last time: ask now.
+            // An attempt failed here: where did it stop? A registry that dropped the session
+            // gets a new one; one that cannot be asked now is asked again next attempt.
             Some(at) if at.offset == UNKNOWN => {
                 *last = Some(at.location.clone());
-                self.status(&at.location).await?
+                let status = self.status(&at.location).await?;
+                progress.line(match &status {
+                    Some(now) => format!(
+                        "  the registry has {} of {size} bytes of {digest}; sending the rest",
+                        now.offset
+                    ),
+                    None => {
+                        format!("  the registry dropped the upload of {digest}; sending it again")
+                    }
+                });
+                status
             }
             other => other,
         };
