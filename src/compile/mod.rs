@@ -612,12 +612,7 @@ fn sysroot(plan: &Plan) -> Option<PathBuf> {
             key.push_str(&format!("\n{}", stamp(&dir.join(file))));
         }
     }
-    let cache = std::env::var_os("CARGO_LAMBDA_IMAGE_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(crate::registry::default_cache_dir)
-        .join("sysroots");
-    let digest = crate::oci::sha256_digest(key.as_bytes());
-    let file = cache.join(digest.trim_start_matches("sha256:"));
+    let file = crate::registry::keyed_cache_file("sysroots", &key);
     if let Some(known) = std::fs::read_to_string(&file)
         .ok()
         .map(PathBuf::from)
@@ -638,7 +633,9 @@ fn sysroot(plan: &Plan) -> Option<PathBuf> {
     }
     let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
     // A cache that cannot be written costs the next run the question, nothing more.
-    let _ = std::fs::create_dir_all(&cache);
+    if let Some(dir) = file.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let _ = crate::oci::write_atomic(&file, sysroot.as_bytes());
     Some(PathBuf::from(sysroot))
 }

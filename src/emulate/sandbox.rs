@@ -336,20 +336,15 @@ fn probe_since_boot(bwrap: &Path) -> Result<()> {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     let key = format!("{} {seen} {} {uid}", bwrap.display(), boot.trim());
-    let cache = std::env::var_os("CARGO_LAMBDA_IMAGE_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(crate::registry::default_cache_dir);
-    let digest = crate::oci::sha256_digest(key.as_bytes());
-    let marker = cache
-        .join("sandbox-probes")
-        .join(digest.trim_start_matches("sha256:"));
+    let marker = crate::registry::keyed_cache_file("sandbox-probes", &key);
     if marker.is_file() {
         return Ok(());
     }
     probe_bwrap(bwrap)?;
     // A marker that cannot be written costs the next run the probe, nothing more.
-    let _ = std::fs::create_dir_all(cache.join("sandbox-probes"))
-        .and_then(|()| std::fs::write(&marker, key));
+    if let Some(dir) = marker.parent() {
+        let _ = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&marker, key));
+    }
     Ok(())
 }
 

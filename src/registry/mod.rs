@@ -164,6 +164,17 @@ impl RegistryOptions {
     }
 }
 
+/// The file a small fact is kept in under the process's cache directory
+/// (`CARGO_LAMBDA_IMAGE_CACHE_DIR`, else [`default_cache_dir`]): `<kind>/<SHA-256 of key>`,
+/// so that `key` holds everything the fact depends on.
+pub fn keyed_cache_file(kind: &str, key: &str) -> PathBuf {
+    let dir = std::env::var_os("CARGO_LAMBDA_IMAGE_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(default_cache_dir);
+    let digest = crate::oci::sha256_digest(key.as_bytes());
+    dir.join(kind).join(digest.trim_start_matches("sha256:"))
+}
+
 /// The user's cache directory for blobs and layers: `$XDG_CACHE_HOME/cargo-lambda-image`, else
 /// `~/.cache/cargo-lambda-image`.
 pub fn default_cache_dir() -> PathBuf {
