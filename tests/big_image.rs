@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::{
-    cli, fixture_target_dir, json_lines, run, service_env, texts, unique, TempWorkspace,
+    cli, fixture_target_dir, json_lines, noise, run, service_env, texts, unique, TempWorkspace,
 };
 
 /// Peak resident memory allowed to `image` and `push`, whatever the include's size.
@@ -47,6 +47,26 @@ fn measured(
     (out, rss)
 }
 
+/// A workspace whose function `name` (on scratch) includes the directory `include`, built in
+/// the big-image target directory; returns it with the (empty) include directory to fill.
+fn built_with_include(name: &str, include: &str) -> (TempWorkspace, std::path::PathBuf) {
+    let ws = TempWorkspace::new(
+        &format!("[package.metadata.lambda]\nfunction-name = \"{name}\"\nbase-image = \"scratch\"\n\n[package.metadata.lambda.image]\ninclude = [\"{include}\"]\n"),
+        "",
+        &[],
+    );
+    let dir = ws.dir.path().join("func").join(include);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut build = cli();
+    build
+        .args(["build", "--manifest-path"])
+        .arg(ws.manifest())
+        .env("CARGO_TARGET_DIR", fixture_target_dir("big-image"));
+    let out = run(&mut build);
+    assert!(out.status.success(), "{:?}", texts(&out));
+    (ws, dir)
+}
+
 fn event<'a>(events: &'a [Value], reason: &str) -> &'a Value {
     events
         .iter()
@@ -58,26 +78,12 @@ fn event<'a>(events: &'a [Value], reason: &str) -> &'a Value {
 fn a_two_gigabyte_include_is_imaged_and_pushed_with_bounded_memory() {
     let registry = service_env("CLI_TEST_REGISTRY");
     let name = unique("big-include");
-    let ws = TempWorkspace::new(
-        &format!("[package.metadata.lambda]\nfunction-name = \"{name}\"\nbase-image = \"scratch\"\n\n[package.metadata.lambda.image]\ninclude = [\"models\"]\n"),
-        "",
-        &[],
-    );
-    let models = ws.dir.path().join("func/models");
-    std::fs::create_dir_all(&models).unwrap();
+    let (ws, models) = built_with_include(&name, "models");
     std::fs::write(models.join("labels.json"), b"[\"cat\", \"dog\"]").unwrap();
     let model = std::fs::File::create(models.join("weights.bin")).unwrap();
     model.set_len(2 << 30).unwrap();
     drop(model);
     let cache = tempfile::tempdir().unwrap();
-
-    let mut build = cli();
-    build
-        .args(["build", "--manifest-path"])
-        .arg(ws.manifest())
-        .env("CARGO_TARGET_DIR", fixture_target_dir("big-image"));
-    let out = run(&mut build);
-    assert!(out.status.success(), "{:?}", texts(&out));
 
     // image (with its check): the include is read, compressed and checked as streams.
     let (out, rss) = measured(&["image", "--no-build"], &ws, &registry, cache.path());
@@ -202,31 +208,13 @@ exit $status"#;
 #[test]
 fn a_full_disk_is_named_and_leaves_nothing_half_written() {
     let name = unique("full-disk");
-    let ws = TempWorkspace::new(
-        &format!("[package.metadata.lambda]\nfunction-name = \"{name}\"\nbase-image = \"scratch\"\n\n[package.metadata.lambda.image]\ninclude = [\"data\"]\n"),
-        "",
-        &[],
-    );
+    let (ws, data) = built_with_include(&name, "data");
     // 8 MiB that do not compress.
-    let data = ws.dir.path().join("func/data");
-    std::fs::create_dir_all(&data).unwrap();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let noise: Vec<u8> = (0..8 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    std::fs::write(data.join("noise.bin"), noise).unwrap();
-    let mut build = cli();
-    build
-        .args(["build", "--manifest-path"])
-        .arg(ws.manifest())
-        .env("CARGO_TARGET_DIR", fixture_target_dir("big-image"));
-    let out = run(&mut build);
-    assert!(out.status.success(), "{:?}", texts(&out));
+    std::fs::write(
+        data.join("noise.bin"),
+        noise(8 << 20, 0x9e37_79b9_7f4a_7c15),
+    )
+    .unwrap();
     let hashed_right = |files: &[(String, String)]| {
         files.iter().all(|(hash, path)| {
             let name = path.rsplit('/').next().unwrap_or_default();

@@ -12,11 +12,10 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use cargo_lambda_image::compile::elf;
-use cargo_lambda_image::image::layer::LayerBuilder;
 use cargo_lambda_image::oci::Layout;
 use cargo_lambda_image::target::{Arch, GlibcVersion};
 use serde_json::{json, Value};
-use support::images::{write_one_layer_image, write_tagged_index, LAMBDA_ENTRYPOINT};
+use support::images::{provided_like_layer, write_one_layer_image, write_tagged_index};
 use support::{cli, fixture_target_dir, fixture_workspace, json_lines, run, service_env, texts};
 
 /// The image cross compiles in, built and imported by `cargo xtask ci`.
@@ -427,22 +426,7 @@ fn arm64_al2023_base(dir: &Path) -> PathBuf {
         .args(["tar", "-C", "/usr/aarch64-linux-gnu/lib", "-c"])
         .args(libs));
     assert!(out.status.success(), "docker run tar: {:?}", texts(&out));
-    let mut layer = LayerBuilder::new();
-    layer
-        .file(
-            "bin/sh",
-            0o755,
-            std::fs::read("/bin/busybox")
-                .expect("/bin/busybox: `cargo xtask ci` installs busybox-static"),
-        )
-        .unwrap();
-    layer
-        .file(
-            "lambda-entrypoint.sh",
-            0o755,
-            LAMBDA_ENTRYPOINT.as_bytes().to_vec(),
-        )
-        .unwrap();
+    let mut layer = provided_like_layer();
     let mut archive = tar::Archive::new(out.stdout.as_slice());
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
@@ -451,9 +435,6 @@ fn arm64_al2023_base(dir: &Path) -> PathBuf {
         std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
         layer.file(&format!("lib/{name}"), 0o755, data).unwrap();
     }
-    layer.dir("var/runtime", 0o755).unwrap();
-    layer.dir("var/task", 0o755).unwrap();
-    layer.dir("tmp", 0o1777).unwrap();
     let (compressed, diff_id) = layer.compress(0).unwrap();
     let config = json!({
         "architecture": "arm64", "os": "linux",

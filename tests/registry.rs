@@ -334,13 +334,7 @@ fn a_push_cut_off_mid_way_leaves_no_tag_and_a_rerun_uploads_only_what_is_missing
 fn image_with_a_big_layer(dir: &Path) -> (image::BuiltImage, Descriptor) {
     let bootstrap = dir.join("bootstrap");
     let mut bytes = std::fs::read(echo_bootstrap(Arch::X86_64)).unwrap();
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    bytes.extend((0..20 << 20).map(|_| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state as u8
-    }));
+    bytes.extend(support::noise(20 << 20, 0x2545_f491_4f6c_dd1d));
     std::fs::write(&bootstrap, bytes).unwrap();
     let img = provided_image(dir, &bootstrap);
     let big = img.layers.last().unwrap().clone();

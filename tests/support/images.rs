@@ -290,8 +290,9 @@ else
 fi
 "#;
 
-/// The layer (gzip) and config of [`fake_provided_base_with_env`].
-fn fake_provided_parts(extra_env: &[&str]) -> (Vec<u8>, Value) {
+/// The files a provided-style stand-in base starts from: busybox as /bin/sh (the host's static
+/// one), the entrypoint script, and the runtime, task and tmp directories.
+pub fn provided_like_layer() -> LayerBuilder {
     let busybox = std::fs::read("/bin/busybox")
         .expect("/bin/busybox: `cargo xtask ci` installs busybox-static");
     let mut layer = LayerBuilder::new();
@@ -306,7 +307,12 @@ fn fake_provided_parts(extra_env: &[&str]) -> (Vec<u8>, Value) {
     layer.dir("var/runtime", 0o755).unwrap();
     layer.dir("var/task", 0o755).unwrap();
     layer.dir("tmp", 0o1777).unwrap();
-    let (compressed, diff_id) = layer.compress(0).unwrap();
+    layer
+}
+
+/// The layer (gzip) and config of [`fake_provided_base_with_env`].
+fn fake_provided_parts(extra_env: &[&str]) -> (Vec<u8>, Value) {
+    let (compressed, diff_id) = provided_like_layer().compress(0).unwrap();
     let config = json!({
         "architecture": "amd64", "os": "linux",
         "config": {

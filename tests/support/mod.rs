@@ -156,6 +156,20 @@ pub fn service_env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run the tests with `cargo xtask ci` (or `cargo xtask services` and its exports)"))
 }
 
+/// `len` bytes that do not compress (xorshift64 from `seed`): the same bytes for the same
+/// seed, so a test's layers are reproducible.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
 /// A name no earlier run used, for registry repositories and functions.
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
