@@ -186,21 +186,17 @@ fn toolchain(plan: &Plan) -> Vec<Check> {
         "cargo install cross --locked",
         cross,
     ));
-    let engine = std::env::var("CROSS_CONTAINER_ENGINE").ok();
-    let engines: Vec<String> = match engine {
-        Some(e) => vec![e],
-        None => vec!["docker".into(), "podman".into()],
-    };
-    checks.push(match engines.iter().find_map(|e| find_program(e)) {
-        Some(path) => Check::pass(
+    // The engine cross itself would pick, as the compile stage checks it.
+    checks.push(match crate::compile::cross::engine() {
+        Ok(path) => Check::pass(
             "container engine for cross",
             path.display().to_string(),
             cross,
         ),
-        None => Check::fail(
+        Err(e) => Check::fail(
             "container engine for cross",
-            format!("none of {} on PATH", engines.join(", ")),
-            "install Docker (apt-get install docker.io) or Podman, or set CROSS_CONTAINER_ENGINE",
+            e.to_string(),
+            miette::Diagnostic::help(&e).map_or_else(String::new, |h| h.to_string()),
             cross,
         ),
     });
