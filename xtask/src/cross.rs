@@ -114,8 +114,8 @@ fn import_with(mut engine: Command, prepared: &Prepared) -> Result<()> {
     cmd::run(engine.arg(&prepared.rootfs).arg(&prepared.image))
 }
 
-/// `cargo install cross --locked --version CROSS_VERSION` into the cache, unless that version
-/// is there. Returns its `bin` directory.
+/// `cargo install cross --locked --debug --version CROSS_VERSION` into the cache, unless that
+/// version is there. Returns its `bin` directory.
 fn install_cross(state_root: &Path) -> Result<PathBuf> {
     let root = state_root.join(format!("cross-{CROSS_VERSION}"));
     let bin_dir = root.join("bin");
@@ -128,6 +128,9 @@ fn install_cross(state_root: &Path) -> Result<PathBuf> {
     cmd::run(
         Command::new("cargo")
             .args(["install", "cross", "--locked", "--version", CROSS_VERSION])
+            // cross only starts containers: unoptimized it compiles in a third of the CPU
+            // time, which a cold CI run spends beside the tests' compilation.
+            .arg("--debug")
             .arg("--root")
             .arg(&root)
             // The workspace's `.cargo/config.toml` is not cross's business.
