@@ -16,7 +16,10 @@ fn a_new_function_passes_test_straight_away() {
     let mut cmd = cli();
     cmd.args(["test", "--base-image", "scratch", "--manifest-path"])
         .arg(crate_dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", fixture_target_dir("new"));
+        .env("CARGO_TARGET_DIR", fixture_target_dir("new"))
+        // Unoptimized, as the fixtures are (tests/fixtures/workspace/Cargo.toml says why):
+        // cargo's own override of the crate's release profile, which the tool passes through.
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0");
     let out = run(&mut cmd);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");

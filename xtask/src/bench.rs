@@ -241,6 +241,7 @@ impl Bench {
             &fixture,
             &["target"],
         )?;
+        optimized_like_users(&fixture.join("Cargo.toml"))?;
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -1895,6 +1896,25 @@ fn write(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 /// Copies the tree `from` into `to`, skipping top-level entries named in `skip`.
+/// The line of the fixture's manifest that compiles it unoptimized for the tests.
+const TESTS_OPT_LEVEL: &str = "opt-level = 0\n";
+
+/// Removes the fixture's unoptimized release profile (a saving for the tests) from the bench's
+/// copy, so every row measures the optimized build users make.
+fn optimized_like_users(manifest: &Path) -> Result<()> {
+    let text = fs::read_to_string(manifest)
+        .map_err(|err| format!("failed to read {}: {err}", manifest.display()))?;
+    if !text.contains(TESTS_OPT_LEVEL) {
+        return Err(format!(
+            "{} has no `{}` line to remove: update xtask's bench with the fixture",
+            manifest.display(),
+            TESTS_OPT_LEVEL.trim_end()
+        )
+        .into());
+    }
+    write(manifest, text.replacen(TESTS_OPT_LEVEL, "", 1).as_bytes())
+}
+
 fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
     fs::create_dir_all(to).map_err(|err| format!("failed to create {}: {err}", to.display()))?;
     let entries =
