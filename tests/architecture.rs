@@ -174,3 +174,34 @@ fn the_binary_is_thin() {
         assert!(!main.contains(forbidden), "src/main.rs uses {forbidden}");
     }
 }
+
+/// Cargo.toml turns `autotests` off so that the integration tests are one binary: a file in
+/// tests/ that tests/main.rs does not declare would never be compiled, its tests silently gone.
+#[test]
+fn every_test_file_is_declared_in_main() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let main = std::fs::read_to_string(tests.join("main.rs")).unwrap();
+    let declared: Vec<&str> = main
+        .lines()
+        .filter_map(|line| line.strip_prefix("mod ")?.strip_suffix(';'))
+        .collect();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&tests).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".rs"))
+        else {
+            continue;
+        };
+        if name != "main" && !declared.contains(&name) {
+            missing.push(name.to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "tests/main.rs does not declare {missing:?}: add `mod NAME;` for each"
+    );
+    assert!(declared.contains(&"architecture") && declared.contains(&"support"));
+}

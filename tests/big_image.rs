@@ -4,7 +4,7 @@
 //! nothing half-written. Its own test binary, so that no other test's processes run beside the
 //! memory measurement.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

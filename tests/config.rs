@@ -1,7 +1,7 @@
 //! The configuration stage through the real binary: plans of the fixture workspace (precedence
 //! at every level) and clear errors for bad metadata, selection and flags.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{cli, fixture_workspace, json_lines, run, texts, TempWorkspace};

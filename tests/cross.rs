@@ -5,7 +5,7 @@
 //! base's, and cross's failures (no engine, an engine that does not answer, an image it cannot
 //! pull, a failing build) are told apart with their fix.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -4,9 +4,7 @@
 //! go through separate SDK clients, and what was SENT is recorded by an SDK interceptor, since
 //! moto ignores some fields (ImageConfig, Architectures on update).
 
-#[path = "support/aws_recorder.rs"]
-mod aws_recorder;
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -15,7 +13,6 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
-use aws_recorder::{Recorded, Recorder};
 use cargo_lambda_image::aws::AwsOptions;
 use cargo_lambda_image::config::FunctionSpec;
 use cargo_lambda_image::deploy::{
@@ -27,6 +24,7 @@ use cargo_lambda_image::registry::RegistryOptions;
 use cargo_lambda_image::target::Arch;
 use cargo_lambda_image::Error;
 use serde_json::Value;
+use support::aws_recorder::{Recorded, Recorder};
 use support::images::{echo_bootstrap, echo_spec};
 use support::moto::{sdk_config, Moto};
 use support::{service_env, unique};

@@ -2,7 +2,7 @@
 //! through the binfmt/qemu handler it registers) from the rendered Dockerfile, exported back
 //! as OCI layouts, then checked and run by `test` exactly like daemonless images.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -8,7 +8,7 @@
 //! known_hosts whatever HOME says; the test's key changes every run, so its entry is removed
 //! first.
 
-mod support;
+use crate::support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

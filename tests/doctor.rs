@@ -2,7 +2,7 @@
 //! and starts (rustup targets, cargo-zigbuild and zig from the venv, bubblewrap, binfmt/qemu,
 //! dockerd, docker-registry, moto's STS), and with each of them taken away.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 

@@ -6,49 +6,27 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use cargo_lambda_image::emulate::{
     Emulator, EmulatorConfig, Launcher, LogSink, ProcessLauncher, RuntimeProcess,
 };
+use cargo_lambda_image::target::Arch;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::support;
+
 const SIX_MB: usize = 6 * 1024 * 1024;
 
-/// The `behave` package's release binaries (`behave`, `stream`), built once per test binary.
+/// The `behave` package's binaries (`behave`, `stream`): the static x86_64 musl build the
+/// runner tests use too, which runs on this machine as it does on Lambda.
 fn fixture_bin(name: &str) -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixture-target-emulator");
-        let manifest =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/emulator/Cargo.toml");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "-p",
-                "behave",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .env("CARGO_TARGET_DIR", &target)
-            .output()
-            .expect("cargo starts");
-        assert!(
-            out.status.success(),
-            "building the emulator fixture failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        target.join("release")
-    });
-    dir.join(name)
+    support::runner_images::behave_bin(Arch::X86_64, name)
 }
 
 fn behave() -> ProcessLauncher {

@@ -4,7 +4,7 @@
 //! which registry failed when a pull does; the daemonless builder reads them as
 //! `docker-daemon:IMAGE`, verified and cached, for the function's architecture only.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Output;

@@ -1,7 +1,7 @@
 //! The image and check stages without any daemon or registry: reproducible assembly, bases from
 //! OCI layouts, outputs accepted by skopeo and umoci, and one failing image per check rule.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Multi-arch OCI image indexes over pushed per-arch images, against the real registry
 //! (Debian's docker-registry, started by `cargo xtask ci`), checked with skopeo.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! it sees. The image is the fixture on a stand-in provided.al2 whose config sets variables of
 //! its own, run in the default sandbox.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

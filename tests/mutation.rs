@@ -8,7 +8,7 @@
 //! Beside the fuzzing, the entry names that container runtimes accept (containerd's rules) and
 //! the escapes they refuse are cases of their own.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,6 +1,6 @@
 //! `cargo lambda-image new`: the scaffolded crate builds, and `test` passes on it at once.
 
-mod support;
+use crate::support;
 
 use support::{cli, fixture_target_dir, run, texts};
 

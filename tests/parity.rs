@@ -3,7 +3,7 @@
 //! give the same events: the same function names, digests and outcomes, including when one
 //! architecture of one function does not compile. Both run the library's one pipeline.
 
-mod support;
+use crate::support;
 #[path = "../templates/xtask/src/main.rs"]
 #[allow(dead_code)]
 mod xtask_template;

@@ -1,7 +1,7 @@
 //! Push and pull against a real registry (Debian's docker-registry, started by `cargo xtask
 //! ci`), checked with third-party consumers: skopeo, and docker pull + docker run.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! a free port with a certificate made by openssl): pushes with no, wrong and right
 //! credentials. The errors say which credentials were tried and never print them.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,9 +3,7 @@
 //! fallback) and the Docker runner, with the `behave` fixture cross-compiled for Lambda and
 //! real HTTP invocations.
 
-#[path = "support/runner_images.rs"]
-mod runner_images;
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -22,8 +20,8 @@ use cargo_lambda_image::target::Arch;
 use cargo_lambda_image::Error;
 use serde_json::{json, Value};
 
-use runner_images::{behave_bootstrap, evil_tar, provided_image, scratch_image, Raw};
 use support::images::{config_for, craft_layout, gzip, mode, unpack_layers};
+use support::runner_images::{behave_bootstrap, evil_tar, provided_image, scratch_image, Raw};
 use support::{service_env, unique};
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 //! and nothing else (dev-, build- and other-platform dependencies, proc-macros, features not
 //! asked for); the same bytes every time.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

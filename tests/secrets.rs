@@ -4,7 +4,7 @@
 //! `--env-file`, and none of them may appear on stdout or stderr. Each command must also succeed, so that
 //! the check is not passed by failing early.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

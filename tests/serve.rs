@@ -4,7 +4,7 @@
 //! `serve` as the endpoint, and by `invoke` locally; bad requests and flags get Lambda's
 //! errors or ours, before anything builds.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! example xtask under `templates/xtask` is a member of the workspace, and tests/parity.rs
 //! runs it.)
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

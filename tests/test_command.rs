@@ -1,7 +1,7 @@
 //! `cargo lambda-image test`: the fixture's image is built and its events are sent through the
 //! built-in emulator; responses go to stdout, failures make the exit status non-zero.
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -180,7 +180,7 @@ fn ctrl_c_during_test_with_the_docker_runner_removes_the_container() {
         )
         .args(["--event", r#"{"sleep_ms": 60000}"#])
         .env("CARGO_LAMBDA_IMAGE_TIMEOUT", "120")
-        .env("CARGO_TARGET_DIR", fixture_target_dir("emulator-cli"))
+        .env("CARGO_TARGET_DIR", fixture_target_dir("runners"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("the command starts");

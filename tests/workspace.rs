@@ -2,7 +2,7 @@
 //! into images, the failure is reported on its own with its stage, a summary lists all three,
 //! and the exit status says that something failed.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

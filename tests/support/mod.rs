@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod aws_recorder;
 pub mod images;
 pub mod moto;
 pub mod proxy;
+pub mod runner_images;
 pub mod runtime_api;
 pub mod serving;
 pub mod tls_registry;

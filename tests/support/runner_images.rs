@@ -11,19 +11,27 @@ use std::sync::OnceLock;
 use cargo_lambda_image::image::{self, base, BuiltImage, ImageOptions};
 use cargo_lambda_image::target::Arch;
 
+use crate::support::fixture_target_dir;
 use crate::support::images::{echo_spec, fake_provided_base};
 pub use crate::support::images::{evil_tar, Raw};
 
-/// `behave` from tests/fixtures/emulator, built for Lambda's targets once per test binary.
+/// `behave` from tests/fixtures/emulator, built for Lambda's targets once per test run.
 pub fn behave_bootstrap(arch: Arch) -> PathBuf {
+    behave_bin(arch, "behave")
+}
+
+/// A binary of the `behave` package (`behave`, `stream`) from tests/fixtures/emulator, static
+/// musl for x86_64 and arm64, built once per test run. The emulator's tests run the x86_64
+/// ones on this machine too: one build of the package serves every test.
+pub fn behave_bin(arch: Arch, name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixture-target-runners");
+        let target = fixture_target_dir("runners");
         let manifest =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/emulator/Cargo.toml");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = Command::new(cargo)
-            .args(["build", "--release", "--locked", "--bin", "behave"])
+            .args(["build", "--release", "--locked", "-p", "behave"])
             .args(["--target", "x86_64-unknown-linux-musl"])
             .args(["--target", "aarch64-unknown-linux-musl"])
             .arg("--manifest-path")
@@ -40,7 +48,8 @@ pub fn behave_bootstrap(arch: Arch) -> PathBuf {
         target
     });
     dir.join(format!("{}-unknown-linux-musl", arch.triple_prefix()))
-        .join("release/behave")
+        .join("release")
+        .join(name)
 }
 
 /// An image of `behave` on `scratch` (ENTRYPOINT is the bootstrap itself), in `dir`.

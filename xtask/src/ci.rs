@@ -67,41 +67,56 @@ impl State {
 /// the services running) and `cargo clippy`.
 pub(crate) fn ci() -> Result<()> {
     let state = State::new()?;
-    let path = prepare(&state)?;
+    let started = Instant::now();
+    install_system()?;
     let root = project_root();
     let cargo = |args: &[&str], path: &OsStr| {
         let mut cargo = Command::new("cargo");
         cargo.args(args).current_dir(&root).env("PATH", path);
         cargo
     };
-    // cross and its image's root filesystem take minutes on a fresh machine, mostly network
-    // and a single-threaded link; they run while the services start and the tests compile.
+    // The Python packages (a minute and a half on a fresh machine, mostly downloads), cross
+    // and its image's root filesystem (minutes, mostly network and a single-threaded link)
+    // are made while the tests compile, which needs neither.
+    let venv_state = state.root.clone();
+    let venv = thread::spawn(move || venv_path(&venv_state).map_err(|err| err.to_string()));
     let cross_state = state.root.clone();
     let cross = thread::spawn(move || cross::prepare(&cross_state).map_err(|err| err.to_string()));
+    let host_path = env::var_os("PATH").unwrap_or_default();
 
-    // Formatting is checked first because it fails in a second, before the
-    // services start.
-    cmd::run(&mut cargo(&["fmt", "--all", "--", "--check"], &path))
+    // Formatting is checked first because it fails in a second.
+    cmd::run(&mut cargo(&["fmt", "--all", "--", "--check"], &host_path))
         .map_err(|err| format!("{err}\nhelp: run `cargo fmt --all` to fix the formatting"))?;
 
+    let compiling = Instant::now();
+    cmd::run(&mut cargo(&["test", "--workspace", "--no-run"], &host_path))?;
+    say!("tests compiled ({:.1}s)", compiling.elapsed().as_secs_f64());
+    let waited = Instant::now();
+    let path = venv
+        .join()
+        .map_err(|_| "installing the Python packages panicked")??;
+    say!(
+        "prerequisites ready ({:.1}s after the tests compiled, {:.1}s in all)",
+        waited.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
     let (services, mut test_env) = start_services(&state, &path)?;
-    let started = Instant::now();
-    cmd::run(&mut cargo(&["test", "--workspace", "--no-run"], &path))?;
-    say!("tests compiled ({:.1}s)", started.elapsed().as_secs_f64());
     let waited = Instant::now();
     let cross = cross.join().map_err(|_| "preparing cross panicked")??;
     let test_path = with_cross(&mut test_env, &cross, &path)?;
     say!(
-        "cross and its image ready ({:.1}s after the tests compiled)",
+        "cross and its image ready ({:.1}s after the services started)",
         waited.elapsed().as_secs_f64()
     );
-    // Snapshots are compared, never written: a changed one fails the run (review it with
-    // `INSTA_UPDATE=always cargo test` and commit it).
-    let tests = cmd::run(
-        cargo(&["test", "--workspace"], &test_path)
-            .envs(test_env)
-            .env("INSTA_UPDATE", "no"),
-    );
+    let tests = run_tests(&|args| {
+        let mut command = cargo(args, &test_path);
+        // Snapshots are compared, never written: a changed one fails the run (review it
+        // with `INSTA_UPDATE=always cargo test` and commit it).
+        command
+            .envs(test_env.iter().map(|(name, value)| (name, value)))
+            .env("INSTA_UPDATE", "no");
+        command
+    });
     // Clippy does not need the services; stopping them first frees memory and
     // CPU on small CI machines.
     drop(services);
@@ -126,6 +141,60 @@ pub(crate) fn ci() -> Result<()> {
         (Err(err), Ok(())) | (Ok(()), Err(err)) => Err(err),
         (Err(tests), Err(clippy)) => Err(format!("{tests}\nxtask: error: {clippy}").into()),
     }
+}
+
+/// Runs the unit tests, the doc tests and the integration tests, the last one file (module)
+/// at a time.
+///
+/// The integration tests are one binary, but the tests of different files must not run side
+/// by side: files share fixture target directories, and a test that builds a fixture's
+/// function on another base (say) replaces the image another file's test is reading. Each
+/// file's tests run in a process of their own, as when every file was a binary.
+fn run_tests(cargo: &dyn Fn(&[&str]) -> Command) -> Result<()> {
+    cmd::run(&mut cargo(&["test", "--workspace", "--lib", "--bins"]))?;
+    cmd::run(&mut cargo(&["test", "--workspace", "--doc"]))?;
+    let listed = cmd::read(&mut cargo(&[
+        "test",
+        "--test",
+        "integration",
+        "--",
+        "--list",
+        "--format",
+        "terse",
+    ]))?;
+    let mut failed = Vec::new();
+    for (module, names) in tests_by_module(&listed) {
+        cmd::check_interrupted()?;
+        say!("integration tests of tests/{module}.rs ({})", names.len());
+        let mut args = vec!["test", "--test", "integration", "--", "--exact"];
+        args.extend(names.iter().map(String::as_str));
+        if let Err(err) = cmd::run(&mut cargo(&args)) {
+            say!("error: {err}");
+            failed.push(format!("tests/{module}.rs"));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("integration tests failed in {}", failed.join(", ")).into())
+    }
+}
+
+/// The tests `--list --format terse` printed (`module::test: test`), grouped by their
+/// top-level module, in the order listed.
+fn tests_by_module(listed: &str) -> Vec<(String, Vec<String>)> {
+    let mut modules: Vec<(String, Vec<String>)> = Vec::new();
+    for name in listed
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+    {
+        let module = name.split("::").next().unwrap_or(name);
+        match modules.last_mut() {
+            Some((last, names)) if last == module => names.push(name.to_string()),
+            _ => modules.push((module.to_string(), vec![name.to_string()])),
+        }
+    }
+    modules
 }
 
 /// Installs the prerequisites, starts the services and keeps them running
@@ -206,24 +275,34 @@ fn with_cross(
 /// the venv first.
 fn prepare(state: &State) -> Result<OsString> {
     let started = Instant::now();
+    install_system()?;
+    let path = venv_path(&state.root)?;
+    say!(
+        "prerequisites ready ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(path)
+}
+
+/// The Debian packages, the Rust targets and the arm64 binfmt handler.
+fn install_system() -> Result<()> {
     install::apt_packages()?;
     cmd::check_interrupted()?;
+    install::rust_toolchain(&project_root())?;
+    cmd::check_interrupted()?;
+    install::binfmt_arm64();
+    Ok(())
+}
 
-    let venv = state.path("venv");
+/// Installs the Python packages into the venv under `state_root` and returns `PATH` with the
+/// venv's `bin` first.
+fn venv_path(state_root: &Path) -> Result<OsString> {
+    let venv = state_root.join("venv");
     install::python_venv(&venv)?;
     cmd::check_interrupted()?;
     let old_path = env::var_os("PATH").unwrap_or_default();
     let path = env::join_paths(iter::once(venv.join("bin")).chain(env::split_paths(&old_path)))
         .map_err(|err| format!("cannot put {} on PATH: {err}", venv.display()))?;
-
-    install::rust_toolchain(&project_root())?;
-    cmd::check_interrupted()?;
-
-    install::binfmt_arm64();
-    say!(
-        "prerequisites ready ({:.1}s)",
-        started.elapsed().as_secs_f64()
-    );
     Ok(path)
 }
 
@@ -410,6 +489,23 @@ fn shell_quote(value: &OsStr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tests_are_grouped_by_their_top_level_module() {
+        let listed = "build::a: test\nbuild::inner::b: test\nimage::c: test\n\
+                      big_image::d: test\nsome_bench: bench\n";
+        assert_eq!(
+            tests_by_module(listed),
+            vec![
+                (
+                    "build".to_string(),
+                    vec!["build::a".to_string(), "build::inner::b".to_string()]
+                ),
+                ("image".to_string(), vec!["image::c".to_string()]),
+                ("big_image".to_string(), vec!["big_image::d".to_string()]),
+            ]
+        );
+    }
 
     #[test]
     fn shell_quote_leaves_plain_values_alone() {

@@ -1,0 +1,33 @@
+//! The integration tests, one module per file beside this one, in one test binary: linking
+//! the AWS SDKs into a binary per file took minutes of a cold CI run, and in one binary the
+//! tests of every file run side by side. Every `tests/*.rs` must be declared here (Cargo.toml
+//! turns off `autotests`); `architecture::every_test_file_is_declared_in_main` checks it.
+
+mod support;
+
+mod architecture;
+mod big_image;
+mod build;
+mod config;
+mod cross;
+mod deploy;
+mod docker_builder;
+mod docker_ssh;
+mod doctor;
+mod emulator;
+mod engine_base;
+mod image;
+mod index;
+mod local_env;
+mod mutation;
+mod new_command;
+mod parity;
+mod registry;
+mod registry_auth;
+mod runners;
+mod sbom;
+mod secrets;
+mod serve;
+mod template;
+mod test_command;
+mod workspace;
