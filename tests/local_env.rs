@@ -40,7 +40,7 @@ fn local_test(dir: &Path, names: &[&str], args: &[&str], env: &[(&str, &str)]) -
     .arg(manifest())
     .args(["--base-image", &base(dir)])
     .args(args)
-    .env("CARGO_TARGET_DIR", fixture_target_dir("runners"))
+    .env("CARGO_TARGET_DIR", fixture_target_dir("musl"))
     .env("AWS_CONFIG_FILE", "/nonexistent/config")
     .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     .env("AWS_EC2_METADATA_DISABLED", "true");

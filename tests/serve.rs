@@ -642,7 +642,7 @@ async fn watch_swaps_rebuilt_images_in_without_failing_a_request_and_survives_br
     .args(["--bind", "127.0.0.1:0", "--debounce", "100"])
     .arg("--manifest-path")
     .arg(workspace.path().join("Cargo.toml"))
-    .env("CARGO_TARGET_DIR", support::fixture_target_dir("runners"));
+    .env("CARGO_TARGET_DIR", support::fixture_target_dir("musl"));
     let mut serving = Serving::start(cmd);
     let first_digest = serving.function("watched")["digest"]
         .as_str()

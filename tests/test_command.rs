@@ -180,7 +180,7 @@ fn ctrl_c_during_test_with_the_docker_runner_removes_the_container() {
         )
         .args(["--event", r#"{"sleep_ms": 60000}"#])
         .env("CARGO_LAMBDA_IMAGE_TIMEOUT", "120")
-        .env("CARGO_TARGET_DIR", fixture_target_dir("runners"))
+        .env("CARGO_TARGET_DIR", fixture_target_dir("musl"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("the command starts");

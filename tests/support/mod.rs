@@ -22,7 +22,8 @@ pub fn fixture_workspace() -> PathBuf {
 
 /// A target directory for fixture builds, kept between runs (under cargo's target dir) so
 /// that a second test run compiles nothing. `name` separates builds whose artifacts would
-/// otherwise collide.
+/// otherwise collide. Both fixture workspaces build their static musl functions in "musl":
+/// their dependencies are the same crates with the same features, compiled once for both.
 pub fn fixture_target_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fixture-target-{name}"))
 }

@@ -26,7 +26,7 @@ pub fn behave_bootstrap(arch: Arch) -> PathBuf {
 pub fn behave_bin(arch: Arch, name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let target = fixture_target_dir("runners");
+        let target = fixture_target_dir("musl");
         let manifest =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/emulator/Cargo.toml");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

@@ -25,7 +25,7 @@ pub fn fixture_command(command: &str, manifest: &Path) -> Command {
     cmd.args([command, "--locked", "--arch", "x86_64", "--libc", "musl"])
         .args(["--base-image", "scratch", "--manifest-path"])
         .arg(manifest)
-        .env("CARGO_TARGET_DIR", fixture_target_dir("runners"));
+        .env("CARGO_TARGET_DIR", fixture_target_dir("musl"));
     cmd
 }
 

@@ -35,14 +35,16 @@ Usage: cargo xtask <task>
 
 Tasks:
   ci        install the test prerequisites, start the test services, then run
-            `cargo fmt --check`, `cargo test --workspace` and `cargo clippy`
+            `cargo fmt --check` and `cargo test --workspace` compiled by clippy
+            (its warnings are errors), the integration tests a file at a time
   services  install the test prerequisites and keep the test services running
             in the foreground until Ctrl-C, printing the environment to export
   bench     measure against docker build/push, skopeo, cargo and AWS's RIE
             (needs the services) and write BENCHMARKS.md; `--runs N` (default
             5), `--quick` (2 runs, one of each big-image step), `--only
             SECTION[,SECTION]` (assembly, cache, push, shared-base,
-            push-skopeo, emulator, compile, determinism, big; writes
+            push-skopeo, emulator, local-loop, compile, determinism, big;
+            writes
             <target>/xtask-bench/BENCHMARKS.only.md instead)
   cross     install cross and build its local image into the Docker engine
             of DOCKER_HOST (what `ci` and `services` do), printing the
