@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
-use object::Endianness;
+use object::elf::FileHeader64;
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{Endianness, ReadCache, ReadRef};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -29,10 +30,12 @@ impl ElfInfo {
     }
 }
 
-/// Reads an executable's ELF header.
+/// Reads an executable's ELF header. Only the headers and the version sections are read, not
+/// the whole file: a bootstrap can be tens of megabytes, and this runs on every build.
 pub fn inspect(path: &Path) -> Result<ElfInfo> {
-    let data = std::fs::read(path).map_err(|e| Error::io("could not read", path, e))?;
-    inspect_bytes(&data).map_err(|message| Error::BadBinary {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("could not read", path, e))?;
+    let cache = ReadCache::new(file);
+    inspect_data(&cache).map_err(|message| Error::BadBinary {
         path: path.to_path_buf(),
         message,
         help: "Lambda needs a 64-bit Linux ELF executable; check the --target cargo built".into(),
@@ -41,19 +44,30 @@ pub fn inspect(path: &Path) -> Result<ElfInfo> {
 
 /// Reads ELF facts from bytes; the error is a plain message.
 pub fn inspect_bytes(data: &[u8]) -> std::result::Result<ElfInfo, String> {
-    let elf =
-        ElfFile64::<Endianness>::parse(data).map_err(|e| format!("not a 64-bit ELF file ({e})"))?;
-    let endian = elf.endian();
-    let machine = elf.elf_header().e_machine(endian).0;
+    inspect_data(data)
+}
+
+/// Reads ELF facts from the file header, the program headers and the `.gnu.version_r`
+/// section (with its string table), without parsing the symbol tables.
+fn inspect_data<'data, R: ReadRef<'data>>(data: R) -> std::result::Result<ElfInfo, String> {
+    let header = FileHeader64::<Endianness>::parse(data)
+        .map_err(|e| format!("not a 64-bit ELF file ({e})"))?;
+    let endian = header
+        .endian()
+        .map_err(|e| format!("not a 64-bit ELF file ({e})"))?;
+    let machine = header.e_machine(endian).0;
     let arch = match object::elf::Machine(machine) {
         object::elf::EM_X86_64 => Some(Arch::X86_64),
         object::elf::EM_AARCH64 => Some(Arch::Arm64),
         _ => None,
     };
     let mut interpreter = None;
-    for header in elf.elf_program_headers() {
-        if header.p_type(endian) == object::elf::PT_INTERP {
-            let bytes = header
+    let program_headers = header
+        .program_headers(endian, data)
+        .map_err(|e| format!("bad program headers: {e}"))?;
+    for program_header in program_headers {
+        if program_header.p_type(endian) == object::elf::PT_INTERP {
+            let bytes = program_header
                 .data(endian, data)
                 .map_err(|()| "the PT_INTERP segment is out of bounds".to_string())?;
             interpreter = Some(
@@ -64,7 +78,9 @@ pub fn inspect_bytes(data: &[u8]) -> std::result::Result<ElfInfo, String> {
         }
     }
     let mut max_glibc: Option<GlibcVersion> = None;
-    let sections = elf.elf_section_table();
+    let sections = header
+        .sections(endian, data)
+        .map_err(|e| format!("bad section headers: {e}"))?;
     let verneed = sections
         .gnu_verneed(endian, data)
         .map_err(|e| format!("bad version section: {e}"))?;
@@ -109,6 +125,19 @@ mod tests {
                 .expect("a glibc build needs some GLIBC_ version");
             assert!(v >= GlibcVersion { major: 2, minor: 2 }, "{v}");
         }
+    }
+
+    /// A file cut after its ELF header: the headers it points to are missing, which is an
+    /// error (from the file as from bytes), not a panic or a guess.
+    #[test]
+    fn a_truncated_executable_is_an_error() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut");
+        std::fs::write(&cut, &exe[..64]).unwrap();
+        let err = inspect(&cut).unwrap_err().to_string();
+        assert!(err.contains("headers"), "{err}");
+        assert!(inspect_bytes(&exe[..64]).is_err());
     }
 
     #[test]

@@ -26,6 +26,14 @@ use crate::oci;
 /// their size, modification time and inode, as cargo and make judge freshness.
 const HASHED_FILE_LIMIT: u64 = 64 << 20;
 
+/// A file changed this recently is hashed again next time rather than remembered: a write
+/// within the same tick of the filesystem's clock (a jiffy, at most 10 ms) would leave its
+/// times as they were, as git's index treats "racily clean" entries.
+const SETTLED: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// [`SETTLED`] on a filesystem that keeps whole seconds only (no nanoseconds in the times).
+const SETTLED_COARSE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Where a file's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -230,7 +238,11 @@ impl LayerBuilder {
     /// A fingerprint of everything that decides the layer's bytes: every path, kind, mode and
     /// file (its bytes, or for a large file its size, modification time and inode), and the
     /// timestamp. Two builders with the same fingerprint write the same layer.
-    pub fn fingerprint(&self, mtime: u64) -> Result<String> {
+    ///
+    /// With `known`, the content hash of each file is remembered there (by its path, next to
+    /// its inode, size and times), so an unchanged bootstrap of tens of megabytes is not read
+    /// on every run.
+    pub fn fingerprint(&self, mtime: u64, known: Option<&Path>) -> Result<String> {
         let mut sha = Sha256::new();
         // The layer format: bump when the bytes a builder writes change.
         sha.update(format!(
@@ -244,7 +256,7 @@ impl LayerBuilder {
                     sha.update(format!("f {mode:o} {path} "));
                     match source {
                         Source::Bytes(data) => sha.update(Sha256::digest(data)),
-                        Source::Path(file) => sha.update(file_identity(file)?),
+                        Source::Path(file) => sha.update(file_identity(file, known)?),
                     }
                     sha.update(b"\n");
                 }
@@ -309,26 +321,80 @@ impl<R: Read> Read for ExactReader<R> {
     }
 }
 
-/// What identifies a file's contents in a fingerprint.
-fn file_identity(path: &Path) -> Result<Vec<u8>> {
+/// What identifies a file's contents in a fingerprint: the SHA-256 of its bytes (remembered
+/// under `known`, when given), or for a file over [`HASHED_FILE_LIMIT`] its size, modification
+/// time and inode.
+fn file_identity(path: &Path, known: Option<&Path>) -> Result<Vec<u8>> {
+    use std::os::unix::fs::MetadataExt;
     let read_err = |e| Error::io("could not read the included file", path, e);
     let meta = std::fs::metadata(path).map_err(read_err)?;
-    if meta.len() <= HASHED_FILE_LIMIT {
-        let mut sha = Sha256::new();
-        let mut file = File::open(path).map_err(read_err)?;
-        io::copy(&mut file, &mut sha).map_err(read_err)?;
-        return Ok(sha.finalize().to_vec());
+    if meta.len() > HASHED_FILE_LIMIT {
+        return Ok(format!(
+            "len {} mtime {}.{} dev {} ino {}",
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.dev(),
+            meta.ino()
+        )
+        .into_bytes());
     }
-    use std::os::unix::fs::MetadataExt;
-    Ok(format!(
-        "len {} mtime {}.{} dev {} ino {}",
+    // What any change to the file changes: a write moves the change time, which nothing can
+    // set back, and replacing the file changes its inode.
+    let stat = format!(
+        "len {} mtime {}.{} ctime {}.{} dev {} ino {}",
         meta.len(),
         meta.mtime(),
         meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
         meta.dev(),
         meta.ino()
-    )
-    .into_bytes())
+    );
+    let record = known.map(|dir| {
+        let key = Sha256::digest(path.as_os_str().as_encoded_bytes());
+        dir.join(hex::encode(key))
+    });
+    if let Some(hash) = record.as_deref().and_then(|r| remembered(r, &stat)) {
+        return Ok(hash);
+    }
+    let started = std::time::SystemTime::now();
+    let mut sha = Sha256::new();
+    let mut file = File::open(path).map_err(read_err)?;
+    io::copy(&mut file, &mut sha).map_err(read_err)?;
+    let hash = sha.finalize().to_vec();
+    let changed = std::time::UNIX_EPOCH
+        + std::time::Duration::new(
+            meta.mtime().max(meta.ctime()).max(0) as u64,
+            meta.mtime_nsec()
+                .max(meta.ctime_nsec())
+                .clamp(0, 999_999_999) as u32,
+        );
+    let settle = if meta.mtime_nsec() == 0 && meta.ctime_nsec() == 0 {
+        SETTLED_COARSE
+    } else {
+        SETTLED
+    };
+    let settled = started
+        .duration_since(changed)
+        .is_ok_and(|age| age >= settle);
+    if let (Some(record), true) = (record, settled) {
+        // Only a saving: a record that cannot be written means hashing again next time.
+        let _ = std::fs::create_dir_all(record.parent().unwrap_or(Path::new(".")));
+        let _ = oci::write_atomic(
+            &record,
+            format!("{stat}\n{}\n", hex::encode(&hash)).as_bytes(),
+        );
+    }
+    Ok(hash)
+}
+
+/// The content hash recorded at `record` for a file whose stat line is `stat`, if it is that.
+fn remembered(record: &Path, stat: &str) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(record).ok()?;
+    let (recorded, hash) = text.split_once('\n')?;
+    let hash = hex::decode(hash.trim()).ok()?;
+    (recorded == stat && hash.len() == 32).then_some(hash)
 }
 
 /// Hashes and counts what it writes.
@@ -435,38 +501,38 @@ fn gunzipped_digest(path: &Path) -> Result<String> {
 pub struct LayerCache {
     blobs: PathBuf,
     records: PathBuf,
+    /// The content hashes of input files, by path (see [`LayerBuilder::fingerprint`]).
+    hashes: PathBuf,
 }
 
 impl LayerCache {
-    /// The cache under `dir` (blobs in `dir/blobs/sha256`, records in `dir/layers`).
+    /// The cache under `dir` (blobs in `dir/blobs/sha256`, records in `dir/layers`, the
+    /// hashes of input files in `dir/file-hashes`).
     pub fn new(dir: &Path) -> LayerCache {
         LayerCache {
             blobs: dir.join("blobs/sha256"),
             records: dir.join("layers"),
+            hashes: dir.join("file-hashes"),
         }
     }
 
     /// The recorded layer of `builder`'s inputs, if there is one and its blob is intact.
     pub fn lookup(&self, builder: &LayerBuilder, mtime: u64) -> Result<Option<Layer>> {
-        let record = self.record(builder, mtime)?;
-        Ok(std::fs::read(&record)
-            .ok()
-            .and_then(|data| serde_json::from_slice::<Layer>(&data).ok())
-            .filter(|l| std::fs::metadata(&l.path).is_ok_and(|m| m.len() == l.size)))
+        Ok(recorded(&self.record(builder, mtime)?))
     }
 
     fn record(&self, builder: &LayerBuilder, mtime: u64) -> Result<PathBuf> {
-        let fingerprint = builder.fingerprint(mtime)?;
+        let fingerprint = builder.fingerprint(mtime, Some(&self.hashes))?;
         Ok(self.records.join(format!("{fingerprint}.json")))
     }
 
     /// The layer `builder` makes, from the cache when its inputs are unchanged, else built
     /// (into the blob cache) and recorded.
     pub fn get_or_build(&self, builder: &LayerBuilder, mtime: u64) -> Result<Layer> {
-        if let Some(layer) = self.lookup(builder, mtime)? {
+        let record = self.record(builder, mtime)?;
+        if let Some(layer) = recorded(&record) {
             return Ok(layer);
         }
-        let record = self.record(builder, mtime)?;
         let layer = builder.build(mtime, &self.blobs)?;
         std::fs::create_dir_all(&self.records)
             .map_err(|e| Error::io("could not create", &self.records, e))?;
@@ -475,6 +541,14 @@ impl LayerCache {
         oci::write_atomic(&record, &data)?;
         Ok(layer)
     }
+}
+
+/// The layer recorded at `record`, if there is one and its blob is intact.
+fn recorded(record: &Path) -> Option<Layer> {
+    std::fs::read(record)
+        .ok()
+        .and_then(|data| serde_json::from_slice::<Layer>(&data).ok())
+        .filter(|l| std::fs::metadata(&l.path).is_ok_and(|m| m.len() == l.size))
 }
 
 /// How many threads compress a layer: every core.
@@ -524,6 +598,52 @@ mod tests {
             ));
         }
         out
+    }
+
+    /// A file's hash is remembered once it has settled, and a change of its bytes is seen
+    /// even with its size and modification time put back (the change time moves).
+    #[test]
+    fn remembered_hashes_are_used_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let known = dir.path().join("known");
+        let file = dir.path().join("bootstrap");
+        std::fs::write(&file, b"first version").unwrap();
+        let mut b = LayerBuilder::new();
+        b.file_from("var/runtime/bootstrap", 0o755, &file).unwrap();
+        let fresh = b.fingerprint(1, Some(&known)).unwrap();
+        assert_eq!(
+            std::fs::read_dir(&known).map_or(0, |d| d.count()),
+            0,
+            "a file changed a moment ago is not remembered"
+        );
+
+        std::thread::sleep(SETTLED_COARSE);
+        assert_eq!(b.fingerprint(1, Some(&known)).unwrap(), fresh);
+        let records: Vec<PathBuf> = std::fs::read_dir(&known)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(records.len(), 1);
+        // The remembered hash is what is used: a record naming other bytes changes the
+        // fingerprint, so the file was not read again.
+        let text = std::fs::read_to_string(&records[0]).unwrap();
+        let (stat, _) = text.split_once('\n').unwrap();
+        std::fs::write(&records[0], format!("{stat}\n{}\n", "ab".repeat(32))).unwrap();
+        assert_ne!(b.fingerprint(1, Some(&known)).unwrap(), fresh);
+
+        // Same size, same modification time, other bytes: the change time gives it away.
+        let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+        std::fs::write(&file, b"other version").unwrap();
+        File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), mtime);
+        let changed = b.fingerprint(1, Some(&known)).unwrap();
+        assert_ne!(changed, fresh);
+        assert_eq!(changed, b.fingerprint(1, None).unwrap());
     }
 
     #[test]
