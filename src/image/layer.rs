@@ -351,9 +351,11 @@ fn file_identity(path: &Path, known: Option<&Path>) -> Result<Vec<u8>> {
         meta.dev(),
         meta.ino()
     );
+    // Named by the path's hash, with an extension: in the cache a bare 64-digit name is a
+    // blob's, whose bytes hash to it.
     let record = known.map(|dir| {
         let key = Sha256::digest(path.as_os_str().as_encoded_bytes());
-        dir.join(hex::encode(key))
+        dir.join(format!("{}.hash", hex::encode(key)))
     });
     if let Some(hash) = record.as_deref().and_then(|r| remembered(r, &stat)) {
         return Ok(hash);
