@@ -632,11 +632,7 @@ fn sysroot(plan: &Plan) -> Option<PathBuf> {
         return None;
     }
     let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    // A cache that cannot be written costs the next run the question, nothing more.
-    if let Some(dir) = file.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = crate::oci::write_atomic(&file, sysroot.as_bytes());
+    crate::registry::keep_cache_file(&file, sysroot.as_bytes());
     Some(PathBuf::from(sysroot))
 }
 

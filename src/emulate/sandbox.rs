@@ -341,10 +341,7 @@ fn probe_since_boot(bwrap: &Path) -> Result<()> {
         return Ok(());
     }
     probe_bwrap(bwrap)?;
-    // A marker that cannot be written costs the next run the probe, nothing more.
-    if let Some(dir) = marker.parent() {
-        let _ = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&marker, key));
-    }
+    crate::registry::keep_cache_file(&marker, key.as_bytes());
     Ok(())
 }
 

@@ -365,13 +365,11 @@ fn file_identity(path: &Path, known: Option<&Path>) -> Result<Vec<u8>> {
     let mut file = File::open(path).map_err(read_err)?;
     io::copy(&mut file, &mut sha).map_err(read_err)?;
     let hash = sha.finalize().to_vec();
-    let changed = std::time::UNIX_EPOCH
-        + std::time::Duration::new(
-            meta.mtime().max(meta.ctime()).max(0) as u64,
-            meta.mtime_nsec()
-                .max(meta.ctime_nsec())
-                .clamp(0, 999_999_999) as u32,
-        );
+    let time = |secs: i64, nanos: i64| {
+        std::time::UNIX_EPOCH
+            + std::time::Duration::new(secs.max(0) as u64, nanos.clamp(0, 999_999_999) as u32)
+    };
+    let changed = time(meta.mtime(), meta.mtime_nsec()).max(time(meta.ctime(), meta.ctime_nsec()));
     let settle = if meta.mtime_nsec() == 0 && meta.ctime_nsec() == 0 {
         SETTLED_COARSE
     } else {
@@ -381,9 +379,7 @@ fn file_identity(path: &Path, known: Option<&Path>) -> Result<Vec<u8>> {
         .duration_since(changed)
         .is_ok_and(|age| age >= settle);
     if let (Some(record), true) = (record, settled) {
-        // Only a saving: a record that cannot be written means hashing again next time.
-        let _ = std::fs::create_dir_all(record.parent().unwrap_or(Path::new(".")));
-        let _ = oci::write_atomic(
+        crate::registry::keep_cache_file(
             &record,
             format!("{stat}\n{}\n", hex::encode(&hash)).as_bytes(),
         );

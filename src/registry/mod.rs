@@ -4,7 +4,7 @@
 //! Credentials are held in memory only and never formatted into messages: errors say where
 //! credentials came from ("docker config", "anonymous", "ECR token"), never what they are.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
@@ -173,6 +173,15 @@ pub fn keyed_cache_file(kind: &str, key: &str) -> PathBuf {
         .unwrap_or_else(default_cache_dir);
     let digest = crate::oci::sha256_digest(key.as_bytes());
     dir.join(kind).join(digest.trim_start_matches("sha256:"))
+}
+
+/// Writes a small fact to its cache file (creating its directory), atomically. Only a saving:
+/// a fact that cannot be kept costs the next run the work it spares, so errors are dropped.
+pub fn keep_cache_file(file: &Path, data: &[u8]) {
+    if let Some(dir) = file.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = crate::oci::write_atomic(file, data);
 }
 
 /// The user's cache directory for blobs and layers: `$XDG_CACHE_HOME/cargo-lambda-image`, else

@@ -15,13 +15,13 @@ use crate::support::fixture_target_dir;
 use crate::support::images::{echo_spec, fake_provided_base};
 pub use crate::support::images::{evil_tar, Raw};
 
-/// `behave` from tests/fixtures/emulator, built for Lambda's targets once per test run.
+/// `behave` from tests/fixtures/emulator, built for Lambda's targets once per test process.
 pub fn behave_bootstrap(arch: Arch) -> PathBuf {
     behave_bin(arch, "behave")
 }
 
 /// A binary of the `behave` package (`behave`, `stream`) from tests/fixtures/emulator, static
-/// musl for x86_64 and arm64, built once per test run. The emulator's tests run the x86_64
+/// musl for x86_64 and arm64, built once per test process. The emulator's tests run the x86_64
 /// ones on this machine too: one build of the package serves every test.
 pub fn behave_bin(arch: Arch, name: &str) -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

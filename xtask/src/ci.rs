@@ -322,8 +322,13 @@ fn with_cross(
         .ok_or("the services set no DOCKER_HOST")?;
     cross::import(cross, &docker_host)?;
     test_env.push(("CLI_TEST_CROSS_IMAGE", cross.image.clone().into()));
-    let path = env::join_paths(iter::once(cross.bin_dir.clone()).chain(env::split_paths(path)))
-        .map_err(|err| format!("cannot put {} on PATH: {err}", cross.bin_dir.display()))?;
+    path_with(&cross.bin_dir, path)
+}
+
+/// `path` (a `PATH` value) with `dir` in front.
+fn path_with(dir: &Path, path: &OsStr) -> Result<OsString> {
+    let path = env::join_paths(iter::once(dir.to_path_buf()).chain(env::split_paths(path)))
+        .map_err(|err| format!("cannot put {} on PATH: {err}", dir.display()))?;
     Ok(path)
 }
 
@@ -357,10 +362,7 @@ fn venv_path(state_root: &Path) -> Result<OsString> {
     let venv = state_root.join("venv");
     install::python_venv(&venv)?;
     cmd::check_interrupted()?;
-    let old_path = env::var_os("PATH").unwrap_or_default();
-    let path = env::join_paths(iter::once(venv.join("bin")).chain(env::split_paths(&old_path)))
-        .map_err(|err| format!("cannot put {} on PATH: {err}", venv.display()))?;
-    Ok(path)
+    path_with(&venv.join("bin"), &env::var_os("PATH").unwrap_or_default())
 }
 
 /// Starts dockerd, the registry and moto, and returns them with the
