@@ -141,7 +141,7 @@ fn toolchain(plan: &Plan) -> Vec<Check> {
         "install rustup from https://rustup.rs, or a toolchain with the targets below",
         false,
     )];
-    let installed = crate::compile::rustup_targets(plan);
+    let toolchain = crate::compile::toolchain::find(plan);
     let triples: BTreeSet<&str> = plan
         .functions
         .iter()
@@ -150,15 +150,25 @@ fn toolchain(plan: &Plan) -> Vec<Check> {
         .collect();
     for triple in triples {
         let name = format!("rust target {triple}");
-        checks.push(match &installed {
-            Some(list) if list.iter().any(|t| t == triple) => Check::pass(name, "installed", local),
-            Some(_) => Check::fail(
+        checks.push(match &toolchain {
+            Ok(t) if t.has_target(triple) => {
+                Check::pass(name, format!("installed in {}", t.name), local)
+            }
+            Ok(t) => Check::fail(
                 name,
-                "not installed (`build` adds it unless --no-install-targets)",
-                format!("rustup target add {triple}"),
+                format!(
+                    "not installed in {} (`build` adds it unless --no-install-targets)",
+                    t.name
+                ),
+                format!("rustup target add {triple} --toolchain {}", t.name),
                 local,
             ),
-            None => Check::fail(name, "unknown: no rustup", "install rustup", false),
+            Err(e) => Check::fail(
+                name,
+                e.to_string(),
+                miette::Diagnostic::help(e).map_or_else(String::new, |h| h.to_string()),
+                local,
+            ),
         });
     }
     let zig = uses(Compiler::Zigbuild);

@@ -140,14 +140,29 @@ pub enum Error {
     },
 
     /// The Rust standard library for a target is not installed and could not be added.
-    #[error("the Rust target `{triple}` is not installed")]
+    #[error("the Rust target `{triple}` is not installed in the toolchain `{toolchain}`{reason}")]
     #[diagnostic(
         code(lambda_image::target_missing),
-        help("run `rustup target add {triple}`")
+        help("run `rustup target add {triple} --toolchain {toolchain}`")
     )]
     TargetMissing {
         /// The target triple.
         triple: String,
+        /// The toolchain that lacks it.
+        toolchain: String,
+        /// Why it was not added (e.g. ` (--no-install-targets)`), or empty.
+        reason: String,
+    },
+
+    /// The Rust toolchain cannot be used as it is; it is never installed, updated or repaired
+    /// behind the user's back.
+    #[error("{message}")]
+    #[diagnostic(code(lambda_image::toolchain), help("{help}"))]
+    ToolchainUnusable {
+        /// What is wrong.
+        message: String,
+        /// The command that fixes it.
+        help: String,
     },
 
     /// The compiler exited with an error.

@@ -11,7 +11,8 @@
 //! Under the stages, a ground floor they all share and that imports none of them: [`oci`]
 //! (descriptors, manifests, layouts, the image-config reader), [`lambda`] (Lambda's paths,
 //! reserved variables, limits and naming), [`time`], [`target`], [`progress`], [`registry`],
-//! [`docker`], [`aws`], [`envfile`], [`samples`] and [`error`].
+//! [`docker`], [`aws`], [`envfile`], [`samples`], [`store`] (directories shared by concurrent
+//! processes) and [`error`].
 //!
 //! The command-line tool is a thin layer over this library, so an `xtask` runs the same code:
 //!
@@ -58,6 +59,7 @@ pub mod render;
 pub mod samples;
 pub mod scaffold;
 pub mod serve;
+pub mod store;
 pub mod target;
 pub mod template;
 pub mod testing;

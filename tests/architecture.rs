@@ -22,6 +22,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("envfile", 0),
     ("samples", 0),
     ("scaffold", 0),
+    ("store", 0),
     ("config", 1),
     ("watch", 1),
     ("compile", 2),

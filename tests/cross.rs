@@ -201,8 +201,16 @@ fn dry_run_says_which_image_cross_will_use_and_why() {
     let var = "CROSS_TARGET_AARCH64_UNKNOWN_LINUX_GNU_IMAGE";
     let (_, stderr) = assert_ok(&run(lambda_image(&args).env_remove(var)));
     let image = cross_image();
+    // cross compiles with the workspace's toolchain, named by its path so that it never tries
+    // to install it, and as a custom one so that it adds nothing to it.
+    let sysroot = run(Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(workspace()));
+    let sysroot = texts(&sysroot).0.trim().to_string();
     assert!(
-        stderr.contains(&format!("{var}={image} cross build --package echo")),
+        stderr.contains(&format!(
+            "CROSS_CUSTOM_TOOLCHAIN=1 {var}={image} RUSTUP_TOOLCHAIN={sysroot} cross build --package echo"
+        )),
         "{stderr}"
     );
     let said = format!("cross image for aarch64-unknown-linux-gnu: {image} (`cross-image` in the metadata, passed as {var})");
@@ -210,7 +218,12 @@ fn dry_run_says_which_image_cross_will_use_and_why() {
 
     // The user's own variable wins, and is left to cross untouched.
     let (_, stderr) = assert_ok(&run(lambda_image(&args).env(var, "mine/cross:1")));
-    assert!(stderr.contains("  command: cross build"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "  command: CROSS_CUSTOM_TOOLCHAIN=1 RUSTUP_TOOLCHAIN={sysroot} cross build"
+        )),
+        "{stderr}"
+    );
     assert!(
         stderr.contains(&format!(
             "cross image for aarch64-unknown-linux-gnu: mine/cross:1 ({var} in the environment)"
@@ -451,4 +464,95 @@ fn arm64_al2023_base(dir: &Path) -> PathBuf {
     let top = write_one_layer_image(&layout, &config, &compressed, "arm64");
     write_tagged_index(&layout, top, "al2023");
     layout_dir
+}
+
+/// The rustup home `cargo xtask ci` prepared with an older Rust as its `stable` (a newer stable
+/// exists upstream, so `rustup toolchain add stable` there would be an update).
+fn old_rustup_home() -> PathBuf {
+    PathBuf::from(service_env("CLI_TEST_OLD_RUSTUP_HOME"))
+}
+
+/// What must not change in a rustup home: the toolchains it lists, and each one's compiler.
+fn toolchains_of(home: &Path) -> String {
+    let rustup = |args: &[&str]| {
+        let out = run(Command::new("rustup").args(args).env("RUSTUP_HOME", home));
+        assert!(out.status.success(), "rustup {args:?}: {}", texts(&out).1);
+        texts(&out).0
+    };
+    let mut seen = rustup(&["toolchain", "list", "-v"]);
+    for dir in std::fs::read_dir(home.join("toolchains")).unwrap() {
+        let rustc = dir.unwrap().path().join("bin/rustc");
+        let out = run(Command::new(&rustc).arg("-vV"));
+        seen.push_str(&format!("{}: {}\n", rustc.display(), texts(&out).0));
+    }
+    seen
+}
+
+/// cross 0.2.5 runs `rustup toolchain add <toolchain>` on every build under rustup 1.28+, and
+/// concurrent ones destroyed a toolchain. On a rustup home whose stable is older than the
+/// newest, two cross builds at once: the missing target is added once (by us, under a lock,
+/// never with --no-install-targets) and the toolchain itself is left exactly as it was.
+#[test]
+fn cross_on_an_older_stable_adds_only_the_target_and_never_touches_the_toolchain() {
+    let home = old_rustup_home();
+    let triple = "x86_64-unknown-linux-musl";
+    let stable = "stable-x86_64-unknown-linux-gnu";
+    let target_dir = fixture_target_dir("cross-old-stable");
+    let build = |extra: &[&str]| {
+        let mut cmd = lambda_image(&["build", "-p", "echo", "--compiler", "cross"]);
+        cmd.args(["--arch", "x86_64", "--libc", "musl"])
+            .args(extra)
+            .env("PATH", path_with_cross())
+            .env("RUSTUP_HOME", &home)
+            .env("CARGO_TARGET_DIR", &target_dir);
+        cmd
+    };
+    // Start from a toolchain without the target, so that adding it is part of every run.
+    let std_dir = home.join(format!("toolchains/{stable}/lib/rustlib/{triple}"));
+    if std_dir.exists() {
+        let out = run(Command::new("rustup")
+            .args(["target", "remove", triple, "--toolchain", stable])
+            .env("RUSTUP_HOME", &home));
+        assert!(out.status.success(), "{}", texts(&out).1);
+    }
+    assert!(!std_dir.exists());
+    let before = toolchains_of(&home);
+    assert!(before.contains("release: 1.94.1"), "{before}");
+
+    let out = run(&mut build(&["--no-install-targets"]));
+    let (_, stderr) = texts(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "rustup target add {triple} --toolchain {stable}"
+        )),
+        "{stderr}"
+    );
+    assert!(!std_dir.exists(), "--no-install-targets added the target");
+
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            build(&[])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut said = String::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+        said.push_str(&stderr);
+    }
+    assert_eq!(
+        said.matches("Adding the Rust target").count(),
+        1,
+        "the target is added by one of the two runs: {said}"
+    );
+    assert!(std_dir.join("lib").is_dir());
+    assert_eq!(toolchains_of(&home), before, "the toolchain changed");
+    let info = elf::inspect(&target_dir.join("lambda-image/fixture-echo/x86_64/bootstrap")).unwrap();
+    assert!(info.is_static(), "a musl build is static");
 }

@@ -102,6 +102,8 @@ pub struct CommandContext<'a> {
     pub user_env: &'a BTreeMap<String, String>,
     /// The images a `Cross.toml` names, by target triple (`[target.<triple>] image`).
     pub cross_toml: &'a BTreeMap<String, String>,
+    /// The toolchain cross compiles with (see [`super::toolchain::cross_env`]), when known.
+    pub toolchain: Option<&'a super::toolchain::Toolchain>,
 }
 
 /// The environment variable cargo reads a target's linker from.
@@ -177,6 +179,9 @@ pub fn build_command(unit: &CompileUnit, ctx: &CommandContext<'_>) -> BuildComma
         }
     }
     let cross_image = (unit.compiler == Compiler::Cross).then(|| cross_image(unit, ctx));
+    if let (Compiler::Cross, Some(toolchain)) = (unit.compiler, ctx.toolchain) {
+        env.extend(super::toolchain::cross_env(toolchain));
+    }
     if unit.compiler == Compiler::Cargo && Some(unit.target.arch) != ctx.host {
         // Plain cargo needs a linker for the foreign architecture. rustc ships rust-lld and the
         // musl targets carry their own C runtime, so musl needs nothing else; glibc needs the
@@ -243,6 +248,7 @@ mod tests {
             host: Some(Arch::X86_64),
             user_env: env,
             cross_toml: &NO_CROSS_TOML,
+            toolchain: None,
         }
     }
 
@@ -285,6 +291,33 @@ mod tests {
         u.compiler = Compiler::Cargo;
         let cmd = build_command(&u, &ctx(&manifest, &build, &none));
         assert!(!cmd.env.keys().any(|k| k.starts_with("CROSS_")));
+    }
+
+    /// cross compiles with the workspace's toolchain, given as a path so that it finds it
+    /// installed, and as a custom toolchain so that it adds nothing to it.
+    #[test]
+    fn cross_runs_on_the_workspaces_toolchain_which_it_may_not_change() {
+        let (manifest, build) = (Utf8PathBuf::from("/w/Cargo.toml"), BuildOptions::default());
+        let none = BTreeMap::new();
+        let toolchain = crate::compile::toolchain::Toolchain::at(
+            "/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu".into(),
+        );
+        let mut context = ctx(&manifest, &build, &none);
+        context.toolchain = Some(&toolchain);
+        let mut u = unit(Compiler::Cross, Arch::X86_64, Libc::Musl);
+        let cmd = build_command(&u, &context);
+        assert_eq!(
+            cmd.display(),
+            "CROSS_CUSTOM_TOOLCHAIN=1 RUSTUP_TOOLCHAIN=/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu \
+             cross build --package echo --bin a --bin b --target x86_64-unknown-linux-musl \
+             --profile release --message-format=json-render-diagnostics --keep-going"
+        );
+        // The other backends run through rustup's proxies as the user set them up.
+        for compiler in [Compiler::Cargo, Compiler::Zigbuild] {
+            u.compiler = compiler;
+            let cmd = build_command(&u, &context);
+            assert!(cmd.env.is_empty(), "{:?}", cmd.env);
+        }
     }
 
     /// The image cross will use, in cross's order: the variable the user set, the metadata's

@@ -8,6 +8,7 @@
 pub mod command;
 pub mod cross;
 pub mod elf;
+pub mod toolchain;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -111,10 +112,14 @@ pub fn units(plan: &Plan) -> Vec<CompileUnit> {
 /// The commands [`compile`] would run, for `--dry-run`.
 pub fn commands(plan: &Plan, options: &CompileOptions) -> Vec<BuildCommand> {
     let (user_env, cross_toml) = (linker_env(), cross::toml_images(plan));
-    units(plan)
+    let units = units(plan);
+    let toolchain = units
         .iter()
-        .map(|u| build_command(u, &context(plan, options, &user_env, &cross_toml)))
-        .collect()
+        .any(|u| u.compiler == Compiler::Cross)
+        .then(|| toolchain::find(plan).ok())
+        .flatten();
+    let ctx = context(plan, options, &user_env, &cross_toml, toolchain.as_ref());
+    units.iter().map(|u| build_command(u, &ctx)).collect()
 }
 
 fn context<'a>(
@@ -122,6 +127,7 @@ fn context<'a>(
     options: &'a CompileOptions,
     user_env: &'a BTreeMap<String, String>,
     cross_toml: &'a BTreeMap<String, String>,
+    toolchain: Option<&'a toolchain::Toolchain>,
 ) -> CommandContext<'a> {
     CommandContext {
         workspace_manifest: &plan.workspace_manifest,
@@ -131,6 +137,7 @@ fn context<'a>(
         host: Arch::host(),
         user_env,
         cross_toml,
+        toolchain,
     }
 }
 
@@ -159,14 +166,43 @@ pub fn compile_each(
             .map(|f| (f.clone(), prebuilt(f)))
             .collect();
     }
+    let units = units(plan);
+    // The toolchain is found, and the targets every unit needs are added, once and before any
+    // compiler starts.
+    let toolchain = toolchain::find(plan);
+    let not_added = match &toolchain {
+        Ok(t) => {
+            let triples = units.iter().map(|u| u.target.triple()).collect();
+            toolchain::ensure_targets(t, &triples, options.install_targets, progress)
+        }
+        Err(_) => BTreeMap::new(),
+    };
     let (user_env, cross_toml) = (linker_env(), cross::toml_images(plan));
-    let ctx = context(plan, options, &user_env, &cross_toml);
+    let ctx = context(
+        plan,
+        options,
+        &user_env,
+        &cross_toml,
+        toolchain.as_ref().ok(),
+    );
     let mut built: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     // A failed invocation's error, rendered once, for each function it did not build.
     let mut failed: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
-    for unit in units(plan) {
+    for unit in units {
         let what = format!("{} for {}", unit.bins.join(", "), unit.target);
-        let result = ensure_toolchain(&unit, plan, options, progress).and_then(|()| {
+        let ready = match (&toolchain, not_added.get(&unit.target.triple())) {
+            (Err(e), _) => Err(Error::ToolchainUnusable {
+                message: e.to_string(),
+                help: miette::Diagnostic::help(e).map_or_else(String::new, |h| h.to_string()),
+            }),
+            (Ok(t), Some(reason)) => Err(Error::TargetMissing {
+                triple: unit.target.triple(),
+                toolchain: t.name.clone(),
+                reason: reason.clone(),
+            }),
+            (Ok(t), None) => ensure_tools(&unit, t, plan),
+        };
+        let result = ready.and_then(|()| {
             let cmd = build_command(&unit, &ctx);
             let task = progress.task(format!("Compiling {what}"));
             let result = run_build(&cmd, &unit, plan, progress);
@@ -490,14 +526,8 @@ pub fn check_binary(f: &FunctionSpec, path: &Path, elf: &ElfInfo) -> Result<()> 
     Ok(())
 }
 
-/// Makes sure the backend's tools and the Rust target are there, installing the target with
-/// rustup when allowed.
-fn ensure_toolchain(
-    unit: &CompileUnit,
-    plan: &Plan,
-    options: &CompileOptions,
-    progress: &Reporter,
-) -> Result<()> {
+/// Makes sure the backend's tools are there (the targets were added before any unit).
+fn ensure_tools(unit: &CompileUnit, toolchain: &toolchain::Toolchain, plan: &Plan) -> Result<()> {
     match unit.compiler {
         Compiler::Cargo => {}
         Compiler::Zigbuild => {
@@ -517,8 +547,9 @@ fn ensure_toolchain(
                     fix: "install it with `cargo install cross` (it also needs Docker or Podman), or choose `--compiler cargo`".into(),
                 });
             }
-            // cross brings its own standard libraries inside its images; it needs an engine.
-            return cross::engine().map(|_| ());
+            cross::engine()?;
+            // cross compiles with the host's toolchain, mounted into its container.
+            return toolchain::cross_finds(toolchain, plan.workspace_root.as_std_path());
         }
     }
     if unit.compiler == Compiler::Cargo
@@ -538,118 +569,7 @@ fn ensure_toolchain(
             });
         }
     }
-    let triple = unit.target.triple();
-    if target_installed(plan, &triple) != Some(false) {
-        // Installed, or a rustc that cannot say: cargo itself will say if it is missing.
-        return Ok(());
-    }
-    if find_program("rustup").is_none() {
-        // A toolchain from elsewhere: nothing to install it with.
-        return Ok(());
-    }
-    if !options.install_targets {
-        return Err(Error::TargetMissing { triple });
-    }
-    progress.line(format!(
-        "Installing the Rust target {triple} (rustup target add {triple})"
-    ));
-    let status = Command::new("rustup")
-        .args(["target", "add", &triple])
-        .current_dir(plan.workspace_root.as_std_path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|source| Error::Spawn {
-            program: "rustup".into(),
-            source,
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::TargetMissing { triple })
-    }
-}
-
-/// Whether the standard library for `triple` is in the sysroot of the rustc the workspace
-/// uses (`None` when rustc cannot be asked).
-fn target_installed(plan: &Plan, triple: &str) -> Option<bool> {
-    let sysroot = sysroot(plan)?;
-    Some(
-        sysroot
-            .join("lib/rustlib")
-            .join(triple)
-            .join("lib")
-            .is_dir(),
-    )
-}
-
-/// The sysroot of the rustc the workspace uses. Asking rustc (through rustup's proxy) costs
-/// about 30 ms, as much as cargo's own up-to-date check, so the answer is kept in the cache
-/// under everything that picks the toolchain: `RUSTC`, `RUSTUP_TOOLCHAIN`, rustup's settings
-/// (default and overrides) and the `rust-toolchain` files from the workspace up. Should it be
-/// stale all the same, cargo says the target is missing.
-fn sysroot(plan: &Plan) -> Option<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let root = plan.workspace_root.as_std_path();
-    let stamp = |path: &Path| {
-        std::fs::metadata(path)
-            .map(|m| format!("{} {}.{}", m.len(), m.mtime(), m.mtime_nsec()))
-            .unwrap_or_default()
-    };
-    let rustup_home = std::env::var_os("RUSTUP_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
-        .unwrap_or_default();
-    let mut key = format!(
-        "sysroot v1\n{}\n{:?}\n{:?}\n{}",
-        root.display(),
-        std::env::var_os("RUSTC"),
-        std::env::var_os("RUSTUP_TOOLCHAIN"),
-        stamp(&rustup_home.join("settings.toml"))
-    );
-    for dir in root.ancestors() {
-        for file in ["rust-toolchain.toml", "rust-toolchain"] {
-            key.push_str(&format!("\n{}", stamp(&dir.join(file))));
-        }
-    }
-    let file = crate::registry::keyed_cache_file("sysroots", &key);
-    if let Some(known) = std::fs::read_to_string(&file)
-        .ok()
-        .map(PathBuf::from)
-        .filter(|p| p.is_dir())
-    {
-        return Some(known);
-    }
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let out = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    crate::registry::keep_cache_file(&file, sysroot.as_bytes());
-    Some(PathBuf::from(sysroot))
-}
-
-/// The installed targets of the toolchain the workspace uses, or `None` without rustup.
-pub(crate) fn rustup_targets(plan: &Plan) -> Option<Vec<String>> {
-    let out = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .current_dir(plan.workspace_root.as_std_path())
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    out.status.success().then(|| {
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.trim().to_string())
-            .collect()
-    })
+    Ok(())
 }
 
 /// Looks a program up on PATH.
@@ -669,12 +589,10 @@ mod tests {
     fn installed_targets_are_found_in_rustcs_sysroot() {
         let mut p = plan(Vec::new(), &[]);
         p.workspace_root = env!("CARGO_MANIFEST_DIR").into();
+        let toolchain = toolchain::find(&p).unwrap();
         // The CI task installs the musl targets; nobody installs this one.
-        assert_eq!(
-            target_installed(&p, "x86_64-unknown-linux-musl"),
-            Some(true)
-        );
-        assert_eq!(target_installed(&p, "sparc64-unknown-netbsd"), Some(false));
+        assert!(toolchain.has_target("x86_64-unknown-linux-musl"));
+        assert!(!toolchain.has_target("sparc64-unknown-netbsd"));
     }
 
     fn plan(functions: Vec<FunctionSpec>, bins: &[(&str, &[&str])]) -> Plan {

@@ -323,9 +323,7 @@ pub fn file_chunks(
 
 /// Writes a file through a temporary name and a rename, so readers never see half of it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data).map_err(|e| Error::io("could not write", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("could not write", path, e))
+    crate::store::write_whole(path, data).map_err(|e| Error::io("could not write", path, e))
 }
 
 #[cfg(test)]

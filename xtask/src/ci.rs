@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    cmd, cross, install, project_root,
+    cmd, cross, install, project_root, rustup,
     services::{self, Service, Services},
     Result,
 };
@@ -69,6 +69,8 @@ pub(crate) fn ci() -> Result<()> {
     let state = State::new()?;
     let started = Instant::now();
     install_system()?;
+    // Nothing after this point may change the machine's toolchains: compared at the end.
+    let toolchains = rustup::snapshot()?;
     let root = project_root();
     let lints = clippy_as_compiler(&state)?;
     let cargo = |args: &[&str], path: &OsStr| {
@@ -86,7 +88,12 @@ pub(crate) fn ci() -> Result<()> {
     let venv_state = state.root.clone();
     let venv = thread::spawn(move || venv_path(&venv_state).map_err(|err| err.to_string()));
     let cross_state = state.root.clone();
-    let cross = thread::spawn(move || cross::prepare(&cross_state).map_err(|err| err.to_string()));
+    let cross = thread::spawn(move || {
+        let prepared = cross::prepare(&cross_state).map_err(|err| err.to_string())?;
+        let old_stable =
+            rustup::old_stable_home(&cross_state).map_err(|err| err.to_string())?;
+        Ok::<_, String>((prepared, old_stable))
+    });
     let host_path = env::var_os("PATH").unwrap_or_default();
 
     // Formatting is checked first because it fails in a second.
@@ -115,13 +122,14 @@ pub(crate) fn ci() -> Result<()> {
     );
     let (services, mut test_env) = start_services(&state, &path)?;
     let waited = Instant::now();
-    let cross = cross.join().map_err(|_| "preparing cross panicked")??;
+    let (cross, old_stable) = cross.join().map_err(|_| "preparing cross panicked")??;
     let test_path = with_cross(&mut test_env, &cross, &path)?;
+    test_env.push(("CLI_TEST_OLD_RUSTUP_HOME", old_stable.into()));
     say!(
         "cross and its image ready ({:.1}s after the services started)",
         waited.elapsed().as_secs_f64()
     );
-    run_tests(&|args| {
+    let tested = run_tests(&|args| {
         let mut command = cargo(args, &test_path);
         // Snapshots are compared, never written: a changed one fails the run (review it
         // with `INSTA_UPDATE=always cargo test` and commit it).
@@ -129,8 +137,15 @@ pub(crate) fn ci() -> Result<()> {
             .envs(test_env.iter().map(|(name, value)| (name, value)))
             .env("INSTA_UPDATE", "no");
         command
-    })?;
+    });
     drop(services);
+    let unchanged = rustup::compare(&toolchains, &rustup::snapshot()?);
+    if let Err(err) = &unchanged {
+        say!("error: {err}");
+    }
+    tested?;
+    unchanged?;
+    say!("the toolchains are as they were before the tests");
     say!("ci passed ({:.1}s)", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -260,8 +275,10 @@ pub(crate) fn services() -> Result<()> {
     let state = State::new()?;
     let path = prepare(&state)?;
     let cross = cross::prepare(&state.root)?;
+    let old_stable = rustup::old_stable_home(&state.root)?;
     let (mut services, mut test_env) = start_services(&state, &path)?;
     with_cross(&mut test_env, &cross, &path)?;
+    test_env.push(("CLI_TEST_OLD_RUSTUP_HOME", old_stable.into()));
 
     println!("# The test services are running. To use them from another shell:");
     println!(

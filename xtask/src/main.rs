@@ -24,6 +24,7 @@ mod ci;
 mod cmd;
 mod cross;
 mod install;
+mod rustup;
 mod services;
 
 use std::{env, error::Error, path::PathBuf, process::ExitCode};
