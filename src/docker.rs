@@ -103,7 +103,12 @@ pub async fn load(
     reporter: &Reporter,
 ) -> Result<String> {
     let docker = connect()?;
-    let archive = layout_dir.with_file_name("docker-archive.tar");
+    // Beside the layout, under a name of this process's own that no sweep removes while it
+    // lives (and the next one removes after a kill).
+    let parent = layout_dir.parent().unwrap_or(Path::new("."));
+    let (staging, _) = crate::store::Staging::file(parent, "docker-archive")
+        .map_err(|e| Error::io("could not create a file in", parent, e))?;
+    let archive = staging.path().to_path_buf();
     write_docker_archive(&Layout::open(layout_dir)?, digest, name, &archive)?;
     let task = reporter.task(format!("Loading {name} into Docker"));
     // The archive is streamed to the engine, not read into memory: images can be gigabytes.
@@ -124,7 +129,7 @@ pub async fn load(
             break;
         }
     }
-    let _ = std::fs::remove_file(&archive);
+    drop(staging);
     if let Some(message) = failure {
         task.fail(format!("Loading {name} into Docker failed"));
         return Err(Error::Docker {

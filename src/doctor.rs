@@ -96,8 +96,13 @@ pub async fn doctor(plan: &Plan, opts: &DoctorOptions) -> Vec<Check> {
 
 /// The first line a program prints for `args`, when it runs and succeeds.
 fn version_of(program: &Path, args: &[&str]) -> Option<String> {
+    // In the filesystem's root, outside any Cargo project: cross 0.2.5 asked for its version
+    // inside one goes on to check the toolchain, and would install or update it (see
+    // `compile::toolchain`).
     let out = Command::new(program)
         .args(args)
+        .current_dir("/")
+        .env("CROSS_CUSTOM_TOOLCHAIN", "1")
         .stdin(Stdio::null())
         .output()
         .ok()?;

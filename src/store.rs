@@ -67,20 +67,25 @@ fn same_inode(file: &File, path: &Path) -> bool {
     }
 }
 
-/// Leases a value holds, compared as equal and printed as nothing, so that types describing
-/// what was built (which derive `PartialEq` and `Debug`) can carry them.
+/// Leases (or staging entries) a value holds until it is dropped, compared as equal and printed
+/// as nothing, so that types describing what was built (which derive `PartialEq` and `Debug`)
+/// can carry them.
 #[derive(Clone, Default)]
-pub struct Held(Option<Arc<Lease>>);
+pub struct Held {
+    _guard: Option<Arc<dyn std::any::Any + Send + Sync>>,
+}
 
 impl Held {
-    /// Holds `lease`.
-    pub fn new(lease: Lease) -> Held {
-        Held(Some(Arc::new(lease)))
+    /// Holds `guard` (a [`Lease`], a [`Staging`]) until the last clone is dropped.
+    pub fn new(guard: impl std::any::Any + Send + Sync) -> Held {
+        Held {
+            _guard: Some(Arc::new(guard)),
+        }
     }
 
     /// Holds nothing.
     pub fn none() -> Held {
-        Held(None)
+        Held::default()
     }
 }
 
@@ -89,6 +94,8 @@ impl PartialEq for Held {
         true
     }
 }
+
+impl Eq for Held {}
 
 impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,7 +175,10 @@ impl Staging {
     /// the lease it held, now on `dest`.
     pub fn commit(mut self, dest: &Path) -> io::Result<Lease> {
         std::fs::rename(&self.path, dest)?;
-        let lock = self.lock.take().ok_or_else(|| io::Error::other("committed twice"))?;
+        let lock = self
+            .lock
+            .take()
+            .ok_or_else(|| io::Error::other("committed twice"))?;
         Ok(Lease {
             _lock: lock,
             path: dest.to_path_buf(),
@@ -328,7 +338,10 @@ mod tests {
         let staging = Staging::dir(dir.path(), "image").unwrap();
         std::fs::write(staging.path().join("f"), "x").unwrap();
         sweep(dir.path(), &|_| false);
-        assert!(staging.path().join("f").is_file(), "a live writer's entry was swept");
+        assert!(
+            staging.path().join("f").is_file(),
+            "a live writer's entry was swept"
+        );
         // A writer killed: its entry stays, and its lock is gone (forgetting the handle
         // would keep the lock; closing it is what the kernel does at a kill).
         let path = staging.path().to_path_buf();

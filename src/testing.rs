@@ -135,8 +135,10 @@ pub async fn launcher_for(
     image: &BuiltImage,
     reporter: &Reporter,
 ) -> Result<Arc<dyn Launcher>> {
-    let tree = image.layout_dir().with_file_name("rootfs");
-    let unpack = || rootfs::unpack(image.layout_dir(), &tree);
+    let trees = crate::image::function_dir(spec)
+        .join("rootfs")
+        .into_std_path_buf();
+    let unpack = || rootfs::unpack_private(image.layout_dir(), &trees);
     Ok(match runner {
         Runner::Process => {
             let bootstrap = spec.artifact.as_std_path().to_path_buf();
@@ -152,7 +154,7 @@ pub async fn launcher_for(
         Runner::Unconfined => Arc::new(SandboxLauncher::unconfined(unpack()?)?),
         // The sandbox's root is read-only, so an unchanged image's tree is reused.
         Runner::Sandbox => {
-            match SandboxLauncher::new(rootfs::unpack_reusing(image.layout_dir(), &tree)?) {
+            match SandboxLauncher::new(rootfs::unpack_reusing(image.layout_dir(), &trees)?) {
                 Ok(launcher) => Arc::new(launcher.ephemeral_storage_mb(spec.ephemeral_storage)),
                 Err(Error::Sandbox { message, help }) => {
                     // The default runner should work on any machine: without bubblewrap, a

@@ -523,9 +523,7 @@ fn cross_on_an_older_stable_adds_only_the_target_and_never_touches_the_toolchain
     let (_, stderr) = texts(&out);
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains(&format!(
-            "rustup target add {triple} --toolchain {stable}"
-        )),
+        stderr.contains(&format!("rustup target add {triple} --toolchain {stable}")),
         "{stderr}"
     );
     assert!(!std_dir.exists(), "--no-install-targets added the target");
@@ -553,6 +551,7 @@ fn cross_on_an_older_stable_adds_only_the_target_and_never_touches_the_toolchain
     );
     assert!(std_dir.join("lib").is_dir());
     assert_eq!(toolchains_of(&home), before, "the toolchain changed");
-    let info = elf::inspect(&target_dir.join("lambda-image/fixture-echo/x86_64/bootstrap")).unwrap();
+    let info =
+        elf::inspect(&target_dir.join("lambda-image/fixture-echo/x86_64/bootstrap")).unwrap();
     assert!(info.is_static(), "a musl build is static");
 }

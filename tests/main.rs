@@ -3,16 +3,16 @@
 //! be declared here (Cargo.toml turns off `autotests`);
 //! `architecture::every_test_file_is_declared_in_main` checks it.
 //!
-//! `cargo xtask ci` runs each file's tests in a process of their own, one file after another:
-//! files share fixture target directories, and two of them building the same fixture function
-//! with different settings at once could replace the image the other is reading. A plain
-//! `cargo test` runs them side by side, with that risk.
+//! The tests of all files run side by side, as a plain `cargo test` runs them: files share
+//! fixture target directories (a fixture's dependencies compile once), and commands on the
+//! same function and architecture at once are sound (`tests/concurrency.rs`).
 
 mod support;
 
 mod architecture;
 mod big_image;
 mod build;
+mod concurrency;
 mod config;
 mod cross;
 mod deploy;

@@ -121,15 +121,8 @@ fn docker_invoke(image: &str, platform: &str, event: &str) -> Value {
     serde_json::from_slice(&posted.body).expect("JSON answer")
 }
 
-/// Tests that image fixture-echo for x86_64 in the shared fixture target directory take turns:
-/// each writes `target/lambda-image/fixture-echo/x86_64/oci` with a config of its own (creation
-/// times differ), and a push reading that layout while the other test replaces it would find
-/// its blobs gone.
-static ECHO_X86_64_LAYOUT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn pushed_scratch_images_are_what_skopeo_and_docker_see_and_they_run() {
-    let _turn = ECHO_X86_64_LAYOUT.lock().unwrap_or_else(|e| e.into_inner());
     let pushed = cli_push(
         &[
             "-p",
@@ -755,7 +748,6 @@ fn a_shared_base_is_uploaded_once_and_mounted_for_the_other_repositories() {
 /// `sha256-<hex>` lists it; the image manifest is the one a push without --sbom makes.
 #[test]
 fn push_sbom_attaches_a_referrer_and_leaves_the_image_manifest_alone() {
-    let _turn = ECHO_X86_64_LAYOUT.lock().unwrap_or_else(|e| e.into_inner());
     // A creation time of its own makes an image (and a referrers tag) no earlier run made.
     let epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

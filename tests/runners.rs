@@ -27,8 +27,9 @@ use support::{service_env, unique};
 // ---------------------------------------------------------------------------------------------
 // Unpacking
 
-/// An unchanged image is not unpacked again for the read-only sandbox; another image is, and
-/// a tree left half-unpacked is never taken for a complete one.
+/// An unchanged image is not unpacked again for the read-only sandbox; another image is, into a
+/// tree of its own, and the old tree goes once no runtime holds it. A tree left half-unpacked by
+/// a killed process is never taken for a complete one, and is removed.
 #[test]
 fn the_sandbox_reuses_the_tree_of_an_unchanged_image_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,26 +42,42 @@ fn the_sandbox_reuses_the_tree_of_an_unchanged_image_only() {
         craft_layout(&layout, &config, &layers);
         layout
     };
-    let rootfs = dir.path().join("rootfs");
+    let trees = dir.path().join("rootfs");
     let layout = write("var/one", b"1");
-    rootfs::unpack_reusing(&layout, &rootfs).unwrap();
+    let first = rootfs::unpack_reusing(&layout, &trees).unwrap();
     // Something only a reused tree keeps.
-    std::fs::write(rootfs.join("var/left-over"), b"x").unwrap();
-    let again = rootfs::unpack_reusing(&layout, &rootfs).unwrap();
+    std::fs::write(first.rootfs.join("var/left-over"), b"x").unwrap();
+    let again = rootfs::unpack_reusing(&layout, &trees).unwrap();
+    assert_eq!(again.rootfs, first.rootfs);
     assert!(
-        rootfs.join("var/left-over").exists(),
+        again.rootfs.join("var/left-over").exists(),
         "the same image was unpacked again"
     );
     assert_eq!(again.entrypoint, ["/var/runtime/bootstrap"]);
-    // Another image: unpacked afresh.
+    // Another image: unpacked afresh, beside the tree the runtimes above still hold.
     let layout = write("var/two", b"2");
-    rootfs::unpack_reusing(&layout, &rootfs).unwrap();
-    assert!(!rootfs.join("var/left-over").exists() && rootfs.join("var/two").exists());
-    // Without the marker (an unpack that did not finish), the tree is not trusted.
-    std::fs::write(rootfs.join("var/left-over"), b"x").unwrap();
-    std::fs::remove_file(dir.path().join("rootfs.image")).unwrap();
-    rootfs::unpack_reusing(&layout, &rootfs).unwrap();
-    assert!(!rootfs.join("var/left-over").exists());
+    let other = rootfs::unpack_reusing(&layout, &trees).unwrap();
+    assert_ne!(other.rootfs, first.rootfs);
+    assert!(other.rootfs.join("var/two").exists());
+    assert!(
+        first.rootfs.join("var/left-over").exists(),
+        "a held tree was removed"
+    );
+    // Once nothing holds it, the next unpack removes it.
+    let old = first.rootfs.clone();
+    drop((first, again));
+    let kept = rootfs::unpack_reusing(&layout, &trees).unwrap();
+    assert_eq!(kept.rootfs, other.rootfs);
+    assert!(!old.exists(), "an unused tree was kept");
+    // A tree a killed process left half-unpacked (a staging directory nobody holds) is removed
+    // and never used.
+    let killed = trees.join(".staging-tree-999999-0");
+    std::fs::create_dir_all(killed.join("var")).unwrap();
+    drop((other, kept));
+    let runtime = rootfs::unpack_reusing(&layout, &trees).unwrap();
+    assert!(!killed.exists());
+    assert_eq!(std::fs::read_dir(&trees).unwrap().count(), 1);
+    assert!(runtime.rootfs.join("var/two").exists());
 }
 
 /// Asserts an unpack failed on an unsafe entry of the given layer, and returns the message.

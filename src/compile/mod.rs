@@ -398,23 +398,39 @@ fn install(f: &FunctionSpec, source: &Path) -> Result<Artifact> {
         return artifact(f, elf);
     }
     let dir = dest.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("could not create", dir, e))?;
-    // Copy to a temporary name first so a half-written bootstrap never sits at the final path;
+    sweep_function_dir(dir);
+    // Copy to a staging name first so a half-written bootstrap never sits at the final path;
     // the name is this process's own, since two commands (a `watch` and a `test`, tests
-    // sharing a target directory) may install the same function at once.
-    let tmp = dir.join(format!(".bootstrap.tmp-{}", std::process::id()));
-    let installed = std::fs::copy(source, &tmp)
-        .map_err(|e| Error::io("could not copy to", &tmp, e))
-        .and_then(|_| set_executable(&tmp))
-        .and_then(|_| keep_mtime(&tmp, built.map(|(_, mtime)| mtime)))
-        .and_then(|_| {
-            std::fs::rename(&tmp, dest).map_err(|e| Error::io("could not write", dest, e))
-        });
-    if installed.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    installed?;
+    // sharing a target directory) may install the same function at once. Dropped on an error,
+    // the staging file is removed.
+    let (staging, _) = crate::store::Staging::file(dir, "bootstrap")
+        .map_err(|e| Error::io("could not create a file in", dir, e))?;
+    let tmp = staging.path();
+    std::fs::copy(source, tmp).map_err(|e| Error::io("could not copy to", tmp, e))?;
+    set_executable(tmp)?;
+    keep_mtime(tmp, built.map(|(_, mtime)| mtime))?;
+    staging
+        .commit(dest)
+        .map_err(|e| Error::io("could not write", dest, e))?;
     artifact(f, elf)
+}
+
+/// Sweeps a function's directory (see [`crate::store`]): the staging files of processes that
+/// are gone, and what older versions of the tool left there (temporary files named after their
+/// process, and the root filesystem they kept beside the layout).
+fn sweep_function_dir(dir: &Path) {
+    const LEGACY: &[&str] = &[
+        ".bootstrap.tmp-",
+        "oci.new-",
+        "rootfs.",
+        "docker-context-",
+        "docker-build-",
+        "docker-archive.tar",
+    ];
+    crate::store::sweep(dir, &|name| {
+        let name = name.to_string_lossy();
+        LEGACY.iter().any(|prefix| name.starts_with(prefix))
+    });
 }
 
 /// Gives the copy the time cargo wrote the original, so the next build can tell it is the same.

@@ -198,13 +198,16 @@ pub fn ensure_targets(
     let Some(rustup) = find_program("rustup") else {
         return not_added(wanted, ", and rustup is not on PATH to add it");
     };
-    let lock_path = crate::registry::keyed_cache_file(
-        "locks",
-        &format!("rustup {}", rustup_home().display()),
-    );
+    let lock_path =
+        crate::registry::keyed_cache_file("locks", &format!("rustup {}", rustup_home().display()));
     let _lock = match lock_file(&lock_path, progress) {
         Ok(lock) => lock,
-        Err(e) => return not_added(wanted, &format!(": could not lock {}: {e}", lock_path.display())),
+        Err(e) => {
+            return not_added(
+                wanted,
+                &format!(": could not lock {}: {e}", lock_path.display()),
+            )
+        }
     };
     let wanted = missing();
     if wanted.is_empty() {
@@ -354,7 +357,9 @@ mod tests {
 
     #[test]
     fn the_toolchain_is_named_after_its_sysroot() {
-        let t = Toolchain::at(PathBuf::from("/h/.rustup/toolchains/1.94.1-x86_64-unknown-linux-gnu"));
+        let t = Toolchain::at(PathBuf::from(
+            "/h/.rustup/toolchains/1.94.1-x86_64-unknown-linux-gnu",
+        ));
         assert_eq!(t.name, "1.94.1-x86_64-unknown-linux-gnu");
         assert_eq!(
             cross_env(&t),

@@ -1445,6 +1445,7 @@ mod tests {
             config_digest: OLD.into(),
             layers: Vec::new(),
             base: spec.base_image.reference.clone(),
+            lease: Default::default(),
         }
     }
 

@@ -27,11 +27,11 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::oci::entry::{entry_path, LayerTar};
 use crate::oci::{self, ImageConfig, Layout, Manifest};
+use crate::store::{Held, Lease, Staging};
 use crate::target::Arch;
 
 /// What a runner needs to run an unpacked image: its root filesystem and the parts of its
@@ -50,6 +50,9 @@ pub struct ImageRuntime {
     pub workdir: String,
     /// The image's architecture.
     pub arch: Arch,
+    /// What keeps `rootfs` from being removed while runtimes may start from it: a lease on a
+    /// shared tree, or the private tree itself.
+    pub hold: Held,
 }
 
 impl ImageRuntime {
@@ -63,138 +66,90 @@ impl ImageRuntime {
     }
 }
 
-/// [`unpack`], unless `dest` already holds this very image, unpacked by an earlier run and not
-/// changed since: the sandbox mounts the root filesystem read-only, so an image that did not
-/// change is run again without unpacking it again. A marker next to `dest` (`<dest>.image`)
-/// names the image unpacked there; it is written only once unpacking is complete.
-pub fn unpack_reusing(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
+/// The root filesystem of the image of the OCI layout `layout_dir`, unpacked under `trees`
+/// (one directory per image and unpacker), shared by every process that runs that image: the
+/// sandbox mounts it read-only, so an image that did not change is not unpacked again. The
+/// runtime returned holds a lease on its tree; trees of other images that no process holds are
+/// removed, and so are trees left half-unpacked by a process that was killed.
+pub fn unpack_reusing(layout_dir: &Path, trees: &Path) -> Result<ImageRuntime> {
     let index = layout_dir.join("index.json");
     let identity = fs::read(&index)
         .map(|bytes| format!("{UNPACKER}\n{}", oci::sha256_digest(&bytes)))
         .map_err(|e| Error::io("could not read", &index, e))?;
-    let marker = dest.with_extension("image");
-    if dest.is_dir() && fs::read_to_string(&marker).is_ok_and(|m| m == identity) {
-        let layout = Layout::open(layout_dir)?;
-        let config = layout.read_config(&layout.single_manifest()?)?;
-        let root = dest
-            .canonicalize()
-            .map_err(|e| Error::io("could not resolve", dest, e))?;
-        return runtime_from_config(layout_dir, &config, &root);
+    let name = oci::sha256_digest(identity.as_bytes()).replace("sha256:", "tree-");
+    let dest = trees.join(&name);
+    crate::store::sweep(trees, &|entry| entry.to_str() != Some(name.as_str()));
+    for _ in 0..3 {
+        if let Some(lease) =
+            Lease::take(&dest).map_err(|e| Error::io("could not lock", &dest, e))?
+        {
+            let layout = Layout::open(layout_dir)?;
+            let config = layout.read_config(&layout.single_manifest()?)?;
+            let root = dest
+                .canonicalize()
+                .map_err(|e| Error::io("could not resolve", &dest, e))?;
+            let runtime = runtime_from_config(layout_dir, &config, &root)?;
+            return Ok(ImageRuntime {
+                hold: Held::new(lease),
+                ..runtime
+            });
+        }
+        let staging = Staging::dir(trees, "tree")
+            .map_err(|e| Error::io("could not create a directory in", trees, e))?;
+        unpack_into(layout_dir, staging.path())?;
+        // Another process may have unpacked the same image meanwhile: either tree will do, and
+        // the next turn of the loop leases whichever is there.
+        staging
+            .commit_dir(&dest)
+            .map_err(|e| Error::io("could not write", &dest, e))?;
     }
-    let _ = fs::remove_file(&marker);
-    let runtime = unpack(layout_dir, dest)?;
-    oci::write_atomic(&marker, identity.as_bytes())?;
-    Ok(runtime)
+    Err(Error::io(
+        "could not keep",
+        &dest,
+        io::Error::other("another process keeps removing it"),
+    ))
 }
 
-/// Names the unpacker's behaviour in [`unpack_reusing`]'s marker: change it when unpacking
+/// Names the unpacker's behaviour in [`unpack_reusing`]'s tree names: change it when unpacking
 /// changes, so older unpacked trees are not reused.
 const UNPACKER: &str = "rootfs v2";
 
-/// Unpacks the single image of the OCI layout `layout_dir` into `dest` (removed first) and
-/// returns how to run it.
-pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
-    let layout = Layout::open(layout_dir)?;
-    let manifest = layout.single_manifest()?;
-    let config = layout.read_config(&manifest)?;
-    let runtime = runtime_from_config(layout_dir, &config, dest)?;
-
-    // The tree is unpacked beside `dest` and then swapped in, so that runtimes started from
-    // the previous tree (still answering an invocation while `watch` swaps images) keep their
-    // files: the old tree is moved aside, and removed by a swap a minute later.
-    // Another process may unpack into the same place at the same time (a `watch` and a `test`,
-    // tests sharing a target directory): each stages and retires its own trees.
-    let staging = sibling(dest, &format!("unpacking-{}", std::process::id()));
-    remove_path(&staging)?;
-    fs::create_dir_all(&staging).map_err(|e| Error::io("could not create", &staging, e))?;
-    // Never follow a symlink that `staging` itself may be reached through: work on its real
-    // path.
-    let root = staging
-        .canonicalize()
-        .map_err(|e| Error::io("could not resolve", &staging, e))?;
-    if let Err(e) = fill(&layout, layout_dir, &manifest, &root) {
-        // Nothing of a tree that could not be unpacked stays behind.
-        let _ = remove_path(&staging);
-        return Err(e);
-    }
-    remove_retired(dest);
-    swap_in(&staging, dest)?;
-    let root = dest
-        .canonicalize()
-        .map_err(|e| Error::io("could not resolve", dest, e))?;
+/// Unpacks the single image of the OCI layout `layout_dir` into a new tree of this process's
+/// own under `trees`, removed when the runtime returned (and its clones) are dropped: for a
+/// runner whose root filesystem is writable.
+pub fn unpack_private(layout_dir: &Path, trees: &Path) -> Result<ImageRuntime> {
+    crate::store::sweep_once(trees);
+    let staging = Staging::dir(trees, "private")
+        .map_err(|e| Error::io("could not create a directory in", trees, e))?;
+    let runtime = unpack_into(layout_dir, staging.path())?;
     Ok(ImageRuntime {
-        rootfs: root,
+        hold: Held::new(staging),
         ..runtime
     })
 }
 
-/// How long a retired tree is kept for the runtimes that may still run from it.
-const RETIRED_FOR: Duration = Duration::from_secs(60);
-
-/// `<dest>.retired-<unix seconds>-<pid>-<n>`: unique to this swap (`n` counts this
-/// process's swaps).
-fn retired_name(dest: &Path) -> PathBuf {
-    static SWAPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SWAPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    sibling(dest, &format!("retired-{now}-{}-{n}", std::process::id()))
+/// Unpacks the single image of the OCI layout `layout_dir` into `dest` (replaced if there)
+/// and returns how to run it.
+pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
+    remove_path(dest)?;
+    fs::create_dir_all(dest).map_err(|e| Error::io("could not create", dest, e))?;
+    unpack_into(layout_dir, dest).inspect_err(|_| {
+        // Nothing of a tree that could not be unpacked stays behind.
+        let _ = remove_path(dest);
+    })
 }
 
-/// Removes the trees retired beside `dest` over [`RETIRED_FOR`] ago (by any process), and the
-/// staging trees of processes that are gone (killed while unpacking). They are garbage: a
-/// failure to remove one (another process removing it too) is not an error.
-fn remove_retired(dest: &Path) {
-    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
-        return;
-    };
-    let prefix = format!("{}.retired", name.to_string_lossy());
-    let staging = format!("{}.unpacking-", name.to_string_lossy());
-    let cutoff = SystemTime::now()
-        .checked_sub(RETIRED_FOR)
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = file_name.strip_prefix(&staging) {
-            if !Path::new("/proc").join(pid).exists() {
-                let _ = remove_path(&entry.path());
-            }
-            continue;
-        }
-        let Some(rest) = file_name.strip_prefix(&prefix) else {
-            continue;
-        };
-        // `<dest>.retired` (older versions) has no time: it is old.
-        let retired_at = rest
-            .strip_prefix('-')
-            .and_then(|r| r.split('-').next())
-            .and_then(|secs| secs.parse::<u64>().ok())
-            .unwrap_or(0);
-        if retired_at < cutoff {
-            let _ = remove_path(&entry.path());
-        }
-    }
-}
-
-/// Puts `staging` at `dest` in one step (see [`crate::oci::install`]), so that a reader
-/// never finds no root filesystem; the old tree goes to a retired name of its own, removed a
-/// minute later by a later swap, since a running function may still be in it.
-fn swap_in(staging: &Path, dest: &Path) -> Result<()> {
-    match crate::oci::install::install_dir(staging, dest) {
-        Ok(false) => Ok(()),
-        Ok(true) => fs::rename(staging, retired_name(dest))
-            .map_err(|e| Error::io("could not move aside", staging, e)),
-        Err(e) => {
-            let _ = remove_path(staging);
-            Err(Error::io("could not move into place", dest, e))
-        }
-    }
+/// Unpacks the single image of the OCI layout `layout_dir` into the empty directory `dest`.
+fn unpack_into(layout_dir: &Path, dest: &Path) -> Result<ImageRuntime> {
+    let layout = Layout::open(layout_dir)?;
+    let manifest = layout.single_manifest()?;
+    let config = layout.read_config(&manifest)?;
+    // Never follow a symlink that `dest` itself may be reached through: work on its real path.
+    let root = dest
+        .canonicalize()
+        .map_err(|e| Error::io("could not resolve", dest, e))?;
+    fill(&layout, layout_dir, &manifest, &root)?;
+    runtime_from_config(layout_dir, &config, &root)
 }
 
 /// Applies the layers of `manifest` to the empty tree `root`.
@@ -235,14 +190,6 @@ fn fill(layout: &Layout, layout_dir: &Path, manifest: &Manifest, root: &Path) ->
     Ok(())
 }
 
-/// `<dest>.<suffix>`, next to `dest`.
-fn sibling(dest: &Path, suffix: &str) -> PathBuf {
-    let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(".");
-    name.push(suffix);
-    dest.with_file_name(name)
-}
-
 /// Removes a file, symlink or directory tree, if there is one.
 fn remove_path(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
@@ -280,6 +227,7 @@ fn runtime_from_config(
             run.working_dir.clone()
         },
         arch,
+        hold: Held::none(),
     })
 }
 

@@ -513,6 +513,7 @@ mod tests {
             env: vec![("PATH".into(), "/bin".into()), ("A".into(), "image".into())],
             workdir: "/var/task".into(),
             arch: Arch::host().unwrap_or(Arch::X86_64),
+            hold: Default::default(),
         }
     }
 

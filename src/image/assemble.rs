@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cargo_metadata::camino::Utf8PathBuf;
+
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
@@ -14,11 +16,12 @@ use crate::lambda::{self, BOOTSTRAP_PATH, TASK_ROOT};
 use crate::oci::{self, Descriptor, ImageConfig, Index, Layout, Manifest};
 use crate::progress::Reporter;
 use crate::registry::RegistryOptions;
+use crate::store::{Held, Lease, Staging};
 use crate::target::Arch;
 
 use super::base::{BaseCache, BaseLayer, ResolvedBase};
 use super::layer::{LayerBuilder, LayerCache};
-use super::{entrypoint_and_command, layout_dir, Builder, BuiltImage, ImageOptions};
+use super::{entrypoint_and_command, function_dir, Builder, BuiltImage, ImageOptions};
 
 /// Assembles images here, from the bootstrap and the base's layers: reproducible, and no
 /// Docker engine needed. Bases are resolved once per (reference, architecture) and shared by
@@ -210,31 +213,90 @@ fn included_files(spec: &FunctionSpec) -> Result<Vec<Included>> {
 }
 
 /// Writes the OCI layout of `spec`'s image: the config, the layers (blob files, hard-linked
-/// where possible), the manifest and, last, `index.json`. It is written into a new directory
-/// that then replaces the old layout, so a layout is never half-written.
+/// where possible), the manifest and, last, `index.json`. It is written into a staging
+/// directory, which becomes `images/<name>` once complete (or is dropped, when another process
+/// made the same image meanwhile); `oci` is then pointed at it, and images that nothing points
+/// at or holds are removed.
 pub(crate) fn write_layout(
     spec: &FunctionSpec,
     base_reference: &str,
     config_bytes: &[u8],
     stored_layers: &[BaseLayer],
 ) -> Result<BuiltImage> {
-    let final_dir = layout_dir(spec).into_std_path_buf();
-    let fresh = final_dir.with_file_name(format!("oci.new-{}", std::process::id()));
-    remove_dir(&fresh)?;
-    let written = write_fresh_layout(spec, base_reference, config_bytes, stored_layers, &fresh);
-    if written.is_err() {
-        // A full disk, say: nothing half-written stays behind.
-        let _ = remove_dir(&fresh);
+    let dir = function_dir(spec).into_std_path_buf();
+    let images = dir.join(IMAGES);
+    crate::store::sweep_once(&images);
+    let mut attempts = 0;
+    loop {
+        let staging = Staging::dir(&images, "image")
+            .map_err(|e| Error::io("could not create a directory in", &images, e))?;
+        // A full disk, say: the staging directory is removed when dropped.
+        let image = write_fresh_layout(
+            spec,
+            base_reference,
+            config_bytes,
+            stored_layers,
+            staging.path(),
+        )?;
+        let index = std::fs::read(staging.path().join("index.json"))
+            .map_err(|e| Error::io("could not read", staging.path(), e))?;
+        let name = oci::sha256_digest(&index).replace(':', "-");
+        let dest = images.join(&name);
+        let lease = match staging.commit_dir(&dest) {
+            Ok(Some(lease)) => Some(lease),
+            // The same image, made by another process (or an earlier run): use that one.
+            Ok(None) => Lease::take(&dest).map_err(|e| Error::io("could not lock", &dest, e))?,
+            Err(e) => return Err(Error::io("could not write", &dest, e)),
+        };
+        let Some(lease) = lease else {
+            // Removed between the two steps by a sweep that found it unused: write it again.
+            attempts += 1;
+            if attempts < 3 {
+                continue;
+            }
+            return Err(Error::io(
+                "could not keep",
+                &dest,
+                std::io::Error::other("another process keeps removing it"),
+            ));
+        };
+        point_at(&dir, &name)?;
+        let current = current_image(&dir);
+        crate::store::sweep(&images, &|entry| {
+            entry.to_str() != Some(name.as_str()) && Some(entry.to_os_string()) != current
+        });
+        let layout = Utf8PathBuf::from_path_buf(dest).map_err(|p| Error::InvalidPath {
+            path: p.display().to_string(),
+        })?;
+        return Ok(BuiltImage {
+            layout,
+            lease: Held::new(lease),
+            ..image
+        });
     }
-    let image = written?;
-    if same_layout(&fresh, &final_dir, &image.digest) {
-        // The same image is already there (built by an earlier run, or by another process
-        // at the same time): keep it, so that nothing reading it sees it replaced.
-        remove_dir(&fresh)?;
-    } else {
-        replace_dir(&fresh, &final_dir)?;
+}
+
+/// Where the images of a function's directory are.
+const IMAGES: &str = "images";
+
+/// Points `<dir>/oci` at `images/<name>`. An `oci` directory left by an older version of the
+/// tool (the layout itself) is moved aside and removed first.
+fn point_at(dir: &Path, name: &str) -> Result<()> {
+    let link = dir.join("oci");
+    if std::fs::symlink_metadata(&link).is_ok_and(|m| m.is_dir()) {
+        if let Ok(aside) = Staging::dir(dir, "old-oci") {
+            let _ = std::fs::rename(&link, aside.path().join("oci"));
+        }
     }
-    Ok(image)
+    crate::store::point(&link, &Path::new(IMAGES).join(name))
+        .map_err(|e| Error::io("could not point", &link, e))
+}
+
+/// The name of the image `<dir>/oci` points at.
+fn current_image(dir: &Path) -> Option<std::ffi::OsString> {
+    std::fs::read_link(dir.join("oci"))
+        .ok()
+        .and_then(|target| target.file_name().map(|n| n.to_os_string()))
 }
 
 /// Writes the layout of [`write_layout`] into the directory `fresh`.
@@ -271,7 +333,11 @@ fn write_fresh_layout(
     Ok(BuiltImage {
         function: spec.name.clone(),
         arch: spec.arch,
-        layout: layout_dir(spec),
+        layout: Utf8PathBuf::from_path_buf(fresh.to_path_buf()).map_err(|p| {
+            Error::InvalidPath {
+                path: p.display().to_string(),
+            }
+        })?,
         repository: spec.image.repository.clone(),
         tag: spec.image.tag.clone(),
         digest,
@@ -279,38 +345,8 @@ fn write_fresh_layout(
         config_digest,
         layers,
         base: base_reference.to_string(),
+        lease: Held::none(),
     })
-}
-
-/// Removes a directory if it is there.
-fn remove_dir(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io("could not remove", dir, e))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Whether the layout at `existing` has the same index as `fresh` and the manifest it names.
-fn same_layout(fresh: &Path, existing: &Path, manifest_digest: &str) -> bool {
-    let read = |dir: &Path| std::fs::read(dir.join("index.json")).ok();
-    let manifest = manifest_digest
-        .strip_prefix("sha256:")
-        .map(|hex| existing.join("blobs/sha256").join(hex));
-    matches!((read(fresh), read(existing)), (Some(a), Some(b)) if a == b)
-        && manifest.is_some_and(|m| m.is_file())
-}
-
-/// Puts the directory `fresh` at `target`, replacing what was there in one step (see
-/// [`crate::oci::install`]), so that another process reading `target` (a `test` beside a
-/// `watch`, tests sharing a target directory) never finds it missing; the old tree is removed.
-fn replace_dir(fresh: &Path, target: &Path) -> Result<()> {
-    match crate::oci::install::install_dir(fresh, target) {
-        Ok(true) => remove_dir(fresh),
-        Ok(false) => Ok(()),
-        Err(e) => Err(Error::io("could not write", target, e)),
-    }
 }
 
 fn json_error(spec: &FunctionSpec, e: serde_json::Error) -> Error {

@@ -26,7 +26,7 @@ use crate::target::Arch;
 use super::assemble::{function_tree, write_layout};
 use super::engine_base::{check_architecture, missing};
 use super::layer::LayerBuilder;
-use super::{base, layout_dir, Builder, BuiltImage};
+use super::{base, function_dir, Builder, BuiltImage};
 
 /// The Dockerfile template used when no `--dockerfile` is given (`templates/docker/Dockerfile`).
 pub const DEFAULT_DOCKERFILE: &str = include_str!("../../templates/docker/Dockerfile");
@@ -309,9 +309,14 @@ pub async fn build(
     // The context is written to a file and streamed to the engine: included files can be
     // gigabytes.
     // Names of this process's own: two commands may build the same function at once.
-    let pid = std::process::id();
-    let context = layout_dir(spec).with_file_name(format!("docker-context-{pid}.tar"));
-    write_context(spec, bootstrap, &text, context.as_std_path())?;
+    let dir = function_dir(spec).into_std_path_buf();
+    let staging = |hint: &str| {
+        crate::store::Staging::file(&dir, hint)
+            .map(|(staging, _)| staging)
+            .map_err(|e| Error::io("could not create a file in", &dir, e))
+    };
+    let context = staging("docker-context")?;
+    write_context(spec, bootstrap, &text, context.path())?;
     let mut build_options = bollard::query_parameters::BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
         .t(&name)
@@ -330,7 +335,7 @@ pub async fn build(
     }
     let build_options = build_options.build();
     let task = progress.task(format!("Building {name} ({platform}) with Docker"));
-    let body = bollard::body_try_stream(crate::oci::file_chunks(context.as_std_path(), 1 << 20));
+    let body = bollard::body_try_stream(crate::oci::file_chunks(context.path(), 1 << 20));
     // The base's login, for the FROM the engine pulls (a private base).
     let credentials = (!from_engine)
         .then(|| engine_credentials(&spec.base_image.reference))
@@ -366,15 +371,14 @@ pub async fn build(
         }
     }
     task.done(format!("Built {name} ({platform}) with Docker"));
-    let _ = std::fs::remove_file(&context);
+    drop(context);
 
     // Back out of the engine, into an OCI layout like the daemonless builder's.
-    let archive = layout_dir(spec).with_file_name(format!("docker-build-{pid}.tar"));
+    let archive = staging("docker-build")?;
     let saved = built.as_deref().unwrap_or(&name);
-    crate::docker::save(&docker, saved, archive.as_std_path()).await?;
-    let resolved =
-        base::from_docker_archive(archive.as_std_path(), cache, &format!("docker:{name}"));
-    let _ = std::fs::remove_file(&archive);
+    crate::docker::save(&docker, saved, archive.path()).await?;
+    let resolved = base::from_docker_archive(archive.path(), cache, &format!("docker:{name}"));
+    drop(archive);
     let resolved = resolved?;
     let config_bytes = serde_json::to_vec(&resolved.config).map_err(|e| Error::InvalidImage {
         image: name.clone(),

@@ -52,12 +52,15 @@ pub async fn from_engine(
         return Ok(base);
     }
     let task = reporter.task(format!("Reading {name} from the Docker engine"));
-    let archive = record.with_extension(format!("tar.part{}", std::process::id()));
-    let saved = match crate::docker::save(&docker, &name, &archive).await {
-        Ok(()) => from_docker_archive(&archive, &blobs, reference),
+    let parent = record.parent().unwrap_or(Path::new("."));
+    crate::store::sweep_once(parent);
+    let (staging, _) = crate::store::Staging::file(parent, "docker-save")
+        .map_err(|e| Error::io("could not create a file in", parent, e))?;
+    let saved = match crate::docker::save(&docker, &name, staging.path()).await {
+        Ok(()) => from_docker_archive(staging.path(), &blobs, reference),
         Err(e) => Err(e),
     };
-    let _ = std::fs::remove_file(&archive);
+    drop(staging);
     let base = match saved {
         Ok(base) => base,
         Err(e) => {

@@ -201,17 +201,22 @@ impl LayerBuilder {
     /// digest: through a temporary file, renamed once complete and hashed, so no partial blob
     /// ever sits under a digest name.
     pub fn build(&self, mtime: u64, blobs: &Path) -> Result<Layer> {
-        std::fs::create_dir_all(blobs).map_err(|e| Error::io("could not create", blobs, e))?;
-        let partial = blobs.join(format!(".layer-{}-{}", std::process::id(), unique()));
-        let result = self.build_into(mtime, &partial, blobs);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&partial);
-        }
-        result
+        crate::store::sweep_once(blobs);
+        let (staging, file) = crate::store::Staging::file(blobs, "layer")
+            .map_err(|e| Error::io("could not create a file in", blobs, e))?;
+        // Dropped uncommitted on an error, which removes it.
+        self.build_into(mtime, staging, file, blobs)
     }
 
-    fn build_into(&self, mtime: u64, partial: &Path, blobs: &Path) -> Result<Layer> {
-        let file = File::create(partial).map_err(|e| Error::io("could not create", partial, e))?;
+    fn build_into(
+        &self,
+        mtime: u64,
+        staging: crate::store::Staging,
+        file: File,
+        blobs: &Path,
+    ) -> Result<Layer> {
+        let partial = staging.path().to_path_buf();
+        let partial = partial.as_path();
         let hashing = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         let gz = ParallelGzip::new(hashing, Compression::default(), threads());
         // Entries' errors name the entry; a full disk is the layer file's, so it names that.
@@ -225,7 +230,9 @@ impl LayerBuilder {
         let file = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
         file.sync_all().map_err(write_err)?;
         let path = blobs.join(oci::digest_hex(&digest)?);
-        std::fs::rename(partial, &path).map_err(|e| Error::io("could not write", &path, e))?;
+        staging
+            .commit(&path)
+            .map_err(|e| Error::io("could not write", &path, e))?;
         Ok(Layer {
             digest,
             diff_id: finished.diff_id,
@@ -441,8 +448,10 @@ pub fn store_layer(
     mut source: impl Read,
     blobs: &Path,
 ) -> Result<(super::base::BaseLayer, String)> {
-    std::fs::create_dir_all(blobs).map_err(|e| Error::io("could not create", blobs, e))?;
-    let partial = blobs.join(format!(".layer-{}-{}", std::process::id(), unique()));
+    crate::store::sweep_once(blobs);
+    let (staging, file) = crate::store::Staging::file(blobs, "layer")
+        .map_err(|e| Error::io("could not create a file in", blobs, e))?;
+    let partial = staging.path().to_path_buf();
     let write_err = |e| Error::io("could not write", &partial, e);
     let read_err = |e| Error::io("could not read", "the layer", e);
     let mut magic = [0u8; 2];
@@ -454,7 +463,6 @@ pub fn store_layer(
         }
     }
     let head: &[u8] = &magic[..have];
-    let file = File::create(&partial).map_err(|e| Error::io("could not create", &partial, e))?;
     let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let copied = if magic[..have] == [0x1f, 0x8b] {
         io::copy(&mut head.chain(source), &mut out).map(|_| (out, None))
@@ -464,15 +472,14 @@ pub fn store_layer(
             .and_then(|_| gz.finish())
             .map(|(out, finished)| (out, Some(finished.diff_id)))
     };
-    let (stored, diff_id) = copied.map_err(|e| {
-        let _ = std::fs::remove_file(&partial);
-        read_err(e)
-    })?;
+    let (stored, diff_id) = copied.map_err(read_err)?;
     let (writer, digest, size) = stored.finish();
     let file = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
     file.sync_all().map_err(write_err)?;
     let path = blobs.join(oci::digest_hex(&digest)?);
-    std::fs::rename(&partial, &path).map_err(|e| Error::io("could not write", &path, e))?;
+    staging
+        .commit(&path)
+        .map_err(|e| Error::io("could not write", &path, e))?;
     let diff_id = match diff_id {
         Some(diff_id) => diff_id,
         None => gunzipped_digest(&path)?,
@@ -552,13 +559,6 @@ fn recorded(record: &Path) -> Option<Layer> {
 /// How many threads compress a layer: every core.
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// A number no other temporary file of this process uses.
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 fn normalize(path: &str) -> Result<String> {

@@ -2,8 +2,16 @@
 //!
 //! Two [`Builder`]s make images: [`Daemonless`] assembles them here (reproducible, no Docker
 //! needed) and [`DockerBuilder`] has a Docker engine build them from a Dockerfile. Either way
-//! the result is an OCI image layout directory under `target/lambda-image/<function>/<arch>/oci`
-//! ([`BuiltImage`]), which the later stages (check, outputs, push, deploy, test) read alike.
+//! the result is an OCI image layout directory ([`BuiltImage`]), which the later stages (check,
+//! outputs, push, deploy, test) read alike.
+//!
+//! Layouts are never replaced while a process reads them: each is written whole under
+//! `target/lambda-image/<function>/<arch>/images/<name>` (the name is the digest of its
+//! `index.json`, so the same image is one directory), leased by the process that built it (see
+//! [`crate::store`]), and `oci` beside it is a symlink switched in one step to the newest. Two
+//! commands on one function and architecture (`watch` beside `deploy`, eight `image` runs with
+//! different bases) each go on with the image they built; images no one points at or holds are
+//! removed by the next build.
 //! Base images are read or pulled here too ([`base`], [`pull`], [`engine_base`]), once per
 //! (reference, arch).
 
@@ -100,6 +108,9 @@ pub struct BuiltImage {
     pub layers: Vec<Descriptor>,
     /// The base reference.
     pub base: String,
+    /// The lease on `layout` this process holds while it uses the image.
+    #[serde(skip)]
+    pub lease: crate::store::Held,
 }
 
 impl BuiltImage {
@@ -109,12 +120,18 @@ impl BuiltImage {
     }
 }
 
-/// The layout directory for a function: next to its bootstrap.
-pub fn layout_dir(spec: &FunctionSpec) -> Utf8PathBuf {
+/// The directory of a function's files for one architecture: its bootstrap, its images and
+/// the root filesystems they are run from (`target/lambda-image/<function>/<arch>`).
+pub fn function_dir(spec: &FunctionSpec) -> Utf8PathBuf {
     spec.artifact
         .parent()
-        .map(|p| p.join("oci"))
-        .unwrap_or_else(|| Utf8PathBuf::from("oci"))
+        .map(Utf8PathBuf::from)
+        .unwrap_or_else(|| Utf8PathBuf::from("."))
+}
+
+/// The symlink to the function's newest image layout (see the module's documentation).
+pub fn layout_dir(spec: &FunctionSpec) -> Utf8PathBuf {
+    function_dir(spec).join("oci")
 }
 
 /// The ENTRYPOINT and CMD of the new image, decided from the base's actual config rather than

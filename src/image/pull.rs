@@ -140,7 +140,10 @@ async fn fetch_blob(
     if path.is_file() {
         return Ok(path);
     }
-    let partial = path.with_extension(format!("part{}", std::process::id()));
+    crate::store::sweep_once(cache);
+    let (staging, _) = crate::store::Staging::file(cache, "pull")
+        .map_err(|e| Error::io("could not create a file in", cache, e))?;
+    let partial = staging.path().to_path_buf();
     let transfer = Arc::new(progress.transfer(
         Direction::Pull,
         &descriptor.digest,
@@ -182,10 +185,11 @@ async fn fetch_blob(
     };
     if let Err(e) = verified {
         transfer.fail();
-        let _ = std::fs::remove_file(&partial);
         return Err(e);
     }
-    std::fs::rename(&partial, &path).map_err(|e| Error::io("could not write", &path, e))?;
+    staging
+        .commit(&path)
+        .map_err(|e| Error::io("could not write", &path, e))?;
     transfer.done();
     Ok(path)
 }

@@ -103,9 +103,14 @@ impl Layout {
             return Ok(());
         }
         if std::fs::hard_link(source, &path).is_err() {
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::copy(source, &tmp).map_err(|e| Error::io("could not copy to", &tmp, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| Error::io("could not write", &path, e))?;
+            let dir = self.dir.join("blobs/sha256");
+            let (staging, _) = crate::store::Staging::file(&dir, "blob")
+                .map_err(|e| Error::io("could not create a file in", &dir, e))?;
+            std::fs::copy(source, staging.path())
+                .map_err(|e| Error::io("could not copy to", staging.path(), e))?;
+            staging
+                .commit(&path)
+                .map_err(|e| Error::io("could not write", &path, e))?;
         }
         Ok(())
     }

@@ -21,7 +21,6 @@ use crate::target::Arch;
 pub mod archive;
 mod config;
 pub mod entry;
-pub mod install;
 mod layout;
 
 pub use config::{ImageConfig, RunConfig};

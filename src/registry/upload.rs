@@ -370,10 +370,7 @@ impl Uploader {
     /// that resumption.
     fn keep(&self, repository: &str, digest: &str, location: &str) {
         let file = self.session_file(repository, digest);
-        let temporary = file.with_extension(format!("{}.tmp", std::process::id()));
-        let _ = std::fs::create_dir_all(&self.sessions)
-            .and_then(|()| std::fs::write(&temporary, location))
-            .and_then(|()| std::fs::rename(&temporary, &file));
+        let _ = crate::store::write_whole(&file, location.as_bytes());
     }
 }
 

@@ -90,8 +90,7 @@ pub(crate) fn ci() -> Result<()> {
     let cross_state = state.root.clone();
     let cross = thread::spawn(move || {
         let prepared = cross::prepare(&cross_state).map_err(|err| err.to_string())?;
-        let old_stable =
-            rustup::old_stable_home(&cross_state).map_err(|err| err.to_string())?;
+        let old_stable = rustup::old_stable_home(&cross_state).map_err(|err| err.to_string())?;
         Ok::<_, String>((prepared, old_stable))
     });
     let host_path = env::var_os("PATH").unwrap_or_default();
@@ -124,6 +123,7 @@ pub(crate) fn ci() -> Result<()> {
     let waited = Instant::now();
     let (cross, old_stable) = cross.join().map_err(|_| "preparing cross panicked")??;
     let test_path = with_cross(&mut test_env, &cross, &path)?;
+    let test_path = path_with(&rustup::guard(&state.root)?, &test_path)?;
     test_env.push(("CLI_TEST_OLD_RUSTUP_HOME", old_stable.into()));
     say!(
         "cross and its image ready ({:.1}s after the services started)",
@@ -215,58 +215,10 @@ fn clippy_as_compiler(state: &State) -> Result<Vec<(&'static str, OsString)>> {
     Ok(lints.into())
 }
 
-/// Runs the unit tests, the doc tests and the integration tests, the last one file (module)
-/// at a time.
-///
-/// The integration tests are one binary, but the tests of different files must not run side
-/// by side: files share fixture target directories, and a test that builds a fixture's
-/// function on another base (say) replaces the image another file's test is reading. Each
-/// file's tests run in a process of their own, as when every file was a binary.
+/// Runs every test of the workspace (unit, doc and integration tests) in one `cargo test`, as
+/// a developer runs them: the integration tests of all files side by side.
 fn run_tests(cargo: &dyn Fn(&[&str]) -> Command) -> Result<()> {
-    cmd::run(&mut cargo(&["test", "--workspace", "--lib", "--bins"]))?;
-    cmd::run(&mut cargo(&["test", "--workspace", "--doc"]))?;
-    let listed = cmd::read(&mut cargo(&[
-        "test",
-        "--test",
-        "integration",
-        "--",
-        "--list",
-        "--format",
-        "terse",
-    ]))?;
-    let mut failed = Vec::new();
-    for (module, names) in tests_by_module(&listed) {
-        cmd::check_interrupted()?;
-        say!("integration tests of tests/{module}.rs ({})", names.len());
-        let mut args = vec!["test", "--test", "integration", "--", "--exact"];
-        args.extend(names.iter().map(String::as_str));
-        if let Err(err) = cmd::run(&mut cargo(&args)) {
-            say!("error: {err}");
-            failed.push(format!("tests/{module}.rs"));
-        }
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("integration tests failed in {}", failed.join(", ")).into())
-    }
-}
-
-/// The tests `--list --format terse` printed (`module::test: test`), grouped by their
-/// top-level module, in the order listed.
-fn tests_by_module(listed: &str) -> Vec<(String, Vec<String>)> {
-    let mut modules: Vec<(String, Vec<String>)> = Vec::new();
-    for name in listed
-        .lines()
-        .filter_map(|line| line.strip_suffix(": test"))
-    {
-        let module = name.split("::").next().unwrap_or(name);
-        match modules.last_mut() {
-            Some((last, names)) if last == module => names.push(name.to_string()),
-            _ => modules.push((module.to_string(), vec![name.to_string()])),
-        }
-    }
-    modules
+    cmd::run(&mut cargo(&["test", "--workspace"]))
 }
 
 /// Installs the prerequisites, starts the services and keeps them running
@@ -282,7 +234,8 @@ pub(crate) fn services() -> Result<()> {
 
     println!("# The test services are running. To use them from another shell:");
     println!(
-        "export PATH={}:{}:\"$PATH\"",
+        "export PATH={}:{}:{}:\"$PATH\"",
+        shell_quote(rustup::guard(&state.root)?.as_os_str()),
         shell_quote(state.path("venv/bin").as_os_str()),
         shell_quote(cross.bin_dir.as_os_str())
     );
@@ -565,23 +518,6 @@ fn shell_quote(value: &OsStr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tests_are_grouped_by_their_top_level_module() {
-        let listed = "build::a: test\nbuild::inner::b: test\nimage::c: test\n\
-                      big_image::d: test\nsome_bench: bench\n";
-        assert_eq!(
-            tests_by_module(listed),
-            vec![
-                (
-                    "build".to_string(),
-                    vec!["build::a".to_string(), "build::inner::b".to_string()]
-                ),
-                ("image".to_string(), vec!["image::c".to_string()]),
-                ("big_image".to_string(), vec!["big_image::d".to_string()]),
-            ]
-        );
-    }
 
     #[test]
     fn shell_quote_leaves_plain_values_alone() {

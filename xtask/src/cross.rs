@@ -119,8 +119,15 @@ fn import_with(mut engine: Command, prepared: &Prepared) -> Result<()> {
 fn install_cross(state_root: &Path) -> Result<PathBuf> {
     let root = state_root.join(format!("cross-{CROSS_VERSION}"));
     let bin_dir = root.join("bin");
-    let installed = cmd::read(Command::new(bin_dir.join("cross")).arg("--version"))
-        .is_ok_and(|version| version.contains(&format!("cross {CROSS_VERSION}")));
+    // Asked outside any Cargo project: cross 0.2.5 asked for its version inside one goes on to
+    // check the toolchain, and runs `rustup toolchain add` (an update of the machine's stable).
+    let installed = cmd::read(
+        Command::new(bin_dir.join("cross"))
+            .arg("--version")
+            .current_dir("/")
+            .env("CROSS_CUSTOM_TOOLCHAIN", "1"),
+    )
+    .is_ok_and(|version| version.contains(&format!("cross {CROSS_VERSION}")));
     if installed {
         return Ok(bin_dir);
     }

@@ -37,7 +37,7 @@ Usage: cargo xtask <task>
 Tasks:
   ci        install the test prerequisites, start the test services, then run
             `cargo fmt --check` and `cargo test --workspace` compiled by clippy
-            (its warnings are errors), the integration tests a file at a time
+            (its warnings are errors)
   services  install the test prerequisites and keep the test services running
             in the foreground until Ctrl-C, printing the environment to export
   bench     measure against docker build/push, skopeo, cargo and AWS's RIE

@@ -21,7 +21,11 @@ pub(crate) const OLD_STABLE: &str = "1.94.1";
 pub(crate) fn snapshot() -> Result<String> {
     let home = rustup_home()?;
     let mut seen = cmd::read(Command::new("rustup").arg("--version"))?;
-    seen.push_str(&cmd::read(Command::new("rustup").args(["toolchain", "list", "-v"]))?);
+    seen.push_str(&cmd::read(Command::new("rustup").args([
+        "toolchain",
+        "list",
+        "-v",
+    ]))?);
     let toolchains = home.join("toolchains");
     let mut dirs: Vec<PathBuf> = fs::read_dir(&toolchains)
         .map_err(|err| format!("failed to list {}: {err}", toolchains.display()))?
@@ -29,7 +33,11 @@ pub(crate) fn snapshot() -> Result<String> {
         .collect();
     dirs.sort();
     for dir in dirs {
-        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let rustc = dir.join("bin/rustc");
         let version = cmd::read(Command::new(&rustc).arg("-vV"))
             .unwrap_or_else(|err| format!("does not run: {err}\n"));
@@ -41,9 +49,7 @@ pub(crate) fn snapshot() -> Result<String> {
             &name,
         ]))
         .unwrap_or_else(|err| format!("cannot be listed: {err}\n"));
-        seen.push_str(&format!(
-            "\n{name}:\n{version}components:\n{components}"
-        ));
+        seen.push_str(&format!("\n{name}:\n{version}components:\n{components}"));
     }
     Ok(seen)
 }
@@ -53,8 +59,14 @@ pub(crate) fn compare(before: &str, after: &str) -> Result<()> {
     if before == after {
         return Ok(());
     }
-    let removed: Vec<&str> = before.lines().filter(|l| !after.lines().any(|a| a == *l)).collect();
-    let added: Vec<&str> = after.lines().filter(|l| !before.lines().any(|b| b == *l)).collect();
+    let removed: Vec<&str> = before
+        .lines()
+        .filter(|l| !after.lines().any(|a| a == *l))
+        .collect();
+    let added: Vec<&str> = after
+        .lines()
+        .filter(|l| !before.lines().any(|b| b == *l))
+        .collect();
     Err(format!(
         "the tests changed this machine's Rust toolchains (rustup home {}):\n- {}\n+ {}\n\
          help: nothing the tests run may install, update or remove a toolchain, target or \
@@ -83,7 +95,10 @@ pub(crate) fn old_stable_home(state_root: &Path) -> Result<PathBuf> {
     let (rustup_home, cargo_home) = (root.join("rustup"), root.join("cargo"));
     let host = host_triple()?;
     let stable = format!("stable-{host}");
-    let rustc = rustup_home.join("toolchains").join(&stable).join("bin/rustc");
+    let rustc = rustup_home
+        .join("toolchains")
+        .join(&stable)
+        .join("bin/rustc");
     let ready = root.join("ready");
     let works = cmd::read(Command::new(&rustc).arg("-vV"))
         .is_ok_and(|v| v.contains(&format!("release: {OLD_STABLE}")));
@@ -92,7 +107,10 @@ pub(crate) fn old_stable_home(state_root: &Path) -> Result<PathBuf> {
     if fs::read_to_string(&ready).is_ok_and(|r| r == recipe) && works {
         return Ok(rustup_home);
     }
-    say!("installing Rust {OLD_STABLE} as the `stable` of {}", rustup_home.display());
+    say!(
+        "installing Rust {OLD_STABLE} as the `stable` of {}",
+        rustup_home.display()
+    );
     if root.exists() {
         fs::remove_dir_all(&root)
             .map_err(|err| format!("failed to remove {}: {err}", root.display()))?;
@@ -136,6 +154,42 @@ pub(crate) fn old_stable_home(state_root: &Path) -> Result<PathBuf> {
     Ok(rustup_home)
 }
 
+/// A directory holding a `rustup` that refuses to install, update, remove or self-update a
+/// toolchain and passes everything else to the real one, for the front of the tests' `PATH`:
+/// cross and everything else the tests run call `rustup` by name, so a regression fails its
+/// test at once, naming the command, instead of updating the machine's toolchain under the
+/// other tests (see [`snapshot`] for what is checked afterwards).
+pub(crate) fn guard(state_root: &Path) -> Result<PathBuf> {
+    let real = env::split_paths(&env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("rustup"))
+        .find(|path| path.is_file())
+        .ok_or("rustup is not on PATH")?;
+    let dir = state_root.join("rustup-guard");
+    fs::create_dir_all(&dir).map_err(|err| format!("failed to create {}: {err}", dir.display()))?;
+    let script = format!(
+        r#"#!/bin/sh
+# Written by `cargo xtask ci`: nothing the tests run may install, update or remove a toolchain.
+refuse() {{ echo "xtask's rustup guard: refused \`rustup $*\` (the tests may not change a toolchain)" >&2; exit 1; }}
+for arg in "$@"; do
+  case "$arg" in
+    -*) ;;
+    update|self|uninstall|install|default) refuse "$@" ;;
+    toolchain) case " $* " in *" add "*|*" install "*|*" uninstall "*|*" remove "*|*" link "*) refuse "$@" ;; esac; break ;;
+    *) break ;;
+  esac
+done
+exec '{}' "$@"
+"#,
+        real.display()
+    );
+    let path = dir.join("rustup");
+    fs::write(&path, script).map_err(|err| format!("failed to write {}: {err}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+        .map_err(|err| format!("failed to make {} executable: {err}", path.display()))?;
+    Ok(dir)
+}
+
 /// This machine's host triple, from rustc.
 fn host_triple() -> Result<String> {
     let version = cmd::read(Command::new("rustc").arg("-vV"))?;
@@ -151,11 +205,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_guard_refuses_toolchain_changes_and_passes_the_rest() {
+        let dir = env::temp_dir().join(format!("xtask-guard-{}", std::process::id()));
+        let guard = guard(&dir).unwrap().join("rustup");
+        let refused = |args: &[&str]| {
+            let out = Command::new(&guard).args(args).output().unwrap();
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("refused")
+        };
+        assert!(refused(&["toolchain", "add", "stable"]));
+        assert!(refused(&[
+            "--quiet",
+            "toolchain",
+            "add",
+            "stable",
+            "--profile",
+            "minimal"
+        ]));
+        assert!(refused(&["update"]));
+        assert!(refused(&["self", "update"]));
+        assert!(refused(&["toolchain", "uninstall", "stable"]));
+        assert!(!refused(&["toolchain", "list"]));
+        let version = Command::new(&guard).arg("--version").output().unwrap();
+        assert!(String::from_utf8_lossy(&version.stdout).starts_with("rustup "));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_changed_toolchain_is_shown_line_by_line() {
         assert!(compare("a\nb\n", "a\nb\n").is_ok());
         let err = compare("stable\nrelease: 1.95.0\n", "stable\nrelease: 1.99.1\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("- release: 1.95.0\n+ release: 1.99.1"), "{err}");
+        assert!(
+            err.contains("- release: 1.95.0\n+ release: 1.99.1"),
+            "{err}"
+        );
     }
 }
