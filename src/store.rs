@@ -225,10 +225,12 @@ impl Drop for Staging {
 }
 
 /// Writes `data` to `path` whole: through a staging file renamed over it, so a reader (or a
-/// process killed half-way) never sees part of it.
+/// process killed half-way) never sees part of it. The directory is swept first (once per
+/// process).
 pub fn write_whole(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let parent = path.parent().unwrap_or(Path::new("."));
+    sweep_once(parent);
     let (staging, mut file) = Staging::file(parent, "write")?;
     file.write_all(data)?;
     drop(file);
@@ -259,18 +261,8 @@ pub fn sweep(dir: &Path, garbage: &dyn Fn(&OsStr) -> bool) {
         let name = entry.file_name();
         let staging = name.to_string_lossy().starts_with(STAGING);
         if entry.file_type().is_ok_and(|t| t.is_symlink()) {
-            // A symlink cannot be locked: a staging one (see [`point`]) lives for a moment,
-            // so one older than that was left by a process that died.
-            let old = entry
-                .path()
-                .symlink_metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > std::time::Duration::from_secs(10));
-            if staging && old {
-                let _ = std::fs::remove_file(entry.path());
-            }
+            // A symlink is a pointer ([`point`]), never garbage itself; opening it would lock
+            // what it points at.
             continue;
         }
         if staging || garbage(&name) {
@@ -310,22 +302,14 @@ fn remove_unleased(path: &Path) {
 }
 
 /// Points the symlink `link` at `target` (a relative path, as symlinks are read), replacing
-/// what was there in one step.
+/// what was there in one step. The new link is made in a staging directory and renamed out of
+/// it, so that a process killed in between leaves only a staging entry for the next sweep.
 pub fn point(link: &Path, target: &Path) -> io::Result<()> {
     let parent = link.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    loop {
-        let tmp = parent.join(unique_name("link"));
-        match std::os::unix::fs::symlink(target, &tmp) {
-            Ok(()) => {
-                return std::fs::rename(&tmp, link).inspect_err(|_| {
-                    let _ = std::fs::remove_file(&tmp);
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    let staging = Staging::dir(parent, "link")?;
+    let made = staging.path().join("link");
+    std::os::unix::fs::symlink(target, &made)?;
+    std::fs::rename(&made, link)
 }
 
 #[cfg(test)]

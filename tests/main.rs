@@ -14,6 +14,7 @@ mod big_image;
 mod build;
 mod concurrency;
 mod config;
+mod crash;
 mod cross;
 mod deploy;
 mod docker_builder;

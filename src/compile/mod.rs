@@ -418,7 +418,7 @@ fn install(f: &FunctionSpec, source: &Path) -> Result<Artifact> {
 /// Sweeps a function's directory (see [`crate::store`]): the staging files of processes that
 /// are gone, and what older versions of the tool left there (temporary files named after their
 /// process, and the root filesystem they kept beside the layout).
-fn sweep_function_dir(dir: &Path) {
+pub(crate) fn sweep_function_dir(dir: &Path) {
     const LEGACY: &[&str] = &[
         ".bootstrap.tmp-",
         "oci.new-",

@@ -225,6 +225,7 @@ pub(crate) fn write_layout(
 ) -> Result<BuiltImage> {
     let dir = function_dir(spec).into_std_path_buf();
     let images = dir.join(IMAGES);
+    crate::compile::sweep_function_dir(&dir);
     crate::store::sweep_once(&images);
     let mut attempts = 0;
     loop {

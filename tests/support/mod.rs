@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod aws_recorder;
+pub mod http;
 pub mod images;
 pub mod moto;
 pub mod proxy;
