@@ -9,6 +9,7 @@
 
 mod support;
 
+mod abuse;
 mod architecture;
 mod big_image;
 mod build;

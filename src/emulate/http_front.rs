@@ -42,14 +42,12 @@ pub(crate) fn spawn(listener: TcpListener, pool: Arc<Pool>, format: HttpFormat) 
         .fallback(handle)
         .layer(DefaultBodyLimit::disable())
         .with_state(front);
-    tokio::spawn(async move {
-        // Serving only ends when the emulator stops; an accept error then is of no interest.
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    })
+    // Serving ends when the emulator aborts the task.
+    tokio::spawn(super::server::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ))
 }
 
 /// The `{"message": ...}` error answers of API Gateway and Function URLs.

@@ -39,6 +39,7 @@ mod pool;
 pub mod rootfs;
 mod run;
 pub mod sandbox;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -349,14 +350,9 @@ impl Emulator {
         let functions = Arc::new(invoke::Functions { pools });
         let router = invoke::router(functions.clone());
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            // Serving only ends on shutdown; an accept error then is of no interest.
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let server = tokio::spawn(server::serve(listener, router, async move {
+            let _ = stopped.await;
+        }));
         Ok(Emulator {
             addr,
             functions,
