@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    cmd, cross, install, project_root, rustup,
+    cmd, cross, install, project_root, prune, rustup,
     services::{self, Service, Services},
     Result,
 };
@@ -100,16 +100,28 @@ pub(crate) fn ci() -> Result<()> {
         .map_err(|err| format!("{err}\nhelp: run `cargo fmt --all` to fix the formatting"))?;
 
     let compiling = Instant::now();
-    cmd::run(&mut cargo(&["test", "--workspace", "--no-run"], &host_path)).map_err(|err| {
+    let json = "--message-format=json-render-diagnostics";
+    let built = cmd::run_capturing(&mut cargo(
+        &["test", "--workspace", "--no-run", json],
+        &host_path,
+    ))
+    .map_err(|err| {
         format!(
             "{err}\nhelp: clippy lints the tests' build and its warnings are errors; \
-             `cargo clippy --workspace --all-targets` shows them"
+                 `cargo clippy --workspace --all-targets` shows them"
         )
     })?;
     say!(
         "tests compiled and linted ({:.1}s)",
         compiling.elapsed().as_secs_f64()
     );
+    // This very task, built by `cargo xtask` without the lints, is kept too.
+    let xtask = cmd::run_capturing(
+        Command::new("cargo")
+            .args(["build", "--quiet", "--package", "xtask", json])
+            .current_dir(&root),
+    )?;
+    prune_target(&root, &format!("{built}\n{xtask}"))?;
     let waited = Instant::now();
     let path = venv
         .join()
@@ -147,6 +159,29 @@ pub(crate) fn ci() -> Result<()> {
     unchanged?;
     say!("the toolchains are as they were before the tests");
     say!("ci passed ({:.1}s)", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Removes from the shared target directory's `debug` profile what the builds' JSON messages
+/// do not name (see [`prune`]).
+fn prune_target(root: &Path, messages: &str) -> Result<()> {
+    let metadata = cmd::read(
+        Command::new("cargo")
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .current_dir(root),
+    )?;
+    let metadata: serde_json::Value = serde_json::from_str(&metadata)
+        .map_err(|err| format!("cargo metadata printed invalid JSON: {err}"))?;
+    let target = metadata["target_directory"]
+        .as_str()
+        .ok_or("cargo metadata names no target directory")?;
+    let keep = prune::hashes_in(messages);
+    let (removed, bytes) = prune::prune(&Path::new(target).join("debug"), &keep)?;
+    say!(
+        "pruned {removed} unused artefacts ({:.1} MB) from {target}/debug, keeping {} units",
+        bytes as f64 / 1e6,
+        keep.len()
+    );
     Ok(())
 }
 

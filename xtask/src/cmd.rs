@@ -97,6 +97,24 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     }
 }
 
+/// Runs `cmd` as [`run`] does, its stderr shown as it comes, and returns its stdout.
+pub(crate) fn run_capturing(cmd: &mut Command) -> Result<String> {
+    let shown = display(cmd);
+    say!("running `{shown}`");
+    let mut child = spawn(cmd.stdout(Stdio::piped()))?;
+    let mut stdout = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        io::Read::read_to_string(&mut pipe, &mut stdout)
+            .map_err(|err| format!("failed to read the output of `{shown}`: {err}"))?;
+    }
+    let status = wait(&mut child, &shown)?;
+    if status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("`{shown}` failed ({status})").into())
+    }
+}
+
 /// Runs `cmd` and returns its stdout; on failure the error includes stderr.
 /// Meant for short queries, so it is not interruptible.
 pub(crate) fn read(cmd: &mut Command) -> Result<String> {

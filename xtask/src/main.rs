@@ -9,8 +9,8 @@
 //! the services the tests talk to, and run the checks CI runs. They are Linux
 //! (and, for the installation step, Debian) only.
 //!
-//! The binary deliberately has no dependencies, so that it compiles in seconds
-//! on a fresh machine.
+//! The binary has one dependency, serde_json (for cargo's JSON messages and the bench's
+//! measurements), so that it compiles in seconds on a fresh machine.
 
 /// Prints a progress line to stderr, prefixed with `xtask:`.
 macro_rules! say {
@@ -24,6 +24,7 @@ mod ci;
 mod cmd;
 mod cross;
 mod install;
+mod prune;
 mod rustup;
 mod services;
 
