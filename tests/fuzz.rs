@@ -96,9 +96,12 @@ fn echo_emulator() -> (tokio::runtime::Runtime, Emulator) {
     (runtime, emulator)
 }
 
+/// An Invoke API request: the function reference, the query, the headers and the body.
+type InvokeRequest = (String, String, Vec<(String, Vec<u8>)>, Vec<u8>);
+
 /// An Invoke API request: a function reference (the name, another, ARNs, qualifiers, junk),
 /// a query, some of Lambda's headers with any values, and a body.
-fn invoke_request() -> impl Strategy<Value = (String, String, Vec<(String, Vec<u8>)>, Vec<u8>)> {
+fn invoke_request() -> impl Strategy<Value = InvokeRequest> {
     let function = prop_oneof![
         Just("echo".to_string()),
         Just("echo:live".to_string()),
