@@ -277,6 +277,11 @@ where
             Some(m) => format!("{code}: {m}"),
             None => code.to_string(),
         },
+        // An answer the SDK could not read as one of the operation's errors: say what came back
+        // (its status and body) rather than the SDK's debug dump of it.
+        (SdkError::ServiceError(service), None) => unread_answer(service.raw())
+            .or_else(|| service.err().message().map(str::to_string))
+            .unwrap_or_else(|| DisplayErrorContext(&err).to_string()),
         _ => DisplayErrorContext(&err).to_string(),
     };
     let help = help_for(&err, code.as_deref(), &message);
@@ -287,6 +292,30 @@ where
         message,
         help,
     }
+}
+
+/// `HTTP <status>: <body>` of an HTTP answer (the body cut at 300 characters), when `raw` is
+/// one.
+fn unread_answer<R: 'static>(raw: &R) -> Option<String> {
+    let response =
+        (raw as &dyn std::any::Any).downcast_ref::<aws_smithy_runtime_api::http::Response>()?;
+    let body = response
+        .body()
+        .bytes()
+        .map(|b| {
+            String::from_utf8_lossy(b)
+                .trim()
+                .chars()
+                .take(300)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    let status = response.status().as_u16();
+    Some(if body.is_empty() {
+        format!("HTTP {status} without a body")
+    } else {
+        format!("HTTP {status}: {body}")
+    })
 }
 
 fn help_for<E, R>(err: &SdkError<E, R>, code: Option<&str>, message: &str) -> String {

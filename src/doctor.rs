@@ -138,21 +138,18 @@ fn program(name: &str, program: &str, args: &[&str], fix: &str, needed: bool) ->
 /// rustup and each target; zig and cargo-zigbuild; cross and its container engine.
 fn toolchain(plan: &Plan) -> Vec<Check> {
     let uses = |c: Compiler| plan.functions.iter().any(|f| f.compiler == c);
-    let local = plan.functions.iter().any(|f| f.compiler != Compiler::Cross);
+    // Every backend compiles with the host's toolchain (cross mounts it into its container),
+    // and rustup adds its targets.
+    let local = !plan.functions.is_empty();
     let mut checks = vec![program(
         "rustup",
         "rustup",
         &["--version"],
         "install rustup from https://rustup.rs, or a toolchain with the targets below",
-        false,
+        local,
     )];
     let toolchain = crate::compile::toolchain::find(plan);
-    let triples: BTreeSet<&str> = plan
-        .functions
-        .iter()
-        .filter(|f| f.compiler != Compiler::Cross)
-        .map(|f| f.target.as_str())
-        .collect();
+    let triples: BTreeSet<&str> = plan.functions.iter().map(|f| f.target.as_str()).collect();
     for triple in triples {
         let name = format!("rust target {triple}");
         checks.push(match &toolchain {

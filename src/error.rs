@@ -350,17 +350,16 @@ pub enum Error {
 
     /// A registry operation failed.
     #[error("could not {action} {reference}: {message}")]
-    #[diagnostic(
-        code(lambda_image::registry),
-        help("check that the registry is reachable; for a plain-HTTP registry set CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES=HOST:PORT")
-    )]
+    #[diagnostic(code(lambda_image::registry), help("{help}"))]
     Registry {
         /// What we were doing.
         action: String,
         /// The image reference.
         reference: String,
-        /// The error.
+        /// The error, with its whole cause.
         message: String,
+        /// What to do, for this kind of failure (see [`crate::registry::Failure`]).
+        help: String,
     },
 
     /// The Docker engine could not be reached or refused an operation.
@@ -412,6 +411,20 @@ pub enum Error {
         want: String,
     },
 
+    /// `invoke` ran the function, which answered with a function error.
+    #[error("`{function}`{} failed: {error}", if *remote { " (deployed)" } else { "" })]
+    #[diagnostic(code(lambda_image::invoke_failed), help("{help}"))]
+    InvokeFailed {
+        /// The function invoked.
+        function: String,
+        /// Whether it was the deployed one (`--remote`).
+        remote: bool,
+        /// The function error (its `errorType`).
+        error: String,
+        /// Where to look next.
+        help: String,
+    },
+
     /// Running a function locally failed (not the function itself: the machinery).
     #[error("local invocation failed: {message}")]
     #[diagnostic(
@@ -424,7 +437,7 @@ pub enum Error {
     },
 
     /// Some local invocations failed or did not match their expectations.
-    #[error("{failed} of {total} invocations failed")]
+    #[error("{failed} of {total} invocation{} failed", if *total == 1 { "" } else { "s" })]
     #[diagnostic(
         code(lambda_image::test_failed),
         help("the responses above show which; a function error has X-Amz-Function-Error set")
@@ -647,6 +660,17 @@ impl Error {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The message without the function, architecture and stage a [`Error::FunctionFailed`]
+    /// starts with, for lines that name them already.
+    pub fn without_function(&self) -> String {
+        match self {
+            Error::FunctionFailed { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
 
 /// The closest candidate to `word`, if any is close enough to be a plausible typo.
 pub fn did_you_mean<'a>(

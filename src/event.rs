@@ -119,12 +119,22 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         template: Option<Value>,
     },
+    /// `event-example`: a sample event.
+    EventExample {
+        /// Its kind, e.g. `sqs`.
+        kind: String,
+        /// The event.
+        event: Value,
+    },
     /// A function crate created.
     New {
         /// Its directory.
         path: PathBuf,
         /// The files written.
         files: Vec<PathBuf>,
+        /// The workspace manifest the crate was added to as a member, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workspace: Option<PathBuf>,
     },
     /// The standalone emulator listening.
     Emulator {
@@ -194,6 +204,8 @@ impl ErrorEvent {
             function: Some(function.to_string()),
             arch: Some(arch),
             stage: Some(stage),
+            // The function, arch and stage are fields of their own: the message says the rest.
+            message: error.without_function(),
             ..ErrorEvent::of(error)
         }
     }

@@ -538,6 +538,7 @@ impl Pipeline {
                     action: "push".into(),
                     reference: publisher.destination(),
                     message: "this destination is not a registry".into(),
+                    help: "push to a registry (`--registry HOST`), or use `image --output` for local outputs".into(),
                 })?;
                 Ok((image.clone(), pushed))
             },
@@ -647,16 +648,27 @@ impl Pipeline {
         local: &LocalRun,
     ) -> Batch<Vec<Invocation>> {
         let none = |_: &Vec<Invocation>| Vec::new();
-        self.each(images, 1, Stage::Test, none, |spec, image| async move {
-            let events = testing::events_for(&spec, events)?;
-            let emit = |invocation: &Invocation| {
-                self.emit(Event::Invocation {
-                    invocation: invocation.clone(),
-                })
-            };
-            testing::run(&spec, image, &events, local, &self.reporter, emit).await
-        })
-        .await
+        let ran = self
+            .each(images, 1, Stage::Test, none, |spec, image| async move {
+                let events = testing::events_for(&spec, events)?;
+                let emit = |invocation: &Invocation| {
+                    self.emit(Event::Invocation {
+                        invocation: invocation.clone(),
+                    })
+                };
+                testing::run(&spec, image, &events, local, &self.reporter, emit).await
+            })
+            .await;
+        // A function whose invocations failed (or did not match) failed its test, as the
+        // summary must say; its invocations stay in the batch for the caller to count.
+        for item in &ran.items {
+            let failed = item.value.iter().filter(|i| !i.passed()).count();
+            if failed > 0 {
+                let total = item.value.len();
+                self.fail(&item.spec, Stage::Test, Error::TestFailed { failed, total });
+            }
+        }
+        ran
     }
 
     /// Stage 5, served: makes every image ready to serve under one emulator (see
@@ -750,7 +762,7 @@ impl Pipeline {
                 {
                     Some(x) => Outcome::Failed {
                         stage: x.stage,
-                        message: x.error.to_string(),
+                        message: x.error.without_function(),
                     },
                     None => ok.clone(),
                 },

@@ -127,11 +127,6 @@ impl Renderer {
         }
     }
 
-    /// Prints `text` on stdout (a command's own result that is no event, e.g. a sample).
-    pub fn print(&self, text: &str) {
-        self.stdout(text);
-    }
-
     fn stdout(&self, text: &str) {
         if let Ok(mut out) = self.out.lock() {
             // A closed stdout (a pipe to `head`) is not worth failing the command for.
@@ -224,23 +219,7 @@ impl Renderer {
                 );
                 self.result("compiled", &line);
             }
-            Event::Check { report } => {
-                if self.options.json || !self.options.primary.contains(&"check") {
-                    return;
-                }
-                self.stdout(&format!("{} ({})", report.function, report.arch));
-                for f in &report.findings {
-                    let mark = match f.severity {
-                        Severity::Pass => "✓",
-                        Severity::Note => "!",
-                        Severity::Fail => "✗",
-                    };
-                    self.stdout(&format!("  {mark} {:<18} {}", f.rule, f.message));
-                    if f.severity != Severity::Pass {
-                        self.stdout(&format!("    help: {}", f.help));
-                    }
-                }
-            }
+            Event::Check { report } => self.check_report(report),
             Event::Image { image: i, .. } => {
                 let line = format!(
                     "{}\t{}\t{}:{}\t{}\t{}",
@@ -255,27 +234,7 @@ impl Renderer {
                 );
                 self.result("pushed", &line);
             }
-            Event::Index { index } => {
-                let arches: Vec<&str> = index
-                    .manifests
-                    .iter()
-                    .filter_map(|m| m.platform.as_ref())
-                    .map(|p| {
-                        if p.architecture == "amd64" {
-                            "x86_64"
-                        } else {
-                            "arm64"
-                        }
-                    })
-                    .collect();
-                let line = format!(
-                    "index\t{}\t{}\t{}",
-                    index.reference,
-                    arches.join(","),
-                    index.index_uri
-                );
-                self.result("index", &line);
-            }
+            Event::Index { index } => self.index(index),
             Event::Invocation { invocation } => self.invocation(invocation),
             Event::Deployed { deployment: d } => self.deployed(d),
             Event::Planned { deployment } => self.planned(deployment),
@@ -292,6 +251,11 @@ impl Renderer {
                 }
             }
             Event::New { path, .. } => self.result("new", &path.display().to_string()),
+            Event::EventExample { event, .. } => {
+                if !self.options.json {
+                    self.stdout(&serde_json::to_string_pretty(event).unwrap_or_default());
+                }
+            }
             Event::Emulator { invoke_url } => self.result("emulator", invoke_url),
             Event::Serving {
                 endpoint,
@@ -305,6 +269,46 @@ impl Renderer {
             Event::Error(error) => self.failure(error),
             Event::Progress(_) => {}
         }
+    }
+
+    /// `check`'s own result: every rule of every image, on stdout.
+    fn check_report(&self, report: &crate::check::Report) {
+        if self.options.json || !self.options.primary.contains(&"check") {
+            return;
+        }
+        self.stdout(&format!("{} ({})", report.function, report.arch));
+        for f in &report.findings {
+            let mark = match f.severity {
+                Severity::Pass => "✓",
+                Severity::Note => "!",
+                Severity::Fail => "✗",
+            };
+            self.stdout(&format!("  {mark} {:<18} {}", f.rule, f.message));
+            if f.severity != Severity::Pass {
+                self.stdout(&format!("    help: {}", f.help));
+            }
+        }
+    }
+
+    fn index(&self, index: &crate::publish::index::IndexPushed) {
+        // The index lists OCI platforms; people read Lambda's architecture names.
+        let arches: Vec<String> = index
+            .manifests
+            .iter()
+            .filter_map(|m| m.platform.as_ref())
+            .map(|p| {
+                p.architecture
+                    .parse::<crate::target::Arch>()
+                    .map_or_else(|_| p.architecture.clone(), |a| a.to_string())
+            })
+            .collect();
+        let line = format!(
+            "index\t{}\t{}\t{}",
+            index.reference,
+            arches.join(","),
+            index.index_uri
+        );
+        self.result("index", &line);
     }
 
     fn doctor(&self, check: &crate::doctor::Check) {
@@ -356,7 +360,11 @@ impl Renderer {
             r.alias,
             r.from,
             r.to,
-            if r.changed { "changed" } else { "unchanged" }
+            match (r.changed, r.dry_run) {
+                (true, false) => "changed",
+                (true, true) => "would change (dry run)",
+                (false, _) => "unchanged",
+            }
         );
         self.result("released", &line);
     }
@@ -440,10 +448,17 @@ impl Renderer {
         };
         self.result("invocation", &text);
         if invocation.matches_expected == Some(false) {
-            self.line(&format!(
-                "  expected: {}",
-                invocation.expected.clone().unwrap_or_default()
-            ));
+            // Shown even with -q: the response alone does not say what was wrong with it.
+            let expected = invocation.expected.clone().unwrap_or_default();
+            let context = if self.options.progress == ProgressMode::Quiet {
+                format!(
+                    "✗ {} ({}) {}: the response is NOT as expected\n",
+                    invocation.function, invocation.arch, invocation.event
+                )
+            } else {
+                String::new()
+            };
+            self.stderr(&format!("{context}  expected: {expected}"));
         }
     }
 
@@ -760,6 +775,7 @@ mod tests {
         renderer.emit(&Event::New {
             path: "fresh".into(),
             files: Vec::new(),
+            workspace: None,
         });
         renderer.emit(&Event::Emulator {
             invoke_url: "http://127.0.0.1:8080".into(),
@@ -778,7 +794,7 @@ mod tests {
         assert_eq!(out.text(), "fresh\n");
         assert_eq!(
             err.text(),
-            "http://127.0.0.1:8080\n✗ hello (x86_64) failed to compile: 1 of 1 invocations failed\nshown with -v\n"
+            "http://127.0.0.1:8080\n✗ hello (x86_64) failed to compile: 1 of 1 invocation failed\nshown with -v\n"
         );
     }
 }

@@ -282,6 +282,9 @@ pub fn events_from_args(args: &[String], expect: &[PathBuf]) -> Result<Vec<TestE
             let mut payload = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin(), &mut payload)
                 .map_err(|e| Error::io("could not read", "stdin", e))?;
+            if let Err(e) = json_or_empty(&payload) {
+                return Err(bad_event("-", &format!("(stdin) is not valid JSON: {e}")));
+            }
             TestEvent {
                 name: "stdin".into(),
                 payload,
@@ -348,6 +351,13 @@ pub fn events_from_config(spec: &FunctionSpec) -> Result<Vec<TestEvent>> {
 fn read_event_file(path: &Path) -> Result<TestEvent> {
     let payload =
         std::fs::read(path).map_err(|e| Error::io("could not read the event", path, e))?;
+    // Refused here, before anything compiles, as the Invoke API would refuse it later.
+    if let Err(e) = json_or_empty(&payload) {
+        return Err(bad_event(
+            &path.display().to_string(),
+            &format!("is not valid JSON: {e}"),
+        ));
+    }
     let expected_path = path
         .to_string_lossy()
         .strip_suffix(".json")
@@ -361,6 +371,14 @@ fn read_event_file(path: &Path) -> Result<TestEvent> {
         payload,
         expected,
     })
+}
+
+/// Checks a payload as the Invoke API does: empty, or JSON.
+fn json_or_empty(payload: &[u8]) -> std::result::Result<(), serde_json::Error> {
+    if payload.is_empty() {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(payload).map(drop)
 }
 
 fn read_json(path: &Path) -> Result<Value> {

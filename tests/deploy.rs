@@ -1456,6 +1456,29 @@ async fn canary_releases_route_a_share_then_promote_and_rollback_move_the_alias(
     assert!(!again.changed, "{again:?}");
     assert!(mutating(&env.recorder.take()).is_empty());
 
+    // A dry run of promote and of rollback reports the move each would make, as a change,
+    // and makes no write call.
+    let dry = DeployOptions {
+        dry_run: true,
+        ..env.opts.clone()
+    };
+    for (action, to) in [(Release::Promote, "2"), (Release::Rollback, "1")] {
+        let would = release::release(&spec2, action, &dry, &Reporter::discard())
+            .await
+            .unwrap();
+        assert!(would.changed && would.dry_run, "{would:?}");
+        assert_eq!(would.from.to_string(), "version 1 (90%) + version 2 (10%)");
+        assert_eq!(
+            (would.to.version.as_str(), would.to.canary.is_none()),
+            (to, true)
+        );
+    }
+    assert!(mutating(&env.recorder.take()).is_empty());
+    assert_eq!(
+        alias_routing(&env, &name).await,
+        ("1".to_string(), vec![("2".to_string(), 0.1)])
+    );
+
     // promote: 2 takes the whole alias.
     let promoted = release::release(&spec2, Release::Promote, &env.opts, &Reporter::discard())
         .await

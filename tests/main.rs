@@ -29,6 +29,7 @@ mod index;
 mod local_env;
 mod mutation;
 mod new_command;
+mod new_user;
 mod parity;
 mod registry;
 mod registry_auth;

@@ -98,7 +98,7 @@ fn a_response_that_differs_from_the_expectation_fails() {
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("NOT as expected") && stderr.contains("1 of 1 invocations failed"),
+        stderr.contains("NOT as expected") && stderr.contains("1 of 1 invocation failed"),
         "{stderr}"
     );
 }

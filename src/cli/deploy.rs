@@ -50,6 +50,9 @@ pub fn parse_weight(text: &str) -> std::result::Result<Weight, String> {
 /// Deploys the selected functions, one Lambda function per architecture.
 pub async fn run(args: &DeployArgs, out: &Output) -> Result<()> {
     args.image.require_check()?;
+    if let Some(host) = &args.aws.registry {
+        cargo_lambda_image::publish::registry::check_host(host)?;
+    }
     let options = DeployOptions {
         aws: args.aws.aws(),
         registry_override: args.aws.registry.clone(),

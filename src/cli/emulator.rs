@@ -5,7 +5,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use cargo_lambda_image::emulate::{Emulator, EmulatorConfig, ProcessLauncher};
-use cargo_lambda_image::error::Result;
+use cargo_lambda_image::error::{Error, Result};
 use cargo_lambda_image::event::Event;
 use cargo_lambda_image::testing::Runner;
 
@@ -37,6 +37,34 @@ pub struct EmulatorArgs {
     pub program: Vec<String>,
 }
 
+/// Refuses a program that is not there or cannot run, before anything listens: the first
+/// invoke would only find out as `Runtime.InvalidEntrypoint`.
+fn check_program(program: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = if program.contains('/') {
+        Some(std::path::PathBuf::from(program))
+    } else {
+        cargo_lambda_image::compile::find_program(program)
+    };
+    let problem = match path.as_deref().map(std::fs::metadata) {
+        None => Some("is not on PATH".to_string()),
+        Some(Err(e)) => Some(format!("cannot be read: {e}")),
+        Some(Ok(meta)) if !meta.is_file() => Some("is not a file".to_string()),
+        Some(Ok(meta)) if meta.permissions().mode() & 0o111 == 0 => {
+            Some("is not executable".to_string())
+        }
+        Some(Ok(_)) => None,
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(Error::EmulatorConfig {
+            setting: "PROGRAM",
+            message: format!("the runtime program `{program}` {problem}"),
+            help: "name the function's bootstrap after `--`, e.g. `cargo lambda-image emulator -- target/lambda-image/hello/x86_64/bootstrap` (`cargo lambda-image build` makes it), and make it executable".into(),
+        }),
+    }
+}
+
 /// Serves the program until Ctrl-C.
 pub async fn run(args: &EmulatorArgs, out: &Output) -> Result<()> {
     let local = args.local.options(Runner::Process)?.resolve().await?;
@@ -53,6 +81,7 @@ pub async fn run(args: &EmulatorArgs, out: &Output) -> Result<()> {
         .program
         .split_first()
         .unwrap_or((&args.function_name, &[]));
+    check_program(program)?;
     let launcher = ProcessLauncher::new(program).args(rest.iter().cloned());
     let emulator = Emulator::start(config, Arc::new(launcher)).await?;
     out.emit(Event::Emulator {

@@ -95,11 +95,17 @@ pub async fn run(args: &InvokeArgs, out: &Output) -> Result<()> {
     let function = invoked.function.clone();
     out.emit(Event::Invoked { invoked });
     if failed {
-        return Err(Error::Emulation {
-            message: format!(
-                "`{function}` failed: {}",
-                error.unwrap_or_else(|| "the Invoke API answered with an error".into())
-            ),
+        let help = if args.remote {
+            "the response above is the function's error, and its log tail is on stderr; \
+             `aws logs tail /aws/lambda/<function>` shows more"
+        } else {
+            "the response above is the function's error; run with -v to see the runtime's output"
+        };
+        return Err(Error::InvokeFailed {
+            function,
+            remote: args.remote,
+            error: error.unwrap_or_else(|| "the Invoke API answered with an error".into()),
+            help: help.into(),
         });
     }
     Ok(())

@@ -23,6 +23,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use cargo_lambda_image::deploy::release::Release;
 use cargo_lambda_image::error::Result;
+use cargo_lambda_image::event::Event;
 use cargo_lambda_image::image::BuiltImage;
 use cargo_lambda_image::pipeline::{Batch, Pipeline};
 
@@ -162,7 +163,7 @@ impl Commands {
             Commands::Emulator(_) => vec!["emulator"],
             Commands::Serve(_) | Commands::Watch(_) => vec!["serving", "reloaded"],
             Commands::Invoke(_) => vec!["invoked"],
-            Commands::EventExample(_) => vec![],
+            Commands::EventExample(_) => vec!["event-example"],
             Commands::Deploy(_) => vec!["deployed", "planned"],
             Commands::Promote(_) | Commands::Rollback(_) => vec!["released"],
             Commands::Prune(_) => vec!["pruned"],
@@ -194,8 +195,10 @@ pub async fn run(command: &Commands, out: &Output) -> Result<()> {
         Commands::Watch(args) => watch::run(args, out).await,
         Commands::Invoke(args) => invoke::run(args, out).await,
         Commands::EventExample(args) => {
-            let sample = cargo_lambda_image::samples::example(args.kind);
-            out.print(&serde_json::to_string_pretty(&sample).unwrap_or_default());
+            out.emit(Event::EventExample {
+                kind: args.kind.name().to_string(),
+                event: cargo_lambda_image::samples::example(args.kind),
+            });
             Ok(())
         }
         Commands::Deploy(args) => deploy::run(args, out).await,

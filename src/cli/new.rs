@@ -27,9 +27,25 @@ pub fn run(args: &NewArgs, out: &Output) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(&args.name));
     let files = scaffold::new_function(&dir, &args.name)?;
+    let joined = match scaffold::join_workspace(&dir) {
+        Ok(joined) => joined,
+        Err(e) => {
+            // A crate cargo will not build is not left behind.
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    if let Some(joined) = &joined {
+        out.line(&format!(
+            "Added \"{}\" to the members of the workspace {}",
+            joined.member,
+            joined.manifest.display()
+        ));
+    }
     out.emit(Event::New {
         path: dir.clone(),
         files,
+        workspace: joined.map(|j| j.manifest),
     });
     out.line(&format!(
         "Created the function `{}`; try: cargo lambda-image test --manifest-path {}",

@@ -54,11 +54,6 @@ impl Output {
         self.sink.emit(&event);
     }
 
-    /// A result on stdout, as is.
-    pub fn print(&self, text: &str) {
-        self.renderer.print(text);
-    }
-
     /// A progress line on stderr.
     pub fn line(&self, line: &str) {
         self.renderer.line(line);

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use cargo_lambda_image::error::{Error, Result};
+use cargo_lambda_image::pipeline::Outcome;
+use cargo_lambda_image::progress::Stage;
 use cargo_lambda_image::samples::{self, SampleKind};
 use cargo_lambda_image::testing::{self, Runner};
 
@@ -85,17 +87,23 @@ pub async fn run(args: &TestArgs, out: &Output) -> Result<()> {
     let Some(images) = images else {
         return out.finish(pipeline.finish());
     };
+    // A function whose invocations failed is a failed function of the summary, and the error
+    // counts the invocations.
     let ran = pipeline.test(&images, &events, &local).await;
     let invocations: Vec<_> = ran.values().flatten().collect();
     let failed = invocations.iter().filter(|i| !i.passed()).count();
-    let result = out.finish(pipeline.finish());
-    if failed > 0 {
-        // Failed invocations say more than a summary of functions that ran fine.
-        result.and(Err(Error::TestFailed {
-            failed,
-            total: invocations.len(),
-        }))
-    } else {
-        result
+    let summary = pipeline.finish();
+    let only_tests_failed = summary.entries.iter().all(|e| match &e.outcome {
+        Outcome::Failed { stage, .. } => *stage == Stage::Test,
+        _ => true,
+    });
+    match out.finish(summary) {
+        Err(Error::SomeFailed { .. }) if failed > 0 && only_tests_failed => {
+            Err(Error::TestFailed {
+                failed,
+                total: invocations.len(),
+            })
+        }
+        other => other,
     }
 }

@@ -329,11 +329,21 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
                         help: "give one of them its own `function-name` in its `[package.metadata.lambda.bin.<name>]` table".into(),
                     });
                 }
-                functions.push(spec(metadata, package, bin, &settings, arch));
+                let f = spec(metadata, package, bin, &settings, arch);
+                resolve::check_tag(&f, package.manifest_path.as_std_path())?;
+                functions.push(f);
             }
         }
     }
     name_for_lambda(&mut functions)?;
+    let known = |bin: &String| all_bins.values().flatten().any(|b: &String| b == bin);
+    if let Some(missing) = request.selection.bins.iter().find(|b| !known(b)) {
+        let names: Vec<&str> = all_bins.values().flatten().map(String::as_str).collect();
+        return Err(Error::Selection {
+            message: format!("no selected package has a binary `{missing}`"),
+            help: bins_help(missing, &names),
+        });
+    }
     if functions.is_empty() {
         return Err(Error::Selection {
             message: "no Lambda functions selected".into(),
@@ -529,10 +539,23 @@ fn select_bins<'p>(
         let name = &selection.bins[0];
         return Err(Error::Selection {
             message: format!("package `{}` has no binary `{name}`", package.name),
-            help: format!("its binaries are: {}", bins.join(", ")),
+            help: bins_help(name, bins),
         });
     }
     Ok(chosen)
+}
+
+/// Did-you-mean among the binaries, and all of them.
+fn bins_help(name: &str, bins: &[&str]) -> String {
+    let all = if bins.is_empty() {
+        "there are none".to_string()
+    } else {
+        format!("the binaries are: {}", bins.join(", "))
+    };
+    match did_you_mean(name, bins.iter().copied()) {
+        Some(close) => format!("did you mean `--bin {close}`? {all}"),
+        None => all,
+    }
 }
 
 /// A planned function for unit tests: `name` for `arch` on `base`, with the defaults, under a

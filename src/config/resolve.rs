@@ -372,6 +372,26 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
 
 /// Checks that need the merged settings, since their keys may come from different tables (the
 /// workspace's VPC, a package's file system): a file system needs a VPC.
+/// Refuses a function whose rendered tag is not an OCI tag (too long, say, or a version with
+/// characters a tag cannot have), before anything is built or uploaded.
+pub fn check_tag(f: &super::FunctionSpec, manifest: &std::path::Path) -> crate::error::Result<()> {
+    if super::schema::is_tag(&f.image.tag) {
+        return Ok(());
+    }
+    Err(crate::error::Error::InvalidValue {
+        source_: Box::new(crate::error::Source::Manifest {
+            path: manifest.to_path_buf(),
+            table: "package.metadata.lambda".into(),
+        }),
+        key: "image.tag".into(),
+        message: format!(
+            "the tag of `{}` ({}) would be `{}`, which is not a tag",
+            f.name, f.arch, f.image.tag
+        ),
+        help: "a tag is letters, digits, `_`, `.` and `-`, at most 128 of them, and does not start with `.` or `-`".into(),
+    })
+}
+
 pub fn check_merged(settings: &Settings, manifest: &std::path::Path) -> crate::error::Result<()> {
     if settings.deploy.file_system.is_some() && settings.deploy.vpc.is_none() {
         return Err(crate::error::Error::InvalidValue {

@@ -583,6 +583,90 @@ fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
     Ok(())
 }
 
+/// Checks a `base-image`: `scratch`, a local source (`oci:DIR[:TAG]`, `docker-archive:FILE`,
+/// `docker-daemon:IMAGE[:TAG]`) or a registry reference, each by its grammar.
+fn check_base_image(base: &str) -> std::result::Result<(), String> {
+    let grammar = crate::registry::grammar::check_reference;
+    let result = if base == "scratch" {
+        Ok(())
+    } else if let Some(dir) = base.strip_prefix("oci:") {
+        if dir.is_empty() {
+            Err("`oci:` names no directory".to_string())
+        } else {
+            Ok(())
+        }
+    } else if let Some(file) = base.strip_prefix("docker-archive:") {
+        if file.is_empty() {
+            Err("`docker-archive:` names no file".to_string())
+        } else {
+            Ok(())
+        }
+    } else if let Some(image) = base.strip_prefix("docker-daemon:") {
+        grammar(image)
+    } else {
+        grammar(base)
+    };
+    result.map_err(|why| format!("`{base}` is not an image reference: {why}"))
+}
+
+/// The placeholders of `image.tag`.
+pub const TAG_PLACEHOLDERS: &[&str] = &["version", "arch", "function", "package"];
+
+/// Checks a tag template before anything is built: every `{placeholder}` is one of
+/// [`TAG_PLACEHOLDERS`] (with a did-you-mean), and everything else may be in an OCI tag
+/// (`[A-Za-z0-9_.-]`, not starting with `.` or `-`). `Err` is the message and help.
+pub fn check_tag_template(template: &str) -> std::result::Result<(), (String, String)> {
+    let grammar = "a tag is letters, digits, `_`, `.` and `-`, at most 128 of them, and does not \
+                   start with `.` or `-`; the placeholders are {version}, {arch}, {function} and \
+                   {package}";
+    let mut rest = template;
+    let mut first = true;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('{') {
+            let Some((name, tail)) = after.split_once('}') else {
+                return Err((
+                    format!("`{template}` opens a placeholder it does not close"),
+                    grammar.into(),
+                ));
+            };
+            if !TAG_PLACEHOLDERS.contains(&name) {
+                let help = match did_you_mean(name, TAG_PLACEHOLDERS.iter().copied()) {
+                    Some(s) => format!("did you mean `{{{s}}}`? The placeholders are {{version}}, {{arch}}, {{function}} and {{package}}"),
+                    None => "the placeholders are {version}, {arch}, {function} and {package}".into(),
+                };
+                return Err((
+                    format!("`{{{name}}}` in `{template}` is not a placeholder"),
+                    help,
+                ));
+            }
+            rest = tail;
+        } else {
+            let c = rest.chars().next().unwrap_or_default();
+            let allowed =
+                c.is_ascii_alphanumeric() || c == '_' || (!first && (c == '.' || c == '-'));
+            if !allowed {
+                return Err((
+                    format!("`{template}` has `{c}`, which a tag cannot have there"),
+                    grammar.into(),
+                ));
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+        first = false;
+    }
+    Ok(())
+}
+
+/// Whether `tag` is an OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn is_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 fn unknown_help(key: &str, known: &[&str]) -> String {
     match did_you_mean(key, known.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
@@ -681,6 +765,19 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
         "MB",
     )?;
     check_deploy_values(config, source)?;
+    if let Some(base) = &config.base_image {
+        check_base_image(base).map_err(|message| {
+            invalid(
+                "base-image",
+                message,
+                "write a registry reference (public.ecr.aws/lambda/provided:al2023), `scratch`, \
+                 `oci:DIR[:TAG]`, `docker-archive:FILE` or `docker-daemon:IMAGE[:TAG]`",
+            )
+        })?;
+    }
+    if let Some(tag) = config.image.as_ref().and_then(|i| i.tag.as_deref()) {
+        check_tag_template(tag).map_err(|(message, help)| invalid("image.tag", message, &help))?;
+    }
     if let Some(ArchList::Many(list)) = &config.arch {
         if list.is_empty() {
             return Err(invalid(

@@ -38,7 +38,7 @@ pub async fn invoke(opts: &AwsOptions, request: &RemoteInvoke) -> Result<Invoked
         .payload(Blob::new(request.payload.clone()))
         .send()
         .await
-        .map_err(|e| aws::error("lambda", "Invoke", e))?;
+        .map_err(|e| aws::error("lambda", &format!("Invoke of `{}`", request.function), e))?;
     let response = output
         .payload()
         .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
@@ -62,7 +62,7 @@ pub async fn invoke(opts: &AwsOptions, request: &RemoteInvoke) -> Result<Invoked
 }
 
 async fn invoke_streaming(clients: &Clients, request: &RemoteInvoke) -> Result<Invoked> {
-    let operation = "InvokeWithResponseStream";
+    let operation = &format!("InvokeWithResponseStream of `{}`", request.function);
     let mut output = clients
         .lambda
         .invoke_with_response_stream()

@@ -41,8 +41,10 @@ pub struct Released {
     pub from: Routing,
     /// Where it routes now.
     pub to: Routing,
-    /// Whether the alias moved (false: nothing to do, or a dry run).
+    /// Whether the alias moves (in a dry run: would move); false when there is nothing to do.
     pub changed: bool,
+    /// Whether this was a dry run, which moved nothing.
+    pub dry_run: bool,
 }
 
 /// Promotes or rolls back the alias of `spec`.
@@ -107,7 +109,8 @@ pub async fn release(
         alias: alias_name,
         from,
         to,
-        changed: moves && !opts.dry_run,
+        changed: moves,
+        dry_run: opts.dry_run,
     })
 }
 

@@ -26,6 +26,24 @@ pub const ACCEPTED_MANIFESTS: &[&str] = &[
     oci::MEDIA_DOCKER_LIST,
 ];
 
+/// A base from Lambda's own registry that cannot be pulled: a static musl function needs no
+/// base at all, which the error says.
+fn default_base_hint(reference: &str, error: Error) -> Error {
+    match error {
+        Error::Registry { action, reference: r, message, help }
+            if reference.starts_with("public.ecr.aws/lambda/") =>
+        {
+            Error::Registry {
+                action,
+                reference: r,
+                message,
+                help: format!("{help}; a static musl function (`libc = \"musl\"`) needs no base: `--base-image scratch`"),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Pulls a base image's manifest, config and layers for `linux/<arch>` into the blob cache.
 pub async fn pull_base(
     reference: &str,
@@ -36,7 +54,9 @@ pub async fn pull_base(
     let image = parse_reference(reference)?;
     let client = options.client()?;
     let credentials = options.credentials_for(image.resolve_registry());
-    let fail = |what: &str, e| registry_error(what, reference, &credentials, e);
+    let fail = |what: &str, e| {
+        default_base_hint(reference, registry_error(what, reference, &credentials, e))
+    };
     let (bytes, digest) = with_retry(progress, "manifest pull", || {
         client.pull_manifest_raw(&image, &credentials.auth, ACCEPTED_MANIFESTS)
     })

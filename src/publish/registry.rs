@@ -96,19 +96,16 @@ impl Publisher for RegistryPublisher {
     }
 }
 
-/// Refuses what is not a registry host.
+/// Refuses what is not a registry host (see [`crate::registry::grammar::check_host`]).
 pub fn check_host(host: &str) -> Result<()> {
-    if host.is_empty() || host.contains('/') {
-        return Err(Error::InvalidValue {
-            source_: Box::new(crate::error::Source::Cli {
-                flag: "--registry".into(),
-            }),
-            key: "registry".into(),
-            message: format!("`{host}` is not a registry host"),
-            help: "give --registry as HOST or HOST:PORT, e.g. 127.0.0.1:5000".into(),
-        });
-    }
-    Ok(())
+    crate::registry::grammar::check_host(host).map_err(|why| Error::InvalidValue {
+        source_: Box::new(crate::error::Source::Cli {
+            flag: "--registry".into(),
+        }),
+        key: "registry".into(),
+        message: format!("`{host}` is not a registry host: {why}"),
+        help: "give --registry as HOST or HOST:PORT, e.g. 127.0.0.1:5000".into(),
+    })
 }
 
 /// Where to push.

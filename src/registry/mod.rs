@@ -15,6 +15,7 @@ use oci_client::{Client, Reference};
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 
+pub mod grammar;
 mod locations;
 pub mod upload;
 
@@ -206,24 +207,116 @@ pub fn parse_reference(reference: &str) -> Result<Reference> {
         })
 }
 
-/// Turns a registry error into ours, with the credentials' source for auth failures.
+/// Turns a registry error into ours: a refused login names where the credentials came from;
+/// every other failure shows its whole cause (down to "connection refused" or the DNS answer)
+/// and gets the help of its kind (see [`Failure`]).
 pub fn registry_error(
     what: &str,
     reference: &str,
     credentials: &Credentials,
     err: OciDistributionError,
 ) -> Error {
-    let text = err.to_string();
     if is_auth_failure(&err) {
         return Error::RegistryAuth {
             registry: reference.to_string(),
             tried: credentials.source.clone(),
         };
     }
+    let message = crate::aws::causes(&err);
+    let failure = Failure::of(&err, &message);
+    // A registry that cannot be reached was never asked to authenticate, pull or push.
+    let action = match failure {
+        Failure::Dns | Failure::Connect | Failure::Tls | Failure::Timeout => {
+            "reach the registry of"
+        }
+        _ => what,
+    };
     Error::Registry {
-        action: what.to_string(),
+        action: action.to_string(),
         reference: reference.to_string(),
-        message: text,
+        help: failure.help(reference),
+        message,
+    }
+}
+
+/// What kind of failure a registry operation met, each with its own help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The host name did not resolve.
+    Dns,
+    /// Nothing accepted the connection (refused, unreachable).
+    Connect,
+    /// The TLS handshake failed (a certificate, or a plain-HTTP registry).
+    Tls,
+    /// No answer in time.
+    Timeout,
+    /// 404: no such repository, tag or blob.
+    NotFound,
+    /// The registry's own failure: 5xx or 429.
+    Server,
+    /// An answer that could not be used.
+    Other,
+}
+
+impl Failure {
+    /// The kind of `err`, whose whole cause reads `cause`: from its status and error codes
+    /// where it has them, else from the cause (a connection failure has no status).
+    pub fn of(err: &OciDistributionError, cause: &str) -> Failure {
+        let status = match err {
+            OciDistributionError::ServerError { code, .. } => Some(*code),
+            OciDistributionError::RequestError(e) => e.status().map(|s| s.as_u16()),
+            OciDistributionError::ImageManifestNotFoundError(_) => Some(404),
+            OciDistributionError::RegistryError { envelope, .. } => {
+                let not_found = envelope.errors.iter().any(|e| {
+                    matches!(
+                        e.code,
+                        OciErrorCode::ManifestUnknown
+                            | OciErrorCode::NameUnknown
+                            | OciErrorCode::BlobUnknown
+                    )
+                });
+                not_found.then_some(404)
+            }
+            _ => None,
+        };
+        let lower = cause.to_ascii_lowercase();
+        match status {
+            Some(404) => Failure::NotFound,
+            Some(code) if code >= 500 || code == 429 => Failure::Server,
+            Some(_) => Failure::Other,
+            None if lower.contains("dns error") || lower.contains("failed to lookup address") => {
+                Failure::Dns
+            }
+            None if lower.contains("certificate")
+                || lower.contains("tls")
+                || lower.contains("handshake") =>
+            {
+                Failure::Tls
+            }
+            None if lower.contains("timed out") || lower.contains("timeout") => Failure::Timeout,
+            None if matches!(err, OciDistributionError::RequestError(e) if e.is_connect())
+                || lower.contains("connection refused")
+                || lower.contains("unreachable")
+                || lower.contains("connection reset") =>
+            {
+                Failure::Connect
+            }
+            None => Failure::Other,
+        }
+    }
+
+    /// What to do about it, for an operation on `reference`.
+    pub fn help(self, reference: &str) -> String {
+        let host = reference.split('/').next().unwrap_or(reference);
+        match self {
+            Failure::Dns => format!("the host name `{host}` does not resolve: check its spelling, the network and DNS (offline, a proxy or a VPN)"),
+            Failure::Connect => format!("nothing accepted the connection to `{host}`: check the host and port, and that the registry is running (`curl http://{host}/v2/` or `https://`)"),
+            Failure::Tls => format!("the TLS connection to `{host}` failed: for a registry over plain HTTP set CARGO_LAMBDA_IMAGE_INSECURE_REGISTRIES={host}; to trust its certificate set CARGO_LAMBDA_IMAGE_REGISTRY_CA=FILE.pem"),
+            Failure::Timeout => format!("`{host}` did not answer in time: check the network, or try again"),
+            Failure::NotFound => format!("the registry has no `{reference}`: check the repository and the tag (`skopeo list-tags docker://{}` lists the tags)", reference.split([':', '@']).next().unwrap_or(reference)),
+            Failure::Server => format!("`{host}` answered with an error of its own (5xx or 429): it may be down or overloaded; try again later"),
+            Failure::Other => format!("`{host}` gave an answer that could not be used; the cause above says what it was"),
+        }
     }
 }
 
