@@ -220,7 +220,7 @@ fn deploy_settings(spec: &FunctionSpec, format: TemplateFormat, props: &mut Map<
     if !spec.description.is_empty() {
         props.insert("Description".into(), json!(spec.description));
     }
-    if deploy.tracing != crate::config::schema::Tracing::PassThrough {
+    if deploy.tracing != crate::config::values::Tracing::PassThrough {
         let mode = deploy.tracing.as_str();
         match format {
             TemplateFormat::CloudFormation => {
@@ -294,8 +294,9 @@ fn destination_type(arn: &str) -> &'static str {
     }
 }
 
-/// A Function URL's CORS, as both formats spell it.
-fn cors(url: &crate::config::schema::UrlConfig) -> Option<Value> {
+/// A Function URL's CORS, as both formats spell it: the lists that are set, the rest left to
+/// Lambda's defaults.
+fn cors(url: &crate::config::UrlSettings) -> Option<Value> {
     let c = url.cors.as_ref()?;
     let mut cors = Map::new();
     let lists = [
@@ -305,15 +306,15 @@ fn cors(url: &crate::config::schema::UrlConfig) -> Option<Value> {
         ("ExposeHeaders", &c.expose_headers),
     ];
     for (key, list) in lists {
-        if let Some(list) = list {
+        if !list.is_empty() {
             cors.insert(key.into(), json!(list));
         }
     }
     if let Some(age) = c.max_age {
         cors.insert("MaxAge".into(), json!(age));
     }
-    if let Some(credentials) = c.allow_credentials {
-        cors.insert("AllowCredentials".into(), json!(credentials));
+    if c.allow_credentials {
+        cors.insert("AllowCredentials".into(), json!(true));
     }
     Some(Value::Object(cors))
 }
@@ -355,9 +356,9 @@ fn async_config(
 }
 
 /// The Function URL's settings over `config`, the same in both formats.
-fn url_config(url: &crate::config::schema::UrlConfig, mut config: Value) -> Value {
-    config["AuthType"] = json!(url.auth.unwrap_or_default().as_str());
-    config["InvokeMode"] = json!(url.invoke_mode.unwrap_or_default().as_str());
+fn url_config(url: &crate::config::UrlSettings, mut config: Value) -> Value {
+    config["AuthType"] = json!(url.auth.as_str());
+    config["InvokeMode"] = json!(url.invoke_mode.as_str());
     if let Some(cors) = cors(url) {
         config["Cors"] = cors;
     }
@@ -383,7 +384,7 @@ fn cfn_async_and_url(
         );
     }
     let Some(url) = &spec.deploy.url else { return };
-    let auth = url.auth.unwrap_or_default().as_str();
+    let auth = url.auth.as_str();
     let target = json!({ "TargetFunctionArn": { "Fn::GetAtt": [function_id, "Arn"] } });
     let props = url_config(url, target);
     resources.insert(
@@ -714,7 +715,7 @@ mod tests {
         deploy_settings(&spec, TemplateFormat::CloudFormation, &mut props);
         assert!(props.is_empty(), "{props:?}");
         spec.description = "orders".into();
-        spec.deploy.tracing = crate::config::schema::Tracing::Active;
+        spec.deploy.tracing = crate::config::values::Tracing::Active;
         spec.deploy.reserved_concurrency = Some(0);
         spec.deploy.vpc = Some(crate::config::VpcSettings {
             subnets: vec!["subnet-a".into()],

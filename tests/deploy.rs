@@ -961,7 +961,7 @@ async fn function_settings_are_created_diffed_field_by_field_and_reset_when_remo
     let name = unique("deploy-settings");
     let mut spec = echo(dir.path(), &name, b"settings");
     spec.description = "orders, from the queue".into();
-    spec.deploy.tracing = cargo_lambda_image::config::schema::Tracing::Active;
+    spec.deploy.tracing = cargo_lambda_image::config::values::Tracing::Active;
     spec.deploy.kms_key = Some(KMS_KEY.into());
     spec.deploy.reserved_concurrency = Some(5);
     spec.deploy.vpc = Some(cargo_lambda_image::config::VpcSettings {
@@ -1161,7 +1161,7 @@ async fn logging_dead_letter_and_file_system_are_sent_as_lambda_takes_them() {
     let name = unique("deploy-requests");
     let mut spec = echo(dir.path(), &name, b"requests");
     spec.deploy.logging = cargo_lambda_image::config::LoggingSettings {
-        format: cargo_lambda_image::config::schema::LogFormat::Json,
+        format: cargo_lambda_image::config::values::LogFormat::Json,
         application_level: Some("INFO".into()),
         system_level: Some("WARN".into()),
         log_group: None,
@@ -1213,16 +1213,17 @@ async fn logging_dead_letter_and_file_system_are_sent_as_lambda_takes_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_function_url_sits_on_the_alias_public_with_both_permissions_and_goes_when_removed() {
-    use cargo_lambda_image::config::schema::{CorsConfig, UrlAuth, UrlConfig};
+    use cargo_lambda_image::config::values::{InvokeMode, UrlAuth};
+    use cargo_lambda_image::config::{CorsSettings, UrlSettings};
     let env = env().await;
     let dir = tempfile::tempdir().unwrap();
     let name = unique("deploy-url");
     let mut spec = echo(dir.path(), &name, b"url");
-    spec.deploy.url = Some(UrlConfig {
-        auth: Some(UrlAuth::None),
-        invoke_mode: None,
-        cors: Some(CorsConfig {
-            allow_origins: Some(vec!["https://b.example".into(), "https://a.example".into()]),
+    spec.deploy.url = Some(UrlSettings {
+        auth: UrlAuth::None,
+        invoke_mode: InvokeMode::Buffered,
+        cors: Some(CorsSettings {
+            allow_origins: vec!["https://b.example".into(), "https://a.example".into()],
             max_age: Some(300),
             ..Default::default()
         }),
@@ -1268,7 +1269,7 @@ async fn a_function_url_sits_on_the_alias_public_with_both_permissions_and_goes_
 
     // The same again (origins in another order): nothing to do.
     if let Some(cors) = spec.deploy.url.as_mut().and_then(|u| u.cors.as_mut()) {
-        cors.allow_origins.as_mut().unwrap().reverse();
+        cors.allow_origins.reverse();
     }
     let again = deployed(&spec, &img, &env.opts).await;
     assert!(!again.changed);
@@ -1276,7 +1277,7 @@ async fn a_function_url_sits_on_the_alias_public_with_both_permissions_and_goes_
     assert_eq!(mutating(&env.recorder.take()), Vec::<String>::new());
 
     // IAM auth: an update, shown from/to.
-    spec.deploy.url.as_mut().unwrap().auth = Some(UrlAuth::AwsIam);
+    spec.deploy.url.as_mut().unwrap().auth = UrlAuth::AwsIam;
     let steps = planned(&env, &spec, &img).await;
     let update = steps
         .iter()

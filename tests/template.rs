@@ -535,14 +535,15 @@ fn secrets_async_settings_and_urls_render_as_cfn_lint_accepts_them() {
                     on_success: None,
                     on_failure: Some("arn:aws:sqs:us-east-1:123456789012:failed".into()),
                 });
-                spec.deploy.url = Some(
-                    serde_json::from_value(serde_json::json!({
-                        "auth": "NONE",
-                        "invoke-mode": "RESPONSE_STREAM",
-                        "cors": {"allow-origins": ["https://example.com"], "max-age": 60},
-                    }))
-                    .unwrap(),
-                );
+                spec.deploy.url = Some(cargo_lambda_image::config::UrlSettings {
+                    auth: cargo_lambda_image::config::values::UrlAuth::None,
+                    invoke_mode: cargo_lambda_image::config::values::InvokeMode::ResponseStream,
+                    cors: Some(cargo_lambda_image::config::CorsSettings {
+                        allow_origins: vec!["https://example.com".into()],
+                        max_age: Some(60),
+                        ..Default::default()
+                    }),
+                });
             }
             (spec, image)
         })

@@ -8,6 +8,7 @@ pub mod layers;
 pub mod metadata;
 pub mod resolve;
 pub mod schema;
+pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -21,8 +22,8 @@ use crate::error::{did_you_mean, Error, Result, Source};
 use crate::target::{Arch, Compiler, Libc, Target};
 
 pub use resolve::{
-    AsyncSettings, BaseImage, BaseKind, DeploySettings, FileSystemSettings, ImageSettings,
-    LoggingSettings, TestSettings, VpcSettings,
+    AsyncSettings, BaseImage, BaseKind, CorsSettings, DeploySettings, FileSystemSettings,
+    FunctionSettings, ImageSettings, LoggingSettings, TestSettings, UrlSettings, VpcSettings,
 };
 
 use layers::{Layer, ManifestTables};
@@ -159,31 +160,27 @@ pub struct FunctionSpec {
     pub cross_image: Option<String>,
     /// The base image.
     pub base_image: BaseImage,
-    /// Memory in MB.
-    pub memory: u32,
-    /// Timeout in seconds.
-    pub timeout: u32,
-    /// /tmp size in MB.
-    pub ephemeral_storage: u32,
-    /// Description (empty: none).
-    pub description: String,
-    /// IAM role ARN.
-    pub role: Option<String>,
-    /// Function environment: the values written in the manifest.
-    pub env: BTreeMap<String, String>,
-    /// Function variables whose values are read from this machine's environment when the
-    /// function is deployed or run (`{ from-env = "NAME" }`): function variable to `NAME`.
-    pub env_from: BTreeMap<String, String>,
-    /// Function tags.
-    pub tags: BTreeMap<String, String>,
-    /// Image settings.
-    pub image: ImageSettings,
-    /// Deploy settings.
-    pub deploy: DeploySettings,
-    /// Local test settings.
-    pub test: TestSettings,
+    /// The function's own settings (memory, timeout, env, image, deploy, test...), its tag
+    /// rendered for this architecture. The spec dereferences to them, so `spec.memory` reads
+    /// like any field of the spec.
+    #[serde(flatten)]
+    pub settings: FunctionSettings,
     /// Where the compiled bootstrap goes: `<target-dir>/lambda-image/<function>/<arch>/bootstrap`.
     pub artifact: Utf8PathBuf,
+}
+
+impl std::ops::Deref for FunctionSpec {
+    type Target = FunctionSettings;
+
+    fn deref(&self) -> &FunctionSettings {
+        &self.settings
+    }
+}
+
+impl std::ops::DerefMut for FunctionSpec {
+    fn deref_mut(&mut self) -> &mut FunctionSettings {
+        &mut self.settings
+    }
 }
 
 impl FunctionSpec {
@@ -395,9 +392,9 @@ fn spec(
     arch: Arch,
 ) -> FunctionSpec {
     let version = package.version.to_string();
-    let mut image = settings.image.clone();
-    image.tag = resolve::render_tag(
-        &image.tag,
+    let mut own = settings.function.clone();
+    own.image.tag = resolve::render_tag(
+        &own.image.tag,
         &version,
         arch,
         &settings.function_name,
@@ -427,17 +424,7 @@ fn spec(
         compiler: settings.compiler,
         cross_image: settings.cross_image.get(&target.triple()).cloned(),
         base_image: settings.base_image.clone(),
-        memory: settings.memory,
-        timeout: settings.timeout,
-        ephemeral_storage: settings.ephemeral_storage,
-        description: settings.description.clone(),
-        role: settings.role.clone(),
-        env: settings.env.clone(),
-        env_from: settings.env_from.clone(),
-        tags: settings.tags.clone(),
-        image,
-        deploy: settings.deploy.clone(),
-        test: settings.test.clone(),
+        settings: own,
     }
 }
 
@@ -577,20 +564,13 @@ pub(crate) fn example_spec(name: &str, arch: Arch, base: &str) -> FunctionSpec {
         compiler: s.compiler,
         cross_image: None,
         base_image: BaseImage::from_reference(base),
-        memory: s.memory,
-        timeout: s.timeout,
-        ephemeral_storage: s.ephemeral_storage,
-        description: s.description,
-        role: None,
-        env: Default::default(),
-        env_from: Default::default(),
-        tags: Default::default(),
-        image: ImageSettings {
-            tag: resolve::render_tag(&s.image.tag, "0.1.0", arch, name, name),
-            ..s.image
+        settings: FunctionSettings {
+            image: ImageSettings {
+                tag: resolve::render_tag(&s.function.image.tag, "0.1.0", arch, name, name),
+                ..s.function.image
+            },
+            ..s.function
         },
-        deploy: s.deploy,
-        test: s.test,
         artifact: format!(
             "/w/target/lambda-image/{name}/{}/bootstrap",
             arch.lambda_name()

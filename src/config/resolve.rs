@@ -7,7 +7,8 @@ use serde::Serialize;
 use crate::lambda::{self, DEFAULT_EPHEMERAL_STORAGE, DEFAULT_MEMORY, DEFAULT_TIMEOUT};
 use crate::target::{Arch, Compiler, GlibcVersion, Libc};
 
-use super::schema::{EnvValue, LambdaConfig, LogFormat, TagMutability, Tracing};
+use super::schema::{EnvValue, LambdaConfig};
+use super::values::{InvokeMode, LogFormat, TagMutability, Tracing, UrlAuth};
 
 /// The default base image, as DESIGN.md and AWS's own Rust guide use.
 pub const DEFAULT_BASE_IMAGE: &str = "public.ecr.aws/lambda/provided:al2";
@@ -159,7 +160,7 @@ pub struct DeploySettings {
     /// Asynchronous invocation settings, when any is set.
     pub async_invoke: Option<AsyncSettings>,
     /// The Function URL, if wanted.
-    pub url: Option<super::schema::UrlConfig>,
+    pub url: Option<UrlSettings>,
     /// Provisioned concurrency on the alias.
     pub provisioned_concurrency: Option<u32>,
     /// Images the ECR lifecycle policy keeps besides those in use (`None`: no policy).
@@ -201,6 +202,35 @@ pub struct AsyncSettings {
     pub on_failure: Option<String>,
 }
 
+/// Resolved `deploy.url`: a Function URL, Lambda's defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UrlSettings {
+    /// Who may call it (default `AWS_IAM`).
+    pub auth: UrlAuth,
+    /// How it answers (default `BUFFERED`).
+    pub invoke_mode: InvokeMode,
+    /// CORS, when set.
+    pub cors: Option<CorsSettings>,
+}
+
+/// Resolved `deploy.url.cors`: lists sorted (Lambda returns them in its own order), unset
+/// lists empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CorsSettings {
+    /// Allowed origins.
+    pub allow_origins: Vec<String>,
+    /// Allowed methods.
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers.
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed to the browser.
+    pub expose_headers: Vec<String>,
+    /// Seconds a preflight answer may be cached (`None`: Lambda's default).
+    pub max_age: Option<u32>,
+    /// Whether cookies and credentials are allowed.
+    pub allow_credentials: bool,
+}
+
 /// Resolved `deploy.vpc`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VpcSettings {
@@ -219,21 +249,10 @@ pub struct TestSettings {
     pub events: Vec<String>,
 }
 
-/// Settings of a function that do not depend on the architecture.
+/// A function's own settings: what its image and Lambda get. The same for every architecture
+/// but for the tag, which a [`super::FunctionSpec`] holds rendered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Settings {
-    /// Lambda function name.
-    pub function_name: String,
-    /// Architectures to build.
-    pub arches: Vec<Arch>,
-    /// C library.
-    pub libc: Libc,
-    /// Compiler backend.
-    pub compiler: Compiler,
-    /// The image `cross` compiles in, per target triple.
-    pub cross_image: BTreeMap<String, String>,
-    /// Base image.
-    pub base_image: BaseImage,
+pub struct FunctionSettings {
     /// Memory in MB.
     pub memory: u32,
     /// Timeout in seconds.
@@ -251,12 +270,40 @@ pub struct Settings {
     pub env_from: BTreeMap<String, String>,
     /// Function tags.
     pub tags: BTreeMap<String, String>,
-    /// Image settings (tag not yet rendered: it depends on the arch).
+    /// Image settings.
     pub image: ImageSettings,
     /// Deploy settings.
     pub deploy: DeploySettings,
     /// Test settings.
     pub test: TestSettings,
+}
+
+/// Everything the tables say of a binary once merged and defaulted: how it is selected and
+/// built, and its own settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settings {
+    /// Lambda function name.
+    pub function_name: String,
+    /// Architectures to build.
+    pub arches: Vec<Arch>,
+    /// C library.
+    pub libc: Libc,
+    /// Compiler backend.
+    pub compiler: Compiler,
+    /// The image `cross` compiles in, per target triple.
+    pub cross_image: BTreeMap<String, String>,
+    /// Base image.
+    pub base_image: BaseImage,
+    /// The function's own settings (tag not yet rendered: it depends on the arch).
+    pub function: FunctionSettings,
+}
+
+impl std::ops::Deref for Settings {
+    type Target = FunctionSettings;
+
+    fn deref(&self) -> &FunctionSettings {
+        &self.function
+    }
 }
 
 /// The `env` entries whose value is written in the manifest.
@@ -282,14 +329,7 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
     };
     let image = config.image.unwrap_or_default();
     let deploy = config.deploy.unwrap_or_default();
-    Settings {
-        arches: config
-            .arch
-            .map(|a| a.to_vec())
-            .unwrap_or_else(|| vec![Arch::X86_64]),
-        libc: config.libc.unwrap_or_default(),
-        compiler: config.compiler.unwrap_or_default(),
-        cross_image: config.cross_image.unwrap_or_default(),
+    let function = FunctionSettings {
         memory: config.memory.unwrap_or(DEFAULT_MEMORY),
         timeout: config.timeout.unwrap_or(DEFAULT_TIMEOUT),
         ephemeral_storage: config
@@ -352,7 +392,25 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
                 arn: f.arn.unwrap_or_default(),
                 mount_path: f.mount_path.unwrap_or_default(),
             }),
-            url: deploy.url,
+            url: deploy.url.map(|u| UrlSettings {
+                auth: u.auth.unwrap_or_default(),
+                invoke_mode: u.invoke_mode.unwrap_or_default(),
+                cors: u.cors.map(|c| {
+                    let sorted = |list: Option<Vec<String>>| {
+                        let mut list = list.unwrap_or_default();
+                        list.sort();
+                        list
+                    };
+                    CorsSettings {
+                        allow_origins: sorted(c.allow_origins),
+                        allow_methods: sorted(c.allow_methods),
+                        allow_headers: sorted(c.allow_headers),
+                        expose_headers: sorted(c.expose_headers),
+                        max_age: c.max_age,
+                        allow_credentials: c.allow_credentials.unwrap_or(false),
+                    }
+                }),
+            }),
             provisioned_concurrency: deploy.provisioned_concurrency,
             ecr_keep: deploy.ecr.and_then(|e| e.keep),
             async_invoke: deploy.async_.map(|a| AsyncSettings {
@@ -365,8 +423,18 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
         test: TestSettings {
             events: config.test.and_then(|t| t.events).unwrap_or_default(),
         },
+    };
+    Settings {
+        arches: config
+            .arch
+            .map(|a| a.to_vec())
+            .unwrap_or_else(|| vec![Arch::X86_64]),
+        libc: config.libc.unwrap_or_default(),
+        compiler: config.compiler.unwrap_or_default(),
+        cross_image: config.cross_image.unwrap_or_default(),
         function_name,
         base_image,
+        function,
     }
 }
 
@@ -512,7 +580,7 @@ mod tests {
         assert_eq!((s.libc, s.compiler), (Libc::Musl, Compiler::Cargo));
         assert_eq!((s.memory, s.timeout, s.ephemeral_storage), (128, 3, 512));
         assert_eq!(s.image.repository, "echo");
-        assert_eq!((s.image.entrypoint, s.image.command), (None, None));
+        assert_eq!((&s.image.entrypoint, &s.image.command), (&None, &None));
     }
 
     #[test]
@@ -530,7 +598,7 @@ mod tests {
             }
             other => panic!("expected an invalid value, got {other:?}"),
         }
-        settings.deploy.vpc = Some(VpcSettings {
+        settings.function.deploy.vpc = Some(VpcSettings {
             subnets: vec!["subnet-a".into()],
             security_groups: vec!["sg-a".into()],
             ipv6_dual_stack: false,

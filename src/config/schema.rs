@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{did_you_mean, Error, Result, Source};
+
+pub use super::values::{
+    InvokeMode, LogFormat, TagMutability, Tracing, UrlAuth, APPLICATION_LOG_LEVELS,
+    SYSTEM_LOG_LEVELS,
+};
 use crate::lambda;
 use crate::target::{Arch, Compiler, Libc};
 
@@ -131,37 +136,6 @@ impl<'de> Deserialize<'de> for ArchList {
     }
 }
 
-/// ECR tag mutability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TagMutability {
-    /// Tags can be moved (ECR's default).
-    #[default]
-    Mutable,
-    /// Tags cannot be overwritten.
-    Immutable,
-}
-
-/// X-Ray tracing of the function (`TracingConfig.Mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Tracing {
-    /// Trace requests that arrive sampled (Lambda's default).
-    #[default]
-    PassThrough,
-    /// Sample and trace requests.
-    Active,
-}
-
-impl Tracing {
-    /// Lambda's name for the mode.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tracing::PassThrough => "PassThrough",
-            Tracing::Active => "Active",
-        }
-    }
-}
-
 /// `[...lambda.deploy.vpc]`: the VPC the function's network interfaces join.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -172,27 +146,6 @@ pub struct VpcConfig {
     pub security_groups: Option<Vec<String>>,
     /// Allow IPv6 traffic in dual-stack subnets.
     pub ipv6_dual_stack: Option<bool>,
-}
-
-/// The format of the function's logs (`LoggingConfig.LogFormat`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum LogFormat {
-    /// Plain text lines (Lambda's default).
-    #[default]
-    Text,
-    /// JSON objects, which log levels need.
-    #[serde(rename = "JSON")]
-    Json,
-}
-
-impl LogFormat {
-    /// Lambda's name for the format.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Text => "Text",
-            LogFormat::Json => "JSON",
-        }
-    }
 }
 
 /// `[...lambda.deploy.logging]`: Lambda's `LoggingConfig`.
@@ -209,11 +162,6 @@ pub struct LoggingConfig {
     /// The CloudWatch log group (default `/aws/lambda/<function>`).
     pub log_group: Option<String>,
 }
-
-/// Application log levels Lambda accepts.
-pub const APPLICATION_LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
-/// System log levels Lambda accepts.
-pub const SYSTEM_LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARN"];
 
 /// `[...lambda.deploy.file-system]`: an EFS access point mounted in the function.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,50 +185,6 @@ pub struct AsyncConfig {
     pub on_success: Option<String>,
     /// Destination ARN for failed invocations.
     pub on_failure: Option<String>,
-}
-
-/// Who may call a Function URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum UrlAuth {
-    /// Signed requests of IAM principals allowed to (the default).
-    #[default]
-    #[serde(rename = "AWS_IAM")]
-    AwsIam,
-    /// Anyone: public.
-    #[serde(rename = "NONE")]
-    None,
-}
-
-impl UrlAuth {
-    /// Lambda's name for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UrlAuth::AwsIam => "AWS_IAM",
-            UrlAuth::None => "NONE",
-        }
-    }
-}
-
-/// How a Function URL answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum InvokeMode {
-    /// The whole response at once (the default).
-    #[default]
-    #[serde(rename = "BUFFERED")]
-    Buffered,
-    /// Streamed as the function produces it.
-    #[serde(rename = "RESPONSE_STREAM")]
-    ResponseStream,
-}
-
-impl InvokeMode {
-    /// Lambda's name for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvokeMode::Buffered => "BUFFERED",
-            InvokeMode::ResponseStream => "RESPONSE_STREAM",
-        }
-    }
 }
 
 /// `[...lambda.deploy.url.cors]`.

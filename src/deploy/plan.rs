@@ -672,7 +672,7 @@ fn role_policies(spec: &FunctionSpec) -> Vec<&'static str> {
     if deploy.vpc.is_some() || deploy.file_system.is_some() {
         policies.push(super::iam::VPC_ACCESS_POLICY);
     }
-    if deploy.tracing == crate::config::schema::Tracing::Active {
+    if deploy.tracing == crate::config::values::Tracing::Active {
         policies.push(super::iam::XRAY_POLICY);
     }
     policies
@@ -716,7 +716,7 @@ fn desired(spec: &FunctionSpec, image: &BuiltImage, image_uri: String, role: Str
         reserved_concurrency: spec.deploy.reserved_concurrency.map(|r| r as i32),
         logging: {
             let l = &spec.deploy.logging;
-            let json = l.format == crate::config::schema::LogFormat::Json;
+            let json = l.format == crate::config::values::LogFormat::Json;
             Logging {
                 format: l.format.as_str().to_string(),
                 application_level: l.application_level.clone().filter(|_| json),
@@ -734,17 +734,18 @@ fn desired(spec: &FunctionSpec, image: &BuiltImage, image_uri: String, role: Str
             .as_ref()
             .map(|f| (f.arn.clone(), f.mount_path.clone())),
         url: spec.deploy.url.as_ref().map(|u| FunctionUrl {
-            auth: u.auth.unwrap_or_default().as_str().into(),
-            invoke_mode: u.invoke_mode.unwrap_or_default().as_str().into(),
+            auth: u.auth.as_str().into(),
+            invoke_mode: u.invoke_mode.as_str().into(),
             cors: u.cors.as_ref().map(|c| {
                 Cors {
-                    allow_origins: c.allow_origins.clone().unwrap_or_default(),
-                    allow_methods: c.allow_methods.clone().unwrap_or_default(),
-                    allow_headers: c.allow_headers.clone().unwrap_or_default(),
-                    expose_headers: c.expose_headers.clone().unwrap_or_default(),
+                    allow_origins: c.allow_origins.clone(),
+                    allow_methods: c.allow_methods.clone(),
+                    allow_headers: c.allow_headers.clone(),
+                    expose_headers: c.expose_headers.clone(),
                     max_age: c.max_age.map(|a| a as i32),
-                    allow_credentials: c.allow_credentials.unwrap_or(false),
+                    allow_credentials: c.allow_credentials,
                 }
+                // Compared with what Lambda reports, in its own order.
                 .sorted()
             }),
         }),

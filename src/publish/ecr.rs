@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::aws::{self, AwsOptions, Clients};
-use crate::config::schema::TagMutability;
+use crate::config::values::TagMutability;
 use crate::config::FunctionSpec;
 use crate::error::{Error, Result};
 use crate::image::BuiltImage;
