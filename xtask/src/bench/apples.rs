@@ -4,10 +4,14 @@
 use std::time::Duration;
 
 use super::{
-    kib, median, ms, project_root, push_skopeo, read, timed, write, yes_no, Bench, CountingProxy,
-    Row, REGISTRY,
+    helpers::{read, timed, write},
+    net::CountingProxy,
+    push::push_skopeo,
+    report::Row,
+    setup::{Bench, REGISTRY},
+    stats::{kib, median, ms, yes_no},
 };
-use crate::{cmd, Result};
+use crate::{cmd, project_root, Result};
 
 /// Medians are taken over these, per kind of push.
 #[derive(Default)]

@@ -15,10 +15,15 @@ use std::{
 };
 
 use super::{
-    caches::FreshCache, info_row, kib, last_layer_size, layout, median, ms, project_root, read,
-    timed, write, yes_no, Bench, Row, REGISTRY,
+    caches::FreshCache,
+    events::last_layer_size,
+    helpers::{file_size, read, timed, write},
+    layout,
+    report::{info_row, Row},
+    setup::{Bench, REGISTRY},
+    stats::{kib, median, ms, yes_no},
 };
-use crate::{cmd, Result};
+use crate::{cmd, project_root, Result};
 
 const GIB: u64 = 1 << 30;
 /// "< 256 MB": MB read as 10^6 bytes, the stricter reading.
@@ -190,7 +195,7 @@ impl Bench {
         let compressed = layout::layer_digests(&function_layout)
             .and_then(|digests| {
                 let include = digests.len().checked_sub(2).ok_or("no include layer")?;
-                super::file_size(&layout::blob_path(&function_layout, &digests[include])?)
+                file_size(&layout::blob_path(&function_layout, &digests[include])?)
             })
             .map_or_else(
                 |err| format!("unknown ({err})"),

@@ -8,7 +8,12 @@ use std::{
     time::Duration,
 };
 
-use super::{info_row, ms, read, timed, yes_no, Bench, Row, TRIPLE};
+use super::{
+    helpers::{file_size, read, timed},
+    report::{info_row, Row},
+    setup::{Bench, TRIPLE},
+    stats::{ms, yes_no},
+};
 use crate::Result;
 
 /// An empty `CARGO_LAMBDA_IMAGE_CACHE_DIR` for one run, removed when dropped
@@ -75,7 +80,7 @@ impl Bench {
             read(&mut self.pad_image(&pad, bin, &base, false))?;
             let label = format!(
                 "{:.1} MB",
-                super::file_size(&self.bootstrap(bin))? as f64 / 1_048_576.0
+                file_size(&self.bootstrap(bin))? as f64 / 1_048_576.0
             );
             let warm = self.median(|_| timed(&mut self.pad_image(&pad, bin, &base, false)))?;
             let warm_no_build =

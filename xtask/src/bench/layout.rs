@@ -1,5 +1,6 @@
 //! Reading the OCI layouts the tool writes, and writing a base image layout
-//! by hand, with `tar`, `gzip` and `sha256sum` (xtask has no dependencies).
+//! by hand, with `tar`, `gzip` and `sha256sum` (xtask's one dependency is
+//! serde_json).
 
 use std::{
     fs,
@@ -7,7 +8,9 @@ use std::{
     process::Command,
 };
 
-use super::{json, read, write};
+use serde_json::Value;
+
+use super::helpers::{file_size, read, write};
 use crate::Result;
 
 /// The digests of the layers of the (single) image in the layout `dir`, base first.
@@ -15,22 +18,22 @@ pub(super) fn layer_digests(dir: &Path) -> Result<Vec<String>> {
     let index = read_json(&dir.join("index.json"))?;
     let manifest_digest = index
         .get("manifests")
-        .and_then(json::Value::as_array)
+        .and_then(Value::as_array)
         .and_then(|manifests| manifests.first())
         .and_then(|manifest| manifest.get("digest"))
-        .and_then(json::Value::as_str)
+        .and_then(Value::as_str)
         .ok_or_else(|| format!("{} names no manifest", dir.display()))?;
     let manifest = read_json(&blob_path(dir, manifest_digest)?)?;
     let layers = manifest
         .get("layers")
-        .and_then(json::Value::as_array)
+        .and_then(Value::as_array)
         .ok_or_else(|| format!("the manifest in {} has no layers", dir.display()))?;
     layers
         .iter()
         .map(|layer| {
             layer
                 .get("digest")
-                .and_then(json::Value::as_str)
+                .and_then(Value::as_str)
                 .map(str::to_owned)
                 .ok_or_else(|| "a layer without a digest".into())
         })
@@ -55,10 +58,11 @@ pub(super) fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
     Ok(dir.join("blobs/sha256").join(hex))
 }
 
-fn read_json(path: &Path) -> Result<json::Value> {
+fn read_json(path: &Path) -> Result<Value> {
     let text = fs::read_to_string(path)
         .map_err(|err| format!("failed to read {}: {err}", path.display()))?;
-    json::parse(&text).map_err(|err| format!("{} is not JSON: {err}", path.display()).into())
+    serde_json::from_str(&text)
+        .map_err(|err| format!("{} is not JSON: {err}", path.display()).into())
 }
 
 /// The size of `gzip -6` (one stream, one thread) of the tar inside the gzip
@@ -117,7 +121,7 @@ pub(super) fn zero_base(dir: &Path, size: u64) -> Result<String> {
     )?;
     let diff_id = sha256_of("gzip -dc < \"$1\" | sha256sum", &layer)?;
     let layer_hex = sha256_of("sha256sum < \"$1\"", &layer)?;
-    let layer_size = super::file_size(&layer)?;
+    let layer_size = file_size(&layer)?;
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs)
         .map_err(|err| format!("failed to create {}: {err}", blobs.display()))?;
@@ -181,22 +185,23 @@ mod tests {
     #[test]
     fn the_hand_written_base_is_valid_json() {
         let hex = "b".repeat(64);
-        let config = json::parse(&base_config(&hex)).expect("config");
+        let config: Value = serde_json::from_str(&base_config(&hex)).expect("config");
         assert_eq!(
             config
                 .get("rootfs")
                 .and_then(|r| r.get("diff_ids"))
-                .and_then(json::Value::as_array)
-                .map(<[json::Value]>::len),
+                .and_then(Value::as_array)
+                .map(Vec::len),
             Some(1)
         );
-        let manifest = json::parse(&base_manifest(&hex, 10, &hex, 20)).expect("manifest");
-        let layers = manifest.get("layers").and_then(json::Value::as_array);
+        let manifest: Value =
+            serde_json::from_str(&base_manifest(&hex, 10, &hex, 20)).expect("manifest");
+        let layers = manifest.get("layers").and_then(Value::as_array);
         assert_eq!(
             layers
                 .and_then(|l| l.first())
                 .and_then(|l| l.get("size"))
-                .and_then(json::Value::as_u64),
+                .and_then(Value::as_u64),
             Some(20)
         );
     }

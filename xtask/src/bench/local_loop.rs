@@ -9,7 +9,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{
-    free_addresses, ms, read, timed, write, yes_no, Bench, InvokeClient, Row, DOCKER_BASE,
+    docker::DOCKER_BASE,
+    helpers::{read, timed, write},
+    net::{free_addresses, InvokeClient},
+    report::Row,
+    setup::Bench,
+    stats::{median, ms, yes_no},
 };
 use crate::Result;
 
@@ -38,7 +43,7 @@ impl Bench {
                 ours.push(timed(&mut self.loop_test(&base, run))?);
                 theirs.push(docker_loop(&context.join("image"), &bootstrap, run)?);
             }
-            Ok((super::median(&mut ours), super::median(&mut theirs)))
+            Ok((median(&mut ours), median(&mut theirs)))
         })();
         write(&bootstrap, &original)?;
         let (ours, theirs) = result?;

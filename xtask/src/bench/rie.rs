@@ -11,7 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{first_response, free_addresses, read, throughput, which, Bench, Emulator, Rate};
+use super::{
+    emulator::{first_response, throughput, Emulator},
+    helpers::{read, which, write},
+    net::free_addresses,
+    setup::Bench,
+    stats::Rate,
+};
 use crate::{cmd, Result};
 
 /// The RIE inside the aws-sam-cli wheel.
@@ -95,7 +101,7 @@ fn fetch(dir: &Path) -> Result<PathBuf> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    super::write(&dir.join(SOURCE_FILE), name.as_bytes())?;
+    write(&dir.join(SOURCE_FILE), name.as_bytes())?;
     let _ = fs::remove_dir_all(&wheels);
     Ok(rie)
 }

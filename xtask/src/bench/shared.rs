@@ -9,9 +9,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use serde_json::Value;
+
 use super::{
-    busybox_tarball, docker_build, docker_context_from, event_lines, info_row, kib, median, ms,
-    oci_base, read, write, yes_no, Bench, CountingProxy, Row, REGISTRY,
+    docker::{busybox_tarball, docker_build, docker_context_from, oci_base},
+    events::event_lines,
+    helpers::{read, write},
+    layout,
+    net::CountingProxy,
+    report::{info_row, Row},
+    setup::{Bench, REGISTRY},
+    stats::{kib, median, ms, yes_no},
 };
 use crate::{cmd, Result};
 
@@ -95,7 +103,7 @@ impl Bench {
             .and_then(|rest| rest.strip_suffix(":latest"))
             .map(PathBuf::from)
             .ok_or("the base is not an OCI layout")
-            .and_then(|dir| super::layout::layer_digests(&dir).map_err(|_| "unreadable base"))?;
+            .and_then(|dir| layout::layer_digests(&dir).map_err(|_| "unreadable base"))?;
         let mut push = command(&["push", "--message-format", "json"]);
         push.args(["--registry", &proxy.address]);
         proxy.reset();
@@ -109,7 +117,7 @@ impl Bench {
         }
         for image in pushed.iter().filter_map(|event| event.get("image")) {
             for (count, field) in counts.iter_mut().zip(["uploaded", "mounted", "existing"]) {
-                let digests = image.get(field).and_then(super::json::Value::as_array);
+                let digests = image.get(field).and_then(Value::as_array);
                 *count += digests.map_or(0, |digests| {
                     digests
                         .iter()
