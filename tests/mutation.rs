@@ -335,15 +335,11 @@ fn random_value(rng: &mut Rng, depth: usize) -> Value {
 /// A key of the schema (any table's), or one it does not know.
 fn random_key(rng: &mut Rng) -> String {
     const UNKNOWN: &[&str] = &["memroy", ""];
-    let tables = [
-        schema::TOP_KEYS,
-        schema::IMAGE_KEYS,
-        schema::DEPLOY_KEYS,
-        schema::TEST_KEYS,
-        UNKNOWN,
-    ];
-    let table = tables[rng.below(tables.len())];
-    table[rng.below(table.len())].to_string()
+    let keys = cargo_lambda_image::config::keys::KEYS;
+    if rng.below(5) == 0 {
+        return UNKNOWN[rng.below(UNKNOWN.len())].to_string();
+    }
+    keys[rng.below(keys.len())].split().1.to_string()
 }
 
 #[test]

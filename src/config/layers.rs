@@ -123,41 +123,31 @@ fn merge_value(into: &mut Value, from: &Value) {
     }
 }
 
-/// Environment variables read as configuration, with the key each sets.
-pub const ENV_KEYS: &[(&str, &str)] = &[
-    ("CARGO_LAMBDA_IMAGE_ARCH", "arch"),
-    ("CARGO_LAMBDA_IMAGE_LIBC", "libc"),
-    ("CARGO_LAMBDA_IMAGE_COMPILER", "compiler"),
-    ("CARGO_LAMBDA_IMAGE_BASE_IMAGE", "base-image"),
-    ("CARGO_LAMBDA_IMAGE_MEMORY", "memory"),
-    ("CARGO_LAMBDA_IMAGE_TIMEOUT", "timeout"),
-    ("CARGO_LAMBDA_IMAGE_EPHEMERAL_STORAGE", "ephemeral-storage"),
-    ("CARGO_LAMBDA_IMAGE_ROLE", "role"),
-];
-
 /// One layer per `CARGO_LAMBDA_IMAGE_*` variable that is set, validated.
 ///
 /// Numbers are parsed here because the environment only has strings; a value that is not a
 /// number stays a string and fails validation with the variable's name in the message.
 pub fn env_layers(env: &BTreeMap<String, String>) -> Result<Vec<Layer>> {
     let mut layers = Vec::new();
-    for (var, key) in ENV_KEYS {
-        let Some(raw) = env.get(*var) else { continue };
+    for (var, key) in super::keys::env_keys() {
+        let Some(raw) = env.get(var) else { continue };
         let raw = raw.trim();
         if raw.is_empty() {
             continue;
         }
-        let value = match *key {
-            "memory" | "timeout" | "ephemeral-storage" => raw
-                .parse::<u64>()
+        let numeric = super::keys::find(key).is_some_and(|k| k.range.is_some());
+        let value = if numeric {
+            raw.parse::<u64>()
                 .map(Value::from)
-                .unwrap_or_else(|_| Value::from(raw)),
-            "arch" if raw.contains(',') => Value::from(
+                .unwrap_or_else(|_| Value::from(raw))
+        } else if key == "arch" && raw.contains(',') {
+            Value::from(
                 raw.split(',')
                     .map(|s| s.trim().to_string())
                     .collect::<Vec<_>>(),
-            ),
-            _ => Value::from(raw),
+            )
+        } else {
+            Value::from(raw)
         };
         let mut table = Map::new();
         table.insert(key.to_string(), value);

@@ -4,6 +4,7 @@
 //! Nothing here has side effects beyond running `cargo metadata`; the plan is what `--dry-run`
 //! and `--message-format json` print, and what every later stage consumes.
 
+pub mod keys;
 pub mod layers;
 pub mod metadata;
 pub mod resolve;

@@ -12,78 +12,13 @@ use serde_json::Value;
 
 use crate::error::{did_you_mean, Error, Result, Source};
 
+use super::keys;
 pub use super::values::{
     InvokeMode, LogFormat, TagMutability, Tracing, UrlAuth, APPLICATION_LOG_LEVELS,
     SYSTEM_LOG_LEVELS,
 };
 use crate::lambda;
 use crate::target::{Arch, Compiler, Libc};
-
-/// Keys of the top-level table (and of every `bin.<name>` table, except `bin` itself).
-pub const TOP_KEYS: &[&str] = &[
-    "function-name",
-    "arch",
-    "libc",
-    "compiler",
-    "cross-image",
-    "base-image",
-    "memory",
-    "timeout",
-    "ephemeral-storage",
-    "description",
-    "role",
-    "env",
-    "tags",
-    "image",
-    "deploy",
-    "test",
-    "bin",
-];
-/// Keys of the `image` table.
-pub const IMAGE_KEYS: &[&str] = &[
-    "repository",
-    "tag",
-    "entrypoint",
-    "command",
-    "workdir",
-    "labels",
-    "include",
-    "sbom",
-];
-/// Keys of the `deploy` table.
-pub const DEPLOY_KEYS: &[&str] = &[
-    "region",
-    "publish",
-    "alias",
-    "cross-account",
-    "scan-on-push",
-    "tag-mutability",
-    "tracing",
-    "kms-key",
-    "reserved-concurrency",
-    "vpc",
-    "logging",
-    "dead-letter",
-    "file-system",
-    "async",
-    "url",
-    "provisioned-concurrency",
-    "ecr",
-];
-/// Keys of the `deploy.ecr` table.
-pub const ECR_KEYS: &[&str] = &["keep"];
-/// Keys of the `deploy.url` table.
-pub const URL_KEYS: &[&str] = &["auth", "invoke-mode", "cors"];
-/// Keys of the `deploy.vpc` table.
-pub const VPC_KEYS: &[&str] = &["subnets", "security-groups", "ipv6-dual-stack"];
-/// Keys of the `deploy.logging` table.
-pub const LOGGING_KEYS: &[&str] = &["format", "application-level", "system-level", "log-group"];
-/// Keys of the `deploy.file-system` table.
-pub const FILE_SYSTEM_KEYS: &[&str] = &["arn", "mount-path"];
-/// Keys of the `deploy.async` table.
-pub const ASYNC_KEYS: &[&str] = &["max-retries", "max-event-age", "on-success", "on-failure"];
-/// Keys of the `test` table.
-pub const TEST_KEYS: &[&str] = &["events"];
 
 /// One or several architectures: `arch = "arm64"` or `arch = ["x86_64", "arm64"]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -394,6 +329,7 @@ pub struct LambdaConfig {
 /// `allow_bin` is false inside a `bin.<name>` table, where another `bin` makes no sense.
 pub fn validate(value: &Value, source: &Source, allow_bin: bool) -> Result<LambdaConfig> {
     check_keys(value, source, allow_bin)?;
+    check_ranges(value, source)?;
     let config: LambdaConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
         Error::InvalidType {
@@ -407,7 +343,8 @@ pub fn validate(value: &Value, source: &Source, allow_bin: bool) -> Result<Lambd
     Ok(config)
 }
 
-/// Rejects keys the schema does not know, with a did-you-mean suggestion.
+/// Rejects keys the schema does not know ([`keys::KEYS`]), table by table, with a did-you-mean
+/// suggestion.
 fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
     let Value::Object(top) = value else {
         return Err(Error::InvalidType {
@@ -419,69 +356,97 @@ fn check_keys(value: &Value, source: &Source, allow_bin: bool) -> Result<()> {
                     .into(),
         });
     };
-    for (key, inner) in top {
-        let known: &[&str] = if allow_bin {
-            TOP_KEYS
+    check_table(top, "", source, allow_bin)
+}
+
+/// Checks the keys of the table at `path` (`""`: the top level), and of the tables in it.
+fn check_table(
+    table: &serde_json::Map<String, Value>,
+    path: &str,
+    source: &Source,
+    allow_bin: bool,
+) -> Result<()> {
+    // A `bin.<name>` table takes every top-level key but `bin`: tables do not nest.
+    let known: Vec<&str> = keys::names_in(path)
+        .into_iter()
+        .filter(|name| allow_bin || !path.is_empty() || *name != "bin")
+        .collect();
+    for (name, inner) in table {
+        let full = if path.is_empty() {
+            name.clone()
         } else {
-            &TOP_KEYS[..TOP_KEYS.len() - 1]
+            format!("{path}.{name}")
         };
-        if !known.contains(&key.as_str()) {
-            let help = if key == "bin" {
+        let Some(key) = keys::find(&full).filter(|_| known.contains(&name.as_str())) else {
+            let help = if full == "bin" {
                 "per-binary tables cannot be nested: move these keys to the package's `bin.<name>` table".to_string()
             } else {
-                unknown_help(key, known)
+                unknown_help(name, &known)
             };
             return Err(Error::UnknownKey {
                 source_: Box::new(source.clone()),
-                key: key.clone(),
+                key: full,
                 help,
             });
-        }
-        let nested: Option<&[&str]> = match key.as_str() {
-            "image" => Some(IMAGE_KEYS),
-            "deploy" => Some(DEPLOY_KEYS),
-            "test" => Some(TEST_KEYS),
-            _ => None,
         };
-        if let (Some(keys), Value::Object(table)) = (nested, inner) {
-            for (sub, value) in table {
-                let inner_keys = match (key.as_str(), sub.as_str()) {
-                    ("deploy", "vpc") => Some(VPC_KEYS),
-                    ("deploy", "logging") => Some(LOGGING_KEYS),
-                    ("deploy", "file-system") => Some(FILE_SYSTEM_KEYS),
-                    ("deploy", "async") => Some(ASYNC_KEYS),
-                    ("deploy", "url") => Some(URL_KEYS),
-                    ("deploy", "ecr") => Some(ECR_KEYS),
-                    _ => None,
-                };
-                let unknown = |path: String, name: &str, keys: &[&str]| Error::UnknownKey {
-                    source_: Box::new(source.clone()),
-                    key: path,
-                    help: unknown_help(name, keys),
-                };
-                if !keys.contains(&sub.as_str()) {
-                    return Err(unknown(format!("{key}.{sub}"), sub, keys));
-                }
-                if let (Some(inner_keys), Value::Object(t)) = (inner_keys, value) {
-                    if let Some(bad) = t.keys().find(|k| !inner_keys.contains(&k.as_str())) {
-                        return Err(unknown(format!("{key}.{sub}.{bad}"), bad, inner_keys));
-                    }
-                }
+        match (key.kind, inner) {
+            (keys::Kind::Table, Value::Object(inner)) => {
+                check_table(inner, &full, source, allow_bin)?
             }
-        }
-        if key == "bin" {
-            if let Value::Object(bins) = inner {
-                for (name, table) in bins {
+            (keys::Kind::Map, Value::Object(bins)) if full == "bin" => {
+                for (bin, table) in bins {
                     let bin_source = match source {
                         Source::Manifest { path, table: t } => Source::Manifest {
                             path: path.clone(),
-                            table: format!("{t}.bin.{name}"),
+                            table: format!("{t}.bin.{bin}"),
                         },
                         other => other.clone(),
                     };
                     check_keys(table, &bin_source, false)?;
                 }
             }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks every number that has a range ([`keys::Key::range`]) in the table `value` and its
+/// `bin` tables.
+fn check_ranges(value: &Value, source: &Source) -> Result<()> {
+    for key in keys::KEYS {
+        let Some((low, high, unit)) = key.range else {
+            continue;
+        };
+        let pointer = format!("/{}", key.path.replace('.', "/"));
+        let Some(v) = value.pointer(&pointer).and_then(Value::as_u64) else {
+            continue;
+        };
+        if v < u64::from(low) || v > u64::from(high) {
+            let unit = if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" {unit}")
+            };
+            let name = key.split().1;
+            return Err(Error::InvalidValue {
+                source_: Box::new(source.clone()),
+                key: key.path.to_string(),
+                message: format!("{v} is outside {low}..={high}{unit}"),
+                help: format!("Lambda accepts {name} from {low} to {high}{unit}"),
+            });
+        }
+    }
+    if let Some(Value::Object(bins)) = value.get("bin") {
+        for (bin, table) in bins {
+            let bin_source = match source {
+                Source::Manifest { path, table: t } => Source::Manifest {
+                    path: path.clone(),
+                    table: format!("{t}.bin.{bin}"),
+                },
+                other => other.clone(),
+            };
+            check_ranges(table, &bin_source)?;
         }
     }
     Ok(())
@@ -589,86 +554,60 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// An example of a valid value for each key, for type errors.
+/// An example of a valid value of `key` (a path as serde reports it, e.g. `arch[1]`), for type
+/// errors: from the key's definition.
 fn type_help(key: &str) -> String {
     if let Some(name) = key.strip_prefix("env.") {
+        let name = name.split('.').next().unwrap_or(name);
         return format!(
             r#"write `{name} = "value"`, or `{name} = {{ from-env = "{name}" }}` to read it from the environment"#
         );
     }
-    let example = match key.split('.').next_back().unwrap_or(key) {
-        "arch" => r#"arch = "arm64" or arch = ["x86_64", "arm64"]"#,
-        "libc" => r#"libc = "musl" (or "gnu")"#,
-        "compiler" => r#"compiler = "cargo" (or "zigbuild", "cross")"#,
-        "cross-image" => {
-            r#"a table of images by target, e.g. { "aarch64-unknown-linux-gnu" = "my/cross:aarch64" }"#
-        }
-        "memory" => "memory = 512 (MB, 128 to 10240)",
-        "timeout" => "timeout = 30 (seconds, 1 to 900)",
-        "ephemeral-storage" => "ephemeral-storage = 1024 (MB, 512 to 10240)",
-        "tags" | "labels" => r#"a table of strings, e.g. { KEY = "value" }"#,
-        "env" => r#"a table, e.g. { KEY = "value", DB_URL = { from-env = "DB_URL" } }"#,
-        "entrypoint" | "command" | "include" | "events" | "cross-account" => {
-            r#"a list of strings, e.g. ["a", "b"]"#
-        }
-        "publish" | "scan-on-push" | "sbom" => "true or false",
-        "tag-mutability" => r#"tag-mutability = "MUTABLE" (or "IMMUTABLE")"#,
-        "tracing" => r#"tracing = "Active" (or "PassThrough")"#,
-        "description" | "kms-key" => "a string",
-        "reserved-concurrency" => "reserved-concurrency = 10 (0 stops every invocation)",
-        "provisioned-concurrency" => "provisioned-concurrency = 2 (1 or more, on the alias)",
-        "keep" => "keep = 10 (images, 1 to 1000)",
-        "ecr" => "a table, e.g. ecr = { keep = 10 }",
-        "subnets" | "security-groups" => r#"a list of IDs, e.g. ["subnet-0abc", "subnet-0def"]"#,
-        "ipv6-dual-stack" => "true or false",
-        "format" => r#"format = "JSON" (or "Text")"#,
-        "application-level" | "system-level" => r#"a level, e.g. "INFO""#,
-        "log-group" | "dead-letter" | "arn" | "mount-path" | "on-success" | "on-failure" => {
-            "a string"
-        }
-        "max-retries" => "max-retries = 0 (0 to 2)",
-        "auth" => r#"auth = "AWS_IAM" (or "NONE" for a public URL)"#,
-        "invoke-mode" => r#"invoke-mode = "BUFFERED" (or "RESPONSE_STREAM")"#,
-        "max-age" => "max-age = 300 (seconds, up to 86400)",
-        "max-event-age" => "max-event-age = 3600 (seconds, 60 to 21600)",
-        "vpc" => {
-            r#"a table, e.g. vpc = { subnets = ["subnet-0abc"], security-groups = ["sg-0abc"] }"#
-        }
-        _ => "see the configuration reference in README.md",
+    let path: String = key.split('[').next().unwrap_or(key).to_string();
+    // A key inside a map (a tag, a label) takes the map's example.
+    let found = keys::find(&path).or_else(|| {
+        path.rsplit_once('.')
+            .and_then(|(map, _)| keys::find(map).filter(|k| k.kind == keys::Kind::Map))
+    });
+    let Some(found) = found else {
+        return "see the configuration reference in README.md".into();
     };
-    format!("expected {example}")
+    let name = found.split().1;
+    let range = found
+        .range_text()
+        .map(|range| format!(" ({range})"))
+        .unwrap_or_default();
+    if matches!(found.example, "true" | "false") {
+        return format!("expected {name} = true or false");
+    }
+    format!("expected {name} = {}{range}", found.example)
 }
 
-/// Range and format checks that types alone cannot express.
-fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
-    let invalid = |key: &str, message: String, help: &str| Error::InvalidValue {
+/// Makes an [`Error::InvalidValue`] of `key` in the table from `source`.
+fn invalid(source: &Source, key: &str, message: String, help: &str) -> Error {
+    Error::InvalidValue {
         source_: Box::new(source.clone()),
         key: key.to_string(),
         message,
         help: help.to_string(),
-    };
-    let in_range =
-        |key: &str, v: Option<u32>, range: std::ops::RangeInclusive<u32>, unit: &str| match v {
-            Some(v) if !range.contains(&v) => Err(invalid(
-                key,
-                format!("{v} is outside {}..={} {unit}", range.start(), range.end()),
-                &format!(
-                    "Lambda accepts {key} from {} to {} {unit}",
-                    range.start(),
-                    range.end()
-                ),
-            )),
-            _ => Ok(()),
-        };
-    in_range("memory", config.memory, lambda::MEMORY_RANGE, "MB")?;
-    in_range("timeout", config.timeout, lambda::TIMEOUT_RANGE, "seconds")?;
-    in_range(
-        "ephemeral-storage",
-        config.ephemeral_storage,
-        lambda::EPHEMERAL_RANGE,
-        "MB",
-    )?;
-    check_deploy_values(config, source)?;
+    }
+}
+
+/// Format checks that types and ranges alone cannot express, table by table.
+fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
+    check_top(config, source)?;
+    if let Some(image) = &config.image {
+        check_image(image, source)?;
+    }
+    if let Some(deploy) = &config.deploy {
+        check_deploy(deploy, source)?;
+    }
+    Ok(())
+}
+
+/// The top-level keys: the function's name, architectures, base, description and environment.
+fn check_top(config: &LambdaConfig, source: &Source) -> Result<()> {
+    let invalid = |key: &str, message, help: &str| invalid(source, key, message, help);
     if let Some(base) = &config.base_image {
         check_base_image(base).map_err(|message| {
             invalid(
@@ -678,9 +617,6 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
                  `oci:DIR[:TAG]`, `docker-archive:FILE` or `docker-daemon:IMAGE[:TAG]`",
             )
         })?;
-    }
-    if let Some(tag) = config.image.as_ref().and_then(|i| i.tag.as_deref()) {
-        check_tag_template(tag).map_err(|(message, help)| invalid("image.tag", message, &help))?;
     }
     if let Some(ArchList::Many(list)) = &config.arch {
         if list.is_empty() {
@@ -705,7 +641,26 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
             ));
         }
     }
-    for (key, value) in config.env.iter().flatten() {
+    if let Some(description) = &config.description {
+        let chars = description.chars().count();
+        if chars > lambda::MAX_DESCRIPTION {
+            return Err(invalid(
+                "description",
+                format!(
+                    "{chars} characters is over Lambda's {}",
+                    lambda::MAX_DESCRIPTION
+                ),
+                "shorten the description",
+            ));
+        }
+    }
+    check_env(config.env.as_ref(), source)
+}
+
+/// `env`: names Lambda accepts and does not reserve, and `from-env` variable names.
+fn check_env(env: Option<&BTreeMap<String, EnvValue>>, source: &Source) -> Result<()> {
+    let invalid = |key: &str, message, help: &str| invalid(source, key, message, help);
+    for (key, value) in env.into_iter().flatten() {
         if let EnvValue::FromEnv { from_env } = value {
             if !lambda::is_valid_env_name(from_env) {
                 return Err(invalid(
@@ -730,63 +685,36 @@ fn check_values(config: &LambdaConfig, source: &Source) -> Result<()> {
             ));
         }
     }
-    if let Some(accounts) = config
-        .deploy
-        .as_ref()
-        .and_then(|d| d.cross_account.as_ref())
-    {
-        for account in accounts {
-            if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
-                return Err(invalid(
-                    "deploy.cross-account",
-                    format!("`{account}` is not an AWS account ID"),
-                    "account IDs are 12 digits, e.g. \"123456789012\"",
-                ));
-            }
-        }
+    Ok(())
+}
+
+/// `image`: the tag template.
+fn check_image(image: &ImageConfig, source: &Source) -> Result<()> {
+    if let Some(tag) = &image.tag {
+        check_tag_template(tag)
+            .map_err(|(message, help)| invalid(source, "image.tag", message, &help))?;
     }
     Ok(())
 }
 
-/// The deploy settings' own checks: description length, the KMS key's form, the VPC's lists.
-fn check_deploy_values(config: &LambdaConfig, source: &Source) -> Result<()> {
-    let invalid = |key: &str, message: String, help: &str| Error::InvalidValue {
-        source_: Box::new(source.clone()),
-        key: key.to_string(),
-        message,
-        help: help.to_string(),
-    };
-    if let Some(description) = &config.description {
-        let chars = description.chars().count();
-        if chars > lambda::MAX_DESCRIPTION {
+/// `deploy` and the tables in it.
+fn check_deploy(deploy: &DeployConfig, source: &Source) -> Result<()> {
+    let invalid = |key: &str, message, help: &str| invalid(source, key, message, help);
+    for account in deploy.cross_account.iter().flatten() {
+        if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
             return Err(invalid(
-                "description",
-                format!(
-                    "{chars} characters is over Lambda's {}",
-                    lambda::MAX_DESCRIPTION
-                ),
-                "shorten the description",
+                "deploy.cross-account",
+                format!("`{account}` is not an AWS account ID"),
+                "account IDs are 12 digits, e.g. \"123456789012\"",
             ));
         }
     }
-    let Some(deploy) = &config.deploy else {
-        return Ok(());
-    };
     if deploy.provisioned_concurrency == Some(0) {
         return Err(invalid(
             "deploy.provisioned-concurrency",
             "0 environments is no provisioned concurrency".into(),
             "set 1 or more, or remove the key",
         ));
-    }
-    if let Some(keep) = deploy.ecr.as_ref().and_then(|e| e.keep) {
-        if !(1..=1000).contains(&keep) {
-            return Err(invalid(
-                "deploy.ecr.keep",
-                format!("{keep} is not between 1 and 1000"),
-                "keep at least one image (ECR's lifecycle rules count up to 1000 here)",
-            ));
-        }
     }
     if let Some(key) = &deploy.kms_key {
         if !is_arn_of(key, &["kms"]) {
@@ -795,83 +723,6 @@ fn check_deploy_values(config: &LambdaConfig, source: &Source) -> Result<()> {
                 format!("`{key}` is not a KMS key ARN"),
                 "use the key's ARN, e.g. arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             ));
-        }
-    }
-    check_logging_and_targets(deploy, source)?;
-    if let Some(age) = deploy
-        .url
-        .as_ref()
-        .and_then(|u| u.cors.as_ref())
-        .and_then(|c| c.max_age)
-        .filter(|age| *age > 86400)
-    {
-        return Err(invalid(
-            "deploy.url.cors.max-age",
-            format!("{age} is outside 0..=86400 seconds"),
-            "Lambda caches preflight answers for at most a day (86400 seconds)",
-        ));
-    }
-    if let Some(vpc) = &deploy.vpc {
-        let count = |list: &Option<Vec<String>>| list.as_ref().map_or(0, Vec::len);
-        let (subnets, groups) = (count(&vpc.subnets), count(&vpc.security_groups));
-        if !(1..=16).contains(&subnets) {
-            return Err(invalid(
-                "deploy.vpc.subnets",
-                format!("{subnets} subnets: Lambda takes 1 to 16"),
-                r#"list the subnets the function's interfaces go in, e.g. subnets = ["subnet-0abc"]"#,
-            ));
-        }
-        if !(1..=5).contains(&groups) {
-            return Err(invalid(
-                "deploy.vpc.security-groups",
-                format!("{groups} security groups: Lambda takes 1 to 5"),
-                r#"list the security groups, e.g. security-groups = ["sg-0abc"]"#,
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Whether `arn` is an ARN of `service` (its third field).
-fn is_arn_of(arn: &str, services: &[&str]) -> bool {
-    let parts: Vec<&str> = arn.split(':').collect();
-    parts.len() >= 6 && parts[0] == "arn" && services.contains(&parts[2])
-}
-
-/// `deploy.logging`, `deploy.dead-letter`, `deploy.file-system` and `deploy.async`.
-fn check_logging_and_targets(deploy: &DeployConfig, source: &Source) -> Result<()> {
-    let invalid = |key: &str, message: String, help: &str| Error::InvalidValue {
-        source_: Box::new(source.clone()),
-        key: key.to_string(),
-        message,
-        help: help.to_string(),
-    };
-    if let Some(logging) = &deploy.logging {
-        let levels = [
-            (
-                "application-level",
-                &logging.application_level,
-                APPLICATION_LOG_LEVELS,
-            ),
-            ("system-level", &logging.system_level, SYSTEM_LOG_LEVELS),
-        ];
-        for (key, level, known) in levels {
-            let Some(level) = level else { continue };
-            let key = format!("deploy.logging.{key}");
-            if !known.contains(&level.as_str()) {
-                return Err(invalid(
-                    &key,
-                    format!("`{level}` is not a level Lambda knows here"),
-                    &format!("use one of {}", known.join(", ")),
-                ));
-            }
-            if logging.format != Some(LogFormat::Json) {
-                return Err(invalid(
-                    &key,
-                    "log levels need JSON logs".into(),
-                    r#"add format = "JSON" to [deploy.logging]"#,
-                ));
-            }
         }
     }
     if let Some(arn) = &deploy.dead_letter {
@@ -883,67 +734,128 @@ fn check_logging_and_targets(deploy: &DeployConfig, source: &Source) -> Result<(
             ));
         }
     }
+    if let Some(logging) = &deploy.logging {
+        check_logging(logging, source)?;
+    }
     if let Some(fs) = &deploy.file_system {
-        match &fs.arn {
-            Some(arn) if is_arn_of(arn, &["elasticfilesystem"]) => {}
-            _ => {
-                return Err(invalid(
-                    "deploy.file-system.arn",
-                    format!(
-                        "`{}` is not an EFS access point ARN",
-                        fs.arn.as_deref().unwrap_or("")
-                    ),
-                    "use e.g. arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0",
-                ))
-            }
-        }
-        let path = fs.mount_path.as_deref().unwrap_or("");
-        let name = path.strip_prefix("/mnt/").unwrap_or("");
-        if name.is_empty() || name.contains('/') {
+        check_file_system(fs, source)?;
+    }
+    if let Some(config) = &deploy.async_ {
+        check_async(config, source)?;
+    }
+    if let Some(vpc) = &deploy.vpc {
+        check_vpc(vpc, source)?;
+    }
+    Ok(())
+}
+
+/// Whether `arn` is an ARN of `service` (its third field).
+fn is_arn_of(arn: &str, services: &[&str]) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    parts.len() >= 6 && parts[0] == "arn" && services.contains(&parts[2])
+}
+
+/// `deploy.logging`: levels Lambda knows, and only with JSON logs.
+fn check_logging(logging: &LoggingConfig, source: &Source) -> Result<()> {
+    let levels = [
+        (
+            "application-level",
+            &logging.application_level,
+            APPLICATION_LOG_LEVELS,
+        ),
+        ("system-level", &logging.system_level, SYSTEM_LOG_LEVELS),
+    ];
+    for (key, level, known) in levels {
+        let Some(level) = level else { continue };
+        let key = format!("deploy.logging.{key}");
+        if !known.contains(&level.as_str()) {
             return Err(invalid(
-                "deploy.file-system.mount-path",
-                format!("`{path}` is not /mnt/<name>"),
-                r#"Lambda mounts file systems under /mnt, e.g. mount-path = "/mnt/data""#,
+                source,
+                &key,
+                format!("`{level}` is not a level Lambda knows here"),
+                &format!("use one of {}", known.join(", ")),
+            ));
+        }
+        if logging.format != Some(LogFormat::Json) {
+            return Err(invalid(
+                source,
+                &key,
+                "log levels need JSON logs".into(),
+                r#"add format = "JSON" to [deploy.logging]"#,
             ));
         }
     }
-    if let Some(config) = &deploy.async_ {
-        let ranges = [
-            ("max-retries", config.max_retries, 0..=2, ""),
-            (
-                "max-event-age",
-                config.max_event_age,
-                60..=21600,
-                " seconds",
-            ),
-        ];
-        for (key, value, range, unit) in ranges {
-            if let Some(v) = value.filter(|v| !range.contains(v)) {
+    Ok(())
+}
+
+/// `deploy.file-system`: an EFS access point mounted under /mnt.
+fn check_file_system(fs: &FileSystemConfig, source: &Source) -> Result<()> {
+    match &fs.arn {
+        Some(arn) if is_arn_of(arn, &["elasticfilesystem"]) => {}
+        _ => {
+            return Err(invalid(
+                source,
+                "deploy.file-system.arn",
+                format!(
+                    "`{}` is not an EFS access point ARN",
+                    fs.arn.as_deref().unwrap_or("")
+                ),
+                "use e.g. arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0",
+            ))
+        }
+    }
+    let path = fs.mount_path.as_deref().unwrap_or("");
+    let name = path.strip_prefix("/mnt/").unwrap_or("");
+    if name.is_empty() || name.contains('/') {
+        return Err(invalid(
+            source,
+            "deploy.file-system.mount-path",
+            format!("`{path}` is not /mnt/<name>"),
+            r#"Lambda mounts file systems under /mnt, e.g. mount-path = "/mnt/data""#,
+        ));
+    }
+    Ok(())
+}
+
+/// `deploy.async`: destinations Lambda can send to (the retries and age are ranges).
+fn check_async(config: &AsyncConfig, source: &Source) -> Result<()> {
+    for (key, arn) in [
+        ("on-success", &config.on_success),
+        ("on-failure", &config.on_failure),
+    ] {
+        if let Some(arn) = arn {
+            if !is_arn_of(arn, &["sqs", "sns", "lambda", "events"]) {
                 return Err(invalid(
+                    source,
                     &format!("deploy.async.{key}"),
-                    format!("{v} is outside {}..={}{unit}", range.start(), range.end()),
-                    &format!(
-                        "Lambda accepts {key} from {} to {}{unit}",
-                        range.start(),
-                        range.end()
-                    ),
+                    format!("`{arn}` is not an SQS, SNS, Lambda or EventBridge ARN"),
+                    "name the destination by its ARN",
                 ));
             }
         }
-        for (key, arn) in [
-            ("on-success", &config.on_success),
-            ("on-failure", &config.on_failure),
-        ] {
-            if let Some(arn) = arn {
-                if !is_arn_of(arn, &["sqs", "sns", "lambda", "events"]) {
-                    return Err(invalid(
-                        &format!("deploy.async.{key}"),
-                        format!("`{arn}` is not an SQS, SNS, Lambda or EventBridge ARN"),
-                        "name the destination by its ARN",
-                    ));
-                }
-            }
-        }
+    }
+    Ok(())
+}
+
+/// `deploy.vpc`: 1 to 16 subnets and 1 to 5 security groups.
+fn check_vpc(vpc: &VpcConfig, source: &Source) -> Result<()> {
+    let count = |list: &Option<Vec<String>>| list.as_ref().map_or(0, Vec::len);
+    let (subnets, groups) = (count(&vpc.subnets), count(&vpc.security_groups));
+    if !(1..=16).contains(&subnets) {
+        return Err(invalid(
+            source,
+            "deploy.vpc.subnets",
+            format!("{subnets} subnets: Lambda takes 1 to 16"),
+            r#"list the subnets the function's interfaces go in, e.g. subnets = ["subnet-0abc"]"#,
+        ));
+    }
+    if !(1..=5).contains(&groups) {
+        return Err(invalid(
+            source,
+            "deploy.vpc.security-groups",
+            format!("{groups} security groups: Lambda takes 1 to 5"),
+            r#"list the security groups, e.g. security-groups = ["sg-0abc"]"#,
+        ));
     }
     Ok(())
 }
