@@ -29,6 +29,115 @@ use crate::target::Arch;
 use crate::template::TemplateFormat;
 use crate::testing::Invocation;
 
+/// What an event is: the `reason` its JSON carries, and what decides whether people see it as a
+/// command's own result (stdout) or as an earlier stage's (stderr), and how it is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// [`Event::Plan`].
+    Plan,
+    /// [`Event::Compiled`].
+    Compiled,
+    /// [`Event::Check`].
+    Check,
+    /// [`Event::Image`].
+    Image,
+    /// [`Event::Pushed`].
+    Pushed,
+    /// [`Event::Index`].
+    Index,
+    /// [`Event::Invocation`].
+    Invocation,
+    /// [`Event::Deployed`].
+    Deployed,
+    /// [`Event::Released`].
+    Released,
+    /// [`Event::Pruned`].
+    Pruned,
+    /// [`Event::Doctor`].
+    Doctor,
+    /// [`Event::Planned`].
+    Planned,
+    /// [`Event::Template`].
+    Template,
+    /// [`Event::EventExample`].
+    EventExample,
+    /// [`Event::New`].
+    New,
+    /// [`Event::Emulator`].
+    Emulator,
+    /// [`Event::Serving`].
+    Serving,
+    /// [`Event::Reloaded`].
+    Reloaded,
+    /// [`Event::Invoked`].
+    Invoked,
+    /// [`Event::Error`].
+    Error,
+    /// [`Event::Progress`] (never in JSON output).
+    Progress,
+}
+
+impl Reason {
+    /// Every reason.
+    pub const ALL: [Reason; 21] = [
+        Reason::Plan,
+        Reason::Compiled,
+        Reason::Check,
+        Reason::Image,
+        Reason::Pushed,
+        Reason::Index,
+        Reason::Invocation,
+        Reason::Deployed,
+        Reason::Released,
+        Reason::Pruned,
+        Reason::Doctor,
+        Reason::Planned,
+        Reason::Template,
+        Reason::EventExample,
+        Reason::New,
+        Reason::Emulator,
+        Reason::Serving,
+        Reason::Reloaded,
+        Reason::Invoked,
+        Reason::Error,
+        Reason::Progress,
+    ];
+
+    /// The `reason` of the JSON, e.g. `event-example`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Plan => "plan",
+            Reason::Compiled => "compiled",
+            Reason::Check => "check",
+            Reason::Image => "image",
+            Reason::Pushed => "pushed",
+            Reason::Index => "index",
+            Reason::Invocation => "invocation",
+            Reason::Deployed => "deployed",
+            Reason::Released => "released",
+            Reason::Pruned => "pruned",
+            Reason::Doctor => "doctor",
+            Reason::Planned => "planned",
+            Reason::Template => "template",
+            Reason::EventExample => "event-example",
+            Reason::New => "new",
+            Reason::Emulator => "emulator",
+            Reason::Serving => "serving",
+            Reason::Reloaded => "reloaded",
+            Reason::Invoked => "invoked",
+            Reason::Error => "error",
+            Reason::Progress => "progress",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One event. Serialized with `reason` naming the variant, its fields next to it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
@@ -183,6 +292,35 @@ pub struct ErrorEvent {
     pub message: String,
     /// How to fix it.
     pub help: Option<String>,
+}
+
+impl Event {
+    /// What the event is.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Event::Plan { .. } => Reason::Plan,
+            Event::Compiled { .. } => Reason::Compiled,
+            Event::Check { .. } => Reason::Check,
+            Event::Image { .. } => Reason::Image,
+            Event::Pushed { .. } => Reason::Pushed,
+            Event::Index { .. } => Reason::Index,
+            Event::Invocation { .. } => Reason::Invocation,
+            Event::Deployed { .. } => Reason::Deployed,
+            Event::Released { .. } => Reason::Released,
+            Event::Pruned { .. } => Reason::Pruned,
+            Event::Doctor { .. } => Reason::Doctor,
+            Event::Planned { .. } => Reason::Planned,
+            Event::Template { .. } => Reason::Template,
+            Event::EventExample { .. } => Reason::EventExample,
+            Event::New { .. } => Reason::New,
+            Event::Emulator { .. } => Reason::Emulator,
+            Event::Serving { .. } => Reason::Serving,
+            Event::Reloaded { .. } => Reason::Reloaded,
+            Event::Invoked { .. } => Reason::Invoked,
+            Event::Error(_) => Reason::Error,
+            Event::Progress(_) => Reason::Progress,
+        }
+    }
 }
 
 impl ErrorEvent {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::check::Severity;
-use crate::event::{ErrorEvent, Event, Sink};
+use crate::event::{ErrorEvent, Event, Reason, Sink};
 use crate::oci::short;
 use crate::pipeline::{Outcome, Summary};
 use crate::progress::{Direction, Level, Progress, State};
@@ -47,7 +47,7 @@ impl ProgressMode {
 pub struct RenderOptions {
     /// The `reason`s of the command's own results, which go to stdout; other results go to
     /// stderr. Empty: every result goes to stderr.
-    pub primary: Vec<&'static str>,
+    pub primary: Vec<Reason>,
     /// Whether stdout carries JSON events (then no result is rendered as text).
     pub json: bool,
     /// How progress is shown.
@@ -137,7 +137,7 @@ impl Renderer {
 
     /// A result line: stdout when `reason` is one of the command's own, else stderr; nothing
     /// in JSON mode.
-    fn result(&self, reason: &str, line: &str) {
+    fn result(&self, reason: Reason, line: &str) {
         if self.options.json {
             return;
         }
@@ -199,7 +199,7 @@ impl Renderer {
                         "{}\t{}\t{}\t{}\t{}\t{}",
                         f.name, f.arch, f.target, f.compiler, f.base_image.reference, f.artifact
                     );
-                    self.result("plan", &line);
+                    self.result(Reason::Plan, &line);
                 }
             }
             Event::Plan { .. } => {}
@@ -217,7 +217,7 @@ impl Renderer {
                     a.size as f64 / 1_048_576.0,
                     linkage
                 );
-                self.result("compiled", &line);
+                self.result(Reason::Compiled, &line);
             }
             Event::Check { report } => self.check_report(report),
             Event::Image { image: i, .. } => {
@@ -225,14 +225,14 @@ impl Renderer {
                     "{}\t{}\t{}:{}\t{}\t{}",
                     i.function, i.arch, i.repository, i.tag, i.digest, i.layout
                 );
-                self.result("image", &line);
+                self.result(Reason::Image, &line);
             }
             Event::Pushed { image: p } => {
                 let line = format!(
                     "{}\t{}\t{}:{}\t{}",
                     p.function, p.arch, p.repository, p.tag, p.image_uri
                 );
-                self.result("pushed", &line);
+                self.result(Reason::Pushed, &line);
             }
             Event::Index { index } => self.index(index),
             Event::Invocation { invocation } => self.invocation(invocation),
@@ -243,27 +243,27 @@ impl Renderer {
             Event::Released { release } => self.released(release),
             Event::Template { path, template, .. } => {
                 if let Some(path) = path {
-                    self.result("template", &path.display().to_string());
+                    self.result(Reason::Template, &path.display().to_string());
                 }
                 if let (Some(template), false) = (template, self.options.json) {
                     let text = serde_json::to_string_pretty(template).unwrap_or_default();
                     self.stdout(&text);
                 }
             }
-            Event::New { path, .. } => self.result("new", &path.display().to_string()),
+            Event::New { path, .. } => self.result(Reason::New, &path.display().to_string()),
             Event::EventExample { event, .. } => {
                 if !self.options.json {
                     self.stdout(&serde_json::to_string_pretty(event).unwrap_or_default());
                 }
             }
-            Event::Emulator { invoke_url } => self.result("emulator", invoke_url),
+            Event::Emulator { invoke_url } => self.result(Reason::Emulator, invoke_url),
             Event::Serving {
                 endpoint,
                 functions,
             } => self.serving(endpoint, functions),
             Event::Reloaded { function: f } => {
                 let line = format!("reloaded\t{}\t{}\t{}", f.lambda_name, f.arch, f.digest);
-                self.result("reloaded", &line);
+                self.result(Reason::Reloaded, &line);
             }
             Event::Invoked { invoked } => self.invoked(invoked),
             Event::Error(error) => self.failure(error),
@@ -273,7 +273,7 @@ impl Renderer {
 
     /// `check`'s own result: every rule of every image, on stdout.
     fn check_report(&self, report: &crate::check::Report) {
-        if self.options.json || !self.options.primary.contains(&"check") {
+        if self.options.json || !self.options.primary.contains(&Reason::Check) {
             return;
         }
         self.stdout(&format!("{} ({})", report.function, report.arch));
@@ -308,7 +308,7 @@ impl Renderer {
             arches.join(","),
             index.index_uri
         );
-        self.result("index", &line);
+        self.result(Reason::Index, &line);
     }
 
     fn doctor(&self, check: &crate::doctor::Check) {
@@ -321,7 +321,7 @@ impl Renderer {
         if let Some(fix) = &check.fix {
             line.push_str(&format!("\n    fix: {fix}"));
         }
-        self.result("doctor", &line);
+        self.result(Reason::Doctor, &line);
     }
 
     fn pruned(&self, p: &crate::deploy::prune::Pruned) {
@@ -337,7 +337,7 @@ impl Renderer {
                 },
                 if p.deleted { "deleted" } else { "unused" }
             );
-            self.result("pruned", &line);
+            self.result(Reason::Pruned, &line);
         }
         self.line(&format!(
             "{}: {} image(s) in use, {} unused{}",
@@ -366,7 +366,7 @@ impl Renderer {
                 (false, _) => "unchanged",
             }
         );
-        self.result("released", &line);
+        self.result(Reason::Released, &line);
     }
 
     fn deployed(&self, d: &crate::deploy::DeployedFunction) {
@@ -382,7 +382,7 @@ impl Renderer {
         if let Some(url) = &d.url {
             line.push_str(&format!("\t{url}"));
         }
-        self.result("deployed", &line);
+        self.result(Reason::Deployed, &line);
     }
 
     fn serving(&self, endpoint: &str, functions: &[crate::serve::ServedFunction]) {
@@ -391,7 +391,7 @@ impl Renderer {
             if let Some(http) = &f.http {
                 line.push_str(&format!("\thttp: {http}"));
             }
-            self.result("serving", &line);
+            self.result(Reason::Serving, &line);
         }
         self.line(&format!(
             "Serving {} function{} at {endpoint}; Ctrl-C to stop",
@@ -446,7 +446,7 @@ impl Renderer {
         } else {
             invocation.response.to_string()
         };
-        self.result("invocation", &text);
+        self.result(Reason::Invocation, &text);
         if invocation.matches_expected == Some(false) {
             // Shown even with -q: the response alone does not say what was wrong with it.
             let expected = invocation.expected.clone().unwrap_or_default();
@@ -473,12 +473,12 @@ impl Renderer {
             return;
         };
         self.result(
-            "planned",
+            Reason::Planned,
             &format!("{function}\t{arch}\t{image_uri}\t(dry run)"),
         );
         for step in steps {
             self.result(
-                "planned",
+                Reason::Planned,
                 &format!(
                     "  {} {} {}: {}",
                     step.service, step.operation, step.target, step.summary
@@ -486,13 +486,13 @@ impl Renderer {
             );
             for change in &step.changes {
                 self.result(
-                    "planned",
+                    Reason::Planned,
                     &format!("      {}: {} -> {}", change.field, change.from, change.to),
                 );
             }
         }
         if steps.is_empty() {
-            self.result("planned", "  nothing to change");
+            self.result(Reason::Planned, "  nothing to change");
         }
     }
 
@@ -723,7 +723,7 @@ mod tests {
         }
     }
 
-    fn plain(primary: Vec<&'static str>, verbosity: u8) -> (Arc<Renderer>, Captured, Captured) {
+    fn plain(primary: Vec<Reason>, verbosity: u8) -> (Arc<Renderer>, Captured, Captured) {
         let (out, err) = (Captured::default(), Captured::default());
         let options = RenderOptions {
             primary,
@@ -742,7 +742,7 @@ mod tests {
 
     #[test]
     fn plain_progress_is_lines_for_tasks_transfers_and_stages() {
-        let (renderer, out, err) = plain(vec!["pushed"], 0);
+        let (renderer, out, err) = plain(vec![Reason::Pushed], 0);
         let reporter = reporter(&renderer);
         reporter.task("Compiling hello").done("Compiled hello");
         let digest = format!("sha256:{}", "ab".repeat(32));
@@ -771,7 +771,7 @@ mod tests {
 
     #[test]
     fn the_commands_own_results_go_to_stdout_and_failures_to_stderr() {
-        let (renderer, out, err) = plain(vec!["new"], 1);
+        let (renderer, out, err) = plain(vec![Reason::New], 1);
         renderer.emit(&Event::New {
             path: "fresh".into(),
             files: Vec::new(),

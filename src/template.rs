@@ -570,27 +570,8 @@ fn function_resource(
         "EphemeralStorage".into(),
         json!({"Size": spec.ephemeral_storage}),
     );
-    let mut variables: Map<String, Value> = spec
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
-    // A `from-env` value is a secret kept out of the manifest: the template asks for it as a
-    // NoEcho parameter instead of holding it.
-    for (key, var) in &spec.env_from {
-        let id = format!("{}Env{}", role_id.trim_end_matches("Role"), logical_id(key));
-        parameters.insert(
-            id.clone(),
-            json!({
-                "Type": "String",
-                "NoEcho": true,
-                "Description": format!("{key} of {function_name} (from-env {var})"),
-            }),
-        );
-        variables.insert(key.clone(), json!({ "Ref": id }));
-    }
-    if !variables.is_empty() {
-        props.insert("Environment".into(), json!({ "Variables": variables }));
+    if let Some(environment) = environment(spec, function_name, role_id, parameters) {
+        props.insert("Environment".into(), environment);
     }
     deploy_settings(spec, format, &mut props);
     if let Some(config) = image_config(spec, image) {
@@ -608,7 +589,51 @@ fn function_resource(
         };
         props.insert("Tags".into(), tags);
     }
-    let mut role = None;
+    let role = execution_role(spec, function_name, role_id, format, &mut props)?;
+    let kind = match format {
+        TemplateFormat::CloudFormation => "AWS::Lambda::Function",
+        TemplateFormat::Sam => "AWS::Serverless::Function",
+    };
+    Ok((json!({"Type": kind, "Properties": props}), role))
+}
+
+/// The function's `Environment`, if it has variables. A `from-env` value is a secret kept out
+/// of the manifest: the template asks for it as a NoEcho parameter instead of holding it.
+fn environment(
+    spec: &FunctionSpec,
+    function_name: &str,
+    role_id: &str,
+    parameters: &mut Map<String, Value>,
+) -> Option<Value> {
+    let mut variables: Map<String, Value> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    for (key, var) in &spec.env_from {
+        let id = format!("{}Env{}", role_id.trim_end_matches("Role"), logical_id(key));
+        parameters.insert(
+            id.clone(),
+            json!({
+                "Type": "String",
+                "NoEcho": true,
+                "Description": format!("{key} of {function_name} (from-env {var})"),
+            }),
+        );
+        variables.insert(key.clone(), json!({ "Ref": id }));
+    }
+    (!variables.is_empty()).then(|| json!({ "Variables": variables }))
+}
+
+/// The function's `Role`: the configured one (checked to be a role ARN), or one the template
+/// creates, returned as a resource of its own (SAM creates it by itself).
+fn execution_role(
+    spec: &FunctionSpec,
+    function_name: &str,
+    role_id: &str,
+    format: TemplateFormat,
+    props: &mut Map<String, Value>,
+) -> Result<Option<Value>> {
     match &spec.role {
         Some(arn) => {
             if lambda::parse_role_arn(arn).is_none() {
@@ -620,12 +645,13 @@ fn function_resource(
                 });
             }
             props.insert("Role".into(), json!(arn));
+            Ok(None)
         }
         // SAM creates `<FunctionId>Role` with the basic execution policy by itself.
-        None if format == TemplateFormat::Sam => {}
+        None if format == TemplateFormat::Sam => Ok(None),
         None => {
             props.insert("Role".into(), json!({"Fn::GetAtt": [role_id, "Arn"]}));
-            role = Some(json!({
+            Ok(Some(json!({
                 "Type": "AWS::IAM::Role",
                 "Properties": {
                     "AssumeRolePolicyDocument": {
@@ -640,14 +666,9 @@ fn function_resource(
                         "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
                     }],
                 },
-            }));
+            })))
         }
     }
-    let kind = match format {
-        TemplateFormat::CloudFormation => "AWS::Lambda::Function",
-        TemplateFormat::Sam => "AWS::Serverless::Function",
-    };
-    Ok((json!({"Type": kind, "Properties": props}), role))
 }
 
 /// `ImageConfig` when the function configures any of entrypoint, command or working

@@ -23,7 +23,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use cargo_lambda_image::deploy::release::Release;
 use cargo_lambda_image::error::Result;
-use cargo_lambda_image::event::Event;
+use cargo_lambda_image::event::{Event, Reason};
 use cargo_lambda_image::image::BuiltImage;
 use cargo_lambda_image::pipeline::{Batch, Pipeline};
 
@@ -152,24 +152,25 @@ pub enum Commands {
 }
 
 impl Commands {
-    /// The `reason`s of the command's own results, printed on stdout.
-    pub fn primary(&self) -> Vec<&'static str> {
+    /// The reasons of the command's own results, printed on stdout.
+    pub fn primary(&self) -> Vec<Reason> {
+        use Reason::*;
         match self {
-            Commands::Build(_) => vec!["compiled", "plan"],
-            Commands::Image(_) => vec!["image", "plan"],
-            Commands::Check(_) => vec!["check", "plan"],
-            Commands::Push(_) => vec!["pushed", "index", "plan"],
-            Commands::Test(_) => vec!["invocation", "plan"],
-            Commands::Emulator(_) => vec!["emulator"],
-            Commands::Serve(_) | Commands::Watch(_) => vec!["serving", "reloaded"],
-            Commands::Invoke(_) => vec!["invoked"],
-            Commands::EventExample(_) => vec!["event-example"],
-            Commands::Deploy(_) => vec!["deployed", "planned"],
-            Commands::Promote(_) | Commands::Rollback(_) => vec!["released"],
-            Commands::Prune(_) => vec!["pruned"],
-            Commands::Doctor(_) => vec!["doctor"],
-            Commands::Template(_) => vec!["template", "plan"],
-            Commands::New(_) => vec!["new"],
+            Commands::Build(_) => vec![Compiled, Plan],
+            Commands::Image(_) => vec![Image, Plan],
+            Commands::Check(_) => vec![Check, Plan],
+            Commands::Push(_) => vec![Pushed, Index, Plan],
+            Commands::Test(_) => vec![Invocation, Plan],
+            Commands::Emulator(_) => vec![Emulator],
+            Commands::Serve(_) | Commands::Watch(_) => vec![Serving, Reloaded],
+            Commands::Invoke(_) => vec![Invoked],
+            Commands::EventExample(_) => vec![EventExample],
+            Commands::Deploy(_) => vec![Deployed, Planned],
+            Commands::Promote(_) | Commands::Rollback(_) => vec![Released],
+            Commands::Prune(_) => vec![Pruned],
+            Commands::Doctor(_) => vec![Doctor],
+            Commands::Template(_) => vec![Template, Plan],
+            Commands::New(_) => vec![New],
         }
     }
 

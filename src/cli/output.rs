@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cargo_lambda_image::error::{Error, Result};
-use cargo_lambda_image::event::{ErrorEvent, Event, JsonLines, Sink, Tee};
+use cargo_lambda_image::event::{ErrorEvent, Event, JsonLines, Reason, Sink, Tee};
 use cargo_lambda_image::pipeline::Summary;
 use cargo_lambda_image::render::{ProgressMode, RenderOptions, Renderer};
 
@@ -20,7 +20,7 @@ pub struct Output {
 
 impl Output {
     /// The output of a command whose own results are the events named by `primary`.
-    pub fn new(global: &GlobalArgs, primary: Vec<&'static str>) -> Output {
+    pub fn new(global: &GlobalArgs, primary: Vec<Reason>) -> Output {
         let json = global.message_format == MessageFormat::Json;
         let renderer = Arc::new(Renderer::new(RenderOptions {
             primary,

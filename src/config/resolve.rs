@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::lambda::{self, DEFAULT_EPHEMERAL_STORAGE, DEFAULT_MEMORY, DEFAULT_TIMEOUT};
 use crate::target::{Arch, Compiler, GlibcVersion, Libc};
 
-use super::schema::{EnvValue, LambdaConfig};
+use super::schema::{DeployConfig, EnvValue, ImageConfig, LambdaConfig, UrlConfig};
 use super::values::{InvokeMode, LogFormat, TagMutability, Tracing, UrlAuth};
 
 /// The default base image, as DESIGN.md and AWS's own Rust guide use.
@@ -348,78 +348,8 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
             })
             .collect(),
         tags: config.tags.unwrap_or_default(),
-        image: ImageSettings {
-            // Registries (ECR, Docker) allow lowercase repository names only.
-            repository: image
-                .repository
-                .unwrap_or_else(|| function_name.to_lowercase()),
-            tag: image.tag.unwrap_or_else(|| DEFAULT_TAG.to_string()),
-            entrypoint: image.entrypoint,
-            command: image.command,
-            workdir: image
-                .workdir
-                .unwrap_or_else(|| lambda::DEFAULT_WORKDIR.to_string()),
-            labels: image.labels.unwrap_or_default(),
-            include: image.include.unwrap_or_default(),
-            sbom: image.sbom.unwrap_or(false),
-        },
-        deploy: DeploySettings {
-            region: deploy.region,
-            publish: deploy.publish.unwrap_or(false),
-            alias: deploy.alias,
-            cross_account: deploy.cross_account.unwrap_or_default(),
-            scan_on_push: deploy.scan_on_push.unwrap_or(false),
-            tag_mutability: deploy.tag_mutability.unwrap_or_default(),
-            tracing: deploy.tracing.unwrap_or_default(),
-            kms_key: deploy.kms_key,
-            reserved_concurrency: deploy.reserved_concurrency,
-            vpc: deploy.vpc.map(|v| VpcSettings {
-                subnets: v.subnets.unwrap_or_default(),
-                security_groups: v.security_groups.unwrap_or_default(),
-                ipv6_dual_stack: v.ipv6_dual_stack.unwrap_or(false),
-            }),
-            logging: deploy
-                .logging
-                .map(|l| LoggingSettings {
-                    format: l.format.unwrap_or_default(),
-                    application_level: l.application_level,
-                    system_level: l.system_level,
-                    log_group: l.log_group,
-                })
-                .unwrap_or_default(),
-            dead_letter: deploy.dead_letter,
-            file_system: deploy.file_system.map(|f| FileSystemSettings {
-                arn: f.arn.unwrap_or_default(),
-                mount_path: f.mount_path.unwrap_or_default(),
-            }),
-            url: deploy.url.map(|u| UrlSettings {
-                auth: u.auth.unwrap_or_default(),
-                invoke_mode: u.invoke_mode.unwrap_or_default(),
-                cors: u.cors.map(|c| {
-                    let sorted = |list: Option<Vec<String>>| {
-                        let mut list = list.unwrap_or_default();
-                        list.sort();
-                        list
-                    };
-                    CorsSettings {
-                        allow_origins: sorted(c.allow_origins),
-                        allow_methods: sorted(c.allow_methods),
-                        allow_headers: sorted(c.allow_headers),
-                        expose_headers: sorted(c.expose_headers),
-                        max_age: c.max_age,
-                        allow_credentials: c.allow_credentials.unwrap_or(false),
-                    }
-                }),
-            }),
-            provisioned_concurrency: deploy.provisioned_concurrency,
-            ecr_keep: deploy.ecr.and_then(|e| e.keep),
-            async_invoke: deploy.async_.map(|a| AsyncSettings {
-                max_retries: a.max_retries,
-                max_event_age: a.max_event_age,
-                on_success: a.on_success,
-                on_failure: a.on_failure,
-            }),
-        },
+        image: image_settings(image, &function_name),
+        deploy: deploy_settings(deploy),
         test: TestSettings {
             events: config.test.and_then(|t| t.events).unwrap_or_default(),
         },
@@ -438,8 +368,91 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
     }
 }
 
-/// Checks that need the merged settings, since their keys may come from different tables (the
-/// workspace's VPC, a package's file system): a file system needs a VPC.
+/// `image`, defaulted.
+fn image_settings(image: ImageConfig, function_name: &str) -> ImageSettings {
+    ImageSettings {
+        // Registries (ECR, Docker) allow lowercase repository names only.
+        repository: image
+            .repository
+            .unwrap_or_else(|| function_name.to_lowercase()),
+        tag: image.tag.unwrap_or_else(|| DEFAULT_TAG.to_string()),
+        entrypoint: image.entrypoint,
+        command: image.command,
+        workdir: image
+            .workdir
+            .unwrap_or_else(|| lambda::DEFAULT_WORKDIR.to_string()),
+        labels: image.labels.unwrap_or_default(),
+        include: image.include.unwrap_or_default(),
+        sbom: image.sbom.unwrap_or(false),
+    }
+}
+
+/// `deploy` and its tables, defaulted: unset values that Lambda defaults stay `None` (a
+/// deploy then resets them), the rest get this tool's defaults.
+fn deploy_settings(deploy: DeployConfig) -> DeploySettings {
+    DeploySettings {
+        region: deploy.region,
+        publish: deploy.publish.unwrap_or(false),
+        alias: deploy.alias,
+        cross_account: deploy.cross_account.unwrap_or_default(),
+        scan_on_push: deploy.scan_on_push.unwrap_or(false),
+        tag_mutability: deploy.tag_mutability.unwrap_or_default(),
+        tracing: deploy.tracing.unwrap_or_default(),
+        kms_key: deploy.kms_key,
+        reserved_concurrency: deploy.reserved_concurrency,
+        vpc: deploy.vpc.map(|v| VpcSettings {
+            subnets: v.subnets.unwrap_or_default(),
+            security_groups: v.security_groups.unwrap_or_default(),
+            ipv6_dual_stack: v.ipv6_dual_stack.unwrap_or(false),
+        }),
+        logging: deploy
+            .logging
+            .map(|l| LoggingSettings {
+                format: l.format.unwrap_or_default(),
+                application_level: l.application_level,
+                system_level: l.system_level,
+                log_group: l.log_group,
+            })
+            .unwrap_or_default(),
+        dead_letter: deploy.dead_letter,
+        file_system: deploy.file_system.map(|f| FileSystemSettings {
+            arn: f.arn.unwrap_or_default(),
+            mount_path: f.mount_path.unwrap_or_default(),
+        }),
+        url: deploy.url.map(url_settings),
+        provisioned_concurrency: deploy.provisioned_concurrency,
+        ecr_keep: deploy.ecr.and_then(|e| e.keep),
+        async_invoke: deploy.async_.map(|a| AsyncSettings {
+            max_retries: a.max_retries,
+            max_event_age: a.max_event_age,
+            on_success: a.on_success,
+            on_failure: a.on_failure,
+        }),
+    }
+}
+
+/// `deploy.url`, with Lambda's defaults and its CORS lists sorted (Lambda reports them in an
+/// order of its own).
+fn url_settings(url: UrlConfig) -> UrlSettings {
+    let sorted = |list: Option<Vec<String>>| {
+        let mut list = list.unwrap_or_default();
+        list.sort();
+        list
+    };
+    UrlSettings {
+        auth: url.auth.unwrap_or_default(),
+        invoke_mode: url.invoke_mode.unwrap_or_default(),
+        cors: url.cors.map(|c| CorsSettings {
+            allow_origins: sorted(c.allow_origins),
+            allow_methods: sorted(c.allow_methods),
+            allow_headers: sorted(c.allow_headers),
+            expose_headers: sorted(c.expose_headers),
+            max_age: c.max_age,
+            allow_credentials: c.allow_credentials.unwrap_or(false),
+        }),
+    }
+}
+
 /// Refuses a function whose rendered tag is not an OCI tag (too long, say, or a version with
 /// characters a tag cannot have), before anything is built or uploaded.
 pub fn check_tag(f: &super::FunctionSpec, manifest: &std::path::Path) -> crate::error::Result<()> {
@@ -460,6 +473,8 @@ pub fn check_tag(f: &super::FunctionSpec, manifest: &std::path::Path) -> crate::
     })
 }
 
+/// Checks that need the merged settings, since their keys may come from different tables (the
+/// workspace's VPC, a package's file system): a file system needs a VPC.
 pub fn check_merged(settings: &Settings, manifest: &std::path::Path) -> crate::error::Result<()> {
     if settings.deploy.file_system.is_some() && settings.deploy.vpc.is_none() {
         return Err(crate::error::Error::InvalidValue {

@@ -332,6 +332,18 @@ async fn run_picked(
             return Finished::error("Sandbox.Timedout", &message, log);
         }
     };
+    answer(pool, lease, id, started, outcome)
+}
+
+/// The answer to an invocation whose runtime posted `outcome` in time.
+fn answer(
+    pool: Arc<Pool>,
+    lease: Lease,
+    id: String,
+    started: Instant,
+    outcome: Outcome,
+) -> Finished {
+    let instance = lease.instance.clone();
     match outcome {
         Outcome::Response(body) => {
             let log = finish(&pool, lease, &id, Some(started), Ending::ok());
