@@ -39,6 +39,21 @@ pub struct Check {
 }
 
 impl Check {
+    /// The line `doctor` prints for it: ✓ (fine), ✗ (needed and failing) or ! (failing, not
+    /// needed), what was found, and the fix.
+    pub fn line(&self) -> String {
+        let mark = match (self.ok, self.needed) {
+            (true, _) => "✓",
+            (false, true) => "✗",
+            (false, false) => "!",
+        };
+        let mut line = format!("{mark} {}: {}", self.name, self.detail);
+        if let Some(fix) = &self.fix {
+            line.push_str(&format!("\n    fix: {fix}"));
+        }
+        line
+    }
+
     fn pass(name: impl Into<String>, detail: impl Into<String>, needed: bool) -> Check {
         Check {
             name: name.into(),

@@ -61,6 +61,25 @@ pub struct ServedFunction {
     pub http: Option<String>,
 }
 
+impl ServedFunction {
+    /// The line `serve` prints for it: its Lambda name, arch, invoke URL and HTTP front.
+    pub fn line(&self) -> String {
+        let mut line = format!("{}\t{}\t{}", self.lambda_name, self.arch, self.invoke_url);
+        if let Some(http) = &self.http {
+            line.push_str(&format!("\thttp: {http}"));
+        }
+        line
+    }
+
+    /// The line `watch` prints when it swaps a rebuilt image in: name, arch, new digest.
+    pub fn reloaded_line(&self) -> String {
+        format!(
+            "reloaded\t{}\t{}\t{}",
+            self.lambda_name, self.arch, self.digest
+        )
+    }
+}
+
 /// `spec`'s `image` ready to serve: the runner's launcher and the function's settings. Its
 /// log lines go to `reporter`, each prefixed with its Lambda name.
 pub async fn setup(

@@ -66,6 +66,24 @@ pub struct Artifact {
     pub elf: ElfInfo,
 }
 
+impl Artifact {
+    /// The line `build` prints for it: function, arch, path, size and linkage.
+    pub fn line(&self) -> String {
+        let linkage = match (&self.elf.interpreter, self.elf.max_glibc) {
+            (None, _) => "static".to_string(),
+            (Some(_), Some(v)) => format!("dynamic, GLIBC_{v}"),
+            (Some(_), None) => "dynamic".to_string(),
+        };
+        format!(
+            "{}\t{}\t{}\t{:.1} MB\t{linkage}",
+            self.function,
+            self.arch,
+            self.path,
+            self.size as f64 / 1_048_576.0
+        )
+    }
+}
+
 /// Groups the plan's functions into compiler invocations: one per target and backend (and
 /// glibc pin) for every package, run with `--keep-going`, so link steps overlap and one broken
 /// package fails only its own functions. Packages whose binaries share a name go to separate

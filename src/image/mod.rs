@@ -114,6 +114,14 @@ pub struct BuiltImage {
 }
 
 impl BuiltImage {
+    /// The line `image` prints for it: function, arch, `repository:tag`, digest and layout.
+    pub fn line(&self) -> String {
+        format!(
+            "{}\t{}\t{}:{}\t{}\t{}",
+            self.function, self.arch, self.repository, self.tag, self.digest, self.layout
+        )
+    }
+
     /// The directory, as a std path.
     pub fn layout_dir(&self) -> &Path {
         self.layout.as_std_path()

@@ -56,6 +56,29 @@ pub struct IndexPushed {
     pub manifests: Vec<Descriptor>,
 }
 
+impl IndexPushed {
+    /// The line `push --index` prints for it: the reference, its architectures as Lambda
+    /// names them (the index lists OCI platforms), and its URI.
+    pub fn line(&self) -> String {
+        let arches: Vec<String> = self
+            .manifests
+            .iter()
+            .filter_map(|m| m.platform.as_ref())
+            .map(|p| {
+                p.architecture
+                    .parse::<crate::target::Arch>()
+                    .map_or_else(|_| p.architecture.clone(), |a| a.to_string())
+            })
+            .collect();
+        format!(
+            "index\t{}\t{}\t{}",
+            self.reference,
+            arches.join(","),
+            self.index_uri
+        )
+    }
+}
+
 /// The index document over per-arch manifest descriptors (their platforms set), in
 /// architecture order so the same images always give the same index digest.
 pub fn build_index(manifests: &[(Arch, Descriptor)]) -> Index {

@@ -154,6 +154,16 @@ pub struct PushedImage {
     pub referrer: Option<String>,
 }
 
+impl PushedImage {
+    /// The line `push` prints for it: function, arch, `repository:tag` and the image URI.
+    pub fn line(&self) -> String {
+        format!(
+            "{}\t{}\t{}:{}\t{}",
+            self.function, self.arch, self.repository, self.tag, self.image_uri
+        )
+    }
+}
+
 /// How many blobs of one image are sent at once.
 const PARALLEL_BLOBS: usize = 3;
 
