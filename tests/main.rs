@@ -23,6 +23,7 @@ mod docker_ssh;
 mod doctor;
 mod emulator;
 mod engine_base;
+mod events;
 mod fuzz;
 mod image;
 mod index;
