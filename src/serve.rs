@@ -90,7 +90,7 @@ pub async fn setup(
 ) -> Result<FunctionSetup> {
     let launcher = launcher_for(options.local.runner, spec, image, reporter).await?;
     Ok(FunctionSetup {
-        config: config_for(spec, options, reporter),
+        config: config_for(spec, options, reporter)?,
         launcher,
     })
 }
@@ -102,24 +102,28 @@ pub fn unavailable(
     options: &ServeOptions,
     reporter: &Reporter,
     reason: &str,
-) -> FunctionSetup {
-    FunctionSetup {
-        config: config_for(spec, options, reporter),
+) -> Result<FunctionSetup> {
+    Ok(FunctionSetup {
+        config: config_for(spec, options, reporter)?,
         launcher: std::sync::Arc::new(UnavailableLauncher {
             reason: reason.to_string(),
         }),
-    }
+    })
 }
 
-fn config_for(spec: &FunctionSpec, options: &ServeOptions, reporter: &Reporter) -> EmulatorConfig {
-    let mut config = options.local.emulator_config(spec);
+fn config_for(
+    spec: &FunctionSpec,
+    options: &ServeOptions,
+    reporter: &Reporter,
+) -> Result<EmulatorConfig> {
+    let mut config = options.local.emulator_config(spec)?;
     if let Some(concurrency) = options.concurrency {
         config.concurrency = concurrency;
     }
     let logs = reporter.clone();
     let name = spec.lambda_name.clone();
     config.logs = LogSink::new(move |line| logs.line(format!("[{name}] {line}")));
-    config
+    Ok(config)
 }
 
 /// The Lambda name `wanted` stands for among `functions` (Lambda names first, then
@@ -231,13 +235,17 @@ fn json_or_string<S: serde::Serializer>(text: &str, serializer: S) -> Result<S::
 
 /// Invokes `setup`'s function once under a fresh emulator (on a free port), with its log tail,
 /// then stops the emulator.
-pub async fn invoke_once(setup: FunctionSetup, payload: Vec<u8>) -> Result<Invoked> {
+pub async fn invoke_once(
+    setup: FunctionSetup,
+    payload: Vec<u8>,
+    tenant_id: Option<&str>,
+) -> Result<Invoked> {
     let name = setup.config.function_name.clone();
     let timeout = setup.config.timeout;
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), "invoke").await?;
     let emulator = Emulator::serve_on(listener, vec![setup]).await?;
     let url = emulator.invoke_url_of(&name);
-    let result = post_invoke(&url, payload, timeout).await;
+    let result = post_invoke(&url, payload, timeout, tenant_id).await;
     emulator.shutdown().await;
     let mut invoked = result?;
     invoked.function = name;
@@ -245,16 +253,25 @@ pub async fn invoke_once(setup: FunctionSetup, payload: Vec<u8>) -> Result<Invok
 }
 
 /// POSTs one RequestResponse invocation with `X-Amz-Log-Type: Tail` to an Invoke URL.
-async fn post_invoke(url: &str, payload: Vec<u8>, timeout: std::time::Duration) -> Result<Invoked> {
+async fn post_invoke(
+    url: &str,
+    payload: Vec<u8>,
+    timeout: std::time::Duration,
+    tenant_id: Option<&str>,
+) -> Result<Invoked> {
     use base64::Engine;
     let emulation = |message: String| Error::Emulation { message };
     let client = crate::testing::http_client(url, timeout + std::time::Duration::from_secs(30))
         .map_err(|e| emulation(e.to_string()))?;
-    let response = client
+    let mut request = client
         .post(url)
         .header("x-amz-log-type", "Tail")
         .header("content-type", "application/json")
-        .body(payload)
+        .body(payload);
+    if let Some(tenant) = tenant_id {
+        request = request.header("x-amz-tenant-id", tenant);
+    }
+    let response = request
         .send()
         .await
         .map_err(|e| emulation(format!("invoking {url}: {e}")))?;

@@ -18,7 +18,9 @@ use crate::aws::{AwsOptions, CredentialSource};
 use crate::config::FunctionSpec;
 use crate::emulate::docker_runner::DockerLauncher;
 use crate::emulate::sandbox::SandboxLauncher;
-use crate::emulate::{rootfs, Emulator, EmulatorConfig, Launcher, LogSink, ProcessLauncher};
+use crate::emulate::{
+    rootfs, Emulator, EmulatorConfig, ExecutionModel, Launcher, LogSink, ProcessLauncher,
+};
 use crate::envfile::{self, EnvVar};
 use crate::error::{Error, Result};
 use crate::image::BuiltImage;
@@ -59,6 +61,50 @@ pub struct LocalOptions {
     /// Credentials from aws-config's default chain, with this profile (`None`: the default
     /// profile); `None` gives the function no credentials at all, the default.
     pub aws_credentials: Option<AwsOptions>,
+    /// The execution model, over the function's deploy settings.
+    pub model: ModelOptions,
+}
+
+/// How Lambda runs the function's environments, as asked for over its deploy settings
+/// (`deploy.snap-start`, `deploy.managed-instances.max-concurrency`, `deploy.tenant-isolation`);
+/// `None` keeps the setting's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// SnapStart's restore lifecycle on or off.
+    pub snap_start: Option<bool>,
+    /// Managed Instances with this many requests per environment.
+    pub max_concurrency: Option<u32>,
+    /// Tenant isolation on or off.
+    pub tenant_isolation: Option<bool>,
+}
+
+impl ModelOptions {
+    /// Applies the options to `config`; `label` is whether the image carries the SnapStart
+    /// label. Asking for both SnapStart and Managed Instances is an error naming the flags,
+    /// as Lambda refuses the combination.
+    pub fn apply(&self, config: &mut EmulatorConfig, label: bool) -> Result<()> {
+        if self.snap_start == Some(true) && self.max_concurrency.is_some() {
+            return Err(Error::EmulatorConfig {
+                setting: "snap-start",
+                message: "--snap-start and --max-concurrency ask for SnapStart on Lambda Managed Instances, which Lambda refuses: SnapStart is not supported on Managed Instances".into(),
+                help: "drop one of --snap-start and --max-concurrency".into(),
+            });
+        }
+        match (self.snap_start, self.max_concurrency) {
+            (Some(true), _) => config.model = ExecutionModel::SnapStart { label },
+            (_, Some(max_concurrency)) => {
+                config.model = ExecutionModel::ManagedInstances { max_concurrency }
+            }
+            (Some(false), None) if matches!(config.model, ExecutionModel::SnapStart { .. }) => {
+                config.model = ExecutionModel::OnDemand
+            }
+            _ => {}
+        }
+        if let Some(isolated) = self.tenant_isolation {
+            config.tenant_isolation = isolated;
+        }
+        Ok(())
+    }
 }
 
 impl LocalOptions {
@@ -74,6 +120,8 @@ impl LocalOptions {
             env,
             region: self.region.clone(),
             credentials,
+            model: self.model,
+            tenant_id: None,
         })
     }
 }
@@ -89,6 +137,10 @@ pub struct LocalRun {
     pub region: Option<String>,
     /// Where their AWS credentials come from; `None`: they get none.
     pub credentials: Option<CredentialSource>,
+    /// The execution model, over the functions' deploy settings.
+    pub model: ModelOptions,
+    /// The tenant every invocation names (`X-Amz-Tenant-Id`), for tenant-isolated functions.
+    pub tenant_id: Option<String>,
 }
 
 impl LocalRun {
@@ -104,15 +156,24 @@ impl LocalRun {
     /// (applied by the launcher), the metadata's `env`, the env files, `--env`, then the
     /// emulator's reserved variables. The region is `--region`, else `deploy.region`, else
     /// (with credentials) the profile's, else us-east-1.
-    pub fn emulator_config(&self, spec: &FunctionSpec) -> EmulatorConfig {
+    pub fn emulator_config(&self, spec: &FunctionSpec) -> Result<EmulatorConfig> {
         let mut config = EmulatorConfig::from_spec(spec);
-        self.apply(&mut config, spec.deploy.region.as_deref());
-        config
+        let (name, value) = ExecutionModel::SNAP_START_LABEL;
+        let label = spec.image.labels.get(name).is_some_and(|v| v == value);
+        self.apply(&mut config, spec.deploy.region.as_deref(), label)?;
+        Ok(config)
     }
 
-    /// Applies the environment, region and credentials to `config`, whose own region was
-    /// `configured` (if any).
-    pub fn apply(&self, config: &mut EmulatorConfig, configured: Option<&str>) {
+    /// Applies the environment, region, credentials and execution model to `config`, whose
+    /// own region was `configured` (if any); `label` is whether the image carries the
+    /// SnapStart label.
+    pub fn apply(
+        &self,
+        config: &mut EmulatorConfig,
+        configured: Option<&str>,
+        label: bool,
+    ) -> Result<()> {
+        self.model.apply(config, label)?;
         config
             .env
             .extend(self.env.iter().map(|v| (v.key.clone(), v.value.clone())));
@@ -125,6 +186,7 @@ impl LocalRun {
             config.region = region.to_string();
         }
         config.credentials = self.credentials.clone();
+        Ok(())
     }
 }
 
@@ -188,14 +250,21 @@ pub async fn run(
     mut on_invocation: impl FnMut(&Invocation),
 ) -> Result<Vec<Invocation>> {
     let launcher = launcher_for(local.runner, spec, image, reporter).await?;
-    let mut config = local.emulator_config(spec);
+    let mut config = local.emulator_config(spec)?;
     config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let logs = reporter.clone();
     config.logs = LogSink::new(move |line| logs.verbose(format!("  | {line}")));
     let emulator = Emulator::start(config, launcher).await?;
     let mut invocations = Vec::new();
     for event in events {
-        match invoke(&emulator.invoke_url(), spec, event).await {
+        match invoke(
+            &emulator.invoke_url(),
+            spec,
+            event,
+            local.tenant_id.as_deref(),
+        )
+        .await
+        {
             Ok(invocation) => {
                 on_invocation(&invocation);
                 invocations.push(invocation);
@@ -463,7 +532,12 @@ pub(crate) fn http_client(url: &str, timeout: Duration) -> reqwest::Result<reqwe
 }
 
 /// Sends one event to an emulator's invoke URL.
-pub async fn invoke(url: &str, spec: &FunctionSpec, event: &TestEvent) -> Result<Invocation> {
+pub async fn invoke(
+    url: &str,
+    spec: &FunctionSpec,
+    event: &TestEvent,
+    tenant_id: Option<&str>,
+) -> Result<Invocation> {
     let client =
         http_client(url, Duration::from_secs(u64::from(spec.timeout) + 30)).map_err(|e| {
             Error::Emulation {
@@ -471,15 +545,16 @@ pub async fn invoke(url: &str, spec: &FunctionSpec, event: &TestEvent) -> Result
             }
         })?;
     let started = Instant::now();
-    let response = client
+    let mut request = client
         .post(url)
         .header("content-type", "application/json")
-        .body(event.payload.clone())
-        .send()
-        .await
-        .map_err(|e| Error::Emulation {
-            message: format!("invoking {url}: {e}"),
-        })?;
+        .body(event.payload.clone());
+    if let Some(tenant) = tenant_id {
+        request = request.header("x-amz-tenant-id", tenant);
+    }
+    let response = request.send().await.map_err(|e| Error::Emulation {
+        message: format!("invoking {url}: {e}"),
+    })?;
     let status = response.status().as_u16();
     let function_error = response
         .headers()

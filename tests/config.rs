@@ -454,3 +454,36 @@ fn image_notes_the_end_of_al2_once_only_when_the_base_is_defaulted() {
         assert!(!stderr.contains("al2023"), "{stderr}");
     }
 }
+
+#[test]
+fn execution_models_lambda_refuses_together_are_refused_naming_both_keys() {
+    let cases = [
+        (
+            "[package.metadata.lambda.deploy]\nsnap-start = true\n[package.metadata.lambda.deploy.managed-instances]\nmax-concurrency = 4\n",
+            ["deploy.snap-start", "deploy.managed-instances", "not supported on Lambda Managed Instances"],
+        ),
+        (
+            "[package.metadata.lambda.deploy]\ntenant-isolation = true\nsnap-start = true\n",
+            ["deploy.tenant-isolation", "deploy.snap-start", "does not support SnapStart"],
+        ),
+        (
+            "[package.metadata.lambda.deploy]\ntenant-isolation = true\n[package.metadata.lambda.deploy.url]\nauth = \"NONE\"\n",
+            ["deploy.tenant-isolation", "deploy.url", "does not support Function URLs"],
+        ),
+    ];
+    for (toml, needles) in cases {
+        let ws = TempWorkspace::new(toml, "", &[]);
+        let text = failing(&ws, &[]);
+        assert_all(&text, &needles);
+        assert_all(&text, &["func/Cargo.toml"]);
+    }
+    let ws = TempWorkspace::new(
+        "[package.metadata.lambda.deploy.managed-instances]\nmax-concurrency = 0\n",
+        "",
+        &[],
+    );
+    assert_all(
+        &failing(&ws, &[]),
+        &["deploy.managed-instances.max-concurrency", "1..=1600"],
+    );
+}

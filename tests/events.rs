@@ -301,7 +301,10 @@ fn every_event_has_an_example_of_its_own_reason() {
         if reason == Reason::Progress {
             continue;
         }
-        assert!(covered.contains(reason.as_str()), "no example of `{reason}`");
+        assert!(
+            covered.contains(reason.as_str()),
+            "no example of `{reason}`"
+        );
     }
 }
 

@@ -27,6 +27,7 @@ mod events;
 mod fuzz;
 mod image;
 mod index;
+mod lifecycle;
 mod local_env;
 mod mutation;
 mod new_command;

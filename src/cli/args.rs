@@ -18,7 +18,7 @@ use cargo_lambda_image::image::{DockerBuildOptions, DockerBuilder};
 use cargo_lambda_image::pipeline::Options;
 use cargo_lambda_image::publish::{ArchivePublisher, DaemonPublisher, LayoutPublisher, Publisher};
 use cargo_lambda_image::target::{Arch, Compiler, Libc};
-use cargo_lambda_image::testing::{LocalOptions, Runner};
+use cargo_lambda_image::testing::{LocalOptions, ModelOptions, Runner};
 
 /// An invalid flag value, naming the flag.
 pub fn invalid(flag: &str, message: impl Into<String>, help: impl Into<String>) -> Error {
@@ -314,6 +314,19 @@ pub struct LocalArgs {
     /// --aws-credentials the profile's, then us-east-1].
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+    /// Run SnapStart's lifecycle: init with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start,
+    /// answer restore/next, report the restore; `--snap-start=false` turns it off
+    /// [default: `deploy.snap-start`].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub snap_start: Option<bool>,
+    /// Run as Lambda Managed Instances: each environment serves up to N requests at once,
+    /// with AWS_LAMBDA_MAX_CONCURRENCY=N [default: `deploy.managed-instances.max-concurrency`].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1600))]
+    pub max_concurrency: Option<u32>,
+    /// Give every tenant (X-Amz-Tenant-Id) environments of its own; every invocation must
+    /// then name one; `--tenant-isolation=false` turns it off [default: `deploy.tenant-isolation`].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tenant_isolation: Option<bool>,
 }
 
 impl LocalArgs {
@@ -336,6 +349,11 @@ impl LocalArgs {
                 region: self.region.clone(),
                 ..AwsOptions::default()
             }),
+            model: ModelOptions {
+                snap_start: self.snap_start,
+                max_concurrency: self.max_concurrency,
+                tenant_isolation: self.tenant_isolation,
+            },
         })
     }
 }

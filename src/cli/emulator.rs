@@ -76,7 +76,7 @@ pub async fn run(args: &EmulatorArgs, out: &Output) -> Result<()> {
         concurrency: args.concurrency.max(1),
         ..EmulatorConfig::default()
     };
-    local.apply(&mut config, None);
+    local.apply(&mut config, None, false)?;
     let (program, rest) = args
         .program
         .split_first()

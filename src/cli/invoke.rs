@@ -38,6 +38,15 @@ pub struct InvokeArgs {
         help_heading = "Invoke"
     )]
     pub event_example: Option<SampleKind>,
+    /// The tenant the invocation is for (X-Amz-Tenant-Id), which a tenant-isolated function
+    /// needs and any other refuses.
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with = "remote",
+        help_heading = "Invoke"
+    )]
+    pub tenant_id: Option<String>,
     /// Where the function runs (locally).
     #[arg(long, value_enum, default_value_t = RunnerArg::Sandbox, help_heading = "Invoke")]
     pub runner: RunnerArg,
@@ -159,5 +168,7 @@ async fn local(args: &InvokeArgs, payload: Vec<u8>, out: &Output) -> Result<Opti
     // The log tail shows the invocation's lines; they are not printed as they come too.
     let mut setup = setup.value;
     setup.config.logs = cargo_lambda_image::emulate::LogSink::discard();
-    serve::invoke_once(setup, payload).await.map(Some)
+    serve::invoke_once(setup, payload, args.tenant_id.as_deref())
+        .await
+        .map(Some)
 }

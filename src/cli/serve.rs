@@ -172,7 +172,7 @@ pub async fn start(
                     &prepared.options,
                     reporter,
                     reason,
-                ));
+                )?);
             }
         }
     }

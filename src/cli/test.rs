@@ -60,6 +60,10 @@ pub struct TestArgs {
     /// A JSON file the response must equal, one per --event, in order.
     #[arg(long = "expect", value_name = "FILE", help_heading = "Test")]
     pub expect: Vec<PathBuf>,
+    /// The tenant every invocation is for (X-Amz-Tenant-Id), which a tenant-isolated
+    /// function needs and any other refuses.
+    #[arg(long, value_name = "ID", help_heading = "Test")]
+    pub tenant_id: Option<String>,
     /// Where the function runs.
     #[arg(long, value_enum, default_value_t = RunnerArg::Sandbox, help_heading = "Test")]
     pub runner: RunnerArg,
@@ -78,7 +82,8 @@ pub async fn run(args: &TestArgs, out: &Output) -> Result<()> {
         payload: samples::example(*kind).to_string().into_bytes(),
         expected: None,
     }));
-    let local = args.local.options(args.runner.into())?.resolve().await?;
+    let mut local = args.local.options(args.runner.into())?.resolve().await?;
+    local.tenant_id = args.tenant_id.clone();
     let plan = args.image.build.plan()?;
     for spec in &plan.functions {
         testing::events_for(spec, &events)?;

@@ -284,6 +284,19 @@ pub const KEYS: &[Key] = &[
         .api("Cors.AllowCredentials", "Cors.AllowCredentials"),
     key("deploy.provisioned-concurrency", "2", "environments kept initialized for the alias, waited for (needs deploy.alias); unset: DeleteProvisionedConcurrencyConfig")
         .api("PutProvisionedConcurrencyConfig", ""),
+    key("deploy.snap-start", "true", "SnapStart: published versions start from a snapshot taken after init; test, serve and watch run the restore lifecycle")
+        .default("false")
+        .api("SnapStart.ApplyOn", "SnapStart.ApplyOn"),
+    key("deploy.tenant-isolation", "false", "one execution environment per tenant (X-Amz-Tenant-Id), never shared; fixed when the function is created")
+        .default("false")
+        .api("TenancyConfig.TenantIsolationMode", "TenancyConfig.TenantIsolationMode"),
+    key("deploy.managed-instances", "{}", "Lambda Managed Instances: several requests at once in one execution environment").table(),
+    key("deploy.managed-instances.max-concurrency", "8", "requests one execution environment serves at once (AWS_LAMBDA_MAX_CONCURRENCY)")
+        .range(1, 1600, "requests")
+        .api(
+            "CapacityProviderConfig.LambdaManagedInstancesCapacityProviderConfig.PerExecutionEnvironmentMaxConcurrency",
+            "CapacityProviderConfig.LambdaManagedInstancesCapacityProviderConfig.PerExecutionEnvironmentMaxConcurrency",
+        ),
     key("deploy.ecr", "{}", "the ECR repository's lifecycle").table(),
     key("deploy.ecr.keep", "10", "images kept besides those a version or alias uses, at least one per architecture; unset: DeleteLifecyclePolicy")
         .range(1, 1000, "images")

@@ -165,6 +165,31 @@ pub struct DeploySettings {
     pub provisioned_concurrency: Option<u32>,
     /// Images the ECR lifecycle policy keeps besides those in use (`None`: no policy).
     pub ecr_keep: Option<u32>,
+    /// SnapStart on published versions (and the restore lifecycle when run locally).
+    pub snap_start: bool,
+    /// One execution environment per tenant.
+    pub tenant_isolation: bool,
+    /// Lambda Managed Instances, when the function runs on them.
+    pub managed_instances: Option<ManagedInstancesSettings>,
+}
+
+/// Resolved `deploy.managed-instances`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManagedInstancesSettings {
+    /// Requests one execution environment serves at once (`None`: Lambda's default).
+    pub max_concurrency: Option<u32>,
+}
+
+impl ManagedInstancesSettings {
+    /// What Lambda uses for a Rust function when `max-concurrency` is unset: 8 requests per
+    /// vCPU, for the one vCPU of the smallest environment (2 GiB at 2 GiB per vCPU).
+    pub const RUST_DEFAULT_CONCURRENCY: u32 = 8;
+
+    /// The requests one environment serves at once, defaulted as Lambda does for Rust.
+    pub fn concurrency(&self) -> u32 {
+        self.max_concurrency
+            .unwrap_or(Self::RUST_DEFAULT_CONCURRENCY)
+    }
 }
 
 /// Resolved `deploy.logging` (unset levels and group are Lambda's defaults).
@@ -422,6 +447,11 @@ fn deploy_settings(deploy: DeployConfig) -> DeploySettings {
         url: deploy.url.map(url_settings),
         provisioned_concurrency: deploy.provisioned_concurrency,
         ecr_keep: deploy.ecr.and_then(|e| e.keep),
+        snap_start: deploy.snap_start.unwrap_or(false),
+        tenant_isolation: deploy.tenant_isolation.unwrap_or(false),
+        managed_instances: deploy.managed_instances.map(|m| ManagedInstancesSettings {
+            max_concurrency: m.max_concurrency,
+        }),
         async_invoke: deploy.async_.map(|a| AsyncSettings {
             max_retries: a.max_retries,
             max_event_age: a.max_event_age,
@@ -474,57 +504,93 @@ pub fn check_tag(f: &super::FunctionSpec, manifest: &std::path::Path) -> crate::
 }
 
 /// Checks that need the merged settings, since their keys may come from different tables (the
-/// workspace's VPC, a package's file system): a file system needs a VPC.
+/// workspace's VPC, a package's file system): a file system needs a VPC, and so on.
 pub fn check_merged(settings: &Settings, manifest: &std::path::Path) -> crate::error::Result<()> {
-    if settings.deploy.file_system.is_some() && settings.deploy.vpc.is_none() {
-        return Err(crate::error::Error::InvalidValue {
-            source_: Box::new(crate::error::Source::Manifest {
-                path: manifest.to_path_buf(),
-                table: "package.metadata.lambda".into(),
-            }),
-            key: "deploy.file-system".into(),
-            message: format!(
-                "the function `{}` mounts a file system but is in no VPC",
-                settings.function_name
-            ),
-            help: "Lambda reaches EFS through a VPC: add [package.metadata.lambda.deploy.vpc] with subnets and security groups that reach the file system's mount targets".into(),
-        });
+    let invalid = |key: &str, message: String, help: &str| crate::error::Error::InvalidValue {
+        source_: Box::new(crate::error::Source::Manifest {
+            path: manifest.to_path_buf(),
+            table: "package.metadata.lambda".into(),
+        }),
+        key: key.into(),
+        message,
+        help: help.into(),
+    };
+    let name = &settings.function_name;
+    let deploy = &settings.deploy;
+    if deploy.file_system.is_some() && deploy.vpc.is_none() {
+        return Err(invalid(
+            "deploy.file-system",
+            format!("the function `{name}` mounts a file system but is in no VPC"),
+            "Lambda reaches EFS through a VPC: add [package.metadata.lambda.deploy.vpc] with subnets and security groups that reach the file system's mount targets",
+        ));
     }
-    if let Some(keep) = settings.deploy.ecr_keep {
+    if let Some(keep) = deploy.ecr_keep {
         if (keep as usize) < settings.arches.len() {
-            return Err(crate::error::Error::InvalidValue {
-                source_: Box::new(crate::error::Source::Manifest {
-                    path: manifest.to_path_buf(),
-                    table: "package.metadata.lambda".into(),
-                }),
-                key: "deploy.ecr.keep".into(),
-                message: format!(
-                    "{keep} image(s) for {} architectures sharing the repository of `{}`",
-                    settings.arches.len(),
-                    settings.function_name
+            return Err(invalid(
+                "deploy.ecr.keep",
+                format!(
+                    "{keep} image(s) for {} architectures sharing the repository of `{name}`",
+                    settings.arches.len()
                 ),
-                help: format!(
+                &format!(
                     "keep at least {} (one current image per architecture)",
                     settings.arches.len()
                 ),
-            });
+            ));
         }
     }
-    if settings.deploy.provisioned_concurrency.is_some() && settings.deploy.alias.is_none() {
-        return Err(crate::error::Error::InvalidValue {
-            source_: Box::new(crate::error::Source::Manifest {
-                path: manifest.to_path_buf(),
-                table: "package.metadata.lambda".into(),
-            }),
-            key: "deploy.provisioned-concurrency".into(),
-            message: format!(
-                "the function `{}` asks for provisioned concurrency but has no alias",
-                settings.function_name
-            ),
-            help: "provisioned concurrency is kept for the version an alias points at: add `deploy.alias = \"live\"`".into(),
-        });
+    if deploy.provisioned_concurrency.is_some() && deploy.alias.is_none() {
+        return Err(invalid(
+            "deploy.provisioned-concurrency",
+            format!("the function `{name}` asks for provisioned concurrency but has no alias"),
+            "provisioned concurrency is kept for the version an alias points at: add `deploy.alias = \"live\"`",
+        ));
+    }
+    if let Some((key, other, reason)) = refused_combination(deploy) {
+        return Err(invalid(
+            key,
+            format!("the function `{name}` sets both `{key}` and `{other}`, which Lambda refuses: {reason}"),
+            &format!("remove one of `{key}` and `{other}`"),
+        ));
     }
     Ok(())
+}
+
+/// The first pair of execution-model settings Lambda does not accept together, with the
+/// limitation Lambda documents for it.
+fn refused_combination(
+    deploy: &DeploySettings,
+) -> Option<(&'static str, &'static str, &'static str)> {
+    let tenants = deploy.tenant_isolation;
+    if tenants && deploy.snap_start {
+        return Some((
+            "deploy.tenant-isolation",
+            "deploy.snap-start",
+            "tenant isolation mode does not support SnapStart",
+        ));
+    }
+    if tenants && deploy.url.is_some() {
+        return Some((
+            "deploy.tenant-isolation",
+            "deploy.url",
+            "tenant isolation mode does not support Function URLs",
+        ));
+    }
+    if tenants && deploy.provisioned_concurrency.is_some() {
+        return Some((
+            "deploy.tenant-isolation",
+            "deploy.provisioned-concurrency",
+            "tenant isolation mode does not support provisioned concurrency",
+        ));
+    }
+    if deploy.snap_start && deploy.managed_instances.is_some() {
+        return Some((
+            "deploy.snap-start",
+            "deploy.managed-instances",
+            "SnapStart is not supported on Lambda Managed Instances",
+        ));
+    }
+    None
 }
 
 /// Renders a tag template: `{version}`, `{arch}`, `{function}` and `{package}`.

@@ -213,6 +213,20 @@ pub struct DeployConfig {
     pub provisioned_concurrency: Option<u32>,
     /// The ECR repository's lifecycle.
     pub ecr: Option<EcrConfig>,
+    /// SnapStart on published versions.
+    pub snap_start: Option<bool>,
+    /// One execution environment per tenant.
+    pub tenant_isolation: Option<bool>,
+    /// Lambda Managed Instances.
+    pub managed_instances: Option<ManagedInstancesConfig>,
+}
+
+/// `[...lambda.deploy.managed-instances]`: how the function runs on Lambda Managed Instances.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ManagedInstancesConfig {
+    /// How many requests one execution environment serves at once.
+    pub max_concurrency: Option<u32>,
 }
 
 /// `[...lambda.deploy.ecr]`: the repository's lifecycle.

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use super::EmulatorConfig;
+use super::{EmulatorConfig, ExecutionModel};
 use crate::aws::LocalCredentials;
 use crate::lambda;
 use crate::time::rfc3339_millis;
@@ -150,7 +150,13 @@ pub fn runtime_env(
         &format!("/aws/lambda/{}", config.function_name),
     );
     set("AWS_LAMBDA_LOG_STREAM_NAME", log_stream);
-    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
+    set(
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        config.model.initialization_type(),
+    );
+    if let ExecutionModel::ManagedInstances { max_concurrency } = config.model {
+        set("AWS_LAMBDA_MAX_CONCURRENCY", &max_concurrency.to_string());
+    }
     set("AWS_REGION", &config.region);
     set("AWS_DEFAULT_REGION", &config.region);
     set("_HANDLER", &config.handler);
@@ -185,6 +191,9 @@ pub struct Report {
     pub max_memory_mb: Option<u64>,
     /// Set on the first invocation of an instance: launch until the runtime's first `/next`.
     pub init_duration: Option<Duration>,
+    /// Set instead on the first invocation of a SnapStart instance: from the restore (the
+    /// answer to `restore/next`) until the runtime's first `/next`.
+    pub restore_duration: Option<Duration>,
     /// `timeout` or `error` when the invocation did not end normally.
     pub status: Option<&'static str>,
     /// The error type, for `status: error`.
@@ -209,6 +218,13 @@ impl Report {
         }
         if let Some(init) = self.init_duration {
             line.push_str(&format!("\tInit Duration: {:.2} ms", ms(init)));
+        }
+        if let Some(restore) = self.restore_duration {
+            line.push_str(&format!(
+                "\tRestore Duration: {:.2} ms\tBilled Restore Duration: {} ms",
+                ms(restore),
+                ms(restore).ceil().max(1.0) as u64
+            ));
         }
         if let Some(status) = self.status {
             line.push_str(&format!("\tStatus: {status}"));
@@ -403,6 +419,7 @@ mod tests {
             memory_mb: 128,
             max_memory_mb: Some(20),
             init_duration: Some(Duration::from_micros(30_120)),
+            restore_duration: None,
             status: None,
             error_type: None,
         };
@@ -420,6 +437,38 @@ mod tests {
             "REPORT RequestId: id\tDuration: 12.35 ms\tBilled Duration: 13 ms\t\
              Memory Size: 128 MB\tStatus: error\tError Type: Runtime.ExitError"
         );
+        // A SnapStart environment's first invocation reports its restore, billed apart.
+        report.status = None;
+        report.error_type = None;
+        report.restore_duration = Some(Duration::from_micros(4_210));
+        assert_eq!(
+            report.line(),
+            "REPORT RequestId: id\tDuration: 12.35 ms\tBilled Duration: 13 ms\t\
+             Memory Size: 128 MB\tRestore Duration: 4.21 ms\tBilled Restore Duration: 5 ms"
+        );
+    }
+
+    #[test]
+    fn the_execution_model_sets_lambdas_variables() {
+        let env_of = |model| {
+            let config = EmulatorConfig {
+                model,
+                ..EmulatorConfig::default()
+            };
+            runtime_env(&config, "127.0.0.1:9001", "stream", None)
+        };
+        let on_demand = env_of(ExecutionModel::OnDemand);
+        assert_eq!(on_demand["AWS_LAMBDA_INITIALIZATION_TYPE"], "on-demand");
+        assert!(!on_demand.contains_key("AWS_LAMBDA_MAX_CONCURRENCY"));
+        let snap = env_of(ExecutionModel::SnapStart { label: false });
+        assert_eq!(snap["AWS_LAMBDA_INITIALIZATION_TYPE"], "snap-start");
+        let managed = env_of(ExecutionModel::ManagedInstances { max_concurrency: 8 });
+        assert_eq!(
+            managed["AWS_LAMBDA_INITIALIZATION_TYPE"],
+            "lambda-managed-instances"
+        );
+        assert_eq!(managed["AWS_LAMBDA_MAX_CONCURRENCY"], "8");
+        assert!(!managed.contains_key("_X_AMZN_TRACE_ID"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use super::format;
 use super::http_event::{self, HttpFormat, Prelude, RequestInfo, ResponseHead};
 use super::instance::{collect_limited, Collected, FrameReceiver};
-use super::invoke::ChannelBody;
+use super::invoke::{self, ChannelBody};
 use super::pool::Pool;
 use super::run::{self, Answer};
 use crate::lambda::MAX_PAYLOAD_BYTES;
@@ -83,6 +83,17 @@ async fn handle(
     if payload.len() > MAX_PAYLOAD_BYTES {
         return front_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
     }
+    // An API Gateway in front of a tenant-isolated function maps a request header to the
+    // tenant; the front takes `X-Amz-Tenant-Id` itself.
+    let tenant_id = match invoke::tenant_of(&parts.headers, config.tenant_isolation) {
+        Ok(tenant) => tenant,
+        Err(why) => {
+            config
+                .logs
+                .line(&format!("[emulator] the HTTP front answers 400: {why}"));
+            return front_error(StatusCode::BAD_REQUEST, "Bad Request");
+        }
+    };
     let request = run::Request {
         request_id,
         payload,
@@ -95,6 +106,7 @@ async fn handle(
         trace_id: format::trace_id(SystemTime::now()),
         client_context: None,
         cognito_identity: None,
+        tenant_id,
         tail: false,
     };
     let finished = match tokio::spawn(run::run(front.pool.clone(), request)).await {
@@ -112,6 +124,12 @@ async fn handle(
             }
         },
         Answer::FunctionError { .. } => {
+            front_error(StatusCode::BAD_GATEWAY, "Internal Server Error")
+        }
+        Answer::ApiError { message, .. } => {
+            config
+                .logs
+                .line(&format!("[emulator] the HTTP front answers 502: {message}"));
             front_error(StatusCode::BAD_GATEWAY, "Internal Server Error")
         }
         Answer::Stream {

@@ -2,8 +2,10 @@
 //! talks to. Giving each instance its own listener means a request id is only ever valid on the
 //! listener of the instance that received it, like a real execution environment.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::format;
 use super::launcher::{self, Launcher, RuntimeProcess};
+use super::snapstart::Restore;
 use super::{EmulatorConfig, LogSink};
 use crate::aws::LocalCredentials;
 use crate::lambda::{MAX_PAYLOAD_BYTES, RESPONSE_LIMIT_IN_MESSAGE};
@@ -39,6 +42,7 @@ pub(crate) mod headers {
     pub const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
     pub const ERROR_BODY: &str = "lambda-runtime-function-error-body";
     pub const RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
+    pub const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
 }
 
 /// An invocation on its way to the runtime's `/next`.
@@ -51,6 +55,8 @@ pub(crate) struct Event {
     pub client_context: Option<String>,
     /// Cognito identity JSON.
     pub cognito_identity: Option<String>,
+    /// The tenant the invocation is for (`X-Amz-Tenant-Id`).
+    pub tenant_id: Option<String>,
     /// Told when the runtime takes the event: the invocation's clock starts then.
     pub picked: oneshot::Sender<Instant>,
 }
@@ -74,6 +80,14 @@ pub(crate) enum Outcome {
         error_type: Option<String>,
         body: Bytes,
     },
+    /// `/restore/error`: an after-restore hook of a SnapStart runtime failed.
+    RestoreError {
+        error_type: Option<String>,
+        body: Bytes,
+    },
+    /// The environment cannot run as configured (a SnapStart runtime that was never
+    /// snapshotted): the reason, in Lambda's words.
+    Refused(String),
     /// A streamed response, still arriving; `done` fires when the runtime finishes it.
     Stream {
         content_type: Option<HeaderValue>,
@@ -102,19 +116,28 @@ pub(crate) enum Exit {
     Lost(String),
 }
 
-/// The invocation an instance is handling.
-struct Current {
-    request_id: String,
-    outcome: Option<oneshot::Sender<Outcome>>,
-}
+/// The invocations an instance is handling, by request id: one at a time on demand, up to
+/// the maximum concurrency on Managed Instances. An answered invocation keeps its entry,
+/// without a sender, until it ends, so that a second answer is refused.
+type InFlight = BTreeMap<String, Option<oneshot::Sender<Outcome>>>;
+
+/// How many timed-out request ids an environment that goes on after a timeout remembers, to
+/// answer a late response with `InvokeTimeout` rather than an unknown id.
+const TIMED_OUT_REMEMBERED: usize = 256;
 
 /// What the Runtime API handlers share.
 struct InstanceState {
     timeout: Duration,
-    events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
-    current: Mutex<Option<Current>>,
+    launched: Instant,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Event>>,
+    current: Mutex<InFlight>,
+    timed_out: Mutex<VecDeque<String>>,
     first_next: OnceLock<Instant>,
+    /// The SnapStart lifecycle, for a SnapStart environment.
+    restore: Option<Restore>,
     killed: watch::Sender<bool>,
+    /// The function's log sink (teed into the invocation's capture).
+    logs: LogSink,
 }
 
 impl InstanceState {
@@ -122,20 +145,22 @@ impl InstanceState {
         self.current
             .lock()
             .ok()
-            .and_then(|c| {
-                c.as_ref()
-                    .map(|c| c.request_id == id && c.outcome.is_some())
-            })
-            .unwrap_or(false)
+            .is_some_and(|c| c.get(id).is_some_and(Option::is_some))
     }
 
-    /// Hands `outcome` to the invocation `id` is waiting for; false if there is none (an
-    /// unknown id, an id answered already, or one that timed out).
+    fn timed_out(&self, id: &str) -> bool {
+        self.timed_out
+            .lock()
+            .is_ok_and(|t| t.iter().any(|t| t == id))
+    }
+
+    /// Hands `outcome` to the invocation `id` is waiting for (with `None`, to any one: an
+    /// init or restore error ends the environment); false if there is none (an unknown id, an
+    /// id answered already, or one that timed out).
     fn deliver(&self, id: Option<&str>, outcome: Outcome) -> bool {
-        let sender = self.current.lock().ok().and_then(|mut c| {
-            c.as_mut()
-                .filter(|c| id.is_none_or(|id| c.request_id == id))
-                .and_then(|c| c.outcome.take())
+        let sender = self.current.lock().ok().and_then(|mut c| match id {
+            Some(id) => c.get_mut(id).and_then(Option::take),
+            None => c.values_mut().find_map(Option::take),
         });
         sender.is_some_and(|s| s.send(outcome).is_ok())
     }
@@ -144,12 +169,15 @@ impl InstanceState {
 /// A launched runtime with its Runtime API listener.
 pub(crate) struct Instance {
     state: Arc<InstanceState>,
-    events: mpsc::Sender<Event>,
+    events: mpsc::UnboundedSender<Event>,
     exit: watch::Receiver<Option<Exit>>,
     server: JoinHandle<()>,
     pid: Option<u32>,
-    launched: Instant,
     init_reported: std::sync::atomic::AtomicBool,
+    /// The tenant the environment belongs to, under tenant isolation.
+    tenant: Option<String>,
+    /// How many invocations hold a lease on the environment.
+    leases: AtomicUsize,
     /// When the AWS credentials the runtime was started with expire.
     credentials_expiry: Option<SystemTime>,
     generation: u64,
@@ -190,17 +218,27 @@ impl Instance {
         generation: u64,
         index: usize,
         credentials: Option<LocalCredentials>,
+        tenant: Option<String>,
     ) -> io::Result<Instance> {
         let listener = TcpListener::bind((config.runtime_api_bind_ip, 0)).await?;
         let runtime_api = listener.local_addr()?;
-        let (events_tx, events_rx) = mpsc::channel(1);
+        // Unbounded: an environment never has more events queued than the slots the pool
+        // gave out, and dispatching must not wait for a runtime that is still initializing.
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (killed, _) = watch::channel(false);
+        let captured = Arc::new(Mutex::new(None::<String>));
+        let logs = tee(config.logs.clone(), captured.clone());
+        let launched = Instant::now();
         let state = Arc::new(InstanceState {
             timeout: config.timeout,
+            launched,
             events: tokio::sync::Mutex::new(events_rx),
-            current: Mutex::new(None),
+            current: Mutex::new(InFlight::new()),
+            timed_out: Mutex::new(VecDeque::new()),
             first_next: OnceLock::new(),
+            restore: Restore::for_model(config.model),
             killed,
+            logs: logs.clone(),
         });
         let server = tokio::spawn({
             let router = router(state.clone());
@@ -216,9 +254,6 @@ impl Instance {
             &log_stream,
             credentials.as_ref(),
         );
-        let launched = Instant::now();
-        let captured = Arc::new(Mutex::new(None::<String>));
-        let logs = tee(config.logs.clone(), captured.clone());
         let process = match launcher.launch(&env, &logs) {
             Ok(p) => p,
             Err(e) => {
@@ -241,8 +276,9 @@ impl Instance {
             exit: exit_rx,
             server,
             pid,
-            launched,
             init_reported: false.into(),
+            tenant,
+            leases: AtomicUsize::new(0),
             credentials_expiry: credentials.and_then(|c| c.expiry),
             generation,
             logs,
@@ -293,8 +329,30 @@ impl Instance {
     pub fn kill(&self) {
         self.state.killed.send_replace(true);
         if let Ok(mut c) = self.state.current.lock() {
-            *c = None;
+            c.clear();
         }
+    }
+
+    /// The tenant the environment belongs to, under tenant isolation.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// Counts a lease taken by the pool.
+    pub fn leased(&self) {
+        self.leases.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a lease given back; returns how many are still held.
+    pub fn unleased(&self) -> usize {
+        self.leases
+            .fetch_sub(1, Ordering::Relaxed)
+            .saturating_sub(1)
+    }
+
+    /// Whether no invocation holds a lease on the environment.
+    pub fn unleased_now(&self) -> bool {
+        self.leases.load(Ordering::Relaxed) == 0
     }
 
     /// Waits until the runtime has exited.
@@ -308,43 +366,63 @@ impl Instance {
         }
     }
 
-    /// Makes `request_id` the instance's invocation, answered through `outcome`.
+    /// Makes `request_id` one of the instance's invocations, answered through `outcome`.
     pub fn begin(&self, request_id: &str, outcome: oneshot::Sender<Outcome>) {
         if let Ok(mut c) = self.state.current.lock() {
-            *c = Some(Current {
-                request_id: request_id.to_string(),
-                outcome: Some(outcome),
-            });
+            c.insert(request_id.to_string(), Some(outcome));
         }
     }
 
-    /// Ends the current invocation: later answers for it get "invalid request id".
-    pub fn end(&self) {
+    /// Ends an invocation: later answers for it get "invalid request id".
+    pub fn end(&self, request_id: &str) {
         if let Ok(mut c) = self.state.current.lock() {
-            *c = None;
+            c.remove(request_id);
         }
     }
 
-    /// Queues an event for the runtime's next `/next`. False if the instance is gone.
-    pub async fn dispatch(&self, event: Event) -> bool {
-        self.events.send(event).await.is_ok()
+    /// Ends an invocation that timed out while the environment goes on (Managed Instances):
+    /// a late answer for it gets `InvokeTimeout`, as from Lambda.
+    pub fn end_timed_out(&self, request_id: &str) {
+        self.end(request_id);
+        if let Ok(mut t) = self.state.timed_out.lock() {
+            if t.len() == TIMED_OUT_REMEMBERED {
+                t.pop_front();
+            }
+            t.push_back(request_id.to_string());
+        }
     }
 
-    /// The init duration (launch until the first `/next`), the first time it is asked for.
+    /// Queues an event for one of the runtime's `/next` calls. False if the instance is gone.
+    pub fn dispatch(&self, event: Event) -> bool {
+        self.events.send(event).is_ok()
+    }
+
+    /// The init duration (launch until the first `/next`), the first time it is asked for;
+    /// never for SnapStart, whose init Lambda runs when it publishes a version.
     pub fn take_init_duration(&self) -> Option<Duration> {
-        let first = self.state.first_next.get()?;
-        if self
-            .init_reported
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
+        if self.state.restore.is_some() {
             return None;
         }
-        Some(first.saturating_duration_since(self.launched))
+        let first = self.state.first_next.get()?;
+        if self.init_reported.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        Some(first.saturating_duration_since(self.state.launched))
+    }
+
+    /// The restore duration of a SnapStart environment, the first time it is asked for.
+    pub fn take_restore_duration(&self) -> Option<Duration> {
+        self.state.restore.as_ref().and_then(Restore::take_duration)
+    }
+
+    /// Whether the runtime has asked for its first event (its init is over).
+    pub fn initialized(&self) -> bool {
+        self.state.first_next.get().is_some()
     }
 
     /// Time since launch, for init reports of runtimes that never asked for an event.
     pub fn since_launch(&self) -> Duration {
-        self.launched.elapsed()
+        self.state.launched.elapsed()
     }
 
     /// Peak memory of the runtime's processes, in MB, when measurable.
@@ -382,7 +460,7 @@ async fn monitor(
         // Killing can only fail if the process is already gone, which is the goal anyway.
         let _ = process.kill().await;
     } else {
-        let idle = state.current.lock().map(|c| c.is_none()).unwrap_or(false);
+        let idle = state.current.lock().map(|c| c.is_empty()).unwrap_or(false);
         if idle && !*state.killed.borrow() {
             let how = match &exit {
                 Exit::Status(s) => format::exit_description(s),
@@ -407,6 +485,8 @@ fn router(state: Arc<InstanceState>) -> Router {
         )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
+        .route("/2018-06-01/runtime/restore/next", get(restore_next))
+        .route("/2018-06-01/runtime/restore/error", post(restore_error))
         .fallback(|| async {
             runtime_api_error(
                 StatusCode::NOT_FOUND,
@@ -428,11 +508,17 @@ fn accepted() -> Response {
     (StatusCode::ACCEPTED, Json(json!({ "status": "OK" }))).into_response()
 }
 
-fn invalid_request_id(id: &str) -> Response {
+/// The answer to a response or error for `id` when it is not an invocation in progress: 410
+/// `InvokeTimeout` for one that timed out in an environment that went on (as Lambda answers
+/// on Managed Instances), else 400 `InvalidRequestID`.
+fn not_in_progress(state: &InstanceState, id: &str) -> Response {
+    if state.timed_out(id) {
+        return runtime_api_error(StatusCode::GONE, "InvokeTimeout", "Invoke timeout");
+    }
     runtime_api_error(
         StatusCode::BAD_REQUEST,
         "InvalidRequestID",
-        &format!("Invalid request ID: {id} is not the invocation in progress"),
+        &format!("Invalid request ID: {id} is not an invocation in progress"),
     )
 }
 
@@ -450,11 +536,28 @@ pub(crate) fn next_headers(event: &Event, deadline_ms: u128) -> Vec<(&'static st
     if let Some(c) = &event.cognito_identity {
         out.push((headers::COGNITO_IDENTITY, c.clone()));
     }
+    if let Some(t) = &event.tenant_id {
+        out.push((headers::TENANT_ID, t.clone()));
+    }
     out
 }
 
 async fn next(State(state): State<Arc<InstanceState>>) -> Response {
-    state.first_next.get_or_init(Instant::now);
+    let mut first = false;
+    state.first_next.get_or_init(|| {
+        first = true;
+        Instant::now()
+    });
+    if let (true, Some(restore)) = (first, &state.restore) {
+        if let Err(reason) = restore.first_next(state.launched, &state.logs) {
+            state.deliver(None, Outcome::Refused(reason.clone()));
+            return runtime_api_error(
+                StatusCode::FORBIDDEN,
+                "Runtime.SnapStartNotAllowed",
+                &reason,
+            );
+        }
+    }
     let mut events = state.events.lock().await;
     loop {
         let Some(event) = events.recv().await else {
@@ -523,7 +626,7 @@ async fn response(
     body: Body,
 ) -> Response {
     if !state.current_id_is(&id) {
-        return invalid_request_id(&id);
+        return not_in_progress(&state, &id);
     }
     let streaming = request_headers
         .get(headers::RESPONSE_MODE)
@@ -537,7 +640,7 @@ async fn response(
             if state.deliver(Some(&id), Outcome::Response(bytes)) {
                 accepted()
             } else {
-                invalid_request_id(&id)
+                not_in_progress(&state, &id)
             }
         }
         Ok(Collected::TooLarge(size)) => {
@@ -570,7 +673,7 @@ async fn stream(
         done,
     };
     if !state.deliver(Some(id), outcome) {
-        return invalid_request_id(id);
+        return not_in_progress(&state, id);
     }
     let mut killed = state.killed.subscribe();
     let mut end = StreamEnd::default();
@@ -621,7 +724,7 @@ async fn error(
     body: Body,
 ) -> Response {
     if !state.current_id_is(&id) {
-        return invalid_request_id(&id);
+        return not_in_progress(&state, &id);
     }
     let body = match collect_limited(body, MAX_PAYLOAD_BYTES).await {
         Ok(Collected::Complete(b)) => b,
@@ -635,7 +738,7 @@ async fn error(
     if state.deliver(Some(&id), outcome) {
         accepted()
     } else {
-        invalid_request_id(&id)
+        not_in_progress(&state, &id)
     }
 }
 
@@ -658,6 +761,59 @@ async fn init_error(
     accepted()
 }
 
+/// `GET /restore/next`: the end of a SnapStart runtime's init, answered as soon as the
+/// snapshot is "restored" (at once, locally).
+async fn restore_next(State(state): State<Arc<InstanceState>>) -> Response {
+    let Some(restore) = &state.restore else {
+        return runtime_api_error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "restore/next is only valid in a SnapStart environment (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start)",
+        );
+    };
+    if state.first_next.get().is_some() {
+        return runtime_api_error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "restore/next is only valid before the runtime's first /next",
+        );
+    }
+    match restore.restore_next(state.launched, &state.logs) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(reason) => runtime_api_error(StatusCode::FORBIDDEN, "InvalidStateTransition", &reason),
+    }
+}
+
+/// `POST /restore/error`: an after-restore hook failed; the invocation that caused the
+/// restore gets Lambda's `SnapStartException` and the environment is replaced.
+async fn restore_error(
+    State(state): State<Arc<InstanceState>>,
+    request_headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match collect_limited(body, MAX_PAYLOAD_BYTES).await {
+        Ok(Collected::Complete(b)) => b,
+        Ok(Collected::TooLarge(_)) => Bytes::new(),
+        Err(e) => return runtime_api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &e),
+    };
+    let error_type = error_type_header(&request_headers);
+    let restoring = state.restore.as_ref().is_some_and(|restore| {
+        restore.failed(
+            error_type.as_deref().unwrap_or("Runtime.Unknown"),
+            &state.logs,
+        )
+    });
+    if !restoring {
+        return runtime_api_error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "restore/error is only valid while a SnapStart environment restores (after restore/next, before /next)",
+        );
+    }
+    state.deliver(None, Outcome::RestoreError { error_type, body });
+    accepted()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -672,6 +828,7 @@ mod tests {
             trace_id: "Root=1-0-0".into(),
             client_context: None,
             cognito_identity: None,
+            tenant_id: None,
             picked,
         };
         let names =

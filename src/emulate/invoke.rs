@@ -242,6 +242,13 @@ async fn accept(
         .transpose()
         .map_err(|e| bad_request(&format!("X-Amz-Cognito-Identity must be JSON: {e}")))?;
     let config = &pool.config;
+    let tenant_id = tenant_of(headers, config.tenant_isolation).map_err(|m| {
+        api_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            &m,
+        )
+    })?;
     let request = Request {
         request_id: format::request_id(),
         payload,
@@ -256,6 +263,7 @@ async fn accept(
             .unwrap_or_else(|| format::trace_id(SystemTime::now())),
         client_context,
         cognito_identity,
+        tenant_id,
         tail: header_str(headers, "x-amz-log-type") == Some("Tail"),
     };
     Ok(Accepted {
@@ -264,6 +272,42 @@ async fn accept(
         request,
         invocation_type: invocation_type.to_string(),
     })
+}
+
+/// Lambda's longest tenant id.
+const TENANT_ID_MAX: usize = 256;
+
+/// The tenant an invocation names with `X-Amz-Tenant-Id`. Lambda refuses an invocation of a
+/// tenant-isolated function without one, and of any other function with one. `Err` is the
+/// message of its `InvalidParameterValueException`.
+pub(crate) fn tenant_of(headers: &HeaderMap, isolated: bool) -> Result<Option<String>, String> {
+    let tenant = match headers.get("x-amz-tenant-id") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| "X-Amz-Tenant-Id must be printable ASCII".to_string())?,
+        ),
+    };
+    match (tenant, isolated) {
+        (Some(t), true) if t.is_empty() || t.len() > TENANT_ID_MAX => Err(format!(
+            "X-Amz-Tenant-Id must be 1 to {TENANT_ID_MAX} characters long (it has {})",
+            t.len()
+        )),
+        (Some(t), true) => Ok(Some(t.to_string())),
+        (None, true) => Err(
+            "The function uses tenant isolation, so every invocation must name its tenant: \
+             add X-Amz-Tenant-Id (--tenant-id)"
+                .into(),
+        ),
+        (Some(_), false) => Err(
+            "The function does not use tenant isolation, so an invocation must not name a \
+             tenant: remove X-Amz-Tenant-Id (--tenant-id), or turn tenant isolation on \
+             (--tenant-isolation, deploy.tenant-isolation)"
+                .into(),
+        ),
+        (None, false) => Ok(None),
+    }
 }
 
 /// Invoke.
@@ -306,7 +350,9 @@ async fn run_event(pool: Arc<Pool>, request: Request) {
     for attempt in 1..=attempts {
         let finished = run::run(pool.clone(), request.clone()).await;
         let failed = match finished.answer {
-            Answer::FunctionError { error_type, .. } => Some(error_type),
+            Answer::FunctionError { error_type, .. } | Answer::ApiError { error_type, .. } => {
+                Some(error_type)
+            }
             Answer::Stream {
                 mut frames, ended, ..
             } => {
@@ -361,6 +407,11 @@ fn buffered(finished: Finished, id: &str, version: &str, tail: bool) -> Response
                 "the emulator is shutting down",
             )
         }
+        Answer::ApiError {
+            status,
+            error_type,
+            message,
+        } => return with_request_id(api_error(status, &error_type, &message), id),
         Answer::Payload(body) => (
             ok(
                 Body::from(body),
@@ -446,6 +497,15 @@ async fn invoke_streaming(
                 "the emulator is shutting down",
             )
         }
+        Ok(Finished {
+            answer:
+                Answer::ApiError {
+                    status,
+                    error_type,
+                    message,
+                },
+            ..
+        }) => return with_request_id(api_error(status, &error_type, &message), &id),
         Ok(finished) => finished,
     };
     let (tx, rx) = mpsc::channel(16);
@@ -499,6 +559,12 @@ async fn event_stream(
                 Err(_) => (None, String::new()),
             }
         }
+        // Answered before the stream began (see `invoke_streaming`).
+        Answer::ApiError {
+            error_type,
+            message,
+            ..
+        } => (Some((error_type, message)), finished.log),
         Answer::Closed => (None, String::new()),
     };
     let error = error.as_ref().map(|(t, d)| (t.as_str(), d.as_str()));

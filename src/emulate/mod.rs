@@ -40,6 +40,7 @@ pub mod rootfs;
 mod run;
 pub mod sandbox;
 pub mod server;
+mod snapstart;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -148,6 +149,67 @@ pub struct EmulatorConfig {
     /// How long an Event invocation that failed waits before each retry (default 1 s and
     /// 2 s: two retries, as Lambda makes, which waits about 1 and 2 minutes).
     pub event_retry_delays: Vec<Duration>,
+    /// How Lambda runs the function's environments: on demand (the default), restored from
+    /// a SnapStart snapshot, or as Managed Instances serving several requests each.
+    pub model: ExecutionModel,
+    /// Whether every environment belongs to one tenant (`X-Amz-Tenant-Id`): never shared
+    /// with another, reused for the same one. Invocations must then name their tenant, and
+    /// otherwise must not.
+    pub tenant_isolation: bool,
+}
+
+/// How Lambda runs a function's execution environments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExecutionModel {
+    /// Each environment is initialized when an invocation needs it and serves one request
+    /// at a time (`AWS_LAMBDA_INITIALIZATION_TYPE=on-demand`).
+    #[default]
+    OnDemand,
+    /// SnapStart: the runtime is initialized, calls `restore/next` (where Lambda takes its
+    /// snapshot) and is then restored (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`).
+    SnapStart {
+        /// Whether the image carries `com.amazonaws.lambda.feature.snapstart=Allow`, which
+        /// lets a runtime that never calls `restore/next` be snapshotted at its first `next`.
+        label: bool,
+    },
+    /// Lambda Managed Instances: one environment serves up to this many requests at once
+    /// (`AWS_LAMBDA_INITIALIZATION_TYPE=lambda-managed-instances`,
+    /// `AWS_LAMBDA_MAX_CONCURRENCY`).
+    ManagedInstances {
+        /// `PerExecutionEnvironmentMaxConcurrency`.
+        max_concurrency: u32,
+    },
+}
+
+impl ExecutionModel {
+    /// The label that lets Lambda snapshot an image whose runtime never calls `restore/next`.
+    pub const SNAP_START_LABEL: (&'static str, &'static str) =
+        ("com.amazonaws.lambda.feature.snapstart", "Allow");
+
+    /// Lambda's largest `PerExecutionEnvironmentMaxConcurrency`.
+    pub const MAX_CONCURRENCY_LIMIT: u32 = 1600;
+
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE`.
+    pub fn initialization_type(&self) -> &'static str {
+        match self {
+            ExecutionModel::OnDemand => "on-demand",
+            ExecutionModel::SnapStart { .. } => "snap-start",
+            ExecutionModel::ManagedInstances { .. } => "lambda-managed-instances",
+        }
+    }
+
+    /// How many requests one environment serves at once.
+    pub fn per_environment(&self) -> usize {
+        match self {
+            ExecutionModel::ManagedInstances { max_concurrency } => *max_concurrency as usize,
+            _ => 1,
+        }
+    }
+
+    /// Whether invocations share one environment, as on Managed Instances.
+    pub fn is_multi_concurrent(&self) -> bool {
+        matches!(self, ExecutionModel::ManagedInstances { .. })
+    }
 }
 
 impl fmt::Debug for EmulatorConfig {
@@ -163,6 +225,8 @@ impl fmt::Debug for EmulatorConfig {
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("handler", &self.handler)
             .field("concurrency", &self.concurrency)
+            .field("model", &self.model)
+            .field("tenant_isolation", &self.tenant_isolation)
             .field("credentials", &self.credentials.is_some())
             .finish_non_exhaustive()
     }
@@ -188,6 +252,8 @@ impl Default for EmulatorConfig {
             credentials_margin: Duration::from_secs(60),
             aliases: Vec::new(),
             event_retry_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
+            model: ExecutionModel::OnDemand,
+            tenant_isolation: false,
         }
     }
 }
@@ -219,6 +285,8 @@ impl EmulatorConfig {
                 .unwrap_or(defaults.region.clone()),
             function_name: spec.lambda_name.clone(),
             aliases: spec.deploy.alias.iter().cloned().collect(),
+            model: ExecutionModel::of_spec(spec),
+            tenant_isolation: spec.deploy.tenant_isolation,
             ..defaults
         }
     }
@@ -252,6 +320,26 @@ impl EmulatorConfig {
                 "use Lambda's 10 seconds",
             );
         }
+        match self.model {
+            ExecutionModel::ManagedInstances { max_concurrency }
+                if max_concurrency == 0
+                    || max_concurrency > ExecutionModel::MAX_CONCURRENCY_LIMIT =>
+            {
+                return invalid(
+                    "max-concurrency",
+                    &format!("{max_concurrency} is outside Lambda's range"),
+                    "use 1 to 1600 requests per execution environment",
+                );
+            }
+            ExecutionModel::SnapStart { .. } if self.tenant_isolation => {
+                return invalid(
+                    "tenant-isolation",
+                    "it is set with SnapStart, which Lambda refuses: tenant isolation mode does not support SnapStart",
+                    "drop one of --tenant-isolation and --snap-start",
+                );
+            }
+            _ => {}
+        }
         if self.function_name.is_empty() {
             return invalid(
                 "function-name",
@@ -260,6 +348,25 @@ impl EmulatorConfig {
             );
         }
         Ok(())
+    }
+}
+
+impl ExecutionModel {
+    /// The model `spec`'s deploy settings ask for: SnapStart (with its image label), Managed
+    /// Instances, or on demand.
+    pub fn of_spec(spec: &FunctionSpec) -> ExecutionModel {
+        let (name, value) = ExecutionModel::SNAP_START_LABEL;
+        if spec.deploy.snap_start {
+            ExecutionModel::SnapStart {
+                label: spec.image.labels.get(name).is_some_and(|v| v == value),
+            }
+        } else if let Some(managed) = &spec.deploy.managed_instances {
+            ExecutionModel::ManagedInstances {
+                max_concurrency: managed.concurrency(),
+            }
+        } else {
+            ExecutionModel::OnDemand
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -28,6 +28,8 @@ pub(crate) struct Request {
     pub trace_id: String,
     pub client_context: Option<String>,
     pub cognito_identity: Option<String>,
+    /// The tenant (`X-Amz-Tenant-Id`), for a tenant-isolated function.
+    pub tenant_id: Option<String>,
     /// Whether the caller wants the log tail (`X-Amz-Log-Type: Tail`).
     pub tail: bool,
 }
@@ -49,6 +51,13 @@ pub(crate) enum Answer {
     /// The function failed (Lambda's `X-Amz-Function-Error: Unhandled`): its error type, and
     /// the error document.
     FunctionError { error_type: String, body: Bytes },
+    /// Lambda refuses the invocation itself (an error of the Invoke API, not of the
+    /// function), e.g. `SnapStartException` when an after-restore hook failed.
+    ApiError {
+        status: StatusCode,
+        error_type: String,
+        message: String,
+    },
     /// The emulator is shutting down.
     Closed,
 }
@@ -106,6 +115,8 @@ struct Ending {
     error_type: Option<String>,
     /// Whether the instance can serve again.
     keep: bool,
+    /// Whether the invocation timed out in an environment that goes on.
+    timed_out: bool,
 }
 
 impl Ending {
@@ -114,6 +125,7 @@ impl Ending {
             status: None,
             error_type: None,
             keep: true,
+            timed_out: false,
         }
     }
 
@@ -123,6 +135,7 @@ impl Ending {
             status: Some("error"),
             error_type: Some(error_type),
             keep: true,
+            timed_out: false,
         }
     }
 
@@ -132,6 +145,19 @@ impl Ending {
             status: Some(status),
             error_type,
             keep: false,
+            timed_out: false,
+        }
+    }
+
+    /// A timeout. On demand the runtime is stopped (and the next invocation initializes a
+    /// new one); on Managed Instances its other invocations go on, so the environment stays,
+    /// and a late answer for this one gets `InvokeTimeout`.
+    fn timeout(pool: &Pool) -> Ending {
+        Ending {
+            status: Some("timeout"),
+            error_type: None,
+            keep: pool.config.model.is_multi_concurrent(),
+            timed_out: true,
         }
     }
 }
@@ -152,6 +178,11 @@ fn finish(
     if !ending.keep {
         instance.kill();
     }
+    if ending.timed_out {
+        instance.end_timed_out(request_id);
+    } else {
+        instance.end(request_id);
+    }
     if let Some(started) = started {
         instance.log(&format::end_line(request_id));
         let report = Report {
@@ -160,12 +191,14 @@ fn finish(
             memory_mb: config.memory_mb,
             max_memory_mb,
             init_duration: instance.take_init_duration(),
+            restore_duration: instance.take_restore_duration(),
             status: ending.status,
             error_type: ending.error_type,
         };
         instance.log(&report.line());
-    } else {
-        // The runtime never took the event: the failure belongs to its init phase.
+    } else if !(ending.keep && instance.initialized()) {
+        // The runtime never took the event: the failure belongs to its init phase (unless
+        // the environment was past it and goes on, which the caller has logged).
         let mut line = format!(
             "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: {}",
             instance.since_launch().as_secs_f64() * 1000.0,
@@ -194,7 +227,11 @@ pub(crate) async fn run(pool: Arc<Pool>, request: Request) -> Finished {
     let config = &pool.config;
     let id = request.request_id.clone();
     let tail = request.tail;
-    let lease = match pool.acquire().await {
+    let tenant = request
+        .tenant_id
+        .as_deref()
+        .filter(|_| config.tenant_isolation);
+    let lease = match pool.acquire(tenant).await {
         Ok(lease) => lease,
         Err(AcquireError::Closed) => {
             return Finished {
@@ -223,9 +260,10 @@ pub(crate) async fn run(pool: Arc<Pool>, request: Request) -> Finished {
         trace_id: request.trace_id,
         client_context: request.client_context,
         cognito_identity: request.cognito_identity,
+        tenant_id: request.tenant_id,
         picked: picked_tx,
     };
-    let dispatched = instance.dispatch(event).await;
+    let dispatched = instance.dispatch(event);
 
     // Phase 1: until the runtime takes the event. A cold runtime initializes meanwhile.
     // `picked` is polled first: a fast runtime can take the event and answer it before this
@@ -254,6 +292,24 @@ pub(crate) async fn run(pool: Arc<Pool>, request: Request) -> Finished {
                 log,
             }
         }
+        Waited::Outcome(Outcome::RestoreError { error_type, body }) => {
+            let ending = Ending::fatal("error", error_type.clone());
+            let log = finish(&pool, lease, &id, None, ending);
+            restore_failed(error_type.as_deref(), &body, log)
+        }
+        Waited::Outcome(Outcome::Refused(reason)) => {
+            instance.log(&format!("[emulator] {reason}"));
+            let ending = Ending::fatal("error", Some("InvalidParameterValueException".into()));
+            let log = finish(&pool, lease, &id, None, ending);
+            Finished {
+                answer: Answer::ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    error_type: "InvalidParameterValueException".into(),
+                    message: reason,
+                },
+                log,
+            }
+        }
         Waited::Outcome(_) => {
             // Nothing but an init error can answer an event the runtime has not taken.
             let log = finish(&pool, lease, &id, None, Ending::fatal("error", None));
@@ -262,6 +318,19 @@ pub(crate) async fn run(pool: Arc<Pool>, request: Request) -> Finished {
             Finished::error("Runtime.Unknown", &message, log)
         }
         Waited::Exited(exit) => exit_error(&pool, lease, &id, None, exit),
+        Waited::TimedOut if instance.initialized() && config.model.is_multi_concurrent() => {
+            // A running Managed Instances environment whose workers are all still busy (with
+            // invocations that timed out, say): this invocation fails, the others go on.
+            let message = format!(
+                "RequestId: {id} Error: no worker of the runtime asked for this event within \
+                 {:.2} seconds (all {} were busy)",
+                config.init_timeout.as_secs_f64(),
+                config.model.per_environment()
+            );
+            instance.log(&message);
+            let log = finish(&pool, lease, &id, None, Ending::timeout(&pool));
+            Finished::error("Sandbox.Timedout", &message, log)
+        }
         Waited::TimedOut => {
             let ending = Ending::fatal("timeout", Some("Sandbox.Timedout".into()));
             let log = finish(&pool, lease, &id, None, ending);
@@ -272,6 +341,25 @@ pub(crate) async fn run(pool: Arc<Pool>, request: Request) -> Finished {
             );
             Finished::error("Sandbox.Timedout", &message, log)
         }
+    }
+}
+
+/// Lambda's answer when an after-restore hook failed: the Invoke API's `SnapStartException`,
+/// with the runtime's own error after Lambda's message.
+fn restore_failed(error_type: Option<&str>, body: &[u8], log: String) -> Finished {
+    let (error_type, body) = posted_error_body(error_type, body);
+    let details: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let message = details["errorMessage"].as_str().unwrap_or_default();
+    Finished {
+        answer: Answer::ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error_type: "SnapStartException".into(),
+            message: format!(
+                "The afterRestore() runtime hook encountered an error ({error_type}: {message}). \
+                 For more information, check the function's logs."
+            ),
+        },
+        log,
     }
 }
 
@@ -327,7 +415,7 @@ async fn run_picked(
         Waited::TimedOut => {
             let message = format::timeout_message(SystemTime::now(), &id, config.timeout);
             instance.log(&message);
-            let ending = Ending::fatal("timeout", None);
+            let ending = Ending::timeout(&pool);
             let log = finish(&pool, lease, &id, Some(started), ending);
             return Finished::error("Sandbox.Timedout", &message, log);
         }
@@ -381,6 +469,23 @@ fn answer(
                 answer: Answer::FunctionError { error_type, body },
                 log,
             }
+        }
+        // Both come before the runtime's first `/next`, so only another invocation's event
+        // can have been taken; the environment must go all the same.
+        Outcome::RestoreError { error_type, body } => {
+            let ending = Ending::fatal("error", error_type.clone());
+            let log = finish(&pool, lease, &id, Some(started), ending);
+            restore_failed(error_type.as_deref(), &body, log)
+        }
+        Outcome::Refused(reason) => {
+            let log = finish(
+                &pool,
+                lease,
+                &id,
+                Some(started),
+                Ending::fatal("error", None),
+            );
+            Finished::error("InvalidParameterValueException", &reason, log)
         }
         Outcome::Stream {
             content_type,
@@ -453,7 +558,7 @@ async fn watch_stream(
         _ = tokio::time::sleep_until(deadline.into()) => {
             let message = format::timeout_message(SystemTime::now(), &id, config.timeout);
             instance.log(&message);
-            let log = finish(&pool, lease, &id, Some(started), Ending::fatal("timeout", None));
+            let log = finish(&pool, lease, &id, Some(started), Ending::timeout(&pool));
             (Some(("Sandbox.Timedout".to_string(), message)), log)
         }
     };
