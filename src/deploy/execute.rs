@@ -11,10 +11,11 @@ use crate::publish::{ecr, lifecycle};
 
 use std::time::Duration;
 
-use super::alias::{self, Canary, Routing};
-use super::observe::Observed;
-use super::plan::{DeployPlan, Desired, Step, VersionRef};
-use super::{iam, lambda, DeployOptions, DeployedFunction};
+use super::aws::{alias, iam, lambda};
+use super::model::role::TARGETS_POLICY;
+use super::model::{Canary, Desired, Observed, Routing, VersionRef};
+use super::plan::{DeployPlan, Step};
+use super::{DeployOptions, DeployedFunction};
 
 /// How long provisioned concurrency may take to be ready, unless the options say.
 const PROVISIONED_TIMEOUT: Duration = Duration::from_secs(600);
@@ -144,7 +145,7 @@ async fn run_step(
         Step::PutRolePolicy {
             name: role,
             document,
-        } => iam::put_policy(&clients.iam, role, iam::TARGETS_POLICY, document).await?,
+        } => iam::put_policy(&clients.iam, role, TARGETS_POLICY, document).await?,
         Step::CreateFunction => {
             lambda::create(client, &run.desired, plan.creates_role(), reporter).await?;
             lambda::wait_ready(client, &name, reporter).await?;
