@@ -9,8 +9,9 @@
 //!
 //! The code is layered so that the decisions never meet the SDK: [`model`] holds the values
 //! both sides use (the function as wanted and as it is, the alias's routing, the role's
-//! policies); [`plan`] decides with them alone; and the adapters in `aws` make the calls and
-//! convert between the SDK's types and the model's.
+//! policies); [`plan`] decides with them alone; the steps are grouped by the resource they
+//! change, each group with how it is shown and how it is run; and the adapters in `aws` make
+//! the calls and convert between the SDK's types and the model's.
 //!
 //! The function always gets its image by digest (`<account>.dkr.ecr.<region>.amazonaws.com/
 //! <repo>@sha256:...`), never an index: each architecture is its own function, named by the plan
@@ -26,6 +27,7 @@ pub mod model;
 pub mod plan;
 pub mod prune;
 pub mod release;
+mod steps;
 
 use serde::Serialize;
 
@@ -43,7 +45,8 @@ use crate::target::Arch;
 pub use aws::invoke;
 pub use model::role as iam;
 pub use model::{alias, FieldChange};
-pub use plan::{DeployPlan, Step};
+pub use plan::DeployPlan;
+pub use steps::{FunctionStep, ReleaseStep, RoleStep, Step, UrlStep};
 
 pub mod observe {
     //! The first step of a deploy: read-only calls into an [`Observed`] state that the
