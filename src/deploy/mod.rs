@@ -7,6 +7,12 @@
 //! 3. execute: run the steps, waiting for Lambda to settle in between, and read back what it
 //!    resolved. A dry run stops after step 2 and reports the steps.
 //!
+//! The code is layered so that the decisions never meet the SDK: [`model`] holds the values
+//! both sides use (the function as wanted and as it is, the alias's routing, the role's
+//! policies); [`plan`] decides with them alone; the steps are grouped by the resource they
+//! change, each group with how it is shown and how it is run; and the adapters in `aws` make
+//! the calls and convert between the SDK's types and the model's.
+//!
 //! The function always gets its image by digest (`<account>.dkr.ecr.<region>.amazonaws.com/
 //! <repo>@sha256:...`), never an index: each architecture is its own function, named by the plan
 //! ([`FunctionSpec::lambda_name`]). Deploying the same digest with the same configuration again
@@ -15,15 +21,13 @@
 //! Secrets (AWS keys, ECR tokens, environment values) stay in memory; no `Debug`, message or
 //! planned step here contains them.
 
-pub mod alias;
+mod aws;
 mod execute;
-pub mod iam;
-pub mod invoke;
-mod lambda;
-pub mod observe;
+pub mod model;
 pub mod plan;
 pub mod prune;
 pub mod release;
+mod steps;
 
 use serde::Serialize;
 
@@ -36,7 +40,21 @@ use crate::progress::Reporter;
 use crate::registry::RegistryOptions;
 use crate::target::Arch;
 
-pub use plan::{DeployPlan, FieldChange, Step};
+// Callers name the remote invoke, the role's policies, the alias's values and the observed
+// state by these paths, whichever layer holds them.
+pub use aws::invoke;
+pub use model::role as iam;
+pub use model::{alias, FieldChange};
+pub use plan::DeployPlan;
+pub use steps::{FunctionStep, ReleaseStep, RoleStep, Step, UrlStep};
+
+pub mod observe {
+    //! The first step of a deploy: read-only calls into an [`Observed`] state that the
+    //! planner turns into steps.
+
+    pub use super::aws::observe::observe;
+    pub use super::model::{FunctionState, LaunchOverrides, Observed, Retention, RoleState};
+}
 
 /// How to reach AWS and the registry.
 #[derive(Debug, Clone, Default)]

@@ -3,7 +3,9 @@
 //! says. Which ECR changes are needed, which role the function gets (and in which account a
 //! new one would be), whether the configuration or the code differs (field by field), whether
 //! a new version is published or an existing one reused, where the alias goes: all decided
-//! here, and nothing here calls AWS, so every decision is tested without it.
+//! here, and nothing here calls AWS, so every decision is tested without it. The plan is made
+//! of the model's values and the steps' groups; it names no SDK type and no adapter (a test in
+//! `tests/architecture.rs` reads this file's imports to keep it so).
 
 use std::collections::BTreeMap;
 
@@ -13,449 +15,23 @@ use crate::config::FunctionSpec;
 use crate::error::{Error, Result};
 use crate::image::BuiltImage;
 use crate::lambda;
-use crate::publish::ecr::{self, EcrStep};
+use crate::publish::ecr;
 use crate::publish::lifecycle;
 use crate::target::Arch;
 
-use super::alias::{Routing, Weight};
-use super::iam::BASIC_EXECUTION_POLICY;
-use super::observe::{FunctionState, LaunchOverrides, Observed, Retention, RoleState};
+use super::model::role::{targets_policy, BASIC_EXECUTION_POLICY, VPC_ACCESS_POLICY, XRAY_POLICY};
+use super::model::{
+    FunctionState, LaunchOverrides, Observed, Retention, RoleState, Routing, Weight,
+};
+use super::steps::{FunctionStep, ReleaseStep, RoleStep, UrlStep};
 use super::PlannedStep;
 
-/// What the function should look like.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Desired {
-    /// The Lambda function name.
-    pub name: String,
-    /// Its one architecture.
-    pub arch: Arch,
-    /// The image by digest.
-    pub image_uri: String,
-    /// The manifest digest.
-    pub digest: String,
-    /// The execution role's ARN (for a role this deploy creates, the ARN it will have).
-    pub role: String,
-    /// Memory in MB.
-    pub memory: i32,
-    /// Timeout in seconds.
-    pub timeout: i32,
-    /// `/tmp` in MB.
-    pub ephemeral_storage: i32,
-    /// Description (empty: none).
-    pub description: String,
-    /// X-Ray tracing mode (`Active` or `PassThrough`).
-    pub tracing: String,
-    /// KMS key ARN for the environment (`None`: Lambda's own key).
-    pub kms_key: Option<String>,
-    /// The VPC (`None`: no VPC).
-    pub vpc: Option<Vpc>,
-    /// Reserved concurrent executions (`None`: none reserved).
-    pub reserved_concurrency: Option<i32>,
-    /// Log format, levels and group (the group resolved to its default).
-    pub logging: Logging,
-    /// Dead-letter target ARN (`None`: none).
-    pub dead_letter: Option<String>,
-    /// EFS access point ARN and mount path (`None`: none).
-    pub file_system: Option<(String, String)>,
-    /// Asynchronous invocation settings (`None`: Lambda's defaults, no destinations).
-    pub async_invoke: Option<AsyncInvoke>,
-    /// The Function URL (on the alias, when there is one).
-    pub url: Option<FunctionUrl>,
-    /// Environment variables; values are never printed.
-    #[serde(skip)]
-    pub env: BTreeMap<String, String>,
-    /// `ImageConfig`, when the configuration sets what the image runs.
-    pub image_config: Option<LaunchOverrides>,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
-}
-
-/// A function's `LoggingConfig`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Logging {
-    /// `Text` or `JSON`.
-    pub format: String,
-    /// Application log level (JSON only).
-    pub application_level: Option<String>,
-    /// System log level (JSON only).
-    pub system_level: Option<String>,
-    /// The log group.
-    pub log_group: String,
-}
-
-impl Logging {
-    /// Lambda's default logging for the function `name`: text, into `/aws/lambda/<name>`.
-    pub fn default_for(name: &str) -> Logging {
-        Logging {
-            format: "Text".into(),
-            application_level: None,
-            system_level: None,
-            log_group: format!("/aws/lambda/{name}"),
-        }
-    }
-
-    fn text(&self) -> String {
-        let mut text = format!("{} into {}", self.format, self.log_group);
-        if self.format == "JSON" {
-            let level = |l: &Option<String>| l.clone().unwrap_or_else(|| "(default)".into());
-            text.push_str(&format!(
-                ", application {}, system {}",
-                level(&self.application_level),
-                level(&self.system_level)
-            ));
-        }
-        text
-    }
-
-    /// Whether two configurations are the same for Lambda (levels only count with JSON).
-    fn same(&self, other: &Logging) -> bool {
-        self.format == other.format
-            && self.log_group == other.log_group
-            && (self.format != "JSON"
-                || (self.application_level == other.application_level
-                    && self.system_level == other.system_level))
-    }
-}
-
-/// A function's event invoke configuration (`PutFunctionEventInvokeConfig`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct AsyncInvoke {
-    /// Retries after an error (Lambda's default 2).
-    pub max_retries: Option<i32>,
-    /// Maximum event age in seconds (Lambda's default 21600).
-    pub max_event_age: Option<i32>,
-    /// Destination of successes.
-    pub on_success: Option<String>,
-    /// Destination of failures.
-    pub on_failure: Option<String>,
-}
-
-impl AsyncInvoke {
-    /// The differences from `now` (which `None` leaves at Lambda's defaults), as field changes.
-    fn changes(now: Option<&AsyncInvoke>, wanted: Option<&AsyncInvoke>) -> Vec<FieldChange> {
-        let empty = AsyncInvoke::default();
-        let (now, wanted) = (now.unwrap_or(&empty), wanted.unwrap_or(&empty));
-        let number = |v: Option<i32>, default: i32| v.unwrap_or(default).to_string();
-        let target = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
-        let pairs = [
-            (
-                "async.max-retries",
-                number(now.max_retries, 2),
-                number(wanted.max_retries, 2),
-            ),
-            (
-                "async.max-event-age",
-                number(now.max_event_age, 21600),
-                number(wanted.max_event_age, 21600),
-            ),
-            (
-                "async.on-success",
-                target(&now.on_success),
-                target(&wanted.on_success),
-            ),
-            (
-                "async.on-failure",
-                target(&now.on_failure),
-                target(&wanted.on_failure),
-            ),
-        ];
-        pairs
-            .into_iter()
-            .filter(|(_, from, to)| from != to)
-            .map(|(field, from, to)| FieldChange::new(field, from, to))
-            .collect()
-    }
-}
-
-/// A Function URL's configuration (CORS lists sorted).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct FunctionUrl {
-    /// `AWS_IAM` or `NONE`.
-    pub auth: String,
-    /// `BUFFERED` or `RESPONSE_STREAM`.
-    pub invoke_mode: String,
-    /// CORS, when configured.
-    pub cors: Option<Cors>,
-}
-
-/// A Function URL's CORS settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Cors {
-    /// Allowed origins.
-    pub allow_origins: Vec<String>,
-    /// Allowed methods.
-    pub allow_methods: Vec<String>,
-    /// Allowed headers.
-    pub allow_headers: Vec<String>,
-    /// Exposed headers.
-    pub expose_headers: Vec<String>,
-    /// Preflight cache seconds.
-    pub max_age: Option<i32>,
-    /// Credentials allowed.
-    pub allow_credentials: bool,
-}
-
-impl Cors {
-    /// CORS with sorted lists, so that the order they are written in is no change.
-    pub fn sorted(mut self) -> Cors {
-        for list in [
-            &mut self.allow_origins,
-            &mut self.allow_methods,
-            &mut self.allow_headers,
-            &mut self.expose_headers,
-        ] {
-            list.sort();
-        }
-        self
-    }
-
-    fn text(cors: Option<&Cors>) -> String {
-        cors.map_or("(none)".into(), |c| {
-            format!(
-                "origins {}, methods {}, headers {}, expose {}, max-age {}, credentials {}",
-                c.allow_origins.join(","),
-                c.allow_methods.join(","),
-                c.allow_headers.join(","),
-                c.expose_headers.join(","),
-                c.max_age.map_or("(none)".into(), |a| a.to_string()),
-                c.allow_credentials
-            )
-        })
-    }
-}
-
-/// The resource-policy statements a public (`NONE`) Function URL needs: invoking through the
-/// URL, and the function itself when invoked via the URL.
-pub const PUBLIC_URL_STATEMENTS: [&str; 2] = [
-    "FunctionURLAllowPublicAccess",
-    "FunctionURLAllowInvokeAction",
-];
-
-/// A function's VPC connection, as Lambda's `VpcConfig` holds it (lists sorted).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Vpc {
-    /// Subnet IDs.
-    pub subnets: Vec<String>,
-    /// Security group IDs.
-    pub security_groups: Vec<String>,
-    /// IPv6 in dual-stack subnets.
-    pub ipv6_dual_stack: bool,
-}
-
-impl Vpc {
-    /// A VPC of these lists, sorted so that the order they are written in is no change.
-    pub fn new(mut subnets: Vec<String>, mut security_groups: Vec<String>, ipv6: bool) -> Vpc {
-        subnets.sort();
-        security_groups.sort();
-        Vpc {
-            subnets,
-            security_groups,
-            ipv6_dual_stack: ipv6,
-        }
-    }
-
-    fn text(vpc: Option<&Vpc>) -> String {
-        match vpc {
-            None => "(none)".into(),
-            Some(v) => format!(
-                "subnets {}, security groups {}{}",
-                v.subnets.join(","),
-                v.security_groups.join(","),
-                if v.ipv6_dual_stack {
-                    ", IPv6 dual-stack"
-                } else {
-                    ""
-                }
-            ),
-        }
-    }
-}
-
-/// One setting that differs: what it is now and what it will be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldChange {
-    /// The setting, e.g. `memory` or `env.API_URL`.
-    pub field: String,
-    /// Its value now (`(none)` when unset). Environment values are never shown.
-    pub from: String,
-    /// Its value after the deploy.
-    pub to: String,
-}
-
-impl FieldChange {
-    fn new(field: &str, from: impl ToString, to: impl ToString) -> FieldChange {
-        FieldChange {
-            field: field.to_string(),
-            from: from.to_string(),
-            to: to.to_string(),
-        }
-    }
-}
-
-/// Which version the alias points at after the deploy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum VersionRef {
-    /// The version this deploy publishes.
-    Published,
-    /// A version published earlier with the same code.
-    Existing(String),
-}
-
-/// One change a deploy makes, in order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "step", rename_all = "kebab-case")]
-pub enum Step {
-    /// A change to ECR or the push.
-    Ecr(EcrStep),
-    /// Create `<function>-lambda-role`, trusting Lambda.
-    CreateRole {
-        /// Its name.
-        name: String,
-    },
-    /// Set the role's inline policy for the dead-letter target and destinations.
-    PutRolePolicy {
-        /// The role's name.
-        name: String,
-        /// The policy document.
-        document: serde_json::Value,
-    },
-    /// Attach a managed policy (CloudWatch Logs; VPC access; X-Ray) to the role.
-    AttachRolePolicy {
-        /// The role's name.
-        name: String,
-        /// The policy.
-        policy_arn: String,
-    },
-    /// Create the function.
-    CreateFunction,
-    /// Update the configuration (the fields listed).
-    UpdateFunctionConfiguration {
-        /// What differs.
-        changes: Vec<FieldChange>,
-    },
-    /// Deploy the new image.
-    UpdateFunctionCode {
-        /// What differs (image, architecture).
-        changes: Vec<FieldChange>,
-    },
-    /// Reserve concurrent executions (PutFunctionConcurrency).
-    PutFunctionConcurrency {
-        /// The reservation.
-        reserved: i32,
-        /// What it is now.
-        from: Option<i32>,
-    },
-    /// Remove the reservation (DeleteFunctionConcurrency): a setting removed from the metadata
-    /// goes back to Lambda's default.
-    DeleteFunctionConcurrency {
-        /// What it is now.
-        from: i32,
-    },
-    /// Set the asynchronous invocation settings.
-    PutFunctionEventInvokeConfig {
-        /// What differs.
-        changes: Vec<FieldChange>,
-    },
-    /// Remove them (back to Lambda's defaults: two retries, six hours, no destinations).
-    DeleteFunctionEventInvokeConfig {
-        /// What differs.
-        changes: Vec<FieldChange>,
-    },
-    /// Create the Function URL.
-    CreateFunctionUrlConfig,
-    /// Change the Function URL.
-    UpdateFunctionUrlConfig {
-        /// What differs.
-        changes: Vec<FieldChange>,
-    },
-    /// Remove the Function URL (`deploy.url` is no longer set).
-    DeleteFunctionUrlConfig,
-    /// Add a statement that a public Function URL needs to the function's resource policy.
-    AddPermission {
-        /// The statement ID (one of [`PUBLIC_URL_STATEMENTS`]).
-        statement: String,
-    },
-    /// Remove a public-URL statement the URL no longer needs (not public, or gone).
-    RemovePermission {
-        /// The statement ID.
-        statement: String,
-    },
-    /// Set the tags whose values differ.
-    TagResource {
-        /// The tags to set.
-        tags: BTreeMap<String, String>,
-    },
-    /// Publish a version.
-    PublishVersion,
-    /// Create or move the alias.
-    SetAlias {
-        /// The alias.
-        alias: String,
-        /// Where it routes now (`None`: it does not exist yet).
-        from: Option<Routing>,
-        /// The version that gets every invocation, or with a canary the rest of them.
-        version: VersionRef,
-        /// `--canary`: the version that gets a share, and the share.
-        canary: Option<(VersionRef, Weight)>,
-    },
-    /// Keep environments initialized for the alias (PutProvisionedConcurrencyConfig), and
-    /// wait, bounded, until they are ready. Moving the alias re-provisions for the new
-    /// version, so this follows every move.
-    PutProvisionedConcurrencyConfig {
-        /// The alias.
-        alias: String,
-        /// Environments wanted.
-        requested: i32,
-        /// What it is now.
-        from: Option<i32>,
-    },
-    /// Tag the image a published version uses, so the lifecycle policy never expires it.
-    ProtectImage {
-        /// The repository.
-        repository: String,
-        /// The version.
-        version: VersionRef,
-        /// The image's digest.
-        digest: String,
-    },
-    /// Set the repository's lifecycle policy (`deploy.ecr.keep`).
-    PutLifecyclePolicy {
-        /// The repository.
-        repository: String,
-        /// Images kept besides the protected ones.
-        keep: u32,
-    },
-    /// Remove the lifecycle policy this tool set (`deploy.ecr.keep` is no longer set).
-    DeleteLifecyclePolicy {
-        /// The repository.
-        repository: String,
-    },
-    /// Remove the alias's provisioned concurrency (no longer in the metadata).
-    DeleteProvisionedConcurrencyConfig {
-        /// The alias.
-        alias: String,
-        /// What it is now.
-        from: i32,
-    },
-}
-
-impl Step {
-    /// Whether the step changes the function itself (not ECR or IAM), which is what a deploy
-    /// reports as `changed`.
-    pub fn changes_function(&self) -> bool {
-        !matches!(
-            self,
-            Step::Ecr(_)
-                | Step::CreateRole { .. }
-                | Step::AttachRolePolicy { .. }
-                | Step::PutRolePolicy { .. }
-                | Step::ProtectImage { .. }
-                | Step::PutLifecyclePolicy { .. }
-                | Step::DeleteLifecyclePolicy { .. }
-        )
-    }
-}
+// The parts of a plan are public from here as well as from the model and the steps.
+pub use super::model::{
+    AsyncInvoke, Cors, Desired, FieldChange, FunctionUrl, Logging, VersionRef, Vpc,
+    PUBLIC_URL_STATEMENTS,
+};
+pub use super::steps::Step;
 
 /// Everything a deploy of one function will do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -480,15 +56,35 @@ impl DeployPlan {
     pub fn creates_role(&self) -> bool {
         self.steps
             .iter()
-            .any(|s| matches!(s, Step::CreateRole { .. }))
+            .any(|s| matches!(s, Step::Role(RoleStep::CreateRole { .. })))
     }
 
     /// The steps as a dry run prints them.
     pub fn planned_steps(&self) -> Vec<PlannedStep> {
         self.steps
             .iter()
-            .map(|s| describe(s, &self.desired))
+            .map(|s| s.describe(&self.desired))
             .collect()
+    }
+
+    /// Where the alias routed before this deploy moves it: `Some(None)` when the deploy
+    /// creates it, `None` when the deploy does not move it.
+    pub(crate) fn alias_before(&self) -> Option<Option<&Routing>> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Release(ReleaseStep::SetAlias { from, .. }) => Some(from.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// The canary share the deploy's alias move sets: `Some(None)` when it moves the alias
+    /// whole, `None` when the deploy does not move it.
+    pub(crate) fn canary_set(&self) -> Option<Option<Weight>> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Release(ReleaseStep::SetAlias { canary, .. }) => {
+                Some(canary.as_ref().map(|(_, w)| *w))
+            }
+            _ => None,
+        })
     }
 }
 
@@ -523,41 +119,56 @@ pub fn plan(
     let desired = desired(spec, image, ecr.image_uri, role);
     match current {
         None => {
-            steps.push(Step::CreateFunction);
+            steps.push(Step::Function(FunctionStep::CreateFunction));
             if let Some(reserved) = desired.reserved_concurrency {
-                steps.push(Step::PutFunctionConcurrency {
+                steps.push(Step::Function(FunctionStep::PutFunctionConcurrency {
                     reserved,
                     from: None,
-                });
+                }));
             }
             if desired.async_invoke.is_some() {
                 let changes = AsyncInvoke::changes(None, desired.async_invoke.as_ref());
-                steps.push(Step::PutFunctionEventInvokeConfig { changes });
+                steps.push(Step::Function(FunctionStep::PutFunctionEventInvokeConfig {
+                    changes,
+                }));
             }
         }
         Some(current) => {
             let changes = configuration_changes(current, &desired);
             if !changes.is_empty() {
-                steps.push(Step::UpdateFunctionConfiguration { changes });
+                steps.push(Step::Function(FunctionStep::UpdateFunctionConfiguration {
+                    changes,
+                }));
             }
             let changes = code_changes(current, &desired);
             if !changes.is_empty() {
-                steps.push(Step::UpdateFunctionCode { changes });
+                steps.push(Step::Function(FunctionStep::UpdateFunctionCode { changes }));
             }
             match (current.reserved_concurrency, desired.reserved_concurrency) {
                 (from, Some(reserved)) if from != Some(reserved) => {
-                    steps.push(Step::PutFunctionConcurrency { reserved, from })
+                    steps.push(Step::Function(FunctionStep::PutFunctionConcurrency {
+                        reserved,
+                        from,
+                    }))
                 }
-                (Some(from), None) => steps.push(Step::DeleteFunctionConcurrency { from }),
+                (Some(from), None) => {
+                    steps.push(Step::Function(FunctionStep::DeleteFunctionConcurrency {
+                        from,
+                    }))
+                }
                 _ => {}
             }
             let (now, wanted) = (current.async_invoke.as_ref(), desired.async_invoke.as_ref());
             let changes = AsyncInvoke::changes(now, wanted);
             match (now, wanted) {
                 (_, Some(_)) if !changes.is_empty() => {
-                    steps.push(Step::PutFunctionEventInvokeConfig { changes })
+                    steps.push(Step::Function(FunctionStep::PutFunctionEventInvokeConfig {
+                        changes,
+                    }))
                 }
-                (Some(_), None) => steps.push(Step::DeleteFunctionEventInvokeConfig { changes }),
+                (Some(_), None) => steps.push(Step::Function(
+                    FunctionStep::DeleteFunctionEventInvokeConfig { changes },
+                )),
                 _ => {}
             }
             let tags: BTreeMap<String, String> = desired
@@ -567,7 +178,7 @@ pub fn plan(
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             if !tags.is_empty() {
-                steps.push(Step::TagResource { tags });
+                steps.push(Step::Function(FunctionStep::TagResource { tags }));
             }
         }
     }
@@ -640,22 +251,22 @@ fn role(
             targets,
         } => {
             if arn.is_none() {
-                steps.push(Step::CreateRole { name: name.clone() });
+                steps.push(Step::Role(RoleStep::CreateRole { name: name.clone() }));
             }
             for policy in role_policies(spec) {
                 if !attached.iter().any(|a| a == policy) {
-                    steps.push(Step::AttachRolePolicy {
+                    steps.push(Step::Role(RoleStep::AttachRolePolicy {
                         name: name.clone(),
                         policy_arn: policy.into(),
-                    });
+                    }));
                 }
             }
             if let Some(document) = role_targets_policy(spec) {
                 if targets.as_ref() != Some(&document) {
-                    steps.push(Step::PutRolePolicy {
+                    steps.push(Step::Role(RoleStep::PutRolePolicy {
                         name: name.clone(),
                         document,
-                    });
+                    }));
                 }
             }
             Ok(arn
@@ -670,10 +281,10 @@ fn role_policies(spec: &FunctionSpec) -> Vec<&'static str> {
     let deploy = &spec.deploy;
     let mut policies = vec![BASIC_EXECUTION_POLICY];
     if deploy.vpc.is_some() || deploy.file_system.is_some() {
-        policies.push(super::iam::VPC_ACCESS_POLICY);
+        policies.push(VPC_ACCESS_POLICY);
     }
     if deploy.tracing == crate::config::values::Tracing::Active {
-        policies.push(super::iam::XRAY_POLICY);
+        policies.push(XRAY_POLICY);
     }
     policies
 }
@@ -690,7 +301,7 @@ fn role_targets_policy(spec: &FunctionSpec) -> Option<serde_json::Value> {
     .into_iter()
     .flatten()
     .collect();
-    super::iam::targets_policy(&targets)
+    targets_policy(&targets)
 }
 
 fn desired(spec: &FunctionSpec, image: &BuiltImage, image_uri: String, role: String) -> Desired {
@@ -930,8 +541,8 @@ fn url_steps(current: Option<&FunctionState>, desired: &Desired, steps: &mut Vec
     let now = current.and_then(|f| f.url.as_ref());
     match (now, &desired.url) {
         (None, None) => {}
-        (Some(_), None) => steps.push(Step::DeleteFunctionUrlConfig),
-        (None, Some(_)) => steps.push(Step::CreateFunctionUrlConfig),
+        (Some(_), None) => steps.push(Step::Url(UrlStep::DeleteFunctionUrlConfig)),
+        (None, Some(_)) => steps.push(Step::Url(UrlStep::CreateFunctionUrlConfig)),
         (Some(now), Some(wanted)) => {
             let mut changes = Vec::new();
             if now.auth != wanted.auth {
@@ -949,7 +560,7 @@ fn url_steps(current: Option<&FunctionState>, desired: &Desired, steps: &mut Vec
                 changes.push(FieldChange::new("url.cors", from, to));
             }
             if !changes.is_empty() {
-                steps.push(Step::UpdateFunctionUrlConfig { changes });
+                steps.push(Step::Url(UrlStep::UpdateFunctionUrlConfig { changes }));
             }
         }
     }
@@ -960,8 +571,8 @@ fn url_steps(current: Option<&FunctionState>, desired: &Desired, steps: &mut Vec
     for statement in PUBLIC_URL_STATEMENTS {
         let statement = statement.to_string();
         match (public, granted.contains(&statement)) {
-            (true, false) => steps.push(Step::AddPermission { statement }),
-            (false, true) => steps.push(Step::RemovePermission { statement }),
+            (true, false) => steps.push(Step::Url(UrlStep::AddPermission { statement })),
+            (false, true) => steps.push(Step::Url(UrlStep::RemovePermission { statement })),
             _ => {}
         }
     }
@@ -984,7 +595,7 @@ fn versions(
     let version = match existing {
         Some(v) if !changed => VersionRef::Existing(v),
         _ => {
-            steps.push(Step::PublishVersion);
+            steps.push(Step::Release(ReleaseStep::PublishVersion));
             VersionRef::Published
         }
     };
@@ -1009,12 +620,12 @@ fn versions(
                 }
         });
         if !unchanged {
-            steps.push(Step::SetAlias {
+            steps.push(Step::Release(ReleaseStep::SetAlias {
                 alias: alias.clone(),
                 from: now,
                 version: primary,
                 canary: route,
-            });
+            }));
         }
     }
     Some(version)
@@ -1036,35 +647,39 @@ fn retention_steps(
             .as_deref()
             .is_some_and(lifecycle::is_ours)
         {
-            steps.push(Step::DeleteLifecyclePolicy { repository });
+            steps.push(Step::Release(ReleaseStep::DeleteLifecyclePolicy {
+                repository,
+            }));
         }
         return;
     };
     // First of all: a push may move the tag the old image had, leaving it untagged, and an
     // untagged image must already be protected (moto even deletes it).
-    let protect = retention
-        .unprotected
-        .iter()
-        .map(|(v, digest)| Step::ProtectImage {
+    let protect = retention.unprotected.iter().map(|(v, digest)| {
+        Step::Release(ReleaseStep::ProtectImage {
             repository: repository.clone(),
             version: VersionRef::Existing(v.clone()),
             digest: digest.clone(),
-        });
+        })
+    });
     let protect: Vec<Step> = protect.collect();
     steps.splice(0..0, protect);
     if version == Some(&VersionRef::Published) {
-        steps.push(Step::ProtectImage {
+        steps.push(Step::Release(ReleaseStep::ProtectImage {
             repository: repository.clone(),
             version: VersionRef::Published,
             digest: desired.digest.clone(),
-        });
+        }));
     }
     let now = retention
         .lifecycle
         .as_deref()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
     if now.as_ref() != Some(&lifecycle::policy(keep)) {
-        steps.push(Step::PutLifecyclePolicy { repository, keep });
+        steps.push(Step::Release(ReleaseStep::PutLifecyclePolicy {
+            repository,
+            keep,
+        }));
     }
 }
 
@@ -1075,318 +690,31 @@ fn provisioned_steps(spec: &FunctionSpec, current: Option<&FunctionState>, steps
         return;
     };
     let now = current.and_then(|f| f.provisioned.as_ref());
-    let moved = steps.iter().any(|s| matches!(s, Step::SetAlias { .. }));
+    let moved = steps
+        .iter()
+        .any(|s| matches!(s, Step::Release(ReleaseStep::SetAlias { .. })));
     match (spec.deploy.provisioned_concurrency, now) {
         (Some(n), now)
             if moved
                 || now.map(|p| p.requested) != Some(n as i32)
                 || now.is_some_and(|p| p.status == "FAILED") =>
         {
-            steps.push(Step::PutProvisionedConcurrencyConfig {
-                alias: alias.clone(),
-                requested: n as i32,
-                from: now.map(|p| p.requested),
-            })
+            steps.push(Step::Release(
+                ReleaseStep::PutProvisionedConcurrencyConfig {
+                    alias: alias.clone(),
+                    requested: n as i32,
+                    from: now.map(|p| p.requested),
+                },
+            ))
         }
-        (None, Some(p)) => steps.push(Step::DeleteProvisionedConcurrencyConfig {
-            alias: alias.clone(),
-            from: p.requested,
-        }),
+        (None, Some(p)) => steps.push(Step::Release(
+            ReleaseStep::DeleteProvisionedConcurrencyConfig {
+                alias: alias.clone(),
+                from: p.requested,
+            },
+        )),
         _ => {}
     }
-}
-
-/// The concurrency and asynchronous-invocation steps as a dry run prints them.
-fn describe_setting(step: &Step, name: &str) -> PlannedStep {
-    match step {
-        Step::PutFunctionConcurrency { reserved, from } => {
-            let from = from.map_or("(none)".to_string(), |f| f.to_string());
-            PlannedStep {
-                changes: vec![FieldChange::new("reserved-concurrency", from, reserved)],
-                ..planned_step(
-                    "lambda",
-                    "PutFunctionConcurrency",
-                    name,
-                    format!("reserve {reserved} concurrent executions"),
-                )
-            }
-        }
-        Step::DeleteFunctionConcurrency { from } => PlannedStep {
-            changes: vec![FieldChange::new("reserved-concurrency", from, "(none)")],
-            ..planned_step(
-                "lambda",
-                "DeleteFunctionConcurrency",
-                name,
-                "remove the concurrency reservation (reserved-concurrency is no longer set)".into(),
-            )
-        },
-        Step::PutFunctionEventInvokeConfig { changes } => PlannedStep {
-            changes: changes.clone(),
-            ..planned_step(
-                "lambda",
-                "PutFunctionEventInvokeConfig",
-                name,
-                format!("set {}", field_list(changes)),
-            )
-        },
-        Step::DeleteFunctionEventInvokeConfig { changes } => PlannedStep {
-            changes: changes.clone(),
-            ..planned_step(
-                "lambda",
-                "DeleteFunctionEventInvokeConfig",
-                name,
-                "put asynchronous invocations back to Lambda's defaults (async is no longer set)"
-                    .into(),
-            )
-        },
-        Step::CreateFunctionUrlConfig => planned_step(
-            "lambda",
-            "CreateFunctionUrlConfig",
-            name,
-            "create the Function URL".into(),
-        ),
-        Step::UpdateFunctionUrlConfig { changes } => PlannedStep {
-            changes: changes.clone(),
-            ..planned_step(
-                "lambda",
-                "UpdateFunctionUrlConfig",
-                name,
-                format!("set {}", field_list(changes)),
-            )
-        },
-        Step::DeleteFunctionUrlConfig => planned_step(
-            "lambda",
-            "DeleteFunctionUrlConfig",
-            name,
-            "remove the Function URL (url is no longer set)".into(),
-        ),
-        Step::AddPermission { statement } => planned_step(
-            "lambda",
-            "AddPermission",
-            name,
-            format!("let anyone call the public URL ({statement})"),
-        ),
-        Step::RemovePermission { statement } => planned_step(
-            "lambda",
-            "RemovePermission",
-            name,
-            format!("the URL is no longer public: remove {statement}"),
-        ),
-        _ => planned_step("lambda", "", name, String::new()),
-    }
-}
-
-fn planned_step(service: &str, operation: &str, target: &str, summary: String) -> PlannedStep {
-    PlannedStep {
-        service: service.into(),
-        operation: operation.into(),
-        target: target.into(),
-        summary,
-        changes: Vec::new(),
-    }
-}
-
-/// A step as a dry run prints it.
-fn describe(step: &Step, desired: &Desired) -> PlannedStep {
-    let name = desired.name.as_str();
-    let planned = |service: &str, operation: &str, target: &str, summary: String| PlannedStep {
-        service: service.into(),
-        operation: operation.into(),
-        target: target.into(),
-        summary,
-        changes: Vec::new(),
-    };
-    match step {
-        Step::Ecr(step) => {
-            let (service, operation, target, summary) = step.describe();
-            planned(service, operation, &target, summary)
-        }
-        Step::CreateRole { name } => planned(
-            "iam",
-            "CreateRole",
-            name,
-            "create the execution role, trusting lambda.amazonaws.com".into(),
-        ),
-        Step::AttachRolePolicy { name, policy_arn } => planned(
-            "iam",
-            "AttachRolePolicy",
-            name,
-            format!(
-                "attach {}",
-                policy_arn.rsplit('/').next().unwrap_or(policy_arn)
-            ),
-        ),
-        Step::PutRolePolicy { name, .. } => planned(
-            "iam",
-            "PutRolePolicy",
-            name,
-            "allow sending to the dead-letter target and destinations".into(),
-        ),
-        Step::CreateFunction => planned(
-            "lambda",
-            "CreateFunction",
-            name,
-            format!(
-                "create the Image function ({}) from {}",
-                desired.arch, desired.image_uri
-            ),
-        ),
-        Step::UpdateFunctionConfiguration { changes } => PlannedStep {
-            changes: changes.clone(),
-            ..planned(
-                "lambda",
-                "UpdateFunctionConfiguration",
-                name,
-                format!("set {}", field_list(changes)),
-            )
-        },
-        Step::UpdateFunctionCode { changes } => PlannedStep {
-            changes: changes.clone(),
-            ..planned(
-                "lambda",
-                "UpdateFunctionCode",
-                name,
-                format!("deploy {} ({})", desired.image_uri, desired.arch),
-            )
-        },
-        Step::PutFunctionConcurrency { .. }
-        | Step::DeleteFunctionConcurrency { .. }
-        | Step::PutFunctionEventInvokeConfig { .. }
-        | Step::DeleteFunctionEventInvokeConfig { .. }
-        | Step::CreateFunctionUrlConfig
-        | Step::UpdateFunctionUrlConfig { .. }
-        | Step::DeleteFunctionUrlConfig
-        | Step::AddPermission { .. }
-        | Step::RemovePermission { .. } => describe_setting(step, name),
-        Step::TagResource { tags } => planned(
-            "lambda",
-            "TagResource",
-            name,
-            format!(
-                "set tags {}",
-                tags.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        ),
-        Step::PublishVersion => {
-            planned("lambda", "PublishVersion", name, "publish a version".into())
-        }
-        Step::SetAlias { .. }
-        | Step::PutProvisionedConcurrencyConfig { .. }
-        | Step::DeleteProvisionedConcurrencyConfig { .. }
-        | Step::ProtectImage { .. }
-        | Step::PutLifecyclePolicy { .. }
-        | Step::DeleteLifecyclePolicy { .. } => describe_release(step, name),
-    }
-}
-
-/// The alias, provisioned-concurrency and ECR-lifecycle steps as a dry run prints them.
-fn describe_release(step: &Step, name: &str) -> PlannedStep {
-    let planned = |service: &str, operation: &str, target: &str, summary: String| {
-        planned_step(service, operation, target, summary)
-    };
-    match step {
-        Step::SetAlias {
-            alias,
-            from,
-            version,
-            canary,
-        } => {
-            let shown = |v: &VersionRef| match v {
-                VersionRef::Published => "the published version".to_string(),
-                VersionRef::Existing(v) => format!("version {v}"),
-            };
-            let to = match canary {
-                None => shown(version),
-                Some((new, w)) => format!(
-                    "{} ({}) + {} ({w})",
-                    shown(version),
-                    Weight(10_000 - w.0),
-                    shown(new)
-                ),
-            };
-            let from_text = from.as_ref().map_or("(none)".into(), |r| r.to_string());
-            PlannedStep {
-                changes: vec![FieldChange::new("alias", &from_text, &to)],
-                ..planned(
-                    "lambda",
-                    if from.is_some() {
-                        "UpdateAlias"
-                    } else {
-                        "CreateAlias"
-                    },
-                    &format!("{name}:{alias}"),
-                    match canary {
-                        None => format!("point the alias at {to}"),
-                        Some(_) => format!("canary: route {to}"),
-                    },
-                )
-            }
-        }
-        Step::PutProvisionedConcurrencyConfig {
-            alias,
-            requested,
-            from,
-        } => PlannedStep {
-            changes: vec![FieldChange::new(
-                "provisioned-concurrency",
-                from.map_or("(none)".to_string(), |f| f.to_string()),
-                requested,
-            )],
-            ..planned(
-                "lambda",
-                "PutProvisionedConcurrencyConfig",
-                &format!("{name}:{alias}"),
-                format!("keep {requested} environments ready for the alias, and wait for them"),
-            )
-        },
-        Step::ProtectImage {
-            repository,
-            version,
-            digest,
-        } => planned(
-            "ecr",
-            "PutImage",
-            repository,
-            format!(
-                "tag {} as used by {}, so the lifecycle policy keeps it",
-                crate::oci::short(digest),
-                match version {
-                    VersionRef::Published => "the published version".to_string(),
-                    VersionRef::Existing(v) => format!("version {v}"),
-                }
-            ),
-        ),
-        Step::PutLifecyclePolicy { repository, keep } => planned(
-            "ecr",
-            "PutLifecyclePolicy",
-            repository,
-            format!("keep the newest {keep} images besides those versions use"),
-        ),
-        Step::DeleteLifecyclePolicy { repository } => planned(
-            "ecr",
-            "DeleteLifecyclePolicy",
-            repository,
-            "remove the lifecycle policy (deploy.ecr.keep is no longer set)".into(),
-        ),
-        Step::DeleteProvisionedConcurrencyConfig { alias, from } => PlannedStep {
-            changes: vec![FieldChange::new("provisioned-concurrency", from, "(none)")],
-            ..planned(
-                "lambda",
-                "DeleteProvisionedConcurrencyConfig",
-                &format!("{name}:{alias}"),
-                "remove the provisioned concurrency (no longer set)".into(),
-            )
-        },
-        _ => planned_step("lambda", "", name, String::new()),
-    }
-}
-
-fn field_list(changes: &[FieldChange]) -> String {
-    changes
-        .iter()
-        .map(|c| c.field.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn refuse(function: &str, message: String, help: String) -> Error {

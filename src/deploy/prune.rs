@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::publish::lifecycle::{self, StoredImage};
 
-use super::{alias, lambda, DeployOptions};
+use super::aws::{alias, lambda};
+use super::DeployOptions;
 
 /// What [`prune`] found in one repository, and did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

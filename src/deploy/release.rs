@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::target::Arch;
 
-use super::alias::{self, Routing};
+use super::aws::alias;
+use super::model::Routing;
 use super::DeployOptions;
 
 /// Which way the alias moves.

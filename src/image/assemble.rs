@@ -19,8 +19,9 @@ use crate::registry::RegistryOptions;
 use crate::store::{Held, Lease, Staging};
 use crate::target::Arch;
 
-use super::base::{BaseCache, BaseLayer, ResolvedBase};
+use super::base::{BaseLayer, ResolvedBase};
 use super::layer::{LayerBuilder, LayerCache};
+use super::resolve::BaseCache;
 use super::{entrypoint_and_command, function_dir, Builder, BuiltImage, ImageOptions};
 
 /// Assembles images here, from the bootstrap and the base's layers: reproducible, and no

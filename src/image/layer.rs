@@ -60,6 +60,15 @@ pub enum Entry {
     },
 }
 
+/// A layer of an image (a base's, or one added on top of it), compressed, on disk.
+#[derive(Debug, Clone)]
+pub struct BaseLayer {
+    /// Its descriptor, with an OCI gzip media type.
+    pub descriptor: oci::Descriptor,
+    /// The file holding the compressed bytes.
+    pub path: PathBuf,
+}
+
 /// A layer being put together: relative paths (no leading `/`) to entries.
 #[derive(Debug, Clone, Default)]
 pub struct LayerBuilder {
@@ -444,10 +453,7 @@ impl<W: Write> Write for HashingWriter<W> {
 /// on the way. Streamed, hashed as it goes, renamed into place once complete. Returns the
 /// stored layer and its diff_id (the digest of its uncompressed bytes), for checking against
 /// the image config.
-pub fn store_layer(
-    mut source: impl Read,
-    blobs: &Path,
-) -> Result<(super::base::BaseLayer, String)> {
+pub fn store_layer(mut source: impl Read, blobs: &Path) -> Result<(BaseLayer, String)> {
     crate::store::sweep_once(blobs);
     let (staging, file) = crate::store::Staging::file(blobs, "layer")
         .map_err(|e| Error::io("could not create a file in", blobs, e))?;
@@ -484,7 +490,7 @@ pub fn store_layer(
         Some(diff_id) => diff_id,
         None => gunzipped_digest(&path)?,
     };
-    let layer = super::base::BaseLayer {
+    let layer = BaseLayer {
         descriptor: oci::Descriptor::new(oci::MEDIA_OCI_LAYER_GZIP, &digest, size),
         path,
     };

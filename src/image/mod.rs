@@ -22,6 +22,7 @@ pub mod engine_base;
 pub mod gzip;
 pub mod layer;
 pub mod pull;
+pub mod resolve;
 pub mod sbom;
 
 use std::path::Path;

@@ -1,4 +1,6 @@
-//! Lambda's control plane: create or update an Image function, wait for it, publish, alias.
+//! Lambda's control plane: read, create or update an Image function, wait for it, publish;
+//! its Function URL, resource policy, concurrency and asynchronous settings. [`Desired`] and
+//! [`FunctionState`] are converted to and from the SDK's types here and nowhere else.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -16,11 +18,12 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::aws;
+use crate::deploy::model::{
+    AsyncInvoke, Cors, Desired, FunctionState, FunctionUrl, LaunchOverrides, Logging, Vpc,
+    PUBLIC_URL_STATEMENTS,
+};
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
-
-use super::observe::{FunctionState, LaunchOverrides};
-use super::plan::{AsyncInvoke, Cors, Desired, FunctionUrl, Logging, Vpc};
 
 /// How long to wait for a function to become Active / Successful.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -577,7 +580,7 @@ pub(crate) async fn add_url_permission(
         .set_qualifier(qualifier.map(str::to_string))
         .statement_id(statement)
         .principal("*");
-    let request = if statement == super::plan::PUBLIC_URL_STATEMENTS[0] {
+    let request = if statement == PUBLIC_URL_STATEMENTS[0] {
         request
             .action("lambda:InvokeFunctionUrl")
             .function_url_auth_type(FunctionUrlAuthType::None)

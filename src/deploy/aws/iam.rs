@@ -1,48 +1,13 @@
-//! The function's execution role in IAM: looking a role up, and creating
-//! `<function>-lambda-role` (trusting Lambda, with the basic execution policy) when no role is
-//! configured and the function has none. The architectures of one function share it. The role
-//! this tool manages also gets the policies the function's settings need: VPC access (a VPC or
-//! a file system), X-Ray (Active tracing), and an inline policy that may send to the
-//! dead-letter target and the asynchronous destinations.
+//! IAM's side of the execution role: looking a role up with its policies, creating
+//! `<function>-lambda-role` when no role is configured and the function has none (the
+//! architectures of one function share it), and attaching or setting the policies the plan
+//! asks for ([`crate::deploy::model::role`]).
 
 use aws_sdk_iam::Client;
 
 use crate::aws;
+use crate::deploy::model::role::TRUST_POLICY;
 use crate::error::Result;
-
-/// Lambda's managed policy for CloudWatch Logs.
-pub const BASIC_EXECUTION_POLICY: &str =
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
-
-/// Lambda's managed policy for network interfaces in a VPC.
-pub const VPC_ACCESS_POLICY: &str =
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
-
-/// The managed policy that lets X-Ray's daemon send traces.
-pub const XRAY_POLICY: &str = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess";
-
-/// The name of the inline policy for the dead-letter target and destinations.
-pub const TARGETS_POLICY: &str = "cargo-lambda-image-targets";
-
-/// The inline policy document that lets a function send to `targets` (SQS queues, SNS topics,
-/// Lambda functions, EventBridge buses), or `None` when there are none.
-pub fn targets_policy(targets: &[&str]) -> Option<serde_json::Value> {
-    let statements: Vec<serde_json::Value> = targets
-        .iter()
-        .filter_map(|arn| {
-            let action = match arn.split(':').nth(2)? {
-                "sqs" => "sqs:SendMessage",
-                "sns" => "sns:Publish",
-                "lambda" => "lambda:InvokeFunction",
-                "events" => "events:PutEvents",
-                _ => return None,
-            };
-            Some(serde_json::json!({"Effect": "Allow", "Action": action, "Resource": arn}))
-        })
-        .collect();
-    (!statements.is_empty())
-        .then(|| serde_json::json!({"Version": "2012-10-17", "Statement": statements}))
-}
 
 /// The managed policies attached to the role `name`.
 pub(crate) async fn attached_policies(client: &Client, name: &str) -> Result<Vec<String>> {
@@ -101,9 +66,6 @@ pub(crate) async fn put_policy(
         .map_err(|e| aws::error("iam", "PutRolePolicy", e))?;
     Ok(())
 }
-
-/// The trust policy that lets Lambda assume a role.
-pub const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 /// A role's ARN, or `None` when it does not exist.
 pub(crate) async fn get_role(client: &Client, name: &str) -> Result<Option<String>> {
