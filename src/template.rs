@@ -444,6 +444,15 @@ pub fn render(functions: &[(FunctionSpec, ImageRef)], format: TemplateFormat) ->
                 });
             }
         }
+        if let Some(key) = crate::deploy::plan::local_only_setting(spec) {
+            return Err(Error::Template {
+                message: format!(
+                    "`{key}` is set for `{}`, and templates cannot carry it yet",
+                    spec.name
+                ),
+                help: format!("remove `{key}` to write the template without it"),
+            });
+        }
         let function_name = spec.lambda_name.clone();
         if !names.insert(function_name.clone()) {
             return Err(Error::Template {

@@ -24,7 +24,8 @@ use crate::target::{Arch, Compiler, Libc, Target};
 
 pub use resolve::{
     AsyncSettings, BaseImage, BaseKind, CorsSettings, DeploySettings, FileSystemSettings,
-    FunctionSettings, ImageSettings, LoggingSettings, TestSettings, UrlSettings, VpcSettings,
+    FunctionSettings, ImageSettings, LoggingSettings, ManagedInstancesSettings, TestSettings,
+    UrlSettings, VpcSettings,
 };
 
 use layers::{Layer, ManifestTables};

@@ -211,7 +211,30 @@ pub fn check_release(spec: &FunctionSpec, canary: Option<Weight>) -> Result<()> 
             "set `deploy.alias = \"live\"` in [package.metadata.lambda], or deploy without --canary".into(),
         ));
     }
+    if let Some(key) = local_only_setting(spec) {
+        return Err(refuse(
+            &spec.lambda_name,
+            format!("`{key}` is set, and deploy cannot configure it on Lambda yet (test, serve and watch run the function with it)"),
+            format!("remove `{key}` to deploy the function without it; deploying it would leave the deployed function different from what the key says"),
+        ));
+    }
     Ok(())
+}
+
+/// The first execution-model setting that the local runtime honours but deploy does not send
+/// to Lambda yet: deploying without it would leave a function that runs differently from its
+/// configuration.
+pub fn local_only_setting(spec: &FunctionSpec) -> Option<&'static str> {
+    let deploy = &spec.deploy;
+    if deploy.snap_start {
+        Some("deploy.snap-start")
+    } else if deploy.tenant_isolation {
+        Some("deploy.tenant-isolation")
+    } else if deploy.managed_instances.is_some() {
+        Some("deploy.managed-instances")
+    } else {
+        None
+    }
 }
 
 /// The role's ARN, adding the steps that create it when needed.
@@ -760,6 +783,27 @@ mod tests {
         spec.env.insert("API_KEY".into(), "s3cr3t-value".into());
         spec.tags.insert("team".into(), "orders".into());
         spec
+    }
+
+    #[test]
+    fn settings_deploy_cannot_send_yet_are_refused_before_any_call() {
+        assert!(check_release(&spec(), None).is_ok());
+        let mut snap = spec();
+        snap.deploy.snap_start = true;
+        let mut tenants = spec();
+        tenants.deploy.tenant_isolation = true;
+        let mut managed = spec();
+        managed.deploy.managed_instances = Some(crate::config::ManagedInstancesSettings {
+            max_concurrency: Some(4),
+        });
+        for (spec, key) in [
+            (snap, "deploy.snap-start"),
+            (tenants, "deploy.tenant-isolation"),
+            (managed, "deploy.managed-instances"),
+        ] {
+            let err = check_release(&spec, None).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     fn image(spec: &FunctionSpec) -> BuiltImage {
