@@ -285,6 +285,19 @@ impl RuntimeProcess for DockerProcess {
         })
     }
 
+    fn terminate(&mut self) -> io::Result<()> {
+        // SIGTERM goes to the container's first process, the runtime.
+        let (docker, name) = (self.docker.clone(), self.name.clone());
+        tokio::spawn(async move {
+            let options = bollard::query_parameters::KillContainerOptionsBuilder::default()
+                .signal("SIGTERM")
+                .build();
+            // A container that is gone already needs no signal.
+            let _ = docker.kill_container(&name, Some(options)).await;
+        });
+        Ok(())
+    }
+
     fn id(&self) -> Option<u32> {
         None
     }

@@ -168,6 +168,29 @@ pub fn runtime_env(
     env
 }
 
+/// Variables Lambda gives the runtime only, not its extensions.
+const RUNTIME_ONLY_ENV: &[&str] = &[
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_MAX_CONCURRENCY",
+    "AWS_XRAY_CONTEXT_MISSING",
+    "AWS_XRAY_DAEMON_ADDRESS",
+    "LAMBDA_RUNTIME_DIR",
+    "LAMBDA_TASK_ROOT",
+];
+
+/// An external extension's environment: the runtime's, without the variables Lambda keeps for
+/// the runtime (the log group and stream, the task root, `_HANDLER` and every other name
+/// starting with `_`).
+pub fn extension_env(runtime_env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    runtime_env
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_') && !RUNTIME_ONLY_ENV.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// `START RequestId: <id> Version: <version>`.
 pub fn start_line(request_id: &str, version: &str) -> String {
     format!("START RequestId: {request_id} Version: {version}")
@@ -446,6 +469,36 @@ mod tests {
             "REPORT RequestId: id\tDuration: 12.35 ms\tBilled Duration: 13 ms\t\
              Memory Size: 128 MB\tRestore Duration: 4.21 ms\tBilled Restore Duration: 5 ms"
         );
+    }
+
+    #[test]
+    fn extensions_get_the_runtimes_environment_but_its_own_variables() {
+        let config = EmulatorConfig {
+            env: BTreeMap::from([("STAGE".to_string(), "test".to_string())]),
+            ..EmulatorConfig::default()
+        };
+        let runtime = runtime_env(&config, "127.0.0.1:9001", "stream", None);
+        let extension = extension_env(&runtime);
+        for kept in [
+            "AWS_LAMBDA_RUNTIME_API",
+            "AWS_REGION",
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "TZ",
+            "STAGE",
+        ] {
+            assert_eq!(extension.get(kept), runtime.get(kept), "{kept}");
+        }
+        for dropped in [
+            "_HANDLER",
+            "LAMBDA_TASK_ROOT",
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+        ] {
+            assert!(
+                runtime.contains_key(dropped) && !extension.contains_key(dropped),
+                "{dropped}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
-use std::process::ExitStatus;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -24,8 +23,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::extensions::{Extensions, Fatal, FunctionInfo, ShutdownReason};
 use super::format;
-use super::launcher::{self, Launcher, RuntimeProcess};
+use super::launcher::{self, Launcher};
+use super::lifecycle;
+pub(crate) use super::lifecycle::Exit;
 use super::snapstart::Restore;
 use super::{EmulatorConfig, LogSink};
 use crate::aws::LocalCredentials;
@@ -88,6 +90,9 @@ pub(crate) enum Outcome {
     /// The environment cannot run as configured (a SnapStart runtime that was never
     /// snapshotted): the reason, in Lambda's words.
     Refused(String),
+    /// An extension failed (crashed, reported an error, could not start): the environment
+    /// is reset, and the invocation fails with the extension's error type.
+    ExtensionFailed(Fatal),
     /// A streamed response, still arriving; `done` fires when the runtime finishes it.
     Stream {
         content_type: Option<HeaderValue>,
@@ -103,17 +108,6 @@ pub(crate) struct StreamEnd {
     pub error_type: Option<String>,
     /// The decoded error body from the trailers.
     pub error_body: Option<String>,
-}
-
-/// How a runtime process ended.
-#[derive(Debug, Clone)]
-pub(crate) enum Exit {
-    /// It exited on its own.
-    Status(ExitStatus),
-    /// The emulator killed it.
-    Killed,
-    /// Waiting for it failed (the launcher lost track of it).
-    Lost(String),
 }
 
 /// The invocations an instance is handling, by request id: one at a time on demand, up to
@@ -135,7 +129,12 @@ struct InstanceState {
     first_next: OnceLock<Instant>,
     /// The SnapStart lifecycle, for a SnapStart environment.
     restore: Option<Restore>,
-    killed: watch::Sender<bool>,
+    /// The environment's extensions.
+    extensions: Arc<Extensions>,
+    /// How long init may take.
+    init_timeout: Duration,
+    /// Set, with the reason, when the environment is to shut down.
+    stop: watch::Sender<Option<ShutdownReason>>,
     /// The function's log sink (teed into the invocation's capture).
     logs: LogSink,
 }
@@ -152,6 +151,24 @@ impl InstanceState {
         self.timed_out
             .lock()
             .is_ok_and(|t| t.iter().any(|t| t == id))
+    }
+
+    /// Whether the environment is shutting down.
+    fn stopping(&self) -> bool {
+        self.stop.borrow().is_some()
+    }
+
+    /// Hands an outcome made by `make` to every invocation in flight (an extension failure
+    /// ends them all).
+    fn deliver_all(&self, make: impl Fn() -> Outcome) {
+        let senders: Vec<_> = self
+            .current
+            .lock()
+            .map(|mut c| c.values_mut().filter_map(Option::take).collect())
+            .unwrap_or_default();
+        for sender in senders {
+            let _ = sender.send(make());
+        }
     }
 
     /// Hands `outcome` to the invocation `id` is waiting for (with `None`, to any one: an
@@ -172,7 +189,8 @@ pub(crate) struct Instance {
     events: mpsc::UnboundedSender<Event>,
     exit: watch::Receiver<Option<Exit>>,
     server: JoinHandle<()>,
-    pid: Option<u32>,
+    /// The runtime's host pid, once it started.
+    pid: Arc<OnceLock<u32>>,
     init_reported: std::sync::atomic::AtomicBool,
     /// The tenant the environment belongs to, under tenant isolation.
     tenant: Option<String>,
@@ -211,10 +229,11 @@ fn tee(logs: LogSink, captured: Arc<Mutex<Option<String>>>) -> LogSink {
 }
 
 impl Instance {
-    /// Starts a Runtime API listener and launches a runtime pointed at it.
+    /// Starts a Runtime API listener and an execution environment pointed at it: its
+    /// external extensions, then its runtime (see [`lifecycle`]).
     pub async fn launch(
         config: &EmulatorConfig,
-        launcher: &dyn Launcher,
+        launcher: Arc<dyn Launcher>,
         generation: u64,
         index: usize,
         credentials: Option<LocalCredentials>,
@@ -225,23 +244,34 @@ impl Instance {
         // Unbounded: an environment never has more events queued than the slots the pool
         // gave out, and dispatching must not wait for a runtime that is still initializing.
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let (killed, _) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(None);
         let captured = Arc::new(Mutex::new(None::<String>));
         let logs = tee(config.logs.clone(), captured.clone());
-        let launched = Instant::now();
+        let extensions = Arc::new(Extensions::new(
+            FunctionInfo {
+                name: config.function_name.clone(),
+                version: config.function_version.clone(),
+                handler: config.handler.clone(),
+                account_id: config.account_id.clone(),
+            },
+            launcher.extensions(),
+            config.model.is_multi_concurrent(),
+        ));
         let state = Arc::new(InstanceState {
             timeout: config.timeout,
-            launched,
+            launched: Instant::now(),
             events: tokio::sync::Mutex::new(events_rx),
             current: Mutex::new(InFlight::new()),
             timed_out: Mutex::new(VecDeque::new()),
             first_next: OnceLock::new(),
             restore: Restore::for_model(config.model),
-            killed,
+            extensions: extensions.clone(),
+            init_timeout: config.init_timeout,
+            stop,
             logs: logs.clone(),
         });
         let server = tokio::spawn({
-            let router = router(state.clone());
+            let router = router(state.clone()).merge(extensions.clone().router());
             async move {
                 // The listener only fails when the instance is torn down; nothing to report.
                 let _ = axum::serve(listener, router).await;
@@ -254,19 +284,45 @@ impl Instance {
             &log_stream,
             credentials.as_ref(),
         );
-        let process = match launcher.launch(&env, &logs) {
-            Ok(p) => p,
-            Err(e) => {
-                server.abort();
-                return Err(e);
+        let extension_env = format::extension_env(&env);
+        let pid = Arc::new(OnceLock::new());
+        // Without external extensions the runtime starts now, so that a program that cannot
+        // start fails the launch (Lambda's Runtime.InvalidEntrypoint).
+        let started = if extensions.external().is_empty() {
+            match launcher.launch(&env, &logs) {
+                Ok(process) => Some(process),
+                Err(e) => {
+                    server.abort();
+                    return Err(e);
+                }
             }
+        } else {
+            None
         };
-        let pid = process.id();
         let (exit_tx, exit_rx) = watch::channel(None);
-        tokio::spawn(monitor(
-            process,
+        let failed_state = Arc::downgrade(&state);
+        lifecycle::spawn(
+            launcher,
+            started,
+            env,
+            extension_env,
+            lifecycle::Handles {
+                extensions,
+                stop: stop_rx,
+                exit: exit_tx,
+                pid: pid.clone(),
+                logs: logs.clone(),
+                on_failure: Box::new(move |fatal| {
+                    if let Some(state) = failed_state.upgrade() {
+                        state.deliver_all(|| Outcome::ExtensionFailed(fatal.clone()));
+                    }
+                }),
+                init_timeout: config.init_timeout,
+            },
+        );
+        tokio::spawn(report_idle_exit(
+            exit_rx.clone(),
             state.clone(),
-            exit_tx,
             logs.clone(),
             index,
         ));
@@ -320,17 +376,50 @@ impl Instance {
             .is_none_or(|expiry| expiry > SystemTime::now() + margin)
     }
 
-    /// Whether the runtime is still running and not being killed.
+    /// Whether the runtime is still running and not being stopped.
     pub fn alive(&self) -> bool {
-        self.exit.borrow().is_none() && !*self.state.killed.borrow()
+        self.exit.borrow().is_none() && !self.state.stopping()
     }
 
-    /// Kills the runtime; [`Instance::exited`] reports [`Exit::Killed`] once it is gone.
-    pub fn kill(&self) {
-        self.state.killed.send_replace(true);
+    /// Stops the environment: its shutdown phase runs, with `reason`, and
+    /// [`Instance::exited`] reports [`Exit::Killed`] once it is over.
+    pub fn kill(&self, reason: ShutdownReason) {
+        self.state.stop.send_if_modified(|stop| {
+            if stop.is_some() {
+                return false;
+            }
+            *stop = Some(reason);
+            true
+        });
         if let Ok(mut c) = self.state.current.lock() {
             c.clear();
         }
+    }
+
+    /// Whether some extension takes `INVOKE` events: an invocation then ends only when each
+    /// has called `next` again.
+    pub fn extensions_take_invokes(&self) -> bool {
+        self.state.extensions.any_invoke_subscribers()
+    }
+
+    /// Waits until every extension subscribed to `INVOKE` is done with the invocation, or
+    /// `deadline`; false when the deadline passed first.
+    pub async fn extensions_done(&self, deadline: Instant) -> bool {
+        self.state.extensions.wait_invoke_done(deadline).await
+    }
+
+    /// The failure of an extension that ended the environment, if one did.
+    pub fn extension_failure(&self) -> Option<Fatal> {
+        self.state.extensions.fatal()
+    }
+
+    /// The lines captured so far, without ending the capture.
+    pub fn logs_so_far(&self) -> String {
+        self.captured
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .unwrap_or_default()
     }
 
     /// The tenant the environment belongs to, under tenant isolation.
@@ -427,53 +516,52 @@ impl Instance {
 
     /// Peak memory of the runtime's processes, in MB, when measurable.
     pub fn max_memory_mb(&self) -> Option<u64> {
-        self.pid.and_then(launcher::max_memory_mb)
+        self.pid.get().copied().and_then(launcher::max_memory_mb)
     }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        self.state.killed.send_replace(true);
-        self.server.abort();
+        self.kill(ShutdownReason::Spindown);
+        // The Runtime API must outlive the shutdown phase, since an extension told SHUTDOWN
+        // calls it again: the server stops when the lifecycle says the environment is gone.
+        let mut exit = self.exit.clone();
+        let server = self.server.abort_handle();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            server.abort();
+            return;
+        };
+        runtime.spawn(async move {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(3), exit.wait_for(Option::is_some)).await;
+            server.abort();
+        });
     }
 }
 
-/// Owns the runtime process: reports its exit, and kills it when the instance is killed or
-/// dropped.
-async fn monitor(
-    mut process: Box<dyn RuntimeProcess>,
+/// Says so when a runtime exits on its own between invocations (the next one starts a new
+/// environment).
+async fn report_idle_exit(
+    mut exit: watch::Receiver<Option<Exit>>,
     state: Arc<InstanceState>,
-    exit_tx: watch::Sender<Option<Exit>>,
     logs: LogSink,
     index: usize,
 ) {
-    let mut killed = state.killed.subscribe();
-    let exit = tokio::select! {
-        status = process.wait() => match status {
-            Ok(status) => Exit::Status(status),
-            Err(e) => Exit::Lost(e.to_string()),
-        },
-        // An error means every sender is gone, i.e. the instance was dropped: kill too.
-        _ = killed.wait_for(|k| *k) => Exit::Killed,
+    let Ok(exit) = exit.wait_for(Option::is_some).await.map(|e| e.clone()) else {
+        return;
     };
-    if matches!(exit, Exit::Killed) {
-        // Killing can only fail if the process is already gone, which is the goal anyway.
-        let _ = process.kill().await;
-    } else {
-        let idle = state.current.lock().map(|c| c.is_empty()).unwrap_or(false);
-        if idle && !*state.killed.borrow() {
-            let how = match &exit {
-                Exit::Status(s) => format::exit_description(s),
-                Exit::Lost(e) => e.clone(),
-                Exit::Killed => String::new(),
-            };
-            logs.line(&format!(
-                "[emulator] runtime instance {index} exited while idle ({how}); \
-                 the next invocation starts a new one"
-            ));
-        }
+    let idle = state.current.lock().map(|c| c.is_empty()).unwrap_or(false);
+    let how = match exit {
+        Some(Exit::Status(s)) => format::exit_description(&s),
+        Some(Exit::Lost(e) | Exit::NotStarted(e)) => e,
+        Some(Exit::Killed) | None => return,
+    };
+    if idle && !state.stopping() {
+        logs.line(&format!(
+            "[emulator] runtime instance {index} exited while idle ({how}); \
+             the next invocation starts a new one"
+        ));
     }
-    exit_tx.send_replace(Some(exit));
 }
 
 fn router(state: Arc<InstanceState>) -> Router {
@@ -548,6 +636,9 @@ async fn next(State(state): State<Arc<InstanceState>>) -> Response {
         first = true;
         Instant::now()
     });
+    if first {
+        end_of_init(&state).await;
+    }
     if let (true, Some(restore)) = (first, &state.restore) {
         if let Err(reason) = restore.first_next(state.launched, &state.logs) {
             state.deliver(None, Outcome::Refused(reason.clone()));
@@ -573,6 +664,12 @@ async fn next(State(state): State<Arc<InstanceState>>) -> Response {
         if event.picked.send(Instant::now()).is_err() {
             continue;
         }
+        state.extensions.dispatch_invoke(
+            &event.request_id,
+            deadline,
+            &event.invoked_arn,
+            Some(event.trace_id.as_str()).filter(|t| !t.is_empty()),
+        );
         let mut response = Response::new(Body::from(event.payload));
         let map = response.headers_mut();
         map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -583,6 +680,21 @@ async fn next(State(state): State<Arc<InstanceState>>) -> Response {
             }
         }
         return response;
+    }
+}
+
+/// The runtime's first `/next`: registration closes, and init ends once every registered
+/// extension has called `next` too (or fails, which the lifecycle reports).
+async fn end_of_init(state: &InstanceState) {
+    let extensions = &state.extensions;
+    extensions.close_registration();
+    if extensions.registered().0 {
+        extensions
+            .wait_ready(state.launched + state.init_timeout)
+            .await;
+        for line in extensions.init_lines() {
+            state.logs.line(&line);
+        }
     }
 }
 
@@ -675,12 +787,12 @@ async fn stream(
     if !state.deliver(Some(id), outcome) {
         return not_in_progress(&state, id);
     }
-    let mut killed = state.killed.subscribe();
+    let mut stop = state.stop.subscribe();
     let mut end = StreamEnd::default();
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
-            _ = killed.wait_for(|k| *k) => {
+            _ = stop.wait_for(Option::is_some) => {
                 // Cut the client's stream with an error rather than a clean end, so that a
                 // truncated response cannot pass for a complete one.
                 let _ = tx.try_send(Err(io::Error::other("the runtime was stopped (timeout)")));

@@ -31,9 +31,66 @@ pub trait Launcher: Send + Sync + 'static {
         env: &BTreeMap<String, String>,
         logs: &LogSink,
     ) -> io::Result<Box<dyn RuntimeProcess>>;
+
+    /// The external extensions an execution environment starts before its runtime: the
+    /// executables of the image's `/opt/extensions`, by file name in the order Lambda starts
+    /// them (sorted). None by default.
+    fn extensions(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Begins an execution environment whose runtime (with `env`, printing to `logs`) starts
+    /// when [`Environment::start_runtime`] says, after its external extensions. Launchers that
+    /// list [`Launcher::extensions`] must implement it; the default, for environments without
+    /// extensions, starts the runtime at once.
+    fn environment(
+        &self,
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<Box<dyn Environment>> {
+        Ok(Box::new(Started(Some(self.launch(env, logs)?))))
+    }
 }
 
-/// A started runtime instance.
+/// An execution environment being started: its external extensions first, then its runtime.
+pub trait Environment: Send + 'static {
+    /// Starts the external extension `name` with exactly the environment `env`, forwarding its
+    /// output to `logs`.
+    fn start_extension(
+        &mut self,
+        name: &str,
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<Box<dyn RuntimeProcess>>;
+
+    /// Starts the runtime, once the extensions registered. Called once.
+    fn start_runtime(&mut self) -> io::Result<Box<dyn RuntimeProcess>>;
+}
+
+/// An environment without extensions whose runtime already runs.
+struct Started(Option<Box<dyn RuntimeProcess>>);
+
+impl Environment for Started {
+    fn start_extension(
+        &mut self,
+        name: &str,
+        _env: &BTreeMap<String, String>,
+        _logs: &LogSink,
+    ) -> io::Result<Box<dyn RuntimeProcess>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("this runner cannot start the extension {name}"),
+        ))
+    }
+
+    fn start_runtime(&mut self) -> io::Result<Box<dyn RuntimeProcess>> {
+        self.0
+            .take()
+            .ok_or_else(|| io::Error::other("the runtime was started already"))
+    }
+}
+
+/// A started runtime instance (or extension).
 pub trait RuntimeProcess: Send + 'static {
     /// Waits for the runtime to exit. Must be cancel-safe: the emulator drops the future to
     /// kill the runtime instead.
@@ -41,6 +98,12 @@ pub trait RuntimeProcess: Send + 'static {
 
     /// Kills the runtime (and waits until it is gone).
     fn kill(&mut self) -> BoxFuture<'_, io::Result<()>>;
+
+    /// Asks the runtime to stop (SIGTERM), as Lambda does before its shutdown deadline; the
+    /// emulator kills it when the deadline passes. Unsupported by default: it is then killed.
+    fn terminate(&mut self) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 
     /// The host process id of the runtime, used to measure its memory; `None` when it has no
     /// host process (or it is not known).
@@ -56,8 +119,50 @@ impl RuntimeProcess for Child {
         Box::pin(Child::kill(self))
     }
 
+    fn terminate(&mut self) -> io::Result<()> {
+        let pid = Child::id(self).ok_or_else(|| io::Error::other("the process has exited"))?;
+        signal(pid, libc::SIGTERM)
+    }
+
     fn id(&self) -> Option<u32> {
         Child::id(self)
+    }
+}
+
+/// Sends `signal` to the process `pid`.
+pub(crate) fn signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+    // SAFETY: kill(2) takes plain integers and has no memory effects on this process.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sends `sig` to the processes below `pid` that run the program, not a wrapper: the first
+/// descendants on each branch whose command name is not in `wrappers` (e.g. bubblewrap's own
+/// processes, which do not pass signals on).
+pub(crate) fn signal_below(pid: u32, wrappers: &[&str], sig: libc::c_int) -> io::Result<()> {
+    let children = children_map(pid);
+    let comm = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default()
+    };
+    let mut stack: Vec<u32> = children.get(&pid).cloned().unwrap_or_default();
+    let mut signalled = false;
+    while let Some(p) = stack.pop() {
+        if wrappers.contains(&comm(p).as_str()) {
+            stack.extend(children.get(&p).into_iter().flatten());
+        } else {
+            signalled |= signal(p, sig).is_ok();
+        }
+    }
+    if signalled {
+        Ok(())
+    } else {
+        Err(io::Error::other("no process to signal below the wrapper"))
     }
 }
 
@@ -81,7 +186,7 @@ impl Launcher for UnavailableLauncher {
 }
 
 /// Runs a local program as the runtime, e.g. a `bootstrap` built for the host, or
-/// `python3 -m awslambdaric app.handler`.
+/// `python3 -m awslambdaric app.handler`, and local programs as its external extensions.
 ///
 /// The program starts with an empty environment plus the emulator's, so nothing of the host
 /// (credentials included) leaks into it unless listed in [`ProcessLauncher::inherit_env`].
@@ -96,6 +201,9 @@ pub struct ProcessLauncher {
     pub cwd: Option<PathBuf>,
     /// Host variables to pass through by name (when set), below the function's own.
     pub inherit_env: Vec<String>,
+    /// External extensions: their names (as `/opt/extensions` would have them) and the local
+    /// programs that run as them.
+    pub extensions: Vec<(String, PathBuf)>,
 }
 
 impl ProcessLauncher {
@@ -106,7 +214,20 @@ impl ProcessLauncher {
             args: Vec::new(),
             cwd: None,
             inherit_env: Vec::new(),
+            extensions: Vec::new(),
         }
+    }
+
+    /// Runs `program` as the external extension `name` of every environment, before the
+    /// runtime (extensions start in name order, as Lambda starts `/opt/extensions`).
+    pub fn extension(
+        mut self,
+        name: impl Into<String>,
+        program: impl Into<PathBuf>,
+    ) -> ProcessLauncher {
+        self.extensions.push((name.into(), program.into()));
+        self.extensions.sort();
+        self
     }
 
     /// Adds arguments.
@@ -146,9 +267,73 @@ impl Launcher for ProcessLauncher {
         env: &BTreeMap<String, String>,
         logs: &LogSink,
     ) -> io::Result<Box<dyn RuntimeProcess>> {
-        let program = self.resolved_program();
-        let mut cmd = Command::new(&program);
-        cmd.args(&self.args)
+        self.spawn(&self.resolved_program(), &self.args, env, logs)
+    }
+
+    fn extensions(&self) -> Vec<String> {
+        self.extensions
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    fn environment(
+        &self,
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<Box<dyn Environment>> {
+        Ok(Box::new(ProcessEnvironment {
+            launcher: self.clone(),
+            env: env.clone(),
+            logs: logs.clone(),
+        }))
+    }
+}
+
+/// An environment of local processes: they share nothing but the machine, as the runtime and
+/// its extensions share the execution environment.
+struct ProcessEnvironment {
+    launcher: ProcessLauncher,
+    env: BTreeMap<String, String>,
+    logs: LogSink,
+}
+
+impl Environment for ProcessEnvironment {
+    fn start_extension(
+        &mut self,
+        name: &str,
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<Box<dyn RuntimeProcess>> {
+        let program = self
+            .launcher
+            .extensions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, program)| program.clone())
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("no extension {name}"))
+            })?;
+        self.launcher.spawn(&program, &[], env, logs)
+    }
+
+    fn start_runtime(&mut self) -> io::Result<Box<dyn RuntimeProcess>> {
+        self.launcher.launch(&self.env, &self.logs)
+    }
+}
+
+impl ProcessLauncher {
+    /// Starts `program` with `args` and exactly the environment `env` (plus the inherited
+    /// variables), its output to `logs`.
+    fn spawn(
+        &self,
+        program: &Path,
+        args: &[String],
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<Box<dyn RuntimeProcess>> {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
             .env_clear()
             .envs(
                 self.inherit_env

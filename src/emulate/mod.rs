@@ -29,12 +29,14 @@
 
 pub mod docker_runner;
 pub mod eventstream;
+mod extensions;
 pub mod format;
 pub mod http_event;
 mod http_front;
 mod instance;
 mod invoke;
 pub mod launcher;
+mod lifecycle;
 mod pool;
 pub mod rootfs;
 mod run;
@@ -56,7 +58,9 @@ use crate::aws::CredentialSource;
 use crate::error::{Error, Result};
 use crate::FunctionSpec;
 
-pub use launcher::{BoxFuture, Launcher, ProcessLauncher, RuntimeProcess, UnavailableLauncher};
+pub use launcher::{
+    BoxFuture, Environment, Launcher, ProcessLauncher, RuntimeProcess, UnavailableLauncher,
+};
 
 /// Where log lines go: the runtime's output, and the emulator's `START`/`END`/`REPORT` lines.
 #[derive(Clone)]
@@ -538,10 +542,19 @@ impl Emulator {
         }
     }
 
-    /// Kills every runtime and stops listening. Invocations in flight are answered (with
-    /// `Runtime.ExitError`) if they can be within a second.
+    /// Stops every execution environment (each through Lambda's shutdown phase: SIGTERM to
+    /// the runtime and `SHUTDOWN` to its extensions when extensions registered) and stops
+    /// listening. Invocations in flight are answered (with `Runtime.ExitError`) if they can be
+    /// within a second.
     pub async fn shutdown(mut self) {
-        self.close();
+        let instances = self.close();
+        // Lambda's longest shutdown phase is 2 s; a little more covers the processes' exit.
+        let _ = tokio::time::timeout(Duration::from_millis(2500), async {
+            for instance in instances {
+                instance.exited().await;
+            }
+        })
+        .await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -555,15 +568,17 @@ impl Emulator {
         }
     }
 
-    fn close(&self) {
+    fn close(&self) -> Vec<Arc<instance::Instance>> {
         if let Ok(mut fronts) = self.fronts.lock() {
             for front in fronts.drain(..) {
                 front.abort();
             }
         }
-        for pool in self.functions.pools.values() {
-            pool.close();
-        }
+        self.functions
+            .pools
+            .values()
+            .flat_map(|pool| pool.close())
+            .collect()
     }
 }
 

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use super::extensions::ShutdownReason;
 use super::instance::Instance;
 use super::{EmulatorConfig, Launcher};
 
@@ -162,7 +163,7 @@ impl Pool {
             }
             idle.retain(|i| !Arc::ptr_eq(i, &instance));
             if instance.unleased_now() {
-                instance.kill();
+                instance.kill(ShutdownReason::Spindown);
             }
         }
         None
@@ -191,7 +192,7 @@ impl Pool {
             return false;
         };
         idle.retain(|i| !Arc::ptr_eq(i, &victim));
-        victim.kill();
+        victim.kill(ShutdownReason::Spindown);
         true
     }
 
@@ -213,15 +214,7 @@ impl Pool {
         };
         let index = self.next_index.fetch_add(1, Ordering::Relaxed);
         let tenant = tenant.map(str::to_string);
-        Instance::launch(
-            config,
-            launcher.as_ref(),
-            generation,
-            index,
-            credentials,
-            tenant,
-        )
-        .await
+        Instance::launch(config, launcher, generation, index, credentials, tenant).await
     }
 
     /// Gives `lease`'s slot back: to the idle list if its instance is usable; an instance
@@ -234,7 +227,7 @@ impl Pool {
                 idle.push(instance);
             }
         } else if still_leased == 0 {
-            instance.kill();
+            instance.kill(ShutdownReason::Spindown);
         }
         drop(lease);
         self.released.notify_waiters();
@@ -254,21 +247,27 @@ impl Pool {
             .unwrap_or_default();
         for instance in idle {
             if instance.unleased_now() {
-                instance.kill();
+                instance.kill(ShutdownReason::Spindown);
             }
         }
     }
 
-    /// Refuses new invocations and kills every runtime.
-    pub fn close(&self) {
+    /// Refuses new invocations and stops every environment; returns them, for a caller that
+    /// waits for their shutdown phase to end.
+    pub fn close(&self) -> Vec<Arc<Instance>> {
         self.permits.close();
+        // Taken before the idle list is cleared: idle instances live only there.
+        let all: Vec<Arc<Instance>> = self
+            .all
+            .lock()
+            .map(|all| all.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
         }
-        if let Ok(all) = self.all.lock() {
-            for instance in all.iter().filter_map(Weak::upgrade) {
-                instance.kill();
-            }
+        for instance in &all {
+            instance.kill(ShutdownReason::Spindown);
         }
+        all
     }
 }

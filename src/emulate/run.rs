@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::extensions::{Fatal, ShutdownReason};
 use super::format::{self, Report};
 use super::instance::{Event, Exit, FrameReceiver, Outcome, StreamEnd};
 use super::pool::{AcquireError, Lease, Pool};
@@ -176,7 +177,12 @@ fn finish(
     // Measure before killing: a dead process has no memory statistics.
     let max_memory_mb = instance.max_memory_mb();
     if !ending.keep {
-        instance.kill();
+        let reason = if ending.status == Some("timeout") {
+            ShutdownReason::Timeout
+        } else {
+            ShutdownReason::Failure
+        };
+        instance.kill(reason);
     }
     if ending.timed_out {
         instance.end_timed_out(request_id);
@@ -297,6 +303,9 @@ pub(crate) async fn run(pool: Arc<Pool>, request: Request) -> Finished {
             let log = finish(&pool, lease, &id, None, ending);
             restore_failed(error_type.as_deref(), &body, log)
         }
+        Waited::Outcome(Outcome::ExtensionFailed(fatal)) => {
+            extension_failed(&pool, lease, &id, None, fatal)
+        }
         Waited::Outcome(Outcome::Refused(reason)) => {
             instance.log(&format!("[emulator] {reason}"));
             let ending = Ending::fatal("error", Some("InvalidParameterValueException".into()));
@@ -363,6 +372,57 @@ fn restore_failed(error_type: Option<&str>, body: &[u8], log: String) -> Finishe
     }
 }
 
+/// Lambda's answer when an extension failed the environment: the extension's error type
+/// (`Extension.Crash`, ...) with `RequestId: <id> Error: <what happened>`.
+fn extension_failed(
+    pool: &Pool,
+    lease: Lease,
+    id: &str,
+    started: Option<Instant>,
+    fatal: Fatal,
+) -> Finished {
+    let message = format!("RequestId: {id} Error: {}", fatal.message);
+    let ending = Ending::fatal("error", Some(fatal.error_type.to_string()));
+    let log = finish(pool, lease, id, started, ending);
+    Finished::error(fatal.error_type, &message, log)
+}
+
+/// Ends an invocation whose runtime answered, once the extensions subscribed to `INVOKE` are
+/// done with it too: Lambda gives the client its answer at once, but the environment takes
+/// its next invocation (and reports this one) only then. Extensions still busy at the
+/// invocation's deadline make it a timeout, and the environment is reset.
+async fn finish_after_extensions(
+    pool: Arc<Pool>,
+    lease: Lease,
+    id: String,
+    started: Instant,
+    ending: Ending,
+) -> String {
+    let instance = lease.instance.clone();
+    if instance.extensions_take_invokes()
+        && !instance
+            .extensions_done(started + pool.config.timeout)
+            .await
+    {
+        let message = format::timeout_message(SystemTime::now(), &id, pool.config.timeout);
+        instance.log(&format!("{message} (extensions were still busy with it)"));
+        return finish(&pool, lease, &id, Some(started), Ending::timeout(&pool));
+    }
+    finish(&pool, lease, &id, Some(started), ending)
+}
+
+/// Ends an answered invocation: at once when no extension takes `INVOKE` events, else in the
+/// background after them ([`finish_after_extensions`]), the log tail being what was logged
+/// until the answer.
+fn settle(pool: Arc<Pool>, lease: Lease, id: String, started: Instant, ending: Ending) -> String {
+    if !lease.instance.extensions_take_invokes() {
+        return finish(&pool, lease, &id, Some(started), ending);
+    }
+    let log = lease.instance.logs_so_far();
+    tokio::spawn(finish_after_extensions(pool, lease, id, started, ending));
+    log
+}
+
 /// The `Runtime.ExitError` answer for a runtime that exited (or was lost) mid-invocation.
 fn exit_error(
     pool: &Pool,
@@ -371,10 +431,23 @@ fn exit_error(
     started: Option<Instant>,
     exit: Exit,
 ) -> Finished {
+    // An environment stopped because an extension failed answers with that failure.
+    if let Some(fatal) = lease.instance.extension_failure() {
+        return extension_failed(pool, lease, id, started, fatal);
+    }
+    if let Exit::NotStarted(why) = &exit {
+        let message = format!("RequestId: {id} Error: {why}");
+        lease.instance.log(&message);
+        let ending = Ending::fatal("error", Some("Runtime.InvalidEntrypoint".into()));
+        let log = finish(pool, lease, id, started, ending);
+        return Finished::error("Runtime.InvalidEntrypoint", &message, log);
+    }
     let message = match &exit {
         Exit::Status(status) => format::exit_message(id, status),
         Exit::Killed => format!("RequestId: {id} Error: Runtime exited with error: signal: killed"),
-        Exit::Lost(e) => format!("RequestId: {id} Error: Runtime exited with error: {e}"),
+        Exit::Lost(e) | Exit::NotStarted(e) => {
+            format!("RequestId: {id} Error: Runtime exited with error: {e}")
+        }
     };
     lease.instance.log(&message);
     let ending = Ending::fatal("error", Some("Runtime.ExitError".into()));
@@ -434,7 +507,7 @@ fn answer(
     let instance = lease.instance.clone();
     match outcome {
         Outcome::Response(body) => {
-            let log = finish(&pool, lease, &id, Some(started), Ending::ok());
+            let log = settle(pool, lease, id, started, Ending::ok());
             Finished {
                 answer: Answer::Payload(body),
                 log,
@@ -448,13 +521,13 @@ fn answer(
             );
             instance.log(&format!("RequestId: {id} Error: {message}"));
             let ending = Ending::function_error(error_type.into());
-            let log = finish(&pool, lease, &id, Some(started), ending);
+            let log = settle(pool, lease, id, started, ending);
             Finished::error(error_type, &message, log)
         }
         Outcome::Error { error_type, body } => {
             let (error_type, body) = posted_error_body(error_type.as_deref(), &body);
             let ending = Ending::function_error(error_type.clone());
-            let log = finish(&pool, lease, &id, Some(started), ending);
+            let log = settle(pool, lease, id, started, ending);
             Finished {
                 answer: Answer::FunctionError { error_type, body },
                 log,
@@ -476,6 +549,9 @@ fn answer(
             let ending = Ending::fatal("error", error_type.clone());
             let log = finish(&pool, lease, &id, Some(started), ending);
             restore_failed(error_type.as_deref(), &body, log)
+        }
+        Outcome::ExtensionFailed(fatal) => {
+            extension_failed(&pool, lease, &id, Some(started), fatal)
         }
         Outcome::Refused(reason) => {
             let log = finish(

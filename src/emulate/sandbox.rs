@@ -35,7 +35,7 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-use super::launcher::forward_lines;
+use super::launcher::{forward_lines, signal_below, BoxFuture, Environment};
 use super::rootfs::ImageRuntime;
 use super::{Launcher, LogSink, RuntimeProcess};
 use crate::compile::find_program;
@@ -299,7 +299,327 @@ impl Launcher for SandboxLauncher {
         if let Some(err) = child.stderr.take() {
             forward_lines(err, logs.clone());
         }
+        Ok(match self.isolation {
+            Isolation::Bubblewrap(_) => Box::new(Wrapped {
+                child,
+                wrappers: &["bwrap"],
+            }),
+            Isolation::Unconfined => Box::new(child),
+        })
+    }
+
+    fn extensions(&self) -> Vec<String> {
+        let dir = match host_path_in(&self.runtime.rootfs, EXTENSIONS_DIR) {
+            Ok(dir) => dir,
+            Err(_) => return Vec::new(),
+        };
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    fn environment(
+        &self,
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<Box<dyn Environment>> {
+        match &self.isolation {
+            Isolation::Unconfined => Ok(Box::new(UnconfinedEnvironment {
+                launcher: self.clone(),
+                env: env.clone(),
+                logs: logs.clone(),
+            })),
+            Isolation::Bubblewrap(_) => Ok(Box::new(BlockedSandbox::start(self, env, logs)?)),
+        }
+    }
+}
+
+/// Where Lambda finds external extensions.
+pub const EXTENSIONS_DIR: &str = "/opt/extensions";
+
+/// A process started through wrappers that do not pass signals on (bubblewrap, nsenter): a
+/// SIGTERM goes to the program below them.
+struct Wrapped {
+    child: tokio::process::Child,
+    wrappers: &'static [&'static str],
+}
+
+impl RuntimeProcess for Wrapped {
+    fn wait(&mut self) -> BoxFuture<'_, io::Result<std::process::ExitStatus>> {
+        Box::pin(self.child.wait())
+    }
+
+    fn kill(&mut self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(self.child.kill())
+    }
+
+    fn terminate(&mut self) -> io::Result<()> {
+        let pid = self
+            .child
+            .id()
+            .ok_or_else(|| io::Error::other("the process has exited"))?;
+        signal_below(pid, self.wrappers, libc::SIGTERM)
+    }
+
+    fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// An unconfined environment: extensions run from the unpacked root filesystem, like the
+/// runtime.
+struct UnconfinedEnvironment {
+    launcher: SandboxLauncher,
+    env: BTreeMap<String, String>,
+    logs: LogSink,
+}
+
+impl Environment for UnconfinedEnvironment {
+    fn start_extension(
+        &mut self,
+        name: &str,
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<Box<dyn RuntimeProcess>> {
+        let launcher = &self.launcher;
+        let path = format!("{EXTENSIONS_DIR}/{name}");
+        let program = host_path_in(&launcher.runtime.rootfs, &path)
+            .map_err(|m| io::Error::new(io::ErrorKind::NotFound, m))?;
+        let mut cmd = match &launcher.emulation {
+            Emulation::Qemu(qemu) => {
+                let mut cmd = Command::new(qemu);
+                cmd.arg(&program);
+                cmd
+            }
+            _ => Command::new(&program),
+        };
+        cmd.env_clear()
+            .envs(launcher.environment(env))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("fork/exec {path}: {e}")))?;
+        if let Some(out) = child.stdout.take() {
+            forward_lines(out, logs.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            forward_lines(err, logs.clone());
+        }
         Ok(Box::new(child))
+    }
+
+    fn start_runtime(&mut self) -> io::Result<Box<dyn RuntimeProcess>> {
+        self.launcher.launch(&self.env, &self.logs)
+    }
+}
+
+/// A bubblewrap sandbox set up but held before it runs the runtime (`--block-fd`), so that
+/// the external extensions can be started in it first: they join its namespaces with
+/// `nsenter` and share its root, `/tmp`, processes and user, as they share Lambda's
+/// execution environment. Writing to the block pipe lets the runtime start.
+struct BlockedSandbox {
+    launcher: SandboxLauncher,
+    /// The sandboxed runtime, until it is handed out.
+    runtime: Option<Wrapped>,
+    /// The sandbox's first process, whose namespaces the extensions join.
+    init_pid: u32,
+    /// Writing a byte here starts the runtime.
+    release: Option<std::fs::File>,
+}
+
+impl BlockedSandbox {
+    fn start(
+        launcher: &SandboxLauncher,
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<BlockedSandbox> {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        let (block_read, block_write) = pipe()?;
+        let (info_read, info_write) = pipe()?;
+        let (program, mut args) = launcher.command_line()?;
+        // The options go before bubblewrap's own `--`: ahead of everything is simplest.
+        let fds = [block_read.as_raw_fd(), info_write.as_raw_fd()];
+        let mut front: Vec<OsString> = vec![
+            "--block-fd".into(),
+            fds[0].to_string().into(),
+            "--info-fd".into(),
+            fds[1].to_string().into(),
+        ];
+        front.append(&mut args);
+        let mut cmd = Command::new(&program);
+        cmd.args(&front)
+            .env_clear()
+            .envs(launcher.environment(env))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // SAFETY: the closure runs in the child between fork and exec, and only calls fcntl,
+        // which is async-signal-safe, to let bubblewrap inherit the two pipe ends.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in fds {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("fork/exec {}: {e}", program.display()))
+        })?;
+        // The parent's copies of the child's ends: bubblewrap has its own now.
+        drop::<OwnedFd>(block_read);
+        drop::<OwnedFd>(info_write);
+        if let Some(out) = child.stdout.take() {
+            forward_lines(out, logs.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            forward_lines(err, logs.clone());
+        }
+        let init_pid = read_child_pid(info_read)?;
+        wait_blocked(init_pid);
+        Ok(BlockedSandbox {
+            launcher: launcher.clone(),
+            runtime: Some(Wrapped {
+                child,
+                wrappers: &["bwrap"],
+            }),
+            init_pid,
+            release: Some(std::fs::File::from(block_write)),
+        })
+    }
+}
+
+impl Environment for BlockedSandbox {
+    fn start_extension(
+        &mut self,
+        name: &str,
+        env: &BTreeMap<String, String>,
+        logs: &LogSink,
+    ) -> io::Result<Box<dyn RuntimeProcess>> {
+        let nsenter = find_program("nsenter").ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "`nsenter` (util-linux) is needed to start extensions in the sandbox",
+            )
+        })?;
+        let launcher = &self.launcher;
+        let path = format!("{EXTENSIONS_DIR}/{name}");
+        let mut cmd = Command::new(&nsenter);
+        cmd.arg("--target")
+            .arg(self.init_pid.to_string())
+            .args([
+                "--user", "--mount", "--pid", "--ipc", "--uts", "--root", "--wd",
+            ])
+            .arg(format!("--setuid={}", launcher.uid))
+            .arg(format!("--setgid={}", launcher.gid))
+            .arg("--");
+        if let Emulation::Qemu(_) = launcher.emulation {
+            cmd.arg(QEMU_IN_SANDBOX);
+        }
+        cmd.arg(&path)
+            .env_clear()
+            .envs(launcher.environment(env))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("fork/exec {path}: {e}")))?;
+        if let Some(out) = child.stdout.take() {
+            forward_lines(out, logs.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            forward_lines(err, logs.clone());
+        }
+        Ok(Box::new(Wrapped {
+            child,
+            wrappers: &["nsenter"],
+        }))
+    }
+
+    fn start_runtime(&mut self) -> io::Result<Box<dyn RuntimeProcess>> {
+        use std::io::Write;
+        let runtime = self
+            .runtime
+            .take()
+            .ok_or_else(|| io::Error::other("the runtime was started already"))?;
+        if let Some(mut release) = self.release.take() {
+            release.write_all(b"x")?;
+        }
+        Ok(Box::new(runtime))
+    }
+}
+
+/// A pipe whose ends are closed on exec (a child gets one only when told to keep it).
+fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new file descriptors into the array, which are then owned.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and nothing else owns them.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// The sandbox's first process, from bubblewrap's `--info-fd` JSON (`child-pid`).
+fn read_child_pid(info: std::os::fd::OwnedFd) -> io::Result<u32> {
+    use std::io::Read;
+    let mut file = std::fs::File::from(info);
+    let mut text = String::new();
+    let mut buf = [0u8; 512];
+    // bubblewrap writes the object at once, then more keys only with other options; the
+    // first closing brace ends it.
+    while !text.contains('}') {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    serde_json::from_str::<serde_json::Value>(text.trim())
+        .ok()
+        .and_then(|v| v["child-pid"].as_u64())
+        .and_then(|pid| u32::try_from(pid).ok())
+        .ok_or_else(|| {
+            io::Error::other(format!("bubblewrap did not say its sandbox's pid: {text}"))
+        })
+}
+
+/// Waits (briefly) until the sandbox's first process is blocked on the block pipe: only then
+/// are its mounts (root, `/tmp`) in place for the extensions that join it. bubblewrap tells
+/// the pid before it sets the sandbox up, and says nothing when it is done.
+fn wait_blocked(pid: u32) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(2) {
+        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        if wchan.ends_with("pipe_read") || wchan.ends_with("pipe_wait") {
+            return;
+        }
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
