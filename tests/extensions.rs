@@ -388,6 +388,104 @@ fn a_binary_named_in_image_extensions_is_planned_as_an_extension_of_its_function
     assert_eq!(names(&plan), ["api"]);
 }
 
+/// Every backend builds a function's extensions in the function's own invocation: cross with
+/// the toolchain it may not change, zigbuild with the base's glibc pin (which names the
+/// extension's path too).
+#[test]
+fn extensions_are_built_by_the_functions_backend() {
+    let manifest = workspace().join("Cargo.toml");
+    let target = tempfile::tempdir().unwrap();
+    let plan = |args: &[&str]| {
+        let mut cmd = cli();
+        cmd.args([
+            "build",
+            "--dry-run",
+            "-p",
+            "jobs",
+            "--message-format",
+            "json",
+        ])
+        .args(args)
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target.path());
+        assert_ok(&run(&mut cmd)).remove(0)
+    };
+    let cross = plan(&["--compiler", "cross"]);
+    let command = &cross["commands"][0];
+    assert_eq!(command["program"], "cross", "{command}");
+    assert_eq!(command["env"]["CROSS_CUSTOM_TOOLCHAIN"], "1", "{command}");
+    let args: Vec<&str> = command["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w == ["--package", "telemetry-ext"])
+            && args.windows(2).any(|w| w == ["--bin", "telemetry"]),
+        "{args:?}"
+    );
+    let zig = plan(&[
+        "--compiler",
+        "zigbuild",
+        "--libc",
+        "gnu",
+        "--arch",
+        "arm64",
+        "--base-image",
+        "public.ecr.aws/lambda/provided:al2023",
+    ]);
+    let artifact = zig["plan"]["functions"][0]["extensions"][0]["artifact"]
+        .as_str()
+        .unwrap();
+    assert!(
+        artifact.ends_with(
+            "/.extensions/telemetry/aarch64-unknown-linux-gnu-zigbuild-glibc2.34/telemetry"
+        ),
+        "{artifact}"
+    );
+    let args = zig["commands"][0]["args"].to_string();
+    assert!(
+        args.contains("\"--bin\",\"telemetry\"") && args.contains("aarch64-unknown-linux-gnu.2.34"),
+        "{args}"
+    );
+}
+
+/// A real cross build (in the local image `cargo xtask ci` makes): the extension is compiled
+/// in the function's container run, found where cross leaves it, and shipped in the image.
+#[test]
+fn cross_compiles_an_extension_in_the_functions_run() {
+    let image = support::service_env("CLI_TEST_CROSS_IMAGE");
+    let target = tempfile::tempdir().unwrap();
+    let mut cmd = lambda_image(
+        &[
+            "image",
+            "-p",
+            "jobs",
+            "--compiler",
+            "cross",
+            "--base-image",
+            "scratch",
+        ],
+        target.path(),
+    );
+    cmd.env("CROSS_TARGET_X86_64_UNKNOWN_LINUX_MUSL_IMAGE", &image);
+    let events = assert_ok(&run(&mut cmd));
+    let jobs = compiled(&events, "jobs");
+    let paths = extension_paths(jobs);
+    assert!(
+        paths["telemetry"]
+            .ends_with(".extensions/telemetry/x86_64-unknown-linux-musl-cross/telemetry"),
+        "{jobs}"
+    );
+    check_extension_layer(
+        &layers(image_of(&events, "jobs")),
+        "telemetry",
+        &paths["telemetry"],
+    );
+}
+
 #[test]
 fn an_unknown_extension_is_an_error_naming_the_key_the_file_and_the_closest_binary() {
     let ws = TempWorkspace::new(
