@@ -143,6 +143,12 @@ impl Catalog {
             .contains(&(package.to_string(), bin.to_string()))
     }
 
+    /// Whether every binary of the workspace named `bin` is an extension (and there is one).
+    pub(super) fn is_only_extension(&self, bin: &str) -> bool {
+        let mut named = self.bins.iter().filter(|(_, b)| b == bin).peekable();
+        named.peek().is_some() && named.all(|(p, b)| self.is_extension(p, b))
+    }
+
     /// The packages whose binary named `bin` is an extension.
     pub(super) fn packages_of_extension(&self, bin: &str) -> Vec<&str> {
         self.extensions
@@ -298,6 +304,8 @@ mod tests {
         let err = c.package_of("twin", &source).unwrap_err().to_string();
         assert!(err.contains("several packages (a, b)"), "{err}");
         assert!(c.is_extension("telemetry-ext", "telemetry"));
+        assert!(c.is_only_extension("telemetry"));
+        assert!(!c.is_only_extension("api") && !c.is_only_extension("nope"));
         assert!(!c.is_extension("api", "api"));
         assert_eq!(c.packages_of_extension("telemetry"), ["telemetry-ext"]);
     }

@@ -310,12 +310,12 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
     let selected: BTreeSet<&str> = packages.iter().map(|p| p.name.as_str()).collect();
     let catalog = extensions::Catalog::read(metadata, &selected, &workspace_tables, &env, &cli);
     // An extension asked for by name is a mistake worth saying so, before it is reported as
-    // missing from the selection.
+    // missing from the selection (its package need not be a function crate).
     if let Some(bin) = request
         .selection
         .bins
         .iter()
-        .find(|b| !catalog.packages_of_extension(b).is_empty())
+        .find(|b| catalog.is_only_extension(b))
     {
         return Err(extension_selected(bin, &catalog.packages_of_extension(bin)));
     }
@@ -337,6 +337,9 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
         );
         for bin in select_bins(package, &bins, &request.selection)? {
             if catalog.is_extension(&package.name, bin) {
+                if request.selection.bins.iter().any(|b| b == bin) {
+                    return Err(extension_selected(bin, &[package.name.as_str()]));
+                }
                 left_out.push(format!("`{bin}` ({})", package.name));
                 continue;
             }
