@@ -121,12 +121,13 @@ impl Catalog {
                 let Ok(config) = layers::merge(&stack) else {
                     continue;
                 };
-                if config.extension == Some(true) {
+                let settings = super::resolve::apply_defaults(config, bin);
+                if settings.extension {
                     catalog
                         .extensions
                         .insert((package.name.to_string(), bin.to_string()));
                 }
-                named.extend(config.image.and_then(|i| i.extensions).unwrap_or_default());
+                named.extend(settings.function.image.extensions);
             }
         }
         for (package, bin) in &catalog.bins {
