@@ -262,6 +262,20 @@ pub enum Error {
         help: String,
     },
 
+    /// A compiled Lambda extension would not run beside the function on its base.
+    #[error("{path} is not a valid Lambda extension `{name}`: {message}")]
+    #[diagnostic(code(lambda_image::bad_extension), help("{help}"))]
+    BadExtension {
+        /// The extension's name.
+        name: String,
+        /// The executable.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        help: String,
+    },
+
     /// A filesystem operation failed.
     #[error("{action} {}: {source}", path.display())]
     #[diagnostic(code(lambda_image::io))]

@@ -415,13 +415,17 @@ impl Pipeline {
             .build(spec, artifact.path.as_std_path(), &self.reporter)
             .await
             .map_err(|e| Box::new((Stage::Image, Vec::new(), e)))?;
-        let detail = format!(
+        let mut detail = format!(
             "Image {}:{} ({}) {}",
             image.repository,
             image.tag,
             image.arch,
             short(&image.digest)
         );
+        if !spec.extensions.is_empty() {
+            let names: Vec<&str> = spec.extensions.iter().map(|e| e.name.as_str()).collect();
+            detail.push_str(&format!(", extensions {}", names.join(", ")));
+        }
         let sbom = self
             .sbom(spec, &image)
             .await

@@ -1,8 +1,9 @@
 //! What `watch` watches, and which functions a change concerns.
 //!
 //! A function depends on its package's directory (sources, manifest, build script, `include`
-//! files), on the directories of the path dependencies it reaches through workspace members,
-//! and on the workspace's own `Cargo.toml`, `Cargo.lock` and `.cargo/` configuration. A changed
+//! files), on the packages of its Lambda extensions, on the directories of the path
+//! dependencies they reach through workspace members, and on the workspace's own `Cargo.toml`,
+//! `Cargo.lock` and `.cargo/` configuration. A changed
 //! file belongs to the deepest package directory that holds it; the functions whose packages
 //! reach that package are rebuilt. Cargo's target directory, hidden directories (`.git`) and
 //! editor scratch files are ignored.
@@ -41,10 +42,12 @@ impl WatchSet {
         let metadata = metadata::run(Some(plan.workspace_manifest.as_std_path()))?;
         // Each member's directory, and the directories of its path dependencies.
         let mut deps: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+        let mut dirs: BTreeMap<&str, PathBuf> = BTreeMap::new();
         for package in &metadata.packages {
             let Some(dir) = package.manifest_path.parent() else {
                 continue;
             };
+            dirs.insert(package.name.as_str(), dir.as_std_path().to_path_buf());
             let paths = package
                 .dependencies
                 .iter()
@@ -57,7 +60,13 @@ impl WatchSet {
             let Some(dir) = spec.manifest_path.parent() else {
                 continue;
             };
+            // An extension's package is compiled into the function's image as its own is.
             let mut stack = vec![dir.as_std_path().to_path_buf()];
+            stack.extend(
+                spec.extensions
+                    .iter()
+                    .filter_map(|e| dirs.get(e.package.as_str()).cloned()),
+            );
             let mut seen = BTreeSet::new();
             while let Some(dir) = stack.pop() {
                 if !seen.insert(dir.clone()) {

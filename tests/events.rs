@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use cargo_lambda_image::check::{Finding, Report, Severity};
-use cargo_lambda_image::compile::{elf::ElfInfo, Artifact};
+use cargo_lambda_image::compile::{elf::ElfInfo, Artifact, ExtensionArtifact};
 use cargo_lambda_image::config::{self, PlanRequest, Selection};
 use cargo_lambda_image::deploy::alias::{Canary, Routing, Weight};
 use cargo_lambda_image::deploy::prune::Pruned;
@@ -102,6 +102,12 @@ fn examples() -> Vec<Event> {
                     interpreter: None,
                     max_glibc: None::<GlibcVersion>,
                 },
+                extensions: vec![ExtensionArtifact {
+                    name: "telemetry".into(),
+                    package: "telemetry-ext".into(),
+                    path: "/w/target/lambda-image/.extensions/telemetry/x86_64-unknown-linux-musl-cargo/telemetry".into(),
+                    size: 400_000,
+                }],
             },
         },
         Event::Check {

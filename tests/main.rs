@@ -24,6 +24,7 @@ mod doctor;
 mod emulator;
 mod engine_base;
 mod events;
+mod extensions;
 mod extensions_api;
 mod fuzz;
 mod image;

@@ -14,7 +14,7 @@ use cargo_lambda_image::aws::AwsOptions;
 use cargo_lambda_image::compile::CompileOptions;
 use cargo_lambda_image::config::{self, BuildOptions, Overrides, Plan, PlanRequest, Selection};
 use cargo_lambda_image::error::{Error, Source};
-use cargo_lambda_image::image::{DockerBuildOptions, DockerBuilder};
+use cargo_lambda_image::image::{docker_build, DockerBuildOptions, DockerBuilder};
 use cargo_lambda_image::pipeline::Options;
 use cargo_lambda_image::publish::{ArchivePublisher, DaemonPublisher, LayoutPublisher, Publisher};
 use cargo_lambda_image::target::{Arch, Compiler, Libc};
@@ -235,6 +235,26 @@ impl ImageArgs {
             }
             BuilderArg::Daemonless => {}
             BuilderArg::Docker => {
+                // A Dockerfile that would build the images without their extensions is refused
+                // now, not after every function compiled (one that cannot be read is reported
+                // when it is used).
+                let text = self
+                    .dockerfile
+                    .as_ref()
+                    .and_then(|path| std::fs::read_to_string(path).ok());
+                let shipping = plan.functions.iter().find(|f| !f.extensions.is_empty());
+                if let (Some(text), Some(spec)) = (text, shipping) {
+                    if !docker_build::ships_extensions(&text) {
+                        let e = docker_build::extensions_left_out(
+                            spec,
+                            self.dockerfile.as_deref().unwrap_or(std::path::Path::new("")),
+                        );
+                        let help = miette::Diagnostic::help(&e)
+                            .map(|h| h.to_string())
+                            .unwrap_or_default();
+                        return Err(invalid("--dockerfile", e.to_string(), help));
+                    }
+                }
                 let build = DockerBuildOptions {
                     dockerfile: self.dockerfile.clone(),
                     pull: self.pull,

@@ -4,6 +4,11 @@
 //! Binaries of one package for one target are built by a single compiler invocation. The
 //! compiler's JSON messages (stdout) say where each executable is; its human output (stderr) is
 //! forwarded line by line above the progress spinner.
+//!
+//! A function's Lambda extensions (`image.extensions`) are compiled with it: in the invocation
+//! of its target and backend, each copied to its own planned path (shared by the functions
+//! whose builds of it are the same) as soon as that invocation ends, and checked as the
+//! function's bootstrap is. A function whose extension fails fails with it.
 
 pub mod command;
 pub mod cross;
@@ -19,7 +24,7 @@ use cargo_metadata::camino::Utf8PathBuf;
 use cargo_metadata::{Message, TargetKind};
 use serde::Serialize;
 
-use crate::config::{BaseKind, FunctionSpec, Plan};
+use crate::config::{BaseKind, ExtensionBinary, FunctionSpec, Plan};
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::target::{Arch, Compiler, Libc};
@@ -64,23 +69,45 @@ pub struct Artifact {
     pub size: u64,
     /// What its ELF header says.
     pub elf: ElfInfo,
+    /// The Lambda extensions compiled for it (`image.extensions`), checked like the bootstrap.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<ExtensionArtifact>,
+}
+
+/// A Lambda extension compiled for a function, ready for its image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExtensionArtifact {
+    /// The extension's name (its binary's, and its file's under /opt/extensions).
+    pub name: String,
+    /// The package of the binary.
+    pub package: String,
+    /// The compiled binary.
+    pub path: Utf8PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 impl Artifact {
-    /// The line `build` prints for it: function, arch, path, size and linkage.
+    /// The line `build` prints for it: function, arch, path, size and linkage, and the
+    /// extensions compiled for it, if any.
     pub fn line(&self) -> String {
         let linkage = match (&self.elf.interpreter, self.elf.max_glibc) {
             (None, _) => "static".to_string(),
             (Some(_), Some(v)) => format!("dynamic, GLIBC_{v}"),
             (Some(_), None) => "dynamic".to_string(),
         };
-        format!(
+        let mut line = format!(
             "{}\t{}\t{}\t{:.1} MB\t{linkage}",
             self.function,
             self.arch,
             self.path,
             self.size as f64 / 1_048_576.0
-        )
+        );
+        if !self.extensions.is_empty() {
+            let names: Vec<&str> = self.extensions.iter().map(|e| e.name.as_str()).collect();
+            line.push_str(&format!("\textensions: {}", names.join(", ")));
+        }
+        line
     }
 }
 
@@ -89,42 +116,72 @@ impl Artifact {
 /// package fails only its own functions. Packages whose binaries share a name go to separate
 /// invocations: `--bin NAME` selects that binary in every selected package, and two binaries
 /// of one name would overwrite each other's output.
+/// A function's extensions are built in the invocation of its own target and backend, as
+/// binaries of their packages.
 pub fn units(plan: &Plan) -> Vec<CompileUnit> {
+    assign(plan).units
+}
+
+/// The compiler invocations of a plan, and which one builds each function's extensions: for
+/// each function (in plan order), the index of the unit of each of its extensions.
+struct Assignment {
+    units: Vec<CompileUnit>,
+    extensions: Vec<Vec<usize>>,
+}
+
+fn assign(plan: &Plan) -> Assignment {
     let mut units: Vec<CompileUnit> = Vec::new();
     let bins_of = |package: &str| plan.package_bins.get(package).cloned().unwrap_or_default();
-    for f in &plan.functions {
+    // Puts the binary `bin` of `package` in the unit of `f`'s target and backend that can take
+    // it, and returns that unit's index.
+    let mut place = |f: &FunctionSpec, package: &str, bin: &str| {
         let glibc = f.base_image.glibc;
-        let own = bins_of(&f.package);
+        let own = bins_of(package);
         let fits = |u: &CompileUnit| {
             u.target == f.target()
                 && u.compiler == f.compiler
                 && u.glibc == glibc
                 && u.cross_image == f.cross_image
-                && (u.packages.contains(&f.package)
+                && (u.packages.iter().any(|p| p == package)
                     || u.packages
                         .iter()
                         .all(|p| bins_of(p).iter().all(|b| !own.contains(b))))
         };
-        match units.iter_mut().find(|u| fits(u)) {
-            Some(u) => {
-                if !u.packages.contains(&f.package) {
-                    u.packages.push(f.package.clone());
+        match units.iter().position(fits) {
+            Some(i) => {
+                let u = &mut units[i];
+                if !u.packages.iter().any(|p| p == package) {
+                    u.packages.push(package.to_string());
                 }
-                if !u.bins.contains(&f.bin) {
-                    u.bins.push(f.bin.clone());
+                if !u.bins.iter().any(|b| b == bin) {
+                    u.bins.push(bin.to_string());
                 }
+                i
             }
-            None => units.push(CompileUnit {
-                packages: vec![f.package.clone()],
-                bins: vec![f.bin.clone()],
-                target: f.target(),
-                compiler: f.compiler,
-                glibc,
-                cross_image: f.cross_image.clone(),
-            }),
+            None => {
+                units.push(CompileUnit {
+                    packages: vec![package.to_string()],
+                    bins: vec![bin.to_string()],
+                    target: f.target(),
+                    compiler: f.compiler,
+                    glibc,
+                    cross_image: f.cross_image.clone(),
+                });
+                units.len() - 1
+            }
         }
+    };
+    let mut extensions = Vec::new();
+    for f in &plan.functions {
+        place(f, &f.package, &f.bin);
+        extensions.push(
+            f.extensions
+                .iter()
+                .map(|e| place(f, &e.package, &e.name))
+                .collect(),
+        );
     }
-    units
+    Assignment { units, extensions }
 }
 
 /// The commands [`compile`] would run, for `--dry-run`.
@@ -184,7 +241,10 @@ pub fn compile_each(
             .map(|f| (f.clone(), prebuilt(f)))
             .collect();
     }
-    let units = units(plan);
+    let Assignment {
+        units,
+        extensions: extension_units,
+    } = assign(plan);
     // The toolchain is found, and the targets every unit needs are added, once and before any
     // compiler starts.
     let toolchain = toolchain::find(plan);
@@ -206,7 +266,9 @@ pub fn compile_each(
     let mut built: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
     // A failed invocation's error, rendered once, for each function it did not build.
     let mut failed: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
-    for unit in units {
+    // Each function's extensions, as each is installed, by (function, extension) index.
+    let mut extensions: BTreeMap<(usize, usize), Result<ExtensionArtifact>> = BTreeMap::new();
+    for (index, unit) in units.into_iter().enumerate() {
         let what = format!("{} for {}", unit.bins.join(", "), unit.target);
         let ready = match (&toolchain, not_added.get(&unit.target.triple())) {
             (Err(e), _) => Err(Error::ToolchainUnusable {
@@ -238,6 +300,15 @@ pub fn compile_each(
                 failed.insert((bin.clone(), triple.clone()), (e.to_string(), help.clone()));
             }
         };
+        // The extensions this invocation built are installed now: another invocation of the
+        // same target (another backend) writes the same file in cargo's target directory.
+        extensions.extend(install_extensions(
+            plan,
+            &extension_units,
+            index,
+            &result,
+            &triple,
+        ));
         match result {
             Ok(outcome) => {
                 let missing: Vec<String> = unit
@@ -258,8 +329,87 @@ pub fn compile_each(
     }
     plan.functions
         .iter()
-        .map(|f| (f.clone(), outcome(f, &built, &failed)))
+        .enumerate()
+        .map(|(fi, f)| {
+            let result = outcome(f, &built, &failed).and_then(|mut artifact| {
+                for ei in 0..f.extensions.len() {
+                    let installed = extensions.remove(&(fi, ei)).unwrap_or_else(|| {
+                        Err(extension_failed(
+                            f,
+                            &f.extensions[ei],
+                            "no compiler invocation built it".into(),
+                            String::new(),
+                        ))
+                    })?;
+                    artifact.extensions.push(installed);
+                }
+                Ok(artifact)
+            });
+            (f.clone(), result)
+        })
         .collect()
+}
+
+/// Installs the extensions the unit `index` built (its `result`), each to its planned path,
+/// and returns each one's outcome by (function, extension) index. One the unit did not build
+/// fails with the unit's error.
+fn install_extensions(
+    plan: &Plan,
+    extension_units: &[Vec<usize>],
+    index: usize,
+    result: &Result<BuildOutcome>,
+    triple: &str,
+) -> Vec<((usize, usize), Result<ExtensionArtifact>)> {
+    let (outcome, error) = match result {
+        Ok(outcome) => (Some(outcome), outcome.failure.as_ref()),
+        Err(e) => (None, Some(e)),
+    };
+    let source = |ext: &ExtensionBinary| match (outcome.and_then(|o| o.built.get(&ext.name)), error)
+    {
+        (Some(path), _) => Ok(path.clone()),
+        (None, Some(e)) => Err(rendered(e)),
+        (None, None) => Err(rendered(&Error::ArtifactMissing {
+            bin: ext.name.clone(),
+            target: triple.to_string(),
+        })),
+    };
+    let mut installed = Vec::new();
+    for (fi, units) in extension_units.iter().enumerate() {
+        for (ei, _) in units.iter().enumerate().filter(|(_, u)| **u == index) {
+            let f = &plan.functions[fi];
+            let ext = &f.extensions[ei];
+            let one = source(ext)
+                .map_err(|(message, help)| extension_failed(f, ext, message, help))
+                .and_then(|path| install_extension(f, ext, &path));
+            installed.push(((fi, ei), one));
+        }
+    }
+    installed
+}
+
+/// An error as its message and help, to be told again for every function it concerns.
+fn rendered(e: &Error) -> (String, String) {
+    use miette::Diagnostic;
+    (
+        e.to_string(),
+        e.help().map(|h| h.to_string()).unwrap_or_default(),
+    )
+}
+
+/// The error of a function whose extension could not be built or installed.
+fn extension_failed(
+    f: &FunctionSpec,
+    ext: &ExtensionBinary,
+    message: String,
+    help: String,
+) -> Error {
+    Error::FunctionFailed {
+        function: f.name.clone(),
+        arch: f.arch.to_string(),
+        stage: crate::progress::Stage::Compile,
+        message: format!("its extension `{}` ({}): {message}", ext.name, ext.package),
+        help,
+    }
 }
 
 /// The outcome of one function after every compiler invocation ran.
@@ -403,7 +553,52 @@ pub fn profile_dir(profile: &str) -> &str {
 fn install(f: &FunctionSpec, source: &Path) -> Result<Artifact> {
     let elf = elf::inspect(source)?;
     check_binary(f, source, &elf)?;
-    let dest = f.artifact.as_std_path();
+    copy_executable(source, f.artifact.as_std_path())?;
+    artifact(f, elf)
+}
+
+/// Copies a function's compiled extension to its planned path (atomically, mode 0755), checked
+/// as the function's bootstrap is: it runs beside it, on the same base.
+fn install_extension(
+    f: &FunctionSpec,
+    ext: &ExtensionBinary,
+    source: &Path,
+) -> Result<ExtensionArtifact> {
+    let checked = elf::inspect(source).and_then(|elf| check_binary(f, source, &elf));
+    checked.map_err(|e| match e {
+        Error::BadBinary {
+            path,
+            message,
+            help,
+        } => Error::BadExtension {
+            name: ext.name.clone(),
+            path,
+            message,
+            help,
+        },
+        other => other,
+    })?;
+    copy_executable(source, ext.artifact.as_std_path())?;
+    extension_artifact(ext)
+}
+
+/// The record of an extension installed at its planned path.
+fn extension_artifact(ext: &ExtensionBinary) -> Result<ExtensionArtifact> {
+    let path = ext.artifact.as_std_path();
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io("could not read", path, e))?
+        .len();
+    Ok(ExtensionArtifact {
+        name: ext.name.clone(),
+        package: ext.package.clone(),
+        path: ext.artifact.clone(),
+        size,
+    })
+}
+
+/// Copies an executable to `dest` (mode 0755, keeping the compiler's modification time),
+/// through a staging file, unless `dest` is already that copy.
+fn copy_executable(source: &Path, dest: &Path) -> Result<()> {
     let modified = |path: &Path| {
         std::fs::metadata(path)
             .and_then(|m| Ok((m.len(), m.modified()?)))
@@ -413,7 +608,7 @@ fn install(f: &FunctionSpec, source: &Path) -> Result<Artifact> {
     if built.is_some() && built == modified(dest) {
         // Installed by an earlier run and not rebuilt since (the copy keeps cargo's mtime):
         // a build with nothing to do copies nothing.
-        return artifact(f, elf);
+        return Ok(());
     }
     let dir = dest.parent().unwrap_or(Path::new("."));
     sweep_function_dir(dir);
@@ -421,7 +616,11 @@ fn install(f: &FunctionSpec, source: &Path) -> Result<Artifact> {
     // the name is this process's own, since two commands (a `watch` and a `test`, tests
     // sharing a target directory) may install the same function at once. Dropped on an error,
     // the staging file is removed.
-    let (staging, _) = crate::store::Staging::file(dir, "bootstrap")
+    let hint = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bootstrap".into());
+    let (staging, _) = crate::store::Staging::file(dir, &hint)
         .map_err(|e| Error::io("could not create a file in", dir, e))?;
     let tmp = staging.path();
     std::fs::copy(source, tmp).map_err(|e| Error::io("could not copy to", tmp, e))?;
@@ -429,8 +628,8 @@ fn install(f: &FunctionSpec, source: &Path) -> Result<Artifact> {
     keep_mtime(tmp, built.map(|(_, mtime)| mtime))?;
     staging
         .commit(dest)
-        .map_err(|e| Error::io("could not write", dest, e))?;
-    artifact(f, elf)
+        .map(drop)
+        .map_err(|e| Error::io("could not write", dest, e))
 }
 
 /// Sweeps a function's directory (see [`crate::store`]): the staging files of processes that
@@ -475,7 +674,20 @@ pub fn prebuilt(f: &FunctionSpec) -> Result<Artifact> {
     }
     let elf = elf::inspect(path)?;
     check_binary(f, path, &elf)?;
-    artifact(f, elf)
+    let mut found = artifact(f, elf)?;
+    for ext in &f.extensions {
+        let path = ext.artifact.as_std_path();
+        if !path.is_file() {
+            return Err(extension_failed(
+                f,
+                ext,
+                format!("it has not been built at {}", ext.artifact),
+                "run `cargo lambda-image build` with the same selection and target first, or drop --no-build".into(),
+            ));
+        }
+        found.extensions.push(install_extension(f, ext, path)?);
+    }
+    Ok(found)
 }
 
 /// The artifact record of the bootstrap installed at `f.artifact`.
@@ -491,6 +703,7 @@ fn artifact(f: &FunctionSpec, elf: ElfInfo) -> Result<Artifact> {
         path: f.artifact.clone(),
         size,
         elf,
+        extensions: Vec::new(),
     })
 }
 
@@ -648,6 +861,93 @@ mod tests {
         let mut f = example_spec(bin, arch, "scratch");
         f.package = package.into();
         f
+    }
+
+    fn with_extension(mut f: FunctionSpec, package: &str, name: &str) -> FunctionSpec {
+        f.extensions.push(ExtensionBinary {
+            name: name.into(),
+            package: package.into(),
+            artifact: format!("/w/target/lambda-image/.extensions/{name}/x/{name}").into(),
+        });
+        f
+    }
+
+    /// An extension is compiled in the invocation of its function's target and backend, once
+    /// however many functions ship it, and as a binary of its own package.
+    #[test]
+    fn extensions_are_compiled_with_their_functions_target_and_backend() {
+        let mut zig = function("b", "worker", Arch::X86_64);
+        zig.compiler = Compiler::Zigbuild;
+        let p = plan(
+            vec![
+                with_extension(function("a", "api", Arch::X86_64), "ext", "telemetry"),
+                with_extension(function("a", "api", Arch::Arm64), "ext", "telemetry"),
+                with_extension(zig, "ext", "telemetry"),
+                with_extension(function("c", "cron", Arch::X86_64), "ext", "telemetry"),
+            ],
+            &[
+                ("a", &["api"]),
+                ("b", &["worker"]),
+                ("c", &["cron"]),
+                ("ext", &["telemetry"]),
+            ],
+        );
+        let assigned = assign(&p);
+        let units: Vec<(Vec<String>, Vec<String>, String, Compiler)> = assigned
+            .units
+            .iter()
+            .map(|u| {
+                (
+                    u.packages.clone(),
+                    u.bins.clone(),
+                    u.target.triple(),
+                    u.compiler,
+                )
+            })
+            .collect();
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            units,
+            [
+                (
+                    owned(&["a", "ext", "c"]),
+                    owned(&["api", "telemetry", "cron"]),
+                    "x86_64-unknown-linux-musl".into(),
+                    Compiler::Cargo
+                ),
+                (
+                    owned(&["a", "ext"]),
+                    owned(&["api", "telemetry"]),
+                    "aarch64-unknown-linux-musl".into(),
+                    Compiler::Cargo
+                ),
+                (
+                    owned(&["b", "ext"]),
+                    owned(&["worker", "telemetry"]),
+                    "x86_64-unknown-linux-musl".into(),
+                    Compiler::Zigbuild
+                ),
+            ]
+        );
+        assert_eq!(assigned.extensions, [vec![0], vec![1], vec![2], vec![0]]);
+    }
+
+    /// An extension whose name another selected package's binary has is built in an
+    /// invocation of its own: `--bin NAME` would build both.
+    #[test]
+    fn an_extension_named_like_another_packages_binary_is_built_apart() {
+        let p = plan(
+            vec![with_extension(
+                function("a", "api", Arch::X86_64),
+                "ext",
+                "agent",
+            )],
+            &[("a", &["api", "agent"]), ("ext", &["agent"])],
+        );
+        let units = units(&p);
+        assert_eq!(units.len(), 2, "{units:?}");
+        assert_eq!(units[1].packages, ["ext"]);
+        assert_eq!(units[1].bins, ["agent"]);
     }
 
     #[test]

@@ -165,6 +165,12 @@ pub const KEYS: &[Key] = &[
     key("tags", r#"{"team": "orders"}"#, "the function's tags")
         .map()
         .api("Tags (TagResource)", "Tags"),
+    key(
+        "extension",
+        "true",
+        "the binaries are Lambda extensions, not functions: built only into the images of the functions that name them in image.extensions",
+    )
+    .default("false"),
     key("image", "{}", "how the image is assembled and named").table(),
     key("image.repository", r#""orders-api""#, "the repository's name")
         .default("the function's name, lowercased"),
@@ -182,6 +188,11 @@ pub const KEYS: &[Key] = &[
     key("image.labels", r#"{"org.opencontainers.image.source": "https://example.com"}"#, "OCI labels")
         .map(),
     key("image.include", r#"["config/"]"#, "files or directories copied under /var/task"),
+    key(
+        "image.extensions",
+        r#"["telemetry"]"#,
+        "binaries of the workspace built for the function's target and installed at /opt/extensions/<name>, each in a layer of its own under the bootstrap's",
+    ),
     key("image.sbom", "true", "write (and on push attach) an SPDX SBOM").default("false"),
     key("deploy", "{}", "where and how the function is deployed").table(),
     key("deploy.region", r#""eu-west-1""#, "the AWS region")

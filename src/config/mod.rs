@@ -4,6 +4,7 @@
 //! Nothing here has side effects beyond running `cargo metadata`; the plan is what `--dry-run`
 //! and `--message-format json` print, and what every later stage consumes.
 
+pub mod extensions;
 pub mod keys;
 pub mod layers;
 pub mod metadata;
@@ -22,6 +23,7 @@ use serde_json::{Map, Value};
 use crate::error::{did_you_mean, Error, Result, Source};
 use crate::target::{Arch, Compiler, Libc, Target};
 
+pub use extensions::ExtensionBinary;
 pub use resolve::{
     AsyncSettings, BaseImage, BaseKind, CorsSettings, DeploySettings, FileSystemSettings,
     FunctionSettings, ImageSettings, LoggingSettings, ManagedInstancesSettings, TestSettings,
@@ -169,6 +171,10 @@ pub struct FunctionSpec {
     pub settings: FunctionSettings,
     /// Where the compiled bootstrap goes: `<target-dir>/lambda-image/<function>/<arch>/bootstrap`.
     pub artifact: Utf8PathBuf,
+    /// The Lambda extensions shipped in the image (`image.extensions`), each with the binary
+    /// of the workspace it is and where that binary lands once compiled for this function's
+    /// target and backend; the image has each at `/opt/extensions/<name>`.
+    pub extensions: Vec<ExtensionBinary>,
 }
 
 impl std::ops::Deref for FunctionSpec {
@@ -239,8 +245,9 @@ pub struct Plan {
     pub build: BuildOptions,
     /// Every (function, arch), in workspace order.
     pub functions: Vec<FunctionSpec>,
-    /// Every binary of each selected package (not only the functions), so the compile stage
-    /// can tell which packages' binaries share a name.
+    /// Every binary of each selected package and of each package an extension comes from
+    /// (not only the functions), so the compile stage can tell which packages' binaries share
+    /// a name.
     #[serde(skip)]
     pub package_bins: BTreeMap<String, Vec<String>>,
 }
@@ -296,9 +303,25 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
         .clone()
         .unwrap_or_else(|| "release".to_string());
 
+    if let Some(base) = &workspace_tables.base {
+        refuse_workspace_extension(base)?;
+    }
     let packages = select_packages(metadata, &request.selection)?;
+    let selected: BTreeSet<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    let catalog = extensions::Catalog::read(metadata, &selected, &workspace_tables, &env, &cli);
+    // An extension asked for by name is a mistake worth saying so, before it is reported as
+    // missing from the selection (its package need not be a function crate).
+    if let Some(bin) = request
+        .selection
+        .bins
+        .iter()
+        .find(|b| catalog.is_only_extension(b))
+    {
+        return Err(extension_selected(bin, &catalog.packages_of_extension(bin)));
+    }
     let mut functions = Vec::new();
     let mut all_bins = BTreeMap::new();
+    let mut left_out = Vec::new();
     let mut seen: BTreeMap<(String, Arch), String> = BTreeMap::new();
     for package in packages {
         let package_tables = ManifestTables::read(
@@ -313,9 +336,21 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
             bins.iter().map(|b| b.to_string()).collect(),
         );
         for bin in select_bins(package, &bins, &request.selection)? {
+            if catalog.is_extension(&package.name, bin) {
+                if request.selection.bins.iter().any(|b| b == bin) {
+                    return Err(extension_selected(bin, &[package.name.as_str()]));
+                }
+                left_out.push(format!("`{bin}` ({})", package.name));
+                continue;
+            }
             let stack = layers::stack(&workspace_tables, &package_tables, bin, &env, &cli);
             let settings = resolve::apply_defaults(layers::merge(&stack)?, bin);
             resolve::check_merged(&settings, package.manifest_path.as_std_path())?;
+            let source = extensions::source_of_extensions(&stack);
+            let mut shipped = Vec::new();
+            for name in &settings.image.extensions {
+                shipped.push((name.clone(), catalog.package_of(name, &source)?.to_string()));
+            }
             for &arch in &settings.arches {
                 let key = (settings.function_name.clone(), arch);
                 let here = format!("{}/{bin}", package.name);
@@ -328,7 +363,7 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
                         help: "give one of them its own `function-name` in its `[package.metadata.lambda.bin.<name>]` table".into(),
                     });
                 }
-                let f = spec(metadata, package, bin, &settings, arch);
+                let f = spec(metadata, package, bin, &settings, arch, &shipped);
                 resolve::check_tag(&f, package.manifest_path.as_std_path())?;
                 functions.push(f);
             }
@@ -343,6 +378,10 @@ pub fn plan_from_metadata(metadata: &Metadata, request: &PlanRequest) -> Result<
             help: bins_help(missing, &names),
         });
     }
+    if functions.is_empty() && !left_out.is_empty() {
+        return Err(only_extensions(&left_out));
+    }
+    add_extension_packages(metadata, &functions, &mut all_bins);
     if functions.is_empty() {
         return Err(Error::Selection {
             message: "no Lambda functions selected".into(),
@@ -386,12 +425,15 @@ fn name_for_lambda(functions: &mut [FunctionSpec]) -> Result<()> {
     Ok(())
 }
 
+/// The planned function `bin` of `package` for `arch`, with the extensions it ships, as
+/// (binary, package).
 fn spec(
     metadata: &Metadata,
     package: &Package,
     bin: &str,
     settings: &resolve::Settings,
     arch: Arch,
+    shipped: &[(String, String)],
 ) -> FunctionSpec {
     let version = package.version.to_string();
     let mut own = settings.function.clone();
@@ -406,7 +448,24 @@ fn spec(
         arch,
         libc: settings.libc,
     };
+    let cross_image = settings.cross_image.get(&target.triple()).cloned();
+    let extensions = shipped
+        .iter()
+        .map(|(name, package)| ExtensionBinary {
+            name: name.clone(),
+            package: package.clone(),
+            artifact: extensions::artifact_path(
+                &metadata.target_directory,
+                name,
+                target,
+                settings.compiler,
+                settings.base_image.glibc,
+                cross_image.as_deref(),
+            ),
+        })
+        .collect();
     FunctionSpec {
+        extensions,
         artifact: metadata
             .target_directory
             .join("lambda-image")
@@ -424,7 +483,7 @@ fn spec(
         libc: settings.libc,
         target: target.triple(),
         compiler: settings.compiler,
-        cross_image: settings.cross_image.get(&target.triple()).cloned(),
+        cross_image,
         base_image: settings.base_image.clone(),
         settings: own,
     }
@@ -440,6 +499,7 @@ pub fn is_function_crate(package: &Package) -> bool {
             .any(|d| matches!(d.name.as_str(), "lambda_runtime" | "lambda_http"))
 }
 
+/// The names of a package's binaries.
 fn package_bins(package: &Package) -> Vec<&str> {
     package
         .targets
@@ -447,6 +507,71 @@ fn package_bins(package: &Package) -> Vec<&str> {
         .filter(|t| t.is_kind(TargetKind::Bin))
         .map(|t| t.name.as_str())
         .collect()
+}
+
+/// `extension = true` in `[workspace.metadata.lambda]` would make every binary of the
+/// workspace an extension, and leave nothing to ship them in: it belongs to a package, or to
+/// one binary's `bin.<name>` table.
+fn refuse_workspace_extension(base: &Layer) -> Result<()> {
+    if base.value.get("extension").and_then(Value::as_bool) != Some(true) {
+        return Ok(());
+    }
+    Err(Error::InvalidValue {
+        source_: Box::new(base.source.clone()),
+        key: "extension".into(),
+        message: "it would make every binary of the workspace a Lambda extension, and none a function".into(),
+        help: "put `extension = true` in the extension package's [package.metadata.lambda], or in [workspace.metadata.lambda.bin.<name>] for one binary".into(),
+    })
+}
+
+/// The error for a selection whose binaries are all Lambda extensions (`left_out`, each as
+/// "`bin` (package)").
+fn only_extensions(left_out: &[String]) -> Error {
+    Error::Selection {
+        message: format!(
+            "no Lambda functions selected: {} {} a Lambda extension, not a function",
+            left_out.join(", "),
+            if left_out.len() == 1 { "is" } else { "are" }
+        ),
+        help: "an extension is built into the images of the functions that name it in `image.extensions`: select those functions (-p NAME, or --workspace)".into(),
+    }
+}
+
+/// Adds the binaries of the packages the functions' extensions come from to `all_bins`: they
+/// are compiled too, and their binaries' names matter as much as the functions' (see
+/// `compile::units`).
+fn add_extension_packages(
+    metadata: &Metadata,
+    functions: &[FunctionSpec],
+    all_bins: &mut BTreeMap<String, Vec<String>>,
+) {
+    for extension in functions.iter().flat_map(|f| &f.extensions) {
+        let package = metadata
+            .workspace_packages()
+            .into_iter()
+            .find(|p| p.name.as_str() == extension.package);
+        if let Some(package) = package {
+            all_bins
+                .entry(extension.package.clone())
+                .or_insert_with(|| {
+                    package_bins(package)
+                        .iter()
+                        .map(|b| b.to_string())
+                        .collect()
+                });
+        }
+    }
+}
+
+/// The error for `--bin BIN` of a binary that is a Lambda extension.
+fn extension_selected(bin: &str, packages: &[&str]) -> Error {
+    Error::Selection {
+        message: format!(
+            "`{bin}` ({}) is a Lambda extension, not a function: it has `extension = true`, or a function names it in `image.extensions`",
+            packages.join(", ")
+        ),
+        help: format!("an extension is built into the images of the functions that name it: select those functions instead (-p NAME, --bin FUNCTION), or remove `{bin}` from `image.extensions` and `extension = true` to build it as a function"),
+    }
 }
 
 /// A `bin.<name>` table for a binary the package does not have is almost always a typo that
@@ -578,5 +703,6 @@ pub(crate) fn example_spec(name: &str, arch: Arch, base: &str) -> FunctionSpec {
             arch.lambda_name()
         )
         .into(),
+        extensions: Vec::new(),
     }
 }

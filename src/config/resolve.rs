@@ -113,6 +113,9 @@ pub struct ImageSettings {
     pub labels: BTreeMap<String, String>,
     /// Extra files.
     pub include: Vec<String>,
+    /// The binaries shipped as Lambda extensions at `/opt/extensions/<name>`, by name, sorted
+    /// (the image is the same whatever order the manifest lists them in).
+    pub extensions: Vec<String>,
     /// Write an SPDX SBOM of the binary next to the image (and attach it when pushed).
     pub sbom: bool,
 }
@@ -319,6 +322,8 @@ pub struct Settings {
     pub cross_image: BTreeMap<String, String>,
     /// Base image.
     pub base_image: BaseImage,
+    /// Whether the binary is a Lambda extension (`extension = true`), never a function.
+    pub extension: bool,
     /// The function's own settings (tag not yet rendered: it depends on the arch).
     pub function: FunctionSettings,
 }
@@ -387,6 +392,7 @@ pub fn apply_defaults(config: LambdaConfig, bin: &str) -> Settings {
         libc: config.libc.unwrap_or_default(),
         compiler: config.compiler.unwrap_or_default(),
         cross_image: config.cross_image.unwrap_or_default(),
+        extension: config.extension.unwrap_or(false),
         function_name,
         base_image,
         function,
@@ -408,6 +414,12 @@ fn image_settings(image: ImageConfig, function_name: &str) -> ImageSettings {
             .unwrap_or_else(|| lambda::DEFAULT_WORKDIR.to_string()),
         labels: image.labels.unwrap_or_default(),
         include: image.include.unwrap_or_default(),
+        extensions: {
+            let mut names = image.extensions.unwrap_or_default();
+            names.sort();
+            names.dedup();
+            names
+        },
         sbom: image.sbom.unwrap_or(false),
     }
 }

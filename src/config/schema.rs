@@ -170,6 +170,8 @@ pub struct ImageConfig {
     pub labels: Option<BTreeMap<String, String>>,
     /// Extra files to add to the image (paths relative to the package).
     pub include: Option<Vec<String>>,
+    /// Binaries of the workspace shipped as Lambda extensions, at `/opt/extensions/<name>`.
+    pub extensions: Option<Vec<String>>,
     /// Write an SPDX SBOM next to the image, and attach it to pushed images.
     pub sbom: Option<bool>,
 }
@@ -328,6 +330,9 @@ pub struct LambdaConfig {
     pub env: Option<BTreeMap<String, EnvValue>>,
     /// Tags of the function.
     pub tags: Option<BTreeMap<String, String>>,
+    /// The binaries are Lambda extensions (shipped in the images of the functions that name
+    /// them in `image.extensions`), not functions.
+    pub extension: Option<bool>,
     /// Image settings.
     pub image: Option<ImageConfig>,
     /// Deploy settings.
@@ -702,13 +707,31 @@ fn check_env(env: Option<&BTreeMap<String, EnvValue>>, source: &Source) -> Resul
     Ok(())
 }
 
-/// `image`: the tag template.
+/// `image`: the tag template, and extension names (each becomes a path in the image).
 fn check_image(image: &ImageConfig, source: &Source) -> Result<()> {
     if let Some(tag) = &image.tag {
         check_tag_template(tag)
             .map_err(|(message, help)| invalid(source, "image.tag", message, &help))?;
     }
+    for name in image.extensions.iter().flatten() {
+        if !is_binary_name(name) {
+            return Err(invalid(
+                source,
+                "image.extensions",
+                format!("`{name}` is not the name of a binary"),
+                "name a [[bin]] target of the workspace, e.g. extensions = [\"telemetry\"]: letters, digits, `-` and `_`",
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Whether `name` can be a Cargo binary's name, and so a file name under /opt/extensions.
+fn is_binary_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// `deploy` and the tables in it.
@@ -989,6 +1012,34 @@ mod tests {
             matches!(&err, Error::InvalidType { key, .. } if key == "image.sbom"),
             "{err:?}"
         );
+        assert!(format!("{err:?}").contains("true or false"), "{err:?}");
+    }
+
+    #[test]
+    fn extensions_name_binaries_and_extension_is_a_boolean() {
+        let c = validate(
+            &json!({"extension": true, "image": {"extensions": ["telemetry", "log_shipper-2"]}}),
+            &src(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.extension, Some(true));
+        assert_eq!(c.image.unwrap().extensions.unwrap().len(), 2);
+        // A name becomes a path in the image: nothing that could leave /opt/extensions.
+        for bad in ["../bootstrap", "a/b", ""] {
+            let err = validate(&json!({"image": {"extensions": [bad]}}), &src(), true).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidValue { key, .. } if key == "image.extensions"),
+                "{bad}: {err:?}"
+            );
+        }
+        let err = validate(&json!({"image": {"extension": ["x"]}}), &src(), true).unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownKey { key, help, .. }
+            if key == "image.extension" && help.contains("`extensions`")),
+            "{err:?}"
+        );
+        let err = validate(&json!({"extension": "yes"}), &src(), true).unwrap_err();
         assert!(format!("{err:?}").contains("true or false"), "{err:?}");
     }
 

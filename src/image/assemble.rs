@@ -1,6 +1,7 @@
-//! The daemonless builder: the function's files go into one reproducible gzip layer on top of
-//! the base's layers; the config keeps the base's ENV and ENTRYPOINT and sets CMD, WORKDIR,
-//! labels, platform and history. Nothing here needs a Docker engine.
+//! The daemonless builder: the function's files go into reproducible gzip layers on top of the
+//! base's layers (its Lambda extensions, its included files, its bootstrap); the config keeps
+//! the base's ENV and ENTRYPOINT and sets CMD, WORKDIR, labels, platform and history. Nothing
+//! here needs a Docker engine.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,8 +83,9 @@ pub(crate) struct OwnLayer {
 }
 
 /// Assembles the image of one function from its compiled bootstrap and its resolved base:
-/// the base's layers, then the included files in layers of their own, then the bootstrap on
-/// top. Layers whose inputs did not change come from the layer cache, not compressed again.
+/// the base's layers, then each Lambda extension in a layer of its own, then the included
+/// files in layers of their own, then the bootstrap on top. Layers whose inputs did not change
+/// come from the layer cache, not compressed again.
 pub fn assemble(
     spec: &FunctionSpec,
     bootstrap: &Path,
@@ -107,10 +109,30 @@ pub fn assemble(
     write_layout(spec, &base.reference, &config_bytes, &layers)
 }
 
-/// The layers the function adds to its base, lowest first: the `include`d files under the task
-/// root, in path order, in layers of at most [`INCLUDE_LAYER_BYTES`] (a larger file gets one
-/// of its own); then `/var/runtime/bootstrap` with the task root itself.
+/// The layers the function adds to its base, lowest first: each extension at
+/// `/opt/extensions/<name>` (0755) alone in its layer, by name, so that the layer is the same
+/// for every function that ships that build of it and no function change touches it; the
+/// `include`d files under the task root, in path order, in layers of at most
+/// [`INCLUDE_LAYER_BYTES`] (a larger file gets one of its own); then `/var/runtime/bootstrap`
+/// with the task root itself.
 pub(crate) fn function_layers(spec: &FunctionSpec, bootstrap: &Path) -> Result<Vec<OwnLayer>> {
+    let mut own = Vec::new();
+    for extension in &spec.extensions {
+        let mut layer = LayerBuilder::new();
+        layer.file_from(
+            &extension.image_path(),
+            0o755,
+            extension.artifact.as_std_path(),
+        )?;
+        own.push(OwnLayer {
+            builder: layer,
+            created_by: format!(
+                "cargo-lambda-image: COPY {} /{}",
+                extension.name,
+                extension.image_path()
+            ),
+        });
+    }
     let mut layers = Vec::new();
     let mut current = LayerBuilder::new();
     let mut bytes = 0;
@@ -126,17 +148,13 @@ pub(crate) fn function_layers(spec: &FunctionSpec, bootstrap: &Path) -> Result<V
         layers.push(current);
     }
     let count = layers.len();
-    let mut own: Vec<OwnLayer> = layers
-        .into_iter()
-        .enumerate()
-        .map(|(i, builder)| OwnLayer {
-            builder,
-            created_by: format!(
-                "cargo-lambda-image: COPY include {}/{count} /{TASK_ROOT}/",
-                i + 1
-            ),
-        })
-        .collect();
+    own.extend(layers.into_iter().enumerate().map(|(i, builder)| OwnLayer {
+        builder,
+        created_by: format!(
+            "cargo-lambda-image: COPY include {}/{count} /{TASK_ROOT}/",
+            i + 1
+        ),
+    }));
     let mut top = LayerBuilder::new();
     top.file_from(BOOTSTRAP_PATH, 0o755, bootstrap)?;
     top.dir(TASK_ROOT, 0o755)?;
@@ -155,6 +173,13 @@ pub(crate) fn function_tree(spec: &FunctionSpec, bootstrap: &Path) -> Result<Lay
     tree.dir(TASK_ROOT, 0o755)?;
     for file in included_files(spec)? {
         tree.file_from(&file.path, file.mode, &file.source)?;
+    }
+    for extension in &spec.extensions {
+        tree.file_from(
+            &extension.image_path(),
+            0o755,
+            extension.artifact.as_std_path(),
+        )?;
     }
     Ok(tree)
 }
@@ -536,6 +561,92 @@ mod tests {
         // The same files give the same split; only the files decide it.
         let again = function_layers(&spec, &bootstrap).unwrap();
         assert_eq!(files(&again), files(&layers));
+    }
+
+    /// Each extension is a layer of its own, holding only `/opt/extensions/<name>` (0755) and
+    /// its parents, under the included files and the bootstrap; two functions that ship the
+    /// same build of it get the same layer, whatever else differs.
+    #[test]
+    fn extensions_are_layers_of_their_own_under_the_functions_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = dir.path().join("pkg");
+        std::fs::create_dir_all(&package).unwrap();
+        std::fs::write(package.join("labels.json"), b"[]").unwrap();
+        let file = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let (bootstrap, other) = (file("bootstrap", b"\x7fELF 1"), file("other", b"\x7fELF 2"));
+        let (telemetry, agent) = (file("telemetry", b"\x7fELF t"), file("agent", b"\x7fELF a"));
+        let mut spec = crate::config::example_spec("hello", Arch::X86_64, "scratch");
+        spec.manifest_path = package.join("Cargo.toml").try_into().unwrap();
+        spec.image.include = vec!["labels.json".into()];
+        for (name, path) in [("agent", &agent), ("telemetry", &telemetry)] {
+            spec.extensions.push(crate::config::ExtensionBinary {
+                name: name.into(),
+                package: format!("{name}-ext"),
+                artifact: path.clone().try_into().unwrap(),
+            });
+        }
+        let layers = function_layers(&spec, &bootstrap).unwrap();
+        let all: Vec<Vec<&str>> = layers.iter().map(|l| l.builder.paths().collect()).collect();
+        assert_eq!(
+            all[..2],
+            [
+                vec!["opt", "opt/extensions", "opt/extensions/agent"],
+                vec!["opt", "opt/extensions", "opt/extensions/telemetry"],
+            ]
+        );
+        assert_eq!(
+            files(&layers[2..]),
+            [vec!["var/task/labels.json"], vec!["var/runtime/bootstrap"]]
+        );
+        assert_eq!(
+            layers[1].created_by,
+            "cargo-lambda-image: COPY telemetry /opt/extensions/telemetry"
+        );
+        let tar = layers[1].builder.tar(0).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let modes: Vec<(String, u32, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let header = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    header.mode().unwrap(),
+                    header.uid().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                ("opt/".to_string(), 0o755, 0),
+                ("opt/extensions/".to_string(), 0o755, 0),
+                ("opt/extensions/telemetry".to_string(), 0o755, 0),
+            ]
+        );
+        // Another function, another bootstrap, no includes: the extension layers are the same.
+        let mut second = spec.clone();
+        second.name = "other".into();
+        second.image.include.clear();
+        let again = function_layers(&second, &other).unwrap();
+        for i in 0..2 {
+            assert_eq!(
+                again[i].builder.fingerprint(0, None).unwrap(),
+                layers[i].builder.fingerprint(0, None).unwrap()
+            );
+            assert_eq!(
+                again[i].builder.compress(0).unwrap(),
+                layers[i].builder.compress(0).unwrap()
+            );
+        }
+        // The Docker builder's context holds the same files.
+        let tree = function_tree(&spec, &bootstrap).unwrap();
+        assert!(tree.paths().any(|p| p == "opt/extensions/telemetry"));
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! does, through bollard) into the same OCI layout the daemonless builder writes, so `check`,
 //! `push`, `deploy` and `test` treat images from both builders alike.
 //!
-//! The build context is a tar of the Dockerfile and `var/` only (the bootstrap and the
-//! `include`d files, the tree [`super::function_tree`] makes), never the target directory.
+//! The build context is a tar of the Dockerfile, `var/` (the bootstrap and the `include`d
+//! files) and `opt/extensions/` (the function's Lambda extensions): the tree
+//! [`super::function_tree`] makes, never the target directory. Each extension is copied by an
+//! instruction of its own, before the function's files, so it is a layer of its own under
+//! them, as in the daemonless builder.
 //! The engine is the one `DOCKER_HOST` (unix or tcp) names, or the local default.
 //!
 //! Unlike the daemonless builder, Docker stamps the build time into the image, so two builds
@@ -32,8 +35,8 @@ use super::{base, function_dir, Builder, BuiltImage};
 pub const DEFAULT_DOCKERFILE: &str = include_str!("../../templates/docker/Dockerfile");
 
 /// Renders a Dockerfile template for `spec`: `{{base}}`, `{{function}}`, `{{arch}}` and
-/// `{{workdir}}` become values, `{{entrypoint}}`, `{{command}}` and `{{labels}}` become
-/// instructions (or nothing).
+/// `{{workdir}}` become values, `{{extensions}}`, `{{entrypoint}}`, `{{command}}` and
+/// `{{labels}}` become instructions (or nothing).
 ///
 /// ENTRYPOINT and CMD are what the daemonless builder would give the image
 /// ([`super::entrypoint_and_command`]), decided from `base_run`, the base's own `Entrypoint`
@@ -60,8 +63,15 @@ pub fn render_dockerfile(template: &str, spec: &FunctionSpec, base_run: &RunConf
             )
         })
         .collect();
+    // One COPY per extension: one layer each, shared by the images that ship it.
+    let extensions: Vec<String> = spec
+        .extensions
+        .iter()
+        .map(|e| format!("COPY {0} /{0}", e.image_path()))
+        .collect();
     template
         .replace("{{base}}", engine_reference(&spec.base_image.reference).0)
+        .replace("{{extensions}}", &extensions.join("\n"))
         .replace("{{function}}", &spec.name)
         .replace("{{arch}}", spec.arch.lambda_name())
         .replace("{{workdir}}", &spec.image.workdir)
@@ -103,7 +113,15 @@ fn context_tree(spec: &FunctionSpec, bootstrap: &Path, dockerfile: &str) -> Resu
     Ok(tree)
 }
 
+/// Whether a Dockerfile (or template) puts the context's extensions in the image: it has the
+/// `{{extensions}}` placeholder, or copies `opt/extensions` itself.
+pub fn ships_extensions(dockerfile: &str) -> bool {
+    dockerfile.contains("{{extensions}}") || dockerfile.contains("opt/extensions")
+}
+
 /// The Dockerfile for `spec`: `dockerfile` (rendered when it has placeholders) or the default.
+/// A Dockerfile of the user's that would leave out the function's extensions is refused: the
+/// image would be built without them, and nothing would say so.
 pub fn dockerfile_for(
     spec: &FunctionSpec,
     dockerfile: Option<&Path>,
@@ -115,11 +133,32 @@ pub fn dockerfile_for(
         }
         None => DEFAULT_DOCKERFILE.to_string(),
     };
+    if let (Some(path), false, false) = (
+        dockerfile,
+        spec.extensions.is_empty(),
+        ships_extensions(&template),
+    ) {
+        return Err(extensions_left_out(spec, path));
+    }
     Ok(if template.contains("{{") {
         render_dockerfile(&template, spec, base_run)
     } else {
         template
     })
+}
+
+/// The error for a Dockerfile of the user's that does not copy `spec`'s extensions.
+pub fn extensions_left_out(spec: &FunctionSpec, dockerfile: &Path) -> Error {
+    let names: Vec<&str> = spec.extensions.iter().map(|e| e.name.as_str()).collect();
+    Error::InvalidImage {
+        image: dockerfile.display().to_string(),
+        message: format!(
+            "`{}` ships the extensions {} (image.extensions), but this Dockerfile does not copy them",
+            spec.name,
+            names.join(", ")
+        ),
+        help: "add a line `{{extensions}}` before the function's COPY lines (it becomes one `COPY opt/extensions/<name> /opt/extensions/<name>` per extension), or copy `opt/extensions/` from the build context yourself".into(),
+    }
 }
 
 /// The name the engine knows the base by: a `docker-daemon:` base is the engine's own image
@@ -467,6 +506,44 @@ mod tests {
         let text = render_dockerfile(DEFAULT_DOCKERFILE, &s, &base);
         assert!(text.contains("\nCMD [\"x\"]\n"), "{text}");
         assert!(text.contains("\nLABEL \"a \\\"b\\\"\"=\"c\"\n"), "{text}");
+    }
+
+    /// Each extension is copied by an instruction of its own, before the function's files; a
+    /// Dockerfile of the user's that would leave them out is refused.
+    #[test]
+    fn extensions_are_copied_one_instruction_each_under_the_functions_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec("scratch");
+        let text = render_dockerfile(DEFAULT_DOCKERFILE, &s, &run(&[], None));
+        assert!(!text.contains("opt/extensions/"), "{text}");
+        for name in ["agent", "telemetry"] {
+            s.extensions.push(crate::config::ExtensionBinary {
+                name: name.into(),
+                package: "ext".into(),
+                artifact: dir.path().join(name).try_into().unwrap(),
+            });
+        }
+        let text = render_dockerfile(DEFAULT_DOCKERFILE, &s, &run(&[], None));
+        assert!(
+            text.contains(
+                "\nFROM scratch\nCOPY opt/extensions/agent /opt/extensions/agent\n\
+                 COPY opt/extensions/telemetry /opt/extensions/telemetry\nCOPY var/task/ /var/task/\n"
+            ),
+            "{text}"
+        );
+        let plain = dir.path().join("Dockerfile");
+        std::fs::write(&plain, "FROM scratch\nCOPY var/ /var/\n").unwrap();
+        let err = dockerfile_for(&s, Some(&plain), &run(&[], None)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("agent, telemetry"), "{text}");
+        let help = miette::Diagnostic::help(&err).unwrap().to_string();
+        assert!(help.contains("{{extensions}}"), "{help}");
+        std::fs::write(
+            &plain,
+            "FROM scratch\nCOPY opt/extensions/ /opt/extensions/\nCOPY var/ /var/\n",
+        )
+        .unwrap();
+        dockerfile_for(&s, Some(&plain), &run(&[], None)).unwrap();
     }
 
     #[test]

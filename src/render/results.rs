@@ -17,10 +17,15 @@ impl Renderer {
                     }
                 }
                 for f in &plan.functions {
-                    let line = format!(
+                    let mut line = format!(
                         "{}\t{}\t{}\t{}\t{}\t{}",
                         f.name, f.arch, f.target, f.compiler, f.base_image.reference, f.artifact
                     );
+                    if !f.extensions.is_empty() {
+                        let names: Vec<&str> =
+                            f.extensions.iter().map(|e| e.name.as_str()).collect();
+                        line.push_str(&format!("\textensions: {}", names.join(", ")));
+                    }
                     self.result(Reason::Plan, &line);
                 }
             }
