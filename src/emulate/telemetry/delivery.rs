@@ -314,6 +314,9 @@ impl Queue {
     pub(crate) async fn flush(&self) {
         let target = {
             let mut backlog = self.lock();
+            if backlog.stopped {
+                return;
+            }
             self.report_drops(&mut backlog);
             backlog.flush_to = backlog.pushed;
             backlog.pushed
