@@ -101,6 +101,10 @@ impl Subscriber {
     /// Queues `item` at `time`, when the subscriber's API has such a record and its `types`
     /// want it.
     pub(crate) fn offer(&self, item: &Item, time: SystemTime) {
+        // Filtered before rendering: function lines are most of what is emitted.
+        if !self.queue.profile.types.contains(&item.kind()) {
+            return;
+        }
         if let Some(rendered) = render(item, time, self.queue.profile.view) {
             self.queue.push(rendered.kind, rendered.json, false);
         }

@@ -359,6 +359,17 @@ pub(crate) enum Item {
     },
 }
 
+impl Item {
+    /// Which of a subscriber's `types` the item belongs to, known before rendering it.
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Item::Event(Event::FunctionLine { .. }) => Kind::Function,
+            Item::Event(Event::ExtensionLine { .. }) => Kind::Extension,
+            _ => Kind::Platform,
+        }
+    }
+}
+
 /// One record rendered for a subscriber: its kind (for the `types` filter) and its JSON
 /// object, `{"time": ..., "type": ..., "record": ...}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -959,6 +970,18 @@ mod tests {
             .map(|r| r.json)
             .collect();
         (records.len(), format!("[{}]", records.join(",")))
+    }
+
+    #[test]
+    fn an_items_kind_is_known_before_rendering_it() {
+        for event in every_event() {
+            let item = Item::Event(event);
+            for schema in Schema::TELEMETRY.iter().chain(Schema::LOGS) {
+                if let Some(rendered) = render(&item, at(0), view(*schema)) {
+                    assert_eq!(rendered.kind, item.kind(), "{item:?}");
+                }
+            }
+        }
     }
 
     #[test]
