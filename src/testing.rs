@@ -204,14 +204,20 @@ pub async fn launcher_for(
     Ok(match runner {
         Runner::Process => {
             let bootstrap = spec.artifact.as_std_path().to_path_buf();
-            if Some(spec.arch) == Arch::host() {
-                Arc::new(ProcessLauncher::new(bootstrap))
+            let launcher = if Some(spec.arch) == Arch::host() {
+                ProcessLauncher::new(bootstrap)
             } else {
-                Arc::new(
-                    ProcessLauncher::new("qemu-aarch64-static")
-                        .args([bootstrap.display().to_string()]),
-                )
-            }
+                ProcessLauncher::new("qemu-aarch64-static").args([bootstrap.display().to_string()])
+            };
+            // The image's extensions run as the compiled binaries they are made of (a foreign
+            // one through the kernel's binfmt_misc handler).
+            let launcher = spec
+                .extensions
+                .iter()
+                .fold(launcher, |launcher, extension| {
+                    launcher.extension(&extension.name, extension.artifact.as_std_path())
+                });
+            Arc::new(launcher)
         }
         Runner::Unconfined => Arc::new(SandboxLauncher::unconfined(unpack()?)?),
         // The sandbox's root is read-only, so an unchanged image's tree is reused.
@@ -230,11 +236,20 @@ pub async fn launcher_for(
                 Err(other) => return Err(other),
             }
         }
-        Runner::Docker => Arc::new(
-            DockerLauncher::load(image, reporter)
-                .await?
-                .ephemeral_storage_mb(spec.ephemeral_storage),
-        ),
+        Runner::Docker => {
+            if !spec.extensions.is_empty() {
+                reporter.warn(format!(
+                    "warning: the Docker runner does not start `{}`'s extensions ({}) yet; the sandbox and process runners do",
+                    spec.name,
+                    spec.extensions.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            Arc::new(
+                DockerLauncher::load(image, reporter)
+                    .await?
+                    .ephemeral_storage_mb(spec.ephemeral_storage),
+            )
+        }
     })
 }
 

@@ -281,3 +281,198 @@ async fn extensions_that_fail_fail_the_invocation_with_lambdas_error_types() {
         "{body}"
     );
 }
+
+/// Waits until `file` holds every line of `wanted` (a moment after the extensions' deliveries),
+/// then returns what it holds.
+async fn wait_for_lines(file: &std::path::Path, wanted: &[String]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines = recorded(file);
+        if wanted.iter().all(|w| lines.contains(w)) || Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn example(name: &str) -> std::path::PathBuf {
+    support::runner_images::extension_example(name)
+}
+
+/// aws-lambda-rust-runtime's extension examples, unchanged but for recording what reaches
+/// them, beside the `behave` function (which prints what it gets). They listen on fixed ports
+/// (9002 for the Logs API, 9003 for the Telemetry API), so one test runs them all, an
+/// environment at a time.
+#[tokio::test]
+async fn the_rust_runtimes_extension_examples_get_their_events_and_telemetry() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let behave =
+        support::runner_images::behave_bin(cargo_lambda_image::target::Arch::X86_64, "behave");
+    let (mut config, _logs) = config();
+    config
+        .env
+        .insert("EXTENSION_RECORD_FILE".into(), record.display().to_string());
+    let launcher = ProcessLauncher::new(&behave)
+        .extension("extension-basic", example("extension-basic"))
+        .extension(
+            "extension-custom-events",
+            example("extension-custom-events"),
+        )
+        .extension("extension-logs-basic", example("extension-logs-basic"))
+        .extension(
+            "extension-telemetry-basic",
+            example("extension-telemetry-basic"),
+        );
+    let emulator = start(config.clone(), launcher).await;
+    let (status, _, _) = invoke(&emulator.invoke_url(), json!({"echo": "hello"})).await;
+    assert_eq!(status, StatusCode::OK);
+    // The request id comes from the extension that sees every INVOKE.
+    let lines = wait_for_lines(&record, &[]).await;
+    let id = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("[extension-basic] event INVOKE "))
+        .unwrap_or_else(|| panic!("extension-basic got no INVOKE: {lines:#?}"))
+        .to_string();
+    let wanted = [
+        "[extension-telemetry-basic] telemetry platform.initStart Init".to_string(),
+        format!("[extension-telemetry-basic] telemetry platform.start {id}"),
+        format!("[extension-telemetry-basic] telemetry platform.runtimeDone {id} Success"),
+        format!("[extension-telemetry-basic] telemetry platform.report {id} Success"),
+        format!("[extension-logs-basic] logs platform.start {id}"),
+        format!("[extension-logs-basic] logs platform.report {id}"),
+    ];
+    let lines = wait_for_lines(&record, &wanted).await;
+    for line in &wanted {
+        assert!(lines.contains(line), "missing `{line}` in {lines:#?}");
+    }
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with("[extension-telemetry-basic] telemetry function ")
+                && l.contains("behave got")
+        ),
+        "the function's output reached the Telemetry API: {lines:#?}"
+    );
+    emulator.shutdown().await;
+    let lines = recorded(&record);
+    for name in ["extension-basic", "extension-custom-events"] {
+        assert!(
+            lines.contains(&format!("[{name}] event SHUTDOWN spindown")),
+            "{name}: {lines:#?}"
+        );
+    }
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("[extension-custom-events] event INVOKE")),
+        "custom-events subscribed to SHUTDOWN only: {lines:#?}"
+    );
+
+    // extension-combined: events and the Logs API in one extension.
+    std::fs::remove_file(&record).ok();
+    let launcher = ProcessLauncher::new(&behave)
+        .extension("extension-combined", example("extension-combined"));
+    let emulator = start(config.clone(), launcher).await;
+    invoke(&emulator.invoke_url(), json!({"echo": "again"})).await;
+    let lines = wait_for_lines(&record, &[]).await;
+    let id = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("[extension-combined] event INVOKE "))
+        .unwrap_or_else(|| panic!("no INVOKE: {lines:#?}"))
+        .to_string();
+    let wanted = [format!("[extension-combined] logs platform.report {id}")];
+    let lines = wait_for_lines(&record, &wanted).await;
+    assert!(lines.contains(&wanted[0]), "{lines:#?}");
+    emulator.shutdown().await;
+
+    // extension-internal-flush: a function whose internal extension flushes after each
+    // invocation the runtime tells it about.
+    std::fs::remove_file(&record).ok();
+    let emulator = start(
+        config,
+        ProcessLauncher::new(example("extension-internal-flush")),
+    )
+    .await;
+    let event = json!({"Records": [{"body": "{\"a\": \"first\", \"b\": 1}"}]});
+    let (status, error, body) = invoke(&emulator.invoke_url(), event).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(error.is_none(), "{body}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let flushed = |lines: &[String]| {
+        lines
+            .iter()
+            .any(|l| l.starts_with("[internal-flush] flushed "))
+    };
+    while !flushed(&recorded(&record)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = recorded(&record);
+    assert!(
+        lines.contains(&"[internal-flush] runtime first".to_string()),
+        "{lines:#?}"
+    );
+    assert!(flushed(&lines), "{lines:#?}");
+    emulator.shutdown().await;
+}
+
+/// `cargo lambda-image test` on `graceful`, whose image ships the `recorder` extension
+/// (`image.extensions`), run by `runner`; returns stderr (with -v, the environment's log).
+fn test_graceful(runner: &str) -> String {
+    let manifest =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/emulator/Cargo.toml");
+    let mut cmd = support::cli();
+    cmd.args([
+        "test",
+        "--locked",
+        "--base-image",
+        "scratch",
+        "--manifest-path",
+    ])
+    .arg(manifest)
+    .args([
+        "-p",
+        "lifecycle",
+        "--bin",
+        "graceful",
+        "-v",
+        "--runner",
+        runner,
+    ])
+    .args(["-e", "{}"])
+    .env("CARGO_TARGET_DIR", support::fixture_target_dir("musl"));
+    let out = support::run(&mut cmd);
+    let (stdout, stderr) = support::texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    stderr
+}
+
+#[test]
+fn an_extension_shipped_in_the_image_runs_in_every_runner_and_shuts_down_with_the_function() {
+    for runner in ["sandbox", "process"] {
+        let stderr = test_graceful(runner);
+        for needle in [
+            "[recorder] started",
+            "EXTENSION\tName: recorder\tState: Ready\tEvents: [INVOKE,SHUTDOWN]",
+            "EXTENSION\tName: _lambda-rust-runtime-no-op-graceful-shutdown-helper",
+            "[recorder] invoke ",
+            "[recorder] shutdown spindown",
+            "[graceful] shutdown hook ran",
+        ] {
+            assert!(
+                stderr.contains(needle),
+                "{runner}: no `{needle}` in\n{stderr}"
+            );
+        }
+        // The extension started before the runtime's init ended, and stopped after the
+        // runtime's hook ran (SIGTERM first, then SHUTDOWN).
+        let at = |needle: &str| stderr.find(needle).unwrap();
+        assert!(
+            at("[recorder] started") < at("EXTENSION\tName: recorder"),
+            "{runner}"
+        );
+        assert!(
+            at("[graceful] shutdown hook ran") < at("[recorder] shutdown spindown"),
+            "{runner}: {stderr}"
+        );
+    }
+}

@@ -315,6 +315,25 @@ impl Extensions {
         .unwrap_or_default()
     }
 
+    /// Each extension's name, state, events and reported error type, for `platform.extension`
+    /// telemetry.
+    pub fn summaries(&self) -> Vec<(String, &'static str, Vec<&'static str>, Option<String>)> {
+        self.read(|r| {
+            r.agents
+                .iter()
+                .map(|a| {
+                    (
+                        a.name.clone(),
+                        a.state.name(),
+                        a.events(),
+                        a.error_type.clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
     /// Sends an invocation's `INVOKE` event to every extension subscribed to it; returns how
     /// many there are.
     pub fn dispatch_invoke(

@@ -226,14 +226,23 @@ pub struct Report {
 impl Report {
     /// The `REPORT` line, tab-separated like Lambda's. Billed duration includes the init
     /// duration, as it does for container images and custom runtimes.
+    /// The billed duration in whole milliseconds: the duration and the init duration,
+    /// rounded up (at least 1 ms).
+    pub fn billed_ms(&self) -> u64 {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        (ms(self.duration) + self.init_duration.map(ms).unwrap_or(0.0))
+            .ceil()
+            .max(1.0) as u64
+    }
+
     pub fn line(&self) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let billed = (ms(self.duration) + self.init_duration.map(ms).unwrap_or(0.0)).ceil();
+        let billed = self.billed_ms();
         let mut line = format!(
             "REPORT RequestId: {}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
             self.request_id,
             ms(self.duration),
-            billed.max(1.0) as u64,
+            billed,
             self.memory_mb
         );
         if let Some(used) = self.max_memory_mb {

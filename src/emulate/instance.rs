@@ -29,6 +29,7 @@ use super::launcher::{self, Launcher};
 use super::lifecycle;
 pub(crate) use super::lifecycle::Exit;
 use super::snapstart::Restore;
+use super::telemetry::{self, Hub, HubConfig, Phase, Status};
 use super::{EmulatorConfig, LogSink};
 use crate::aws::LocalCredentials;
 use crate::lambda::{MAX_PAYLOAD_BYTES, RESPONSE_LIMIT_IN_MESSAGE};
@@ -131,6 +132,13 @@ struct InstanceState {
     restore: Option<Restore>,
     /// The environment's extensions.
     extensions: Arc<Extensions>,
+    /// Their Telemetry and Logs API subscriptions.
+    telemetry: Arc<Hub>,
+    /// What the runtime and the events are reported as.
+    function_name: String,
+    function_version: String,
+    memory_mb: u32,
+    initialization_type: &'static str,
     /// How long init may take.
     init_timeout: Duration,
     /// Set, with the reason, when the environment is to shut down.
@@ -151,6 +159,13 @@ impl InstanceState {
         self.timed_out
             .lock()
             .is_ok_and(|t| t.iter().any(|t| t == id))
+    }
+
+    /// Records a telemetry event, built only when an extension may want it.
+    fn emit(&self, event: impl FnOnce() -> telemetry::Event) {
+        if self.telemetry.wants_events() {
+            self.telemetry.emit(event());
+        }
     }
 
     /// Whether the environment is shutting down.
@@ -247,6 +262,24 @@ impl Instance {
         let (stop, stop_rx) = watch::channel(None);
         let captured = Arc::new(Mutex::new(None::<String>));
         let logs = tee(config.logs.clone(), captured.clone());
+        let hub = Hub::new(HubConfig {
+            log_format: config.log_format,
+            logs: config.logs.clone(),
+            managed_instances: config.model.is_multi_concurrent(),
+            ..HubConfig::default()
+        });
+        let (runtime_logs, extension_logs) = (
+            telemetry_sink(&logs, &hub, Source::Function),
+            telemetry_sink(&logs, &hub, Source::Extension),
+        );
+        let initialization_type = config.model.initialization_type();
+        hub.emit(telemetry::Event::InitStart {
+            initialization_type,
+            phase: Phase::Init,
+            function_name: config.function_name.clone(),
+            function_version: config.function_version.clone(),
+            instance_max_memory: config.memory_mb,
+        });
         let extensions = Arc::new(Extensions::new(
             FunctionInfo {
                 name: config.function_name.clone(),
@@ -266,12 +299,19 @@ impl Instance {
             first_next: OnceLock::new(),
             restore: Restore::for_model(config.model),
             extensions: extensions.clone(),
+            telemetry: hub.clone(),
+            function_name: config.function_name.clone(),
+            function_version: config.function_version.clone(),
+            memory_mb: config.memory_mb,
+            initialization_type,
             init_timeout: config.init_timeout,
             stop,
             logs: logs.clone(),
         });
         let server = tokio::spawn({
-            let router = router(state.clone()).merge(extensions.clone().router());
+            let router = router(state.clone())
+                .merge(extensions.clone().router())
+                .merge(subscriptions(extensions.clone(), hub.clone()));
             async move {
                 // The listener only fails when the instance is torn down; nothing to report.
                 let _ = axum::serve(listener, router).await;
@@ -289,7 +329,7 @@ impl Instance {
         // Without external extensions the runtime starts now, so that a program that cannot
         // start fails the launch (Lambda's Runtime.InvalidEntrypoint).
         let started = if extensions.external().is_empty() {
-            match launcher.launch(&env, &logs) {
+            match launcher.launch(&env, &runtime_logs) {
                 Ok(process) => Some(process),
                 Err(e) => {
                     server.abort();
@@ -312,6 +352,9 @@ impl Instance {
                 exit: exit_tx,
                 pid: pid.clone(),
                 logs: logs.clone(),
+                runtime_logs,
+                extension_logs,
+                telemetry: hub,
                 on_failure: Box::new(move |fatal| {
                     if let Some(state) = failed_state.upgrade() {
                         state.deliver_all(|| Outcome::ExtensionFailed(fatal.clone()));
@@ -406,6 +449,82 @@ impl Instance {
     /// `deadline`; false when the deadline passed first.
     pub async fn extensions_done(&self, deadline: Instant) -> bool {
         self.state.extensions.wait_invoke_done(deadline).await
+    }
+
+    /// Records the telemetry of an invocation's end: `platform.runtimeDone` (not on Managed
+    /// Instances, which the hub knows), `platform.report` and the Logs API's `platform.end`.
+    pub fn report_telemetry(&self, report: &super::format::Report) {
+        let status = match report.status {
+            None => Status::Success,
+            Some("timeout") => Status::Timeout,
+            Some(_)
+                if report
+                    .error_type
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("Sandbox.") || t == "Runtime.ExitError") =>
+            {
+                Status::Failure
+            }
+            Some(_) => Status::Error,
+        };
+        let request_id = report.request_id.clone();
+        self.state.emit(|| telemetry::Event::RuntimeDone {
+            request_id: request_id.clone(),
+            status,
+            error_type: report.error_type.clone(),
+            duration: report.duration,
+            produced_bytes: None,
+            response_latency: None,
+            response_duration: None,
+            tracing: None,
+        });
+        self.state.emit(|| telemetry::Event::Report {
+            request_id: request_id.clone(),
+            status,
+            error_type: report.error_type.clone(),
+            duration: report.duration,
+            billed_ms: report.billed_ms(),
+            memory_mb: report.memory_mb,
+            max_memory_mb: report.max_memory_mb.unwrap_or(0),
+            init_duration: report.init_duration,
+            restore_duration: report.restore_duration,
+            extension_overhead: None,
+            response_latency: None,
+            response_duration: None,
+            tracing: None,
+        });
+        self.state.emit(|| telemetry::Event::End { request_id });
+    }
+
+    /// Records the telemetry of an init that failed: `platform.initRuntimeDone` and
+    /// `platform.initReport` with the status and error type.
+    pub fn init_failed_telemetry(&self, timed_out: bool, error_type: Option<&str>) {
+        let status = if timed_out {
+            Status::Timeout
+        } else {
+            Status::Error
+        };
+        let initialization_type = self.state.initialization_type;
+        self.state.emit(|| telemetry::Event::InitRuntimeDone {
+            initialization_type,
+            phase: Phase::Init,
+            status,
+            error_type: error_type.map(str::to_string),
+        });
+        self.state.emit(|| telemetry::Event::InitReport {
+            initialization_type,
+            phase: Phase::Init,
+            status,
+            error_type: error_type.map(str::to_string),
+            duration: self.since_launch(),
+        });
+    }
+
+    /// Records the Logs API's `platform.fault`: the runtime failed an invocation.
+    pub fn fault_telemetry(&self, message: &str) {
+        self.state.emit(|| telemetry::Event::Fault {
+            message: message.to_string(),
+        });
     }
 
     /// The failure of an extension that ended the environment, if one did.
@@ -539,6 +658,62 @@ impl Drop for Instance {
     }
 }
 
+/// Whose output a log sink carries, for telemetry.
+#[derive(Clone, Copy)]
+enum Source {
+    Function,
+    Extension,
+}
+
+/// A sink that writes to `logs` and records each line as `function` or `extension`
+/// telemetry.
+fn telemetry_sink(logs: &LogSink, hub: &Arc<Hub>, source: Source) -> LogSink {
+    let (logs, hub) = (logs.clone(), hub.clone());
+    LogSink::new(move |line| {
+        logs.line(line);
+        if hub.wants_events() {
+            let line = line.to_string();
+            hub.emit(match source {
+                Source::Function => telemetry::Event::FunctionLine { line },
+                Source::Extension => telemetry::Event::ExtensionLine { line },
+            });
+        }
+    })
+}
+
+/// The Telemetry API (`PUT /2022-07-01/telemetry`) and Logs API (`PUT /2020-08-15/logs`):
+/// a registered extension subscribes.
+fn subscriptions(extensions: Arc<Extensions>, hub: Arc<Hub>) -> Router {
+    async fn subscribe(
+        extensions: &Extensions,
+        hub: &Hub,
+        api: telemetry::Api,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Response {
+        let (_, name) = match extensions.identify(headers) {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
+        let answer = hub.subscribe(api, &name, body);
+        (answer.status, Json(answer.body)).into_response()
+    }
+    let (e1, h1, e2, h2) = (extensions.clone(), hub.clone(), extensions, hub);
+    Router::new()
+        .route(
+            "/2022-07-01/telemetry",
+            axum::routing::put(move |headers: HeaderMap, body: Bytes| async move {
+                subscribe(&e1, &h1, telemetry::Api::Telemetry, &headers, &body).await
+            }),
+        )
+        .route(
+            "/2020-08-15/logs",
+            axum::routing::put(move |headers: HeaderMap, body: Bytes| async move {
+                subscribe(&e2, &h2, telemetry::Api::Logs, &headers, &body).await
+            }),
+        )
+}
+
 /// Says so when a runtime exits on its own between invocations (the next one starts a new
 /// environment).
 async fn report_idle_exit(
@@ -648,6 +823,17 @@ async fn next(State(state): State<Arc<InstanceState>>) -> Response {
                 &reason,
             );
         }
+        if let Some(duration) = restore.duration() {
+            state.emit(|| telemetry::Event::RestoreRuntimeDone {
+                status: Status::Success,
+                error_type: None,
+            });
+            state.emit(|| telemetry::Event::RestoreReport {
+                status: Status::Success,
+                error_type: None,
+                duration,
+            });
+        }
     }
     let mut events = state.events.lock().await;
     loop {
@@ -664,12 +850,16 @@ async fn next(State(state): State<Arc<InstanceState>>) -> Response {
         if event.picked.send(Instant::now()).is_err() {
             continue;
         }
-        state.extensions.dispatch_invoke(
-            &event.request_id,
-            deadline,
-            &event.invoked_arn,
-            Some(event.trace_id.as_str()).filter(|t| !t.is_empty()),
-        );
+        let trace = Some(event.trace_id.as_str()).filter(|t| !t.is_empty());
+        state
+            .extensions
+            .dispatch_invoke(&event.request_id, deadline, &event.invoked_arn, trace);
+        state.emit(|| telemetry::Event::Start {
+            request_id: event.request_id.clone(),
+            version: state.function_version.clone(),
+            tracing: trace.map(str::to_string),
+            tenant_id: event.tenant_id.clone(),
+        });
         let mut response = Response::new(Body::from(event.payload));
         let map = response.headers_mut();
         map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -688,6 +878,13 @@ async fn next(State(state): State<Arc<InstanceState>>) -> Response {
 async fn end_of_init(state: &InstanceState) {
     let extensions = &state.extensions;
     extensions.close_registration();
+    let initialization_type = state.initialization_type;
+    state.emit(|| telemetry::Event::InitRuntimeDone {
+        initialization_type,
+        phase: Phase::Init,
+        status: Status::Success,
+        error_type: None,
+    });
     if extensions.registered().0 {
         extensions
             .wait_ready(state.launched + state.init_timeout)
@@ -695,7 +892,24 @@ async fn end_of_init(state: &InstanceState) {
         for line in extensions.init_lines() {
             state.logs.line(&line);
         }
+        for (name, agent_state, events, error_type) in extensions.summaries() {
+            state.emit(|| telemetry::Event::Extension {
+                name,
+                state: agent_state.to_string(),
+                events: events.iter().map(|e| e.to_string()).collect(),
+                error_type,
+            });
+        }
     }
+    state.emit(|| telemetry::Event::InitReport {
+        initialization_type,
+        phase: Phase::Init,
+        status: Status::Success,
+        error_type: None,
+        duration: state.launched.elapsed(),
+    });
+    // Subscriptions are taken during init only, as on Lambda.
+    state.telemetry.close_subscriptions();
 }
 
 /// A body read with a size limit; what is over the limit is drained and counted, so that the
@@ -891,7 +1105,14 @@ async fn restore_next(State(state): State<Arc<InstanceState>>) -> Response {
         );
     }
     match restore.restore_next(state.launched, &state.logs) {
-        Ok(()) => StatusCode::OK.into_response(),
+        Ok(()) => {
+            state.emit(|| telemetry::Event::RestoreStart {
+                function_name: state.function_name.clone(),
+                function_version: state.function_version.clone(),
+                instance_max_memory: state.memory_mb,
+            });
+            StatusCode::OK.into_response()
+        }
         Err(reason) => runtime_api_error(StatusCode::FORBIDDEN, "InvalidStateTransition", &reason),
     }
 }
@@ -915,6 +1136,17 @@ async fn restore_error(
             &state.logs,
         )
     });
+    if restoring {
+        state.emit(|| telemetry::Event::RestoreRuntimeDone {
+            status: Status::Error,
+            error_type: error_type.clone(),
+        });
+        state.emit(|| telemetry::Event::RestoreReport {
+            status: Status::Error,
+            error_type: error_type.clone(),
+            duration: state.launched.elapsed(),
+        });
+    }
     if !restoring {
         return runtime_api_error(
             StatusCode::FORBIDDEN,

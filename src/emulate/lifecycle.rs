@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use super::extensions::{Extensions, Fatal, ShutdownReason};
 use super::format;
 use super::launcher::{Environment, Launcher, RuntimeProcess};
+use super::telemetry::Hub;
 use super::LogSink;
 
 /// How a runtime process ended.
@@ -52,8 +53,14 @@ pub(crate) struct Handles {
     pub exit: watch::Sender<Option<Exit>>,
     /// Told the runtime's pid once it started.
     pub pid: Arc<std::sync::OnceLock<u32>>,
-    /// The environment's log sink.
+    /// The environment's log sink, for the emulator's own lines.
     pub logs: LogSink,
+    /// Where the runtime's output goes (the log sink, and `function` telemetry).
+    pub runtime_logs: LogSink,
+    /// Where the extensions' output goes (the log sink, and `extension` telemetry).
+    pub extension_logs: LogSink,
+    /// The environment's telemetry, flushed before `SHUTDOWN` goes out and stopped at the end.
+    pub telemetry: Arc<Hub>,
     /// Told an extension failure, to answer the invocations in flight.
     pub on_failure: Box<dyn Fn(&Fatal) + Send + Sync>,
     /// How long init may take (the extensions' registration included).
@@ -95,7 +102,7 @@ async fn run(
     let runtime = if let Some(runtime) = started {
         Ok(runtime)
     } else {
-        let logs = handles.logs.clone();
+        let logs = handles.runtime_logs.clone();
         let environment = tokio::task::spawn_blocking({
             let launcher = launcher.clone();
             move || launcher.environment(&env, &logs)
@@ -190,6 +197,7 @@ async fn run(
         .await;
     }
     stop_extensions(&extensions);
+    handles.telemetry.stop();
     handles.exit.send_replace(Some(exit));
 }
 
@@ -210,7 +218,11 @@ async fn start_external(
     for name in names {
         let started = tokio::task::spawn_blocking({
             let environment = environment.clone();
-            let (name, env, logs) = (name.clone(), extension_env.clone(), handles.logs.clone());
+            let (name, env, logs) = (
+                name.clone(),
+                extension_env.clone(),
+                handles.extension_logs.clone(),
+            );
             move || match environment.lock() {
                 Ok(mut environment) => environment.start_extension(&name, &env, &logs),
                 Err(_) => Err(io::Error::other("the environment's lock is poisoned")),
@@ -332,6 +344,12 @@ async fn shut_down(
         let _ = tokio::time::timeout(runtime_share, runtime.wait()).await;
     }
     let _ = runtime.kill().await;
+    // What the extensions' telemetry listeners have not received yet goes before SHUTDOWN,
+    // within the budget.
+    handles
+        .telemetry
+        .flush(started + budget.saturating_sub(Duration::from_millis(200)))
+        .await;
     let left = budget.saturating_sub(started.elapsed());
     let told = handles
         .extensions

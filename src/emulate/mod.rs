@@ -43,9 +43,6 @@ mod run;
 pub mod sandbox;
 pub mod server;
 mod snapstart;
-// Not called by the rest of the emulator until the Extensions API is wired in: its items and
-// re-exports are unused until then.
-#[allow(dead_code, unused_imports)]
 pub(crate) mod telemetry;
 
 use std::collections::BTreeMap;
@@ -164,6 +161,9 @@ pub struct EmulatorConfig {
     /// with another, reused for the same one. Invocations must then name their tenant, and
     /// otherwise must not.
     pub tenant_isolation: bool,
+    /// The function's log format (`deploy.logging.format`), which decides the shape of the
+    /// `function` and `extension` records the Telemetry API delivers.
+    pub log_format: crate::config::values::LogFormat,
 }
 
 /// How Lambda runs a function's execution environments.
@@ -262,6 +262,7 @@ impl Default for EmulatorConfig {
             event_retry_delays: vec![Duration::from_secs(1), Duration::from_secs(2)],
             model: ExecutionModel::OnDemand,
             tenant_isolation: false,
+            log_format: crate::config::values::LogFormat::Text,
         }
     }
 }
@@ -295,6 +296,7 @@ impl EmulatorConfig {
             aliases: spec.deploy.alias.iter().cloned().collect(),
             model: ExecutionModel::of_spec(spec),
             tenant_isolation: spec.deploy.tenant_isolation,
+            log_format: spec.deploy.logging.format,
             ..defaults
         }
     }

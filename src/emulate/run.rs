@@ -202,6 +202,7 @@ fn finish(
             error_type: ending.error_type,
         };
         instance.log(&report.line());
+        instance.report_telemetry(&report);
     } else if !(ending.keep && instance.initialized()) {
         // The runtime never took the event: the failure belongs to its init phase (unless
         // the environment was past it and goes on, which the caller has logged).
@@ -214,6 +215,10 @@ fn finish(
             line.push_str(&format!("\tError Type: {t}"));
         }
         instance.log(&line);
+        instance.init_failed_telemetry(
+            ending.status == Some("timeout"),
+            ending.error_type.as_deref(),
+        );
     }
     let log = instance.take_logs();
     // A killed instance is not usable, so the pool drops it rather than keeping it idle.
@@ -450,6 +455,7 @@ fn exit_error(
         }
     };
     lease.instance.log(&message);
+    lease.instance.fault_telemetry(&message);
     let ending = Ending::fatal("error", Some("Runtime.ExitError".into()));
     let log = finish(pool, lease, id, started, ending);
     Finished::error("Runtime.ExitError", &message, log)

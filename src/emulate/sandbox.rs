@@ -345,8 +345,8 @@ impl Launcher for SandboxLauncher {
 /// Where Lambda finds external extensions.
 pub const EXTENSIONS_DIR: &str = "/opt/extensions";
 
-/// A process started through wrappers that do not pass signals on (bubblewrap, nsenter): a
-/// SIGTERM goes to the program below them.
+/// A process started through a wrapper that does not pass signals on (bubblewrap): a SIGTERM
+/// goes to the program below it.
 struct Wrapped {
     child: tokio::process::Child,
     wrappers: &'static [&'static str],
@@ -426,7 +426,7 @@ impl Environment for UnconfinedEnvironment {
 
 /// A bubblewrap sandbox set up but held before it runs the runtime (`--block-fd`), so that
 /// the external extensions can be started in it first: they join its namespaces with
-/// `nsenter` and share its root, `/tmp`, processes and user, as they share Lambda's
+/// `nsenter` and share its root, `/tmp` and user, as they share Lambda's
 /// execution environment. Writing to the block pipe lets the runtime start.
 struct BlockedSandbox {
     launcher: SandboxLauncher,
@@ -521,9 +521,10 @@ impl Environment for BlockedSandbox {
         let mut cmd = Command::new(&nsenter);
         cmd.arg("--target")
             .arg(self.init_pid.to_string())
-            .args([
-                "--user", "--mount", "--pid", "--ipc", "--uts", "--root", "--wd",
-            ])
+            // Not the sandbox's PID namespace: it ends with the runtime, and extensions
+            // outlive the runtime in the shutdown phase (SHUTDOWN comes after it stopped).
+            // Without `--pid`, nsenter runs the extension in its own process (no fork).
+            .args(["--user", "--mount", "--ipc", "--uts", "--root", "--wd"])
             .arg(format!("--setuid={}", launcher.uid))
             .arg(format!("--setgid={}", launcher.gid))
             .arg("--");
@@ -546,10 +547,7 @@ impl Environment for BlockedSandbox {
         if let Some(err) = child.stderr.take() {
             forward_lines(err, logs.clone());
         }
-        Ok(Box::new(Wrapped {
-            child,
-            wrappers: &["nsenter"],
-        }))
+        Ok(Box::new(child))
     }
 
     fn start_runtime(&mut self) -> io::Result<Box<dyn RuntimeProcess>> {

@@ -145,6 +145,11 @@ impl Restore {
         true
     }
 
+    /// The restore phase's length, once it is over, without taking it.
+    pub fn duration(&self) -> Option<Duration> {
+        self.duration.lock().ok().and_then(|d| *d)
+    }
+
     /// The restore phase's length, the first time it is asked for.
     pub fn take_duration(&self) -> Option<Duration> {
         self.duration.lock().ok().and_then(|mut d| d.take())

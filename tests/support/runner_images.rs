@@ -80,6 +80,33 @@ pub fn lifecycle_bin(name: &str) -> PathBuf {
     dir.join("x86_64-unknown-linux-musl/release").join(name)
 }
 
+/// A binary of the `extensions` package (aws-lambda-rust-runtime's extension examples) from
+/// tests/fixtures/emulator, static x86_64 musl, built once per test process.
+pub fn extension_example(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let target = fixture_target_dir("musl");
+        let manifest =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/emulator/Cargo.toml");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "--release", "--locked", "-p", "extensions"])
+            .args(["--target", "x86_64-unknown-linux-musl"])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("cargo starts");
+        assert!(
+            out.status.success(),
+            "building the extensions fixture for musl failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target
+    });
+    dir.join("x86_64-unknown-linux-musl/release").join(name)
+}
+
 /// An image of `behave` on `scratch` (ENTRYPOINT is the bootstrap itself), in `dir`.
 pub fn scratch_image(arch: Arch, dir: &Path, tag: &str) -> BuiltImage {
     let mut spec = echo_spec(arch, "scratch", dir, &behave_bootstrap(arch));

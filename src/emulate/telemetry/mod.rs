@@ -41,7 +41,7 @@ use super::format::error_body;
 use super::LogSink;
 use crate::config::values::LogFormat;
 
-pub(crate) use self::record::{Event, Phase, Span, Status};
+pub(crate) use self::record::{Event, Phase, Status};
 
 /// How long one batch is retried (no listener yet, 5xx) before it is dropped, by default.
 pub(crate) const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(10);
