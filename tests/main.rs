@@ -37,6 +37,7 @@ mod new_user;
 mod parity;
 mod registry;
 mod registry_auth;
+mod rie;
 mod runners;
 mod sbom;
 mod secrets;

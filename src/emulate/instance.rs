@@ -262,34 +262,12 @@ impl Instance {
         let (stop, stop_rx) = watch::channel(None);
         let captured = Arc::new(Mutex::new(None::<String>));
         let logs = tee(config.logs.clone(), captured.clone());
-        let hub = Hub::new(HubConfig {
-            log_format: config.log_format,
-            logs: config.logs.clone(),
-            managed_instances: config.model.is_multi_concurrent(),
-            ..HubConfig::default()
-        });
+        let hub = telemetry_hub(config);
         let (runtime_logs, extension_logs) = (
             telemetry_sink(&logs, &hub, Source::Function),
             telemetry_sink(&logs, &hub, Source::Extension),
         );
-        let initialization_type = config.model.initialization_type();
-        hub.emit(telemetry::Event::InitStart {
-            initialization_type,
-            phase: Phase::Init,
-            function_name: config.function_name.clone(),
-            function_version: config.function_version.clone(),
-            instance_max_memory: config.memory_mb,
-        });
-        let extensions = Arc::new(Extensions::new(
-            FunctionInfo {
-                name: config.function_name.clone(),
-                version: config.function_version.clone(),
-                handler: config.handler.clone(),
-                account_id: config.account_id.clone(),
-            },
-            launcher.extensions(),
-            config.model.is_multi_concurrent(),
-        ));
+        let extensions = extensions_for(config, launcher.as_ref());
         let state = Arc::new(InstanceState {
             timeout: config.timeout,
             launched: Instant::now(),
@@ -303,7 +281,7 @@ impl Instance {
             function_name: config.function_name.clone(),
             function_version: config.function_version.clone(),
             memory_mb: config.memory_mb,
-            initialization_type,
+            initialization_type: config.model.initialization_type(),
             init_timeout: config.init_timeout,
             stop,
             logs: logs.clone(),
@@ -656,6 +634,38 @@ impl Drop for Instance {
             server.abort();
         });
     }
+}
+
+/// The Extensions API of a new environment, which starts `launcher`'s external extensions.
+fn extensions_for(config: &EmulatorConfig, launcher: &dyn Launcher) -> Arc<Extensions> {
+    Arc::new(Extensions::new(
+        FunctionInfo {
+            name: config.function_name.clone(),
+            version: config.function_version.clone(),
+            handler: config.handler.clone(),
+            account_id: config.account_id.clone(),
+        },
+        launcher.extensions(),
+        config.model.is_multi_concurrent(),
+    ))
+}
+
+/// The telemetry of a new environment, which starts with `platform.initStart`.
+fn telemetry_hub(config: &EmulatorConfig) -> Arc<Hub> {
+    let hub = Hub::new(HubConfig {
+        log_format: config.log_format,
+        logs: config.logs.clone(),
+        managed_instances: config.model.is_multi_concurrent(),
+        ..HubConfig::default()
+    });
+    hub.emit(telemetry::Event::InitStart {
+        initialization_type: config.model.initialization_type(),
+        phase: Phase::Init,
+        function_name: config.function_name.clone(),
+        function_version: config.function_version.clone(),
+        instance_max_memory: config.memory_mb,
+    });
+    hub
 }
 
 /// Whose output a log sink carries, for telemetry.

@@ -293,6 +293,15 @@ pub(crate) async fn run(pool: Arc<Pool>, request: Request) -> Finished {
         exit = instance.exited() => Waited::Exited(exit),
         _ = tokio::time::sleep(config.init_timeout) => Waited::TimedOut,
     };
+    unpicked(&pool, lease, &id, waited)
+}
+
+/// The answer to an invocation whose event the runtime never took: its init failed (an init
+/// or restore error, an extension, a refused SnapStart runtime, an exit) or ran out of time.
+fn unpicked(pool: &Arc<Pool>, lease: Lease, id: &str, waited: Waited) -> Finished {
+    let (pool, id) = (pool.clone(), id.to_string());
+    let config = &pool.config;
+    let instance = lease.instance.clone();
     match waited {
         Waited::Outcome(Outcome::InitError { error_type, body }) => {
             let (error_type, body) = posted_error_body(error_type.as_deref(), &body);

@@ -49,7 +49,7 @@ mod local_loop;
 mod net;
 mod push;
 mod report;
-mod rie;
+pub(crate) mod rie;
 mod setup;
 mod shared;
 mod stats;

