@@ -295,6 +295,20 @@ async fn wait_for_lines(file: &std::path::Path, wanted: &[String]) -> Vec<String
     }
 }
 
+/// What follows `prefix` on the first line of `file` that starts with it, waiting for the line
+/// to be written (extensions write after the client has its answer).
+async fn wait_for_prefix(file: &std::path::Path, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines = recorded(file);
+        if let Some(rest) = lines.iter().find_map(|l| l.strip_prefix(prefix)) {
+            return rest.to_string();
+        }
+        assert!(Instant::now() < deadline, "no `{prefix}` line: {lines:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn example(name: &str) -> std::path::PathBuf {
     support::runner_images::extension_example(name)
 }
@@ -328,12 +342,7 @@ async fn the_rust_runtimes_extension_examples_get_their_events_and_telemetry() {
     let (status, _, _) = invoke(&emulator.invoke_url(), json!({"echo": "hello"})).await;
     assert_eq!(status, StatusCode::OK);
     // The request id comes from the extension that sees every INVOKE.
-    let lines = wait_for_lines(&record, &[]).await;
-    let id = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("[extension-basic] event INVOKE "))
-        .unwrap_or_else(|| panic!("extension-basic got no INVOKE: {lines:#?}"))
-        .to_string();
+    let id = wait_for_prefix(&record, "[extension-basic] event INVOKE ").await;
     let wanted = [
         "[extension-telemetry-basic] telemetry platform.initStart Init".to_string(),
         format!("[extension-telemetry-basic] telemetry platform.start {id}"),
@@ -374,12 +383,7 @@ async fn the_rust_runtimes_extension_examples_get_their_events_and_telemetry() {
         .extension("extension-combined", example("extension-combined"));
     let emulator = start(config.clone(), launcher).await;
     invoke(&emulator.invoke_url(), json!({"echo": "again"})).await;
-    let lines = wait_for_lines(&record, &[]).await;
-    let id = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("[extension-combined] event INVOKE "))
-        .unwrap_or_else(|| panic!("no INVOKE: {lines:#?}"))
-        .to_string();
+    let id = wait_for_prefix(&record, "[extension-combined] event INVOKE ").await;
     let wanted = [format!("[extension-combined] logs platform.report {id}")];
     let lines = wait_for_lines(&record, &wanted).await;
     assert!(lines.contains(&wanted[0]), "{lines:#?}");
